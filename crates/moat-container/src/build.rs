@@ -1,0 +1,188 @@
+//! Image builds through the classic builder, reported as a stream of [`BuildEvent`]s.
+//!
+//! The classic builder is what every Docker daemon speaks (BuildKit needs a gRPC session);
+//! its `Step N/M` lines give an honest progress count.
+
+use futures_util::{Stream, StreamExt};
+
+use crate::{Docker, MANAGED_LABEL, RuntimeError};
+
+/// One thing that happened during a build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildEvent {
+    /// A Dockerfile step began: `Step 3/7 : RUN apt-get update`.
+    Step {
+        index: u32,
+        total: u32,
+        instruction: String,
+    },
+    /// A line of output from the current step.
+    Output(String),
+}
+
+/// How many output lines a failed build keeps to show the user.
+const KEPT_OUTPUT_LINES: usize = 40;
+
+impl Docker {
+    pub async fn image_exists(&self, tag: &str) -> Result<bool, RuntimeError> {
+        match self.api.inspect_image(tag).await {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(e) => Err(RuntimeError::api(format!("inspecting image `{tag}`"))(e)),
+        }
+    }
+
+    /// Remove an image tag; a tag that does not exist is not an error.
+    pub async fn remove_image(&self, tag: &str) -> Result<(), RuntimeError> {
+        let options = bollard::query_parameters::RemoveImageOptionsBuilder::default()
+            .force(true)
+            .build();
+        match self.api.remove_image(tag, Some(options), None).await {
+            Ok(_)
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(RuntimeError::api(format!("removing image `{tag}`"))(e)),
+        }
+    }
+
+    /// Build `context` (a tar holding a `Dockerfile`) and tag it `tag`.
+    ///
+    /// The tag only appears when the last step succeeds, so a failed or cancelled build
+    /// (drop the stream) leaves no tag behind.
+    pub fn build_image(
+        &self,
+        tag: &str,
+        context: Vec<u8>,
+        no_cache: bool,
+    ) -> impl Stream<Item = Result<BuildEvent, RuntimeError>> + Send + 'static {
+        let labels = std::collections::HashMap::from([(MANAGED_LABEL, "true")]);
+        let options = bollard::query_parameters::BuildImageOptionsBuilder::default()
+            .dockerfile("Dockerfile")
+            .t(tag)
+            .rm(true)
+            .forcerm(true)
+            .nocache(no_cache)
+            .labels(&labels)
+            .build();
+        let api = self.api.clone();
+        let tag = tag.to_owned();
+        async_stream(move |tx| async move {
+            let mut stream =
+                api.build_image(options, None, Some(bollard::body_full(context.into())));
+            let mut step = String::from("the first step");
+            let mut recent: std::collections::VecDeque<String> = Default::default();
+            let mut pending = String::new();
+            while let Some(item) = stream.next().await {
+                let info = match item {
+                    Ok(info) => info,
+                    Err(e) => {
+                        let message = match e {
+                            bollard::errors::Error::DockerStreamError { error } => error,
+                            other => other.to_string(),
+                        };
+                        let _ = tx
+                            .send(Err(RuntimeError::Build {
+                                step,
+                                message: message.trim().to_owned(),
+                                output: recent.into_iter().collect(),
+                            }))
+                            .await;
+                        return;
+                    }
+                };
+                if let Some(detail) = info.error_detail {
+                    let _ = tx
+                        .send(Err(RuntimeError::Build {
+                            step,
+                            message: detail.message.unwrap_or_default().trim().to_owned(),
+                            output: recent.into_iter().collect(),
+                        }))
+                        .await;
+                    return;
+                }
+                let Some(text) = info.stream else { continue };
+                pending.push_str(&text);
+                while let Some(nl) = pending.find('\n') {
+                    let line: String = pending.drain(..=nl).collect();
+                    let line = line.trim_end_matches(['\n', '\r']).to_owned();
+                    let event = match parse_step(&line) {
+                        Some((index, total, instruction)) => {
+                            step = format!("step {index}/{total} ({instruction})");
+                            recent.clear();
+                            BuildEvent::Step {
+                                index,
+                                total,
+                                instruction,
+                            }
+                        }
+                        None => {
+                            if recent.len() == KEPT_OUTPUT_LINES {
+                                recent.pop_front();
+                            }
+                            recent.push_back(line.clone());
+                            BuildEvent::Output(line)
+                        }
+                    };
+                    if tx.send(Ok(event)).await.is_err() {
+                        return; // the caller went away: dropping `stream` cancels the build
+                    }
+                }
+            }
+            tracing::debug!(%tag, "image build finished");
+        })
+    }
+}
+
+/// Parse `Step 3/7 : RUN apt-get update` into its parts.
+fn parse_step(line: &str) -> Option<(u32, u32, String)> {
+    let rest = line.strip_prefix("Step ")?;
+    let (counts, instruction) = rest.split_once(" : ")?;
+    let (index, total) = counts.split_once('/')?;
+    Some((
+        index.parse().ok()?,
+        total.parse().ok()?,
+        instruction.trim().to_owned(),
+    ))
+}
+
+/// A stream fed by a task through a small channel: enough to turn a loop into a stream
+/// without another dependency. Dropping the stream ends the task at its next send.
+fn async_stream<T, F, Fut>(body: F) -> impl Stream<Item = T> + Send + 'static
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let task = tokio::spawn(body(tx));
+    let guard = AbortOnDrop(task);
+    futures_util::stream::unfold((rx, guard), |(mut rx, guard)| async move {
+        rx.recv().await.map(|item| (item, (rx, guard)))
+    })
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_step_lines() {
+        assert_eq!(
+            parse_step("Step 3/7 : RUN apt-get update"),
+            Some((3, 7, "RUN apt-get update".into()))
+        );
+        assert_eq!(parse_step(" ---> Running in 1234"), None);
+        assert_eq!(parse_step("Step x/7 : RUN"), None);
+    }
+}

@@ -1,0 +1,29 @@
+//! The container runtime moat drives: Docker, through its Engine API (bollard).
+//!
+//! This is the only crate that imports bollard. It takes plain values ([`ContainerSpec`],
+//! a build context as bytes) and returns plain values and streams; it never prints and
+//! knows nothing of runs, `MOAT_HOME` or the CLI.
+
+mod build;
+mod connect;
+mod container;
+mod error;
+
+pub use build::BuildEvent;
+pub use connect::{DockerEndpoint, resolve_endpoint};
+pub use container::{
+    Attached, BindMount, ContainerSpec, ContainerState, LogChunk, LogStream, OutputChunk,
+};
+pub use error::RuntimeError;
+
+/// A connection to one Docker daemon.
+#[derive(Debug, Clone)]
+pub struct Docker {
+    api: bollard::Docker,
+    endpoint: DockerEndpoint,
+}
+
+/// Label put on everything moat creates, so it can be found and cleaned up.
+pub const MANAGED_LABEL: &str = "moat.managed";
+/// Label naming the run a container belongs to.
+pub const RUN_LABEL: &str = "moat.run-id";

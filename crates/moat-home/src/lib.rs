@@ -1,0 +1,12 @@
+//! Where moat keeps its state (`$MOAT_HOME`, default `~/.moat`), the ids that name things
+//! there, and the one way files under it are written (atomically, with tight permissions).
+//!
+//! This crate knows paths and bytes only: it never talks to Docker or prints.
+
+mod atomic;
+mod ids;
+mod layout;
+
+pub use atomic::{write_atomic, write_private_atomic};
+pub use ids::{IdError, RunId};
+pub use layout::{HomeError, MoatHome};

@@ -1,0 +1,104 @@
+//! What can go wrong with runs, with the hint a user needs to fix it.
+
+use std::path::PathBuf;
+
+use moat_container::RuntimeError;
+use moat_home::HomeError;
+
+use crate::RunRecord;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Home(#[from] HomeError),
+
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+
+    #[error("`{path}`: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("the record of run `{0}` is missing")]
+    UnknownRun(String),
+
+    #[error("the run record `{path}` is damaged: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+
+    #[error("there are no runs yet")]
+    NoRuns,
+
+    #[error("no run matches `{arg}`")]
+    NoSuchRun {
+        arg: String,
+        candidates: Vec<RunRecord>,
+    },
+
+    #[error("`{arg}` matches {} runs", candidates.len())]
+    AmbiguousRun {
+        arg: String,
+        candidates: Vec<RunRecord>,
+    },
+
+    #[error("workspace `{path}` {reason}")]
+    Workspace { path: PathBuf, reason: String },
+
+    #[error("{0}")]
+    InvalidName(String),
+
+    #[error("a running run is already named `{name}` ({id})")]
+    NameInUse { name: String, id: String },
+
+    #[error("run `{id}` is still running")]
+    StillRunning { id: String },
+
+    #[error("run `{id}` is not running (it is {state})")]
+    NotRunning { id: String, state: String },
+
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl RunError {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        RunError::File {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// A suggestion for the user, when there is an obvious one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RunError::Runtime(e) => e.hint(),
+            RunError::NoRuns => Some("start one with `moat run`".into()),
+            RunError::NoSuchRun { .. } => {
+                Some("use a run id, a unique id prefix or a name from `moat list`".into())
+            }
+            RunError::AmbiguousRun { .. } => Some("name the run by its full id".into()),
+            RunError::Workspace { .. } => {
+                Some("pass an existing directory: `moat run PATH -- COMMAND`".into())
+            }
+            RunError::InvalidName(_) => Some("for example `--name feature-auth`".into()),
+            RunError::NameInUse { name, .. } => Some(format!(
+                "choose another `--name`, or stop the other run with `moat stop {name}`"
+            )),
+            RunError::StillRunning { id } => Some(format!(
+                "stop it first with `moat stop {id}`, or pass `--force`"
+            )),
+            RunError::NotRunning { id, .. } => {
+                Some(format!("see its output with `moat logs {id}`"))
+            }
+            RunError::Corrupt { path, .. } => Some(format!(
+                "remove `{}` if the run is no longer needed",
+                path.parent().unwrap_or(path).display()
+            )),
+            _ => None,
+        }
+    }
+}

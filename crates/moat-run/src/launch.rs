@@ -1,0 +1,257 @@
+//! Preparing a run: the image (from cache or built), the record, the container.
+//!
+//! Every step that creates something registers it in a [`Rollback`], so a failure or a
+//! Ctrl-C at any point removes what was made: no container, run directory or tag is left
+//! half made.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use moat_container::{BindMount, BuildEvent, ContainerSpec, Docker};
+use moat_home::RunId;
+use moat_image::{CONTAINER_HOME, ImageSpec, WORKSPACE_DIR};
+
+use crate::{RunError, RunRecord, RunState, RunStore, names};
+
+/// What the user asked to run, with every setting already resolved.
+#[derive(Debug, Clone, Default)]
+pub struct RunRequest {
+    pub workspace: PathBuf,
+    /// Empty: the image's default shell.
+    pub command: Vec<String>,
+    pub name: Option<String>,
+    pub env: Vec<(String, String)>,
+    /// Allocate a terminal and keep stdin open across attaches.
+    pub interactive: bool,
+    pub detach: bool,
+    pub keep: bool,
+    pub rebuild: bool,
+    /// `TERM` for interactive runs (the host's).
+    pub term: Option<String>,
+}
+
+/// Progress of [`prepare_run`], for the caller to show.
+#[derive(Debug, Clone)]
+pub enum PrepareEvent {
+    ImageCached { tag: String },
+    BuildStarted { tag: String },
+    Build(BuildEvent),
+    BuildFinished { tag: String, seconds: f64 },
+}
+
+/// What a half-prepared run has made so far, to be undone if it cannot go on.
+#[derive(Debug, Default)]
+pub struct Rollback {
+    container: Option<String>,
+    run: Option<(RunStore, RunId)>,
+}
+
+impl Rollback {
+    /// Remove what was made. Best effort: each step runs even if an earlier one failed.
+    pub async fn undo(&mut self, docker: &Docker) {
+        if let Some(id) = self.container.take()
+            && let Err(e) = docker.remove_container(&id, true).await
+        {
+            tracing::warn!(container = %id, error = %e, "rollback: removing the container failed");
+        }
+        if let Some((store, id)) = self.run.take()
+            && let Err(e) = store.delete(&id)
+        {
+            tracing::warn!(%id, error = %e, "rollback: removing the run directory failed");
+        }
+    }
+
+    /// The run is handed over to its supervisor: nothing is undone any more.
+    pub fn disarm(&mut self) {
+        self.container = None;
+        self.run = None;
+    }
+}
+
+/// Make everything a run needs short of starting it: the image, the run's record and
+/// directory, and the (created, not started) container.
+pub async fn prepare_run(
+    docker: &Docker,
+    store: &RunStore,
+    request: &RunRequest,
+    rollback: &mut Rollback,
+    on_event: &mut (dyn FnMut(PrepareEvent) + Send),
+) -> Result<RunRecord, RunError> {
+    let workspace = check_workspace(&request.workspace)?;
+    let name = choose_name(store, request.name.as_deref())?;
+    let owner = std::fs::metadata(&workspace).map_err(|e| RunError::io(&workspace, e))?;
+    let spec = ImageSpec::for_owner(owner.uid(), owner.gid());
+    let plan = moat_image::plan(&spec);
+
+    ensure_image(docker, &plan, request.rebuild, on_event).await?;
+
+    let id = RunId::generate();
+    let mut env = vec![
+        ("HOME".to_owned(), CONTAINER_HOME.to_owned()),
+        ("MOAT_RUN_ID".to_owned(), id.to_string()),
+        ("MOAT_RUN_NAME".to_owned(), name.clone()),
+    ];
+    if request.interactive {
+        let term = request
+            .term
+            .clone()
+            .unwrap_or_else(|| "xterm-256color".into());
+        env.push(("TERM".to_owned(), term));
+    }
+    env.extend(request.env.iter().cloned());
+
+    let record = RunRecord {
+        id: id.clone(),
+        name,
+        workspace: workspace.clone(),
+        command: request.command.clone(),
+        image: plan.tag.clone(),
+        state: RunState::Created,
+        exit_code: None,
+        error: None,
+        created_at: jiff::Timestamp::now(),
+        started_at: None,
+        finished_at: None,
+        container_id: None,
+        interactive: request.interactive,
+        detached: request.detach,
+        keep: request.keep,
+        env_keys: request.env.iter().map(|(k, _)| k.clone()).collect(),
+        supervisor_pid: None,
+    };
+    store.create(&record)?;
+    rollback.run = Some((store.clone(), id.clone()));
+    store.save_dockerfile(&id, &plan.dockerfile)?;
+
+    // stdin: interactive runs keep it open across attaches; attached runs pass the
+    // caller's stdin and close it at its end (like `docker run -i`); detached
+    // non-interactive runs get none.
+    let open_stdin = request.interactive || !request.detach;
+    let container = ContainerSpec {
+        name: id.to_string(),
+        image: plan.tag.clone(),
+        cmd: (!request.command.is_empty()).then(|| request.command.clone()),
+        env,
+        working_dir: WORKSPACE_DIR.to_owned(),
+        user: None,
+        mounts: vec![BindMount {
+            source: workspace.display().to_string(),
+            target: WORKSPACE_DIR.to_owned(),
+            read_only: false,
+        }],
+        tty: request.interactive,
+        open_stdin,
+        stdin_once: open_stdin && !request.interactive,
+        run_id: id.to_string(),
+    };
+    let container_id = docker.create_container(&container).await?;
+    rollback.container = Some(container_id.clone());
+    let record = store.update(&id, |r| r.container_id = Some(container_id))?;
+    Ok(record)
+}
+
+/// Find the image in the cache, or build it (always when `rebuild`).
+async fn ensure_image(
+    docker: &Docker,
+    plan: &moat_image::BuildPlan,
+    rebuild: bool,
+    on_event: &mut (dyn FnMut(PrepareEvent) + Send),
+) -> Result<(), RunError> {
+    if rebuild {
+        docker.remove_image(&plan.tag).await?;
+    } else if docker.image_exists(&plan.tag).await? {
+        on_event(PrepareEvent::ImageCached {
+            tag: plan.tag.clone(),
+        });
+        return Ok(());
+    }
+    on_event(PrepareEvent::BuildStarted {
+        tag: plan.tag.clone(),
+    });
+    let started = Instant::now();
+    let mut events = std::pin::pin!(docker.build_image(&plan.tag, plan.context.clone(), rebuild));
+    while let Some(event) = events.next().await {
+        on_event(PrepareEvent::Build(event?));
+    }
+    // The classic builder reports some failures only by not tagging.
+    if !docker.image_exists(&plan.tag).await? {
+        return Err(RunError::Runtime(moat_container::RuntimeError::Build {
+            step: "the last step".into(),
+            message: "the build ended without producing the image".into(),
+            output: Vec::new(),
+        }));
+    }
+    on_event(PrepareEvent::BuildFinished {
+        tag: plan.tag.clone(),
+        seconds: started.elapsed().as_secs_f64(),
+    });
+    Ok(())
+}
+
+/// The workspace as an absolute, symlink-free directory path.
+fn check_workspace(path: &std::path::Path) -> Result<PathBuf, RunError> {
+    let workspace_error = |reason: &str| RunError::Workspace {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let canonical = match std::fs::canonicalize(path) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(workspace_error("does not exist"));
+        }
+        Err(e) => return Err(workspace_error(&format!("cannot be read: {e}"))),
+    };
+    if !canonical.is_dir() {
+        return Err(workspace_error("is not a directory"));
+    }
+    Ok(canonical)
+}
+
+/// The given name (checked) or a random one; never a name a running run already has.
+fn choose_name(store: &RunStore, requested: Option<&str>) -> Result<String, RunError> {
+    let runs = store.list()?;
+    let running_with = |name: &str| {
+        runs.iter()
+            .find(|r| r.name == name && r.state.is_active())
+            .map(|r| r.id.to_string())
+    };
+    match requested {
+        Some(name) => {
+            names::validate_name(name).map_err(RunError::InvalidName)?;
+            match running_with(name) {
+                Some(id) => Err(RunError::NameInUse {
+                    name: name.to_owned(),
+                    id,
+                }),
+                None => Ok(name.to_owned()),
+            }
+        }
+        None => loop {
+            let name = names::random_name();
+            if running_with(&name).is_none() {
+                return Ok(name);
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workspace_must_be_an_existing_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"").unwrap();
+        assert!(check_workspace(dir.path()).is_ok());
+        let e = check_workspace(&file).unwrap_err().to_string();
+        assert!(e.ends_with("is not a directory"), "{e}");
+        let e = check_workspace(&dir.path().join("missing"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("does not exist"), "{e}");
+    }
+}

@@ -1,0 +1,54 @@
+//! Runs: preparing one (image, container, record), supervising it while it lives (start,
+//! live log capture, exit, clean-up), and the record it leaves in `$MOAT_HOME/runs/<id>/`.
+//!
+//! Takes values, returns values and reports progress through callbacks; never prints.
+
+mod error;
+mod launch;
+mod lifecycle;
+mod logs;
+mod names;
+mod record;
+mod resolve;
+mod store;
+mod supervisor;
+
+pub use error::RunError;
+pub use launch::{PrepareEvent, Rollback, RunRequest, prepare_run};
+pub use lifecycle::{destroy_run, reconcile, stop_run, supervisor_alive};
+pub use logs::{LogLine, LogWriter, Stream, read_from};
+pub use names::{random_name, validate_name};
+pub use record::{RunRecord, RunState};
+pub use resolve::resolve_run;
+pub use store::RunStore;
+pub use supervisor::{SupervisorEvent, supervise};
+
+/// How long `moat stop` lets a command shut down after SIGTERM before killing it.
+pub const STOP_GRACE_SECS: i32 = 10;
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::{RunRecord, RunState};
+
+    pub(crate) fn record(id: &str, name: &str, created: i64) -> RunRecord {
+        RunRecord {
+            id: id.parse().unwrap(),
+            name: name.into(),
+            workspace: "/w".into(),
+            command: vec!["true".into()],
+            image: "moat/run:x".into(),
+            state: RunState::Created,
+            exit_code: None,
+            error: None,
+            created_at: jiff::Timestamp::from_second(created).unwrap(),
+            started_at: None,
+            finished_at: None,
+            container_id: None,
+            interactive: false,
+            detached: false,
+            keep: false,
+            env_keys: vec![],
+            supervisor_pid: None,
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The supervisor: the process that owns a run from its start to its end.
+//!
+//! It starts the container, copies Docker's log into `logs.jsonl` line by line while the
+//! command runs, waits for the exit, records how the run ended and removes the container
+//! (unless kept). It outlives the CLI, so a detached run keeps all of this (and, later, its
+//! proxy) with nobody attached.
+
+use futures_util::StreamExt;
+use moat_container::Docker;
+use moat_home::RunId;
+use serde::{Deserialize, Serialize};
+
+use crate::{LogWriter, RunError, RunState, RunStore};
+
+/// What the supervisor tells whoever launched it, one JSON line each on its stdout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum SupervisorEvent {
+    /// The container is running.
+    Started,
+    /// The run is over and cleaned up.
+    Finished {
+        state: crate::RunState,
+        exit_code: Option<i64>,
+    },
+    /// The run could not start.
+    Failed { error: String },
+}
+
+/// Drive run `id` to its end. `emit` receives the events above as they happen; `stop`
+/// resolves when the supervisor itself is asked to stop (SIGTERM), which stops the run.
+pub async fn supervise<S>(
+    docker: &Docker,
+    store: &RunStore,
+    id: &RunId,
+    mut emit: impl FnMut(&SupervisorEvent),
+    stop: S,
+) -> Result<(), RunError>
+where
+    S: std::future::Future<Output = ()>,
+{
+    let record = store.update(id, |r| r.supervisor_pid = Some(std::process::id()))?;
+    let container = record
+        .container_id
+        .clone()
+        .ok_or_else(|| RunError::UnknownRun(id.to_string()))?;
+
+    if let Err(e) = docker.start_container(&container).await {
+        let message = e.to_string();
+        store.update(id, |r| {
+            r.state = RunState::Failed;
+            r.error = Some(message.clone());
+            r.finished_at = Some(jiff::Timestamp::now());
+        })?;
+        if !record.keep {
+            docker.remove_container(&container, true).await?;
+        }
+        emit(&SupervisorEvent::Failed { error: message });
+        return Ok(());
+    }
+    store.update(id, |r| {
+        r.state = RunState::Running;
+        r.started_at = Some(jiff::Timestamp::now());
+    })?;
+    emit(&SupervisorEvent::Started);
+
+    // Docker keeps the whole log from the start, so following it now loses nothing.
+    let logs_path = store.logs_path(id);
+    let follow = {
+        let docker = docker.clone();
+        let container = container.clone();
+        tokio::spawn(async move {
+            let mut writer = LogWriter::open(&logs_path)?;
+            let mut stream = std::pin::pin!(docker.follow_logs(&container));
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(chunk) => writer.write_chunk(&chunk)?,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "log stream ended early");
+                        break;
+                    }
+                }
+            }
+            Ok::<_, std::io::Error>(())
+        })
+    };
+
+    let wait = docker.wait_container(&container);
+    tokio::pin!(wait);
+    let waited = tokio::select! {
+        result = &mut wait => result,
+        () = stop => {
+            store.request_stop(id)?;
+            docker.stop_container(&container, crate::STOP_GRACE_SECS).await?;
+            wait.await
+        }
+    };
+
+    // The log stream ends when the container stops; give it a moment to drain.
+    match tokio::time::timeout(std::time::Duration::from_secs(10), follow).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "writing logs failed"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "log task failed"),
+        Err(_) => tracing::warn!("log stream did not end after the container stopped"),
+    }
+
+    let (state, exit_code, error) = match waited {
+        Ok(code) if store.stop_requested(id) => (RunState::Stopped, Some(code), None),
+        Ok(code) => (RunState::Exited, Some(code), None),
+        Err(e) => (RunState::Failed, None, Some(e.to_string())),
+    };
+    store.update(id, |r| {
+        r.state = state;
+        r.exit_code = exit_code;
+        r.error = error;
+        r.finished_at = Some(jiff::Timestamp::now());
+    })?;
+    if !record.keep {
+        docker.remove_container(&container, true).await?;
+    }
+    emit(&SupervisorEvent::Finished { state, exit_code });
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! The command line as clap sees it. Only definitions live here: turning these into
+//! resolved settings is `settings.rs`'s job, acting on them is `cmd/`'s.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "moat",
+    version,
+    about = "Run AI coding agents in isolated containers; credentials stay on the host",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Show debug logs on stderr.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command in a new container with a workspace mounted at /workspace.
+    Run(RunArgs),
+    /// List runs.
+    List(ListArgs),
+    /// Show a run's output.
+    Logs(LogsArgs),
+    /// Reconnect to a running run.
+    Attach(AttachArgs),
+    /// Stop a running run.
+    Stop(StopArgs),
+    /// Remove a run's container and files.
+    Destroy(DestroyArgs),
+    /// Internal: own one run from start to end (started by `moat run`).
+    #[command(name = "__supervise", hide = true)]
+    Supervise(SuperviseArgs),
+}
+
+/// Flags shared by every command that starts a run (`run` now, the agent commands later).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ExecArgs {
+    /// Start in the background and print the run ID.
+    #[arg(short, long)]
+    pub detach: bool,
+
+    /// Interactive session: a terminal, raw keys, window resizes follow.
+    #[arg(short, long)]
+    pub interactive: bool,
+
+    /// Name the run (shown by `moat list`, usable wherever a run is expected).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Set an environment variable in the container (repeatable).
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// Keep the container after the command exits.
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Rebuild the image even if a cached one exists.
+    #[arg(long)]
+    pub rebuild: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Workspace directory to mount at /workspace (default: the current directory).
+    #[arg(value_name = "PATH")]
+    pub path: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub exec: ExecArgs,
+
+    /// The command to run (default: the image's shell).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Run ID, unique ID prefix or name (default: the most recent run).
+    pub run: Option<String>,
+
+    /// Show only the last N lines.
+    #[arg(short = 'n', long = "lines", value_name = "N")]
+    pub lines: Option<usize>,
+
+    /// Keep printing new lines until the run ends.
+    #[arg(short, long)]
+    pub follow: bool,
+
+    /// Prefix each line with its time.
+    #[arg(short, long)]
+    pub timestamps: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Run ID, unique ID prefix or name (default: the most recent run).
+    pub run: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Run ID, unique ID prefix or name (default: the most recent running run).
+    #[arg(conflicts_with = "all")]
+    pub run: Option<String>,
+
+    /// Stop every running run.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// Run ID, unique ID prefix or name (default: the most recent run).
+    pub run: Option<String>,
+
+    /// Stop the run first if it is still running.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SuperviseArgs {
+    #[arg(long)]
+    pub home: PathBuf,
+    #[arg(long)]
+    pub docker_host: String,
+    pub run_id: String,
+}

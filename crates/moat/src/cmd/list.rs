@@ -1,0 +1,23 @@
+//! `moat list [--json]`: every run, newest first, with its real state.
+
+use anyhow::Result;
+
+use crate::cli::ListArgs;
+use crate::settings::Context;
+use crate::ui::runs_table;
+
+pub async fn list(ctx: &Context, args: ListArgs) -> Result<i32> {
+    let mut lazy = super::LazyDocker::new(ctx);
+    let mut runs = Vec::new();
+    for record in ctx.store.list()? {
+        runs.push(super::refresh(ctx, &mut lazy, record).await?);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+    } else if runs.is_empty() {
+        eprintln!("No runs yet. Start one with `moat run`.");
+    } else {
+        println!("{}", runs_table(&runs));
+    }
+    Ok(0)
+}

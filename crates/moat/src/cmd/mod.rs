@@ -1,0 +1,81 @@
+//! One module per command. Each takes the resolved [`Context`] and its arguments, acts
+//! through the libraries, prints, and returns the process exit code.
+
+pub mod attach;
+pub mod destroy;
+pub mod list;
+pub mod logs;
+pub mod run;
+pub mod stop;
+pub mod supervise;
+
+use std::time::Duration;
+
+use anyhow::Result;
+use moat_container::Docker;
+use moat_run::{RunRecord, RunState};
+
+use crate::settings::Context;
+
+/// Docker, connected on first need: read-only commands on finished runs never need it.
+pub struct LazyDocker<'a> {
+    ctx: &'a Context,
+    docker: Option<Docker>,
+}
+
+impl<'a> LazyDocker<'a> {
+    pub fn new(ctx: &'a Context) -> Self {
+        LazyDocker { ctx, docker: None }
+    }
+
+    pub async fn get(&mut self) -> Result<&Docker> {
+        if self.docker.is_none() {
+            self.docker = Some(self.ctx.docker().await?);
+        }
+        Ok(self.docker.as_ref().expect("just set"))
+    }
+}
+
+/// The record as it really is: an active run whose supervisor is gone is checked against
+/// Docker.
+pub async fn refresh(
+    ctx: &Context,
+    docker: &mut LazyDocker<'_>,
+    record: RunRecord,
+) -> Result<RunRecord> {
+    if record.state.is_final() || moat_run::supervisor_alive(&record) {
+        return Ok(record);
+    }
+    Ok(moat_run::reconcile(docker.get().await?, &ctx.store, record).await?)
+}
+
+/// Wait until the run's record is final (its supervisor finishes the clean-up), then
+/// return it. Falls back to asking Docker when the supervisor has gone.
+pub async fn wait_until_final(
+    ctx: &Context,
+    docker: &Docker,
+    record: &RunRecord,
+) -> Result<RunRecord> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let current = ctx.store.load(&record.id)?;
+        if current.state.is_final() {
+            return Ok(current);
+        }
+        if !moat_run::supervisor_alive(&current) || std::time::Instant::now() > deadline {
+            return Ok(moat_run::reconcile(docker, &ctx.store, current).await?);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The exit code moat returns for a finished run: the command's own, or 125 when it has
+/// none (the run failed before its command could run).
+pub fn exit_code_of(record: &RunRecord) -> i32 {
+    match (record.state, record.exit_code) {
+        (RunState::Exited | RunState::Stopped, Some(code)) => {
+            i32::try_from(code.clamp(0, 255)).unwrap_or(125)
+        }
+        _ => crate::EXIT_MOAT_FAILED,
+    }
+}

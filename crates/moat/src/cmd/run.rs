@@ -1,0 +1,155 @@
+//! `moat run [PATH] [-- COMMAND...]`: prepare a run, hand it to a supervisor, and (unless
+//! detached) stay attached to it until it ends.
+
+use std::io::IsTerminal;
+
+use anyhow::{Result, bail};
+use moat_container::Docker;
+use moat_run::{Rollback, RunError, RunRecord, SupervisorEvent};
+
+use crate::cli::RunArgs;
+use crate::launcher::Supervisor;
+use crate::session::{self, CtrlC, SessionEnd};
+use crate::settings::{self, Context};
+use crate::term::ESCAPE_HELP;
+use crate::ui::{BuildProgress, UserError};
+
+pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
+    let mut request = settings::run_request(ctx, args.path, &args.exec, args.command)?;
+    let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    // A bare `moat run` at a terminal means "give me a shell".
+    if request.command.is_empty() && !request.detach && terminal {
+        request.interactive = true;
+    }
+    if request.interactive && !request.detach && !terminal {
+        return Err(UserError::new("an interactive session needs a terminal")
+            .hint("run it from a terminal, drop `-i` to pipe stdin, or add `-d` and `moat attach` later")
+            .into());
+    }
+
+    let docker = ctx.docker().await?;
+    let mut rollback = Rollback::default();
+    let record = match prepare(ctx, &docker, &request, &mut rollback).await {
+        Ok(record) => record,
+        Err(e) => {
+            rollback.undo(&docker).await;
+            return Err(e);
+        }
+    };
+    launch(ctx, &docker, record, rollback).await
+}
+
+/// Image, record and container, or nothing at all (Ctrl-C included).
+async fn prepare(
+    ctx: &Context,
+    docker: &Docker,
+    request: &moat_run::RunRequest,
+    rollback: &mut Rollback,
+) -> Result<RunRecord> {
+    let mut progress = BuildProgress::new();
+    let mut on_event = |event| progress.handle(event);
+    tokio::select! {
+        result = moat_run::prepare_run(docker, &ctx.store, request, rollback, &mut on_event) => Ok(result?),
+        _ = tokio::signal::ctrl_c() => Err(RunError::Cancelled.into()),
+    }
+}
+
+/// Start the supervisor and, for an attached run, the session; return the exit code.
+async fn launch(
+    ctx: &Context,
+    docker: &Docker,
+    record: RunRecord,
+    mut rollback: Rollback,
+) -> Result<i32> {
+    let container = record
+        .container_id
+        .clone()
+        .expect("a prepared run has a container");
+    // Attach before the start, so not a byte of output is missed.
+    let attached = if record.detached {
+        None
+    } else {
+        match docker.attach(&container, true).await {
+            Ok(attached) => Some(attached),
+            Err(e) => {
+                rollback.undo(docker).await;
+                return Err(e.into());
+            }
+        }
+    };
+    let mut supervisor = match Supervisor::spawn(ctx, &record.id) {
+        Ok(s) => s,
+        Err(e) => {
+            rollback.undo(docker).await;
+            return Err(e);
+        }
+    };
+    // From here the supervisor owns the run and cleans up after it.
+    rollback.disarm();
+    match supervisor.next_event().await {
+        Some(SupervisorEvent::Started) => {}
+        Some(SupervisorEvent::Failed { error }) => {
+            bail!("run {} could not start: {error}", record.id)
+        }
+        _ => {
+            let record = super::wait_until_final(ctx, docker, &record).await?;
+            bail!(
+                "the supervisor of run {} ended unexpectedly ({}); see `{}`",
+                record.id,
+                record.state_label(),
+                ctx.store.supervisor_log_path(&record.id).display()
+            );
+        }
+    }
+
+    let Some(attached) = attached else {
+        println!("{}", record.id);
+        eprintln!(
+            "moat: run {} ({}) started in the background\n  moat logs {0}     see its output\n  moat attach {0}   reconnect\n  moat stop {0}     stop it",
+            record.id, record.name
+        );
+        return Ok(0);
+    };
+
+    let end = if record.interactive {
+        eprintln!("{ESCAPE_HELP}\r");
+        session::terminal_session(docker, &container, attached, false).await?
+    } else {
+        session::pipe_session(docker, &container, attached, true, CtrlC::Forward).await?
+    };
+    finish(ctx, docker, &record, end, Some(supervisor)).await
+}
+
+/// After a session: report a detach, carry out a stop, and return the run's exit code.
+pub async fn finish(
+    ctx: &Context,
+    docker: &Docker,
+    record: &RunRecord,
+    end: SessionEnd,
+    supervisor: Option<Supervisor>,
+) -> Result<i32> {
+    match end {
+        SessionEnd::Detached => {
+            eprintln!(
+                "\r\nmoat: detached from run {} ({}); it keeps running. `moat attach {0}` to return.",
+                record.id, record.name
+            );
+            return Ok(0);
+        }
+        SessionEnd::StopRequested => {
+            eprintln!("\r\nmoat: stopping run {}", record.id);
+            moat_run::stop_run(docker, &ctx.store, record).await?;
+        }
+        SessionEnd::Exited => {}
+    }
+    // The supervisor says when the run is recorded and cleaned up; without one (attach),
+    // the record itself is watched.
+    if let Some(mut supervisor) = supervisor {
+        match supervisor.next_event().await {
+            Some(SupervisorEvent::Finished { .. }) | None => {}
+            Some(other) => tracing::debug!(?other, "unexpected supervisor event"),
+        }
+    }
+    let record = super::wait_until_final(ctx, docker, record).await?;
+    Ok(super::exit_code_of(&record))
+}

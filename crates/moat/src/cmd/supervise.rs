@@ -1,0 +1,61 @@
+//! `moat __supervise`: the body of a run's supervisor process (see `moat_run::supervise`).
+//! Started by `moat run`, never by hand.
+
+use std::io::Write;
+
+use anyhow::{Context as _, Result};
+use moat_container::{Docker, DockerEndpoint};
+use moat_home::{MoatHome, RunId};
+use moat_run::{RunState, RunStore, SupervisorEvent};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::cli::SuperviseArgs;
+
+pub async fn supervise(args: SuperviseArgs) -> Result<i32> {
+    // A session of its own: the terminal closing or Ctrl-C at the CLI does not reach it.
+    let _ = nix::unistd::setsid();
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = hangup.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        }
+    });
+    let mut terminate = signal(SignalKind::terminate())?;
+    let stop = async move {
+        terminate.recv().await;
+    };
+
+    let id: RunId = args.run_id.parse()?;
+    let store = RunStore::new(MoatHome::at(args.home));
+    let emit = |event: &SupervisorEvent| {
+        // The launcher may be gone (detached, or killed): nobody to tell is fine.
+        let mut stdout = std::io::stdout().lock();
+        let _ = serde_json::to_writer(&mut stdout, event);
+        let _ = stdout.write_all(b"\n");
+        let _ = stdout.flush();
+    };
+    let endpoint = DockerEndpoint {
+        host: args.docker_host,
+        source: "supervisor",
+    };
+    let docker = match Docker::connect(endpoint).await {
+        Ok(docker) => docker,
+        Err(e) => {
+            let error = e.to_string();
+            store.update(&id, |r| {
+                r.state = RunState::Failed;
+                r.error = Some(error.clone());
+            })?;
+            emit(&SupervisorEvent::Failed { error });
+            return Ok(1);
+        }
+    };
+    moat_run::supervise(&docker, &store, &id, emit, stop)
+        .await
+        .with_context(|| format!("supervising run {id}"))?;
+    Ok(0)
+}

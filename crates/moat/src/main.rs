@@ -1,0 +1,81 @@
+//! The `moat` binary: parse the command line, resolve settings once, run one command,
+//! print, and exit with the right code. The only crate that prints.
+
+mod cli;
+mod cmd;
+mod launcher;
+mod session;
+mod settings;
+mod term;
+mod ui;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+/// Exit code when moat itself fails to run a command (as `docker run` uses 125), so it is
+/// told apart from the command's own codes.
+pub const EXIT_MOAT_FAILED: i32 = 125;
+
+fn main() {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("starting the async runtime");
+    let uses_container = matches!(cli.command, Command::Run(_) | Command::Attach(_));
+    let code = match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                0
+            } else {
+                ui::print_error(&err);
+                if uses_container { EXIT_MOAT_FAILED } else { 1 }
+            }
+        }
+    };
+    // Exit without waiting for the stdin reader thread, which may sit in a read forever.
+    std::process::exit(code);
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<i32> {
+    if let Command::Supervise(args) = command {
+        return cmd::supervise::supervise(args).await;
+    }
+    let env = settings::Environment::read();
+    let ctx = settings::Context::new(&env)?;
+    match command {
+        Command::Run(args) => cmd::run::run(&ctx, args).await,
+        Command::List(args) => cmd::list::list(&ctx, args).await,
+        Command::Logs(args) => cmd::logs::logs(&ctx, args).await,
+        Command::Attach(args) => cmd::attach::attach(&ctx, args).await,
+        Command::Stop(args) => cmd::stop::stop(&ctx, args).await,
+        Command::Destroy(args) => cmd::destroy::destroy(&ctx, args).await,
+        Command::Supervise(_) => unreachable!("handled above"),
+    }
+}
+
+fn init_tracing(verbose: bool) {
+    let filter = if verbose {
+        tracing_subscriber::EnvFilter::new("moat=debug,moat_run=debug,moat_container=debug,info")
+    } else {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// `moat logs | head` closing the pipe is not an error.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

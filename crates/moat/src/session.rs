@@ -1,0 +1,176 @@
+//! Being attached to a run: passing stdin, stdout and stderr through, and for interactive
+//! runs the raw terminal, the escape keys and window resizes.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use futures_util::StreamExt;
+use moat_container::{Attached, Docker, LogStream};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use crate::term::{EscapeAction, EscapeParser, RawMode};
+
+/// How an attached session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The container's output ended: the command exited.
+    Exited,
+    /// The user left; the run goes on.
+    Detached,
+    /// The user asked to stop the run.
+    StopRequested,
+}
+
+/// What Ctrl-C does in a non-interactive session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CtrlC {
+    /// Send SIGINT to the command (as `docker run` does); a second Ctrl-C within two
+    /// seconds stops the run.
+    Forward,
+    /// Leave the run going (for `moat attach` to an output-only run).
+    Detach,
+}
+
+/// Reads the process's stdin on a thread of its own (a blocking read cannot be
+/// cancelled, and stdin must not be made non-blocking: the shell shares it).
+fn stdin_reader() -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel(16);
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin();
+        let mut buf = vec![0u8; 8192];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Pass stdin (when `with_stdin`) to the container and its output to stdout and stderr.
+pub async fn pipe_session(
+    docker: &Docker,
+    container: &str,
+    attached: Attached,
+    with_stdin: bool,
+    ctrl_c: CtrlC,
+) -> Result<SessionEnd> {
+    let Attached {
+        mut output,
+        mut input,
+    } = attached;
+    let mut stdin = with_stdin.then(stdin_reader);
+    let mut stdout = tokio::io::stdout();
+    let mut stderr = tokio::io::stderr();
+    let mut last_interrupt: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            chunk = output.next() => match chunk {
+                Some(Ok(chunk)) => {
+                    let out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send) = match chunk.stream {
+                        LogStream::Stdout => &mut stdout,
+                        LogStream::Stderr => &mut stderr,
+                    };
+                    out.write_all(&chunk.bytes).await?;
+                    out.flush().await?;
+                }
+                Some(Err(e)) => return Err(e.into()),
+                None => return Ok(SessionEnd::Exited),
+            },
+            data = recv(&mut stdin) => match data {
+                Some(bytes) => {
+                    // The command may have closed its stdin already; its output decides
+                    // when the session ends, not this.
+                    let _ = input.write_all(&bytes).await;
+                }
+                None => {
+                    stdin = None;
+                    // EOF: close the container's stdin, as `docker run -i` does.
+                    let _ = input.shutdown().await;
+                }
+            },
+            _ = tokio::signal::ctrl_c() => match ctrl_c {
+                CtrlC::Detach => return Ok(SessionEnd::Detached),
+                CtrlC::Forward => {
+                    if last_interrupt.is_some_and(|t| t.elapsed() < Duration::from_secs(2)) {
+                        return Ok(SessionEnd::StopRequested);
+                    }
+                    last_interrupt = Some(Instant::now());
+                    docker.signal_container(container, "SIGINT").await?;
+                }
+            },
+        }
+    }
+}
+
+async fn recv(rx: &mut Option<mpsc::Receiver<Vec<u8>>>) -> Option<Vec<u8>> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// An interactive session on the container's terminal. `redraw` nudges the terminal size
+/// so a full-screen program repaints (used when re-attaching).
+pub async fn terminal_session(
+    docker: &Docker,
+    container: &str,
+    attached: Attached,
+    redraw: bool,
+) -> Result<SessionEnd> {
+    let Attached {
+        mut output,
+        mut input,
+    } = attached;
+    let mut winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())?;
+    let resize = async |nudge: bool| {
+        if let Ok((cols, rows)) = crossterm::terminal::size() {
+            if nudge {
+                let _ = docker
+                    .resize_tty(container, cols, rows.saturating_add(1))
+                    .await;
+            }
+            let _ = docker.resize_tty(container, cols, rows).await;
+        }
+    };
+    resize(redraw).await;
+    let _raw = RawMode::enable()?;
+    let mut stdin = Some(stdin_reader());
+    let mut parser = EscapeParser::default();
+    let mut stdout = tokio::io::stdout();
+    loop {
+        tokio::select! {
+            chunk = output.next() => match chunk {
+                Some(Ok(chunk)) => {
+                    stdout.write_all(&chunk.bytes).await?;
+                    stdout.flush().await?;
+                }
+                Some(Err(e)) => return Err(e.into()),
+                None => return Ok(SessionEnd::Exited),
+            },
+            data = recv(&mut stdin) => match data {
+                Some(bytes) => {
+                    for action in parser.feed(&bytes) {
+                        match action {
+                            EscapeAction::Forward(bytes) => {
+                                let _ = input.write_all(&bytes).await;
+                            }
+                            EscapeAction::Detach => return Ok(SessionEnd::Detached),
+                            EscapeAction::Stop => return Ok(SessionEnd::StopRequested),
+                        }
+                    }
+                }
+                // The terminal closed: leave the run going.
+                None => return Ok(SessionEnd::Detached),
+            },
+            _ = winch.recv() => resize(false).await,
+        }
+    }
+}

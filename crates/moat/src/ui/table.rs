@@ -1,0 +1,68 @@
+//! The runs table (`moat list`, and the candidates of an ambiguous run) and ages.
+
+use moat_run::RunRecord;
+
+/// NAME, RUN ID, STATE, AGE; columns padded to their widest cell.
+pub fn runs_table(runs: &[RunRecord]) -> String {
+    let now = jiff::Timestamp::now();
+    let mut rows = vec![[
+        "NAME".to_owned(),
+        "RUN ID".to_owned(),
+        "STATE".to_owned(),
+        "AGE".to_owned(),
+    ]];
+    for run in runs {
+        rows.push([
+            run.name.clone(),
+            run.id.to_string(),
+            run.state_label(),
+            age(run.created_at, now),
+        ]);
+    }
+    let mut widths = [0usize; 4];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out.trim_end().to_owned()
+}
+
+/// How long ago `then` was, in the largest whole unit: `12s`, `5m`, `3h`, `2d`.
+pub fn age(then: jiff::Timestamp, now: jiff::Timestamp) -> String {
+    let secs = now.as_second().saturating_sub(then.as_second()).max(0);
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages() {
+        let t = |s| jiff::Timestamp::from_second(s).unwrap();
+        assert_eq!(age(t(0), t(12)), "12s");
+        assert_eq!(age(t(0), t(300)), "5m");
+        assert_eq!(age(t(0), t(3 * 3600 + 5)), "3h");
+        assert_eq!(age(t(0), t(2 * 86_400)), "2d");
+        assert_eq!(age(t(10), t(0)), "0s");
+    }
+}
