@@ -30,6 +30,8 @@ pub struct RunRequest {
     pub rebuild: bool,
     /// `TERM` for interactive runs (the host's).
     pub term: Option<String>,
+    /// Base image instead of `debian:bookworm-slim` (`MOAT_BASE_IMAGE`), e.g. a mirror's copy.
+    pub base_image: Option<String>,
 }
 
 /// Progress of [`prepare_run`], for the caller to show.
@@ -82,7 +84,10 @@ pub async fn prepare_run(
     let workspace = check_workspace(&request.workspace)?;
     let name = choose_name(store, request.name.as_deref())?;
     let owner = std::fs::metadata(&workspace).map_err(|e| RunError::io(&workspace, e))?;
-    let spec = ImageSpec::for_owner(owner.uid(), owner.gid());
+    let mut spec = ImageSpec::for_owner(owner.uid(), owner.gid());
+    if let Some(base) = &request.base_image {
+        spec.base_image = base.clone();
+    }
     let plan = moat_image::plan(&spec);
 
     ensure_image(docker, &plan, request.rebuild, on_event).await?;

@@ -16,6 +16,8 @@ use crate::cli::{Cli, Command};
 /// Exit code when moat itself fails to run a command (as `docker run` uses 125), so it is
 /// told apart from the command's own codes.
 pub const EXIT_MOAT_FAILED: i32 = 125;
+/// Exit code after Ctrl-C interrupted moat itself (128 + SIGINT, as shells report it).
+pub const EXIT_CANCELLED: i32 = 130;
 
 fn main() {
     let cli = Cli::parse();
@@ -30,6 +32,9 @@ fn main() {
         Err(err) => {
             if is_broken_pipe(&err) {
                 0
+            } else if is_cancelled(&err) {
+                eprintln!("moat: cancelled; nothing was left behind");
+                EXIT_CANCELLED
             } else {
                 ui::print_error(&err);
                 if uses_container { EXIT_MOAT_FAILED } else { 1 }
@@ -69,6 +74,11 @@ fn init_tracing(verbose: bool) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+}
+
+fn is_cancelled(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|cause| matches!(cause.downcast_ref(), Some(moat_run::RunError::Cancelled)))
 }
 
 /// `moat logs | head` closing the pipe is not an error.

@@ -18,6 +18,7 @@ pub struct Environment {
     pub docker_host: Option<String>,
     pub home: Option<PathBuf>,
     pub term: Option<String>,
+    pub base_image: Option<String>,
 }
 
 impl Environment {
@@ -28,6 +29,7 @@ impl Environment {
             docker_host: var("DOCKER_HOST"),
             home: std::env::home_dir(),
             term: var("TERM"),
+            base_image: var("MOAT_BASE_IMAGE"),
         }
     }
 }
@@ -38,6 +40,7 @@ pub struct Context {
     pub store: RunStore,
     pub endpoint: DockerEndpoint,
     pub term: Option<String>,
+    pub base_image: Option<String>,
 }
 
 impl Context {
@@ -50,6 +53,7 @@ impl Context {
                 env.home.as_deref(),
             ),
             term: env.term.clone(),
+            base_image: env.base_image.clone(),
         })
     }
 
@@ -84,6 +88,7 @@ pub fn run_request(
         keep: exec.keep,
         rebuild: exec.rebuild,
         term: ctx.term.clone(),
+        base_image: ctx.base_image.clone(),
     })
 }
 

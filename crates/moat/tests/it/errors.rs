@@ -1,0 +1,173 @@
+//! What users get wrong and what goes wrong: each gives a message, a hint, a non-zero exit,
+//! and leaves nothing behind.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::harness::{BUSYBOX_IMAGE, Out, SLOW_BUILD_IMAGE, TestEnv, docker, wait_for};
+
+fn assert_error(out: &Out, code: i32, message: &str) {
+    assert_eq!(out.code, code, "{out:?}");
+    let error_line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default();
+    assert!(error_line.contains(message), "{out:?}");
+    assert!(
+        out.stderr.contains("\nhint: "),
+        "every error says what to do: {out:?}"
+    );
+}
+
+#[test]
+fn docker_not_running() {
+    let env = TestEnv::new();
+    let out = env
+        .moat()
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args(["run", "--", "true"])
+        .output()
+        .unwrap();
+    let out = Out::from(out);
+    assert_error(
+        &out,
+        125,
+        "cannot connect to the Docker daemon at `unix:///nonexistent/docker.sock`",
+    );
+    assert!(out.stderr.contains("docker.io"), "{out:?}");
+    assert!(env.run_dirs().is_empty());
+}
+
+#[test]
+fn workspace_missing_or_not_a_directory() {
+    let env = TestEnv::new();
+    let missing = env.workspace().join("missing");
+    let out = env.run(&["run", missing.to_str().unwrap(), "--", "true"]);
+    assert_error(
+        &out,
+        125,
+        &format!("workspace `{}` does not exist", missing.display()),
+    );
+    let file = env.workspace().join("file");
+    std::fs::write(&file, b"").unwrap();
+    let out = env.run(&["run", file.to_str().unwrap(), "--", "true"]);
+    assert_error(&out, 125, "is not a directory");
+    assert!(env.run_dirs().is_empty());
+}
+
+#[test]
+fn bad_env_and_bad_names() {
+    let env = TestEnv::new();
+    assert_error(
+        &env.run(&["run", "-e", "1X=y", "--", "true"]),
+        125,
+        "invalid --env key `1X`",
+    );
+    assert_error(
+        &env.run(&["run", "-e", "NOEQUALS", "--", "true"]),
+        125,
+        "invalid --env",
+    );
+    assert_error(
+        &env.run(&["run", "--name", "has space", "--", "true"]),
+        125,
+        "`has space` is not a valid run name",
+    );
+    assert!(env.run_dirs().is_empty());
+}
+
+#[test]
+fn interactive_without_a_terminal() {
+    let env = TestEnv::new();
+    assert_error(
+        &env.run(&["run", "-i", "--", "sh"]),
+        125,
+        "an interactive session needs a terminal",
+    );
+}
+
+#[test]
+fn a_failing_build_shows_the_failing_step_and_leaves_no_tag() {
+    let env = TestEnv::new();
+    let out = Out::from(
+        env.moat()
+            .env("MOAT_BASE_IMAGE", BUSYBOX_IMAGE)
+            .args(["run", "--", "true"])
+            .output()
+            .unwrap(),
+    );
+    assert_error(&out, 125, "image build failed at step 3/");
+    // The step's own output is shown: busybox has no useradd.
+    assert!(
+        out.stderr.contains("output of the failing step:"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("useradd"), "{out:?}");
+    let tag = building_tag(&out.stderr);
+    assert_ne!(
+        docker(&["image", "inspect", &tag]).code,
+        0,
+        "no tag left behind"
+    );
+    assert!(env.run_dirs().is_empty());
+}
+
+#[test]
+fn ctrl_c_during_a_build_cancels_it_cleanly() {
+    let env = TestEnv::new();
+    let child = env
+        .moat()
+        .env("MOAT_BASE_IMAGE", SLOW_BUILD_IMAGE)
+        .args(["run", "--", "true"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Wait until the build sits in its slow step.
+    wait_for("the build to reach its slow step", || {
+        let out = docker(&["ps", "-q", "--filter", "status=running"]);
+        out.stdout
+            .lines()
+            .any(|c| docker(&["top", c]).stdout.contains("sleep 3117"))
+            .then_some(())
+    });
+    std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    let out = Out::from(child.wait_with_output().unwrap());
+    assert_eq!(out.code, 130, "{out:?}");
+    assert!(out.stderr.contains("cancelled"), "{out:?}");
+    let tag = building_tag(&out.stderr);
+    assert_ne!(
+        docker(&["image", "inspect", &tag]).code,
+        0,
+        "no tag left behind"
+    );
+    assert!(env.run_dirs().is_empty());
+    // The daemon removes the build's container once it notices the cancel.
+    wait_for("the build container to go", || {
+        let out = docker(&["ps", "-aq"]);
+        (!out.stdout.lines().any(|c| {
+            docker(&["inspect", "--format", "{{.Path}} {{.Args}}", c])
+                .stdout
+                .contains("getent")
+        }))
+        .then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(10));
+}
+
+/// The tag a build announced on stderr (`building image moat/run:…`).
+fn building_tag(stderr: &str) -> String {
+    let start = stderr
+        .find("building image ")
+        .expect("the build was announced")
+        + "building image ".len();
+    stderr[start..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}

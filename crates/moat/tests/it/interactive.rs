@@ -1,0 +1,157 @@
+//! Interactive sessions driven through a real terminal (tmux): the shell answers, the
+//! escape keys detach and stop, `moat attach` returns to the same session.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::{TestEnv, wait_for};
+
+/// A tmux server of the test's own, so tests never share sessions.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new(env: &TestEnv) -> Self {
+        let socket = format!("moat-it-{}", std::process::id())
+            + &env.workspace().display().to_string().replace('/', "-");
+        Tmux { socket }
+    }
+
+    fn start(&self, env: &TestEnv, session: &str, args: &str) {
+        let command = format!(
+            "env -i PATH=\"$PATH\" HOME=/nonexistent TERM=xterm-256color MOAT_HOME='{}' '{}' {args}; echo MOAT-EXIT=$?; sleep 600",
+            env.moat_home().display(),
+            env!("CARGO_BIN_EXE_moat"),
+        );
+        let status = self
+            .tmux()
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                session,
+                "-x",
+                "120",
+                "-y",
+                "30",
+                "-c",
+            ])
+            .arg(env.workspace())
+            .arg(command)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn keys(&self, session: &str, keys: &[&str]) {
+        assert!(
+            self.tmux()
+                .args(["send-keys", "-t", session])
+                .args(keys)
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    fn escape(&self, session: &str, key: &str) {
+        assert!(
+            self.tmux()
+                .args(["send-keys", "-t", session, "-H", "1f"])
+                .status()
+                .unwrap()
+                .success()
+        );
+        self.keys(session, &[key]);
+    }
+
+    fn screen(&self, session: &str) -> String {
+        let out = self
+            .tmux()
+            .args(["capture-pane", "-p", "-J", "-t", session, "-S", "-100"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_screen(&self, session: &str, text: &str) -> String {
+        wait_for(&format!("`{text}` on the screen"), || {
+            let screen = self.screen(session);
+            screen.contains(text).then_some(screen)
+        })
+    }
+
+    fn tmux(&self) -> Command {
+        let mut cmd = Command::new("tmux");
+        cmd.args(["-L", &self.socket]);
+        cmd
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.tmux().arg("kill-server").status();
+    }
+}
+
+#[test]
+fn interactive_shell_detach_attach_and_exit_code() {
+    let env = TestEnv::new();
+    let tmux = Tmux::new(&env);
+    tmux.start(&env, "one", "run -i --name tty -- bash");
+    tmux.wait_screen("one", "Escape sequences: Ctrl-/ d (detach)");
+    tmux.wait_screen("one", "moatuser@");
+    tmux.keys("one", &["echo answer-$((6*7)); tput cols", "Enter"]);
+    // `tput cols` answers with the terminal's width: the size reached the container.
+    tmux.wait_screen("one", "answer-42\n120\n");
+
+    tmux.escape("one", "d");
+    let screen = tmux.wait_screen("one", "MOAT-EXIT=");
+    assert!(screen.contains("detached from run"), "{screen}");
+    assert!(screen.contains("MOAT-EXIT=0"), "{screen}");
+    let id = env.list()[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(env.run_json(&id)["state"], "running");
+
+    tmux.start(&env, "two", "attach tty");
+    tmux.wait_screen("two", "attached to run");
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.keys("two", &["echo still-$((40+2)) && exit 9", "Enter"]);
+    tmux.wait_screen("two", "still-42");
+    let screen = tmux.wait_screen("two", "MOAT-EXIT=");
+    assert!(screen.contains("MOAT-EXIT=9"), "{screen}");
+    let run = env.run_json(&id);
+    assert_eq!(
+        (run["state"].as_str(), run["exit_code"].as_i64()),
+        (Some("exited"), Some(9))
+    );
+    // What happened in the session was recorded.
+    let logged: Vec<String> = env
+        .logs_jsonl(&id)
+        .iter()
+        .map(|l| l["line"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(logged.iter().any(|l| l.contains("answer-42")), "{logged:?}");
+}
+
+#[test]
+fn escape_k_stops_the_run() {
+    let env = TestEnv::new();
+    let tmux = Tmux::new(&env);
+    tmux.start(&env, "s", "run -i -- bash");
+    tmux.wait_screen("s", "moatuser@");
+    // A doubled prefix sends one Ctrl-/ to the program and does not end the session.
+    tmux.escape("s", "x");
+    tmux.keys("s", &["C-u", "echo alive", "Enter"]);
+    tmux.wait_screen("s", "\nalive");
+    tmux.escape("s", "k");
+    let screen = tmux.wait_screen("s", "MOAT-EXIT=");
+    assert!(screen.contains("stopping run"), "{screen}");
+    let run = &env.list()[0];
+    assert_eq!(run["state"], "stopped");
+    let code = run["exit_code"].as_i64().unwrap();
+    assert!(
+        screen.contains(&format!("MOAT-EXIT={code}")),
+        "moat exits with the run's code: {screen}"
+    );
+}

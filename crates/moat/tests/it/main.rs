@@ -1,0 +1,8 @@
+//! End-to-end tests: the built `moat` binary against the real Docker daemon, each test in
+//! its own `MOAT_HOME` and workspace.
+
+mod errors;
+mod harness;
+mod interactive;
+mod lifecycle;
+mod run;
