@@ -124,6 +124,13 @@ impl TestEnv {
     }
 }
 
+impl Drop for TestEnv {
+    /// A failing test must not leave containers running: stop whatever this test started.
+    fn drop(&mut self) {
+        let _ = self.moat().args(["stop", "--all"]).output();
+    }
+}
+
 /// What a finished `moat` printed and returned.
 #[derive(Debug)]
 pub struct Out {

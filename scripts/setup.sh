@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs and starts what moat and its tests need on a Debian machine, skipping whatever
+# is already there: Docker Engine (Debian's docker.io), debootstrap, busybox-static, tmux,
+# then the locally built base images. Idempotent; needs root (uses sudo when not root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=()
+[ -x /usr/bin/docker ] && [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+[ -x /bin/busybox ] || missing+=(busybox-static)
+command -v tmux >/dev/null || missing+=(tmux)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    $SUDO apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}" >/dev/null
+fi
+
+if ! /usr/bin/docker info >/dev/null 2>&1; then
+    echo "setup: starting dockerd (log: /var/log/moat-dockerd.log)"
+    $SUDO setsid /usr/sbin/dockerd >/var/log/moat-dockerd.log 2>&1 </dev/null &
+    for _ in $(seq 1 60); do
+        /usr/bin/docker info >/dev/null 2>&1 && break
+        sleep 0.5
+    done
+    /usr/bin/docker info >/dev/null 2>&1 || {
+        echo "setup: dockerd did not start; its log:" >&2
+        tail -20 /var/log/moat-dockerd.log >&2
+        exit 1
+    }
+fi
+
+DOCKER=/usr/bin/docker bash scripts/base-images.sh
