@@ -20,6 +20,16 @@ pub enum BuildEvent {
     Output(String),
 }
 
+/// How an image is built.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// Ignore Docker's layer cache (`--rebuild`).
+    pub no_cache: bool,
+    /// Network of the build's `RUN` steps (`host` reaches a package mirror on the host's
+    /// loopback); `None` is Docker's default bridge.
+    pub network_mode: Option<String>,
+}
+
 /// How many output lines a failed build keeps to show the user.
 const KEPT_OUTPUT_LINES: usize = 40;
 
@@ -56,17 +66,20 @@ impl Docker {
         &self,
         tag: &str,
         context: Vec<u8>,
-        no_cache: bool,
+        options: &BuildOptions,
     ) -> impl Stream<Item = Result<BuildEvent, RuntimeError>> + Send + 'static {
         let labels = std::collections::HashMap::from([(MANAGED_LABEL, "true")]);
-        let options = bollard::query_parameters::BuildImageOptionsBuilder::default()
+        let mut builder = bollard::query_parameters::BuildImageOptionsBuilder::default()
             .dockerfile("Dockerfile")
             .t(tag)
             .rm(true)
             .forcerm(true)
-            .nocache(no_cache)
-            .labels(&labels)
-            .build();
+            .nocache(options.no_cache)
+            .labels(&labels);
+        if let Some(network) = &options.network_mode {
+            builder = builder.networkmode(network);
+        }
+        let options = builder.build();
         let api = self.api.clone();
         let tag = tag.to_owned();
         async_stream(move |tx| async move {

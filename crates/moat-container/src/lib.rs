@@ -9,7 +9,7 @@ mod connect;
 mod container;
 mod error;
 
-pub use build::BuildEvent;
+pub use build::{BuildEvent, BuildOptions};
 pub use connect::{DockerEndpoint, resolve_endpoint};
 pub use container::{
     Attached, BindMount, ContainerSpec, ContainerState, LogChunk, LogStream, OutputChunk,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use moat_container::{BindMount, BuildEvent, ContainerSpec, Docker};
+use moat_container::{BindMount, BuildEvent, BuildOptions, ContainerSpec, Docker};
 use moat_home::RunId;
 use moat_image::{CONTAINER_HOME, ImageSpec, WORKSPACE_DIR};
 
@@ -32,6 +32,8 @@ pub struct RunRequest {
     pub term: Option<String>,
     /// Base image instead of `debian:bookworm-slim` (`MOAT_BASE_IMAGE`), e.g. a mirror's copy.
     pub base_image: Option<String>,
+    /// Network for image builds (`MOAT_BUILD_NETWORK`), e.g. `host`.
+    pub build_network: Option<String>,
 }
 
 /// Progress of [`prepare_run`], for the caller to show.
@@ -90,7 +92,14 @@ pub async fn prepare_run(
     }
     let plan = moat_image::plan(&spec);
 
-    ensure_image(docker, &plan, request.rebuild, on_event).await?;
+    ensure_image(
+        docker,
+        &plan,
+        request.rebuild,
+        request.build_network.as_deref(),
+        on_event,
+    )
+    .await?;
 
     let id = RunId::generate();
     let mut env = vec![
@@ -162,6 +171,7 @@ async fn ensure_image(
     docker: &Docker,
     plan: &moat_image::BuildPlan,
     rebuild: bool,
+    build_network: Option<&str>,
     on_event: &mut (dyn FnMut(PrepareEvent) + Send),
 ) -> Result<(), RunError> {
     if rebuild {
@@ -176,7 +186,11 @@ async fn ensure_image(
         tag: plan.tag.clone(),
     });
     let started = Instant::now();
-    let mut events = std::pin::pin!(docker.build_image(&plan.tag, plan.context.clone(), rebuild));
+    let options = BuildOptions {
+        no_cache: rebuild,
+        network_mode: build_network.map(str::to_owned),
+    };
+    let mut events = std::pin::pin!(docker.build_image(&plan.tag, plan.context.clone(), &options));
     while let Some(event) = events.next().await {
         on_event(PrepareEvent::Build(event?));
     }

@@ -19,6 +19,7 @@ pub struct Environment {
     pub home: Option<PathBuf>,
     pub term: Option<String>,
     pub base_image: Option<String>,
+    pub build_network: Option<String>,
 }
 
 impl Environment {
@@ -30,6 +31,7 @@ impl Environment {
             home: std::env::home_dir(),
             term: var("TERM"),
             base_image: var("MOAT_BASE_IMAGE"),
+            build_network: var("MOAT_BUILD_NETWORK"),
         }
     }
 }
@@ -41,6 +43,7 @@ pub struct Context {
     pub endpoint: DockerEndpoint,
     pub term: Option<String>,
     pub base_image: Option<String>,
+    pub build_network: Option<String>,
 }
 
 impl Context {
@@ -54,6 +57,7 @@ impl Context {
             ),
             term: env.term.clone(),
             base_image: env.base_image.clone(),
+            build_network: env.build_network.clone(),
         })
     }
 
@@ -89,6 +93,7 @@ pub fn run_request(
         rebuild: exec.rebuild,
         term: ctx.term.clone(),
         base_image: ctx.base_image.clone(),
+        build_network: ctx.build_network.clone(),
     })
 }
 
