@@ -149,31 +149,14 @@ fn a_run_that_ended_while_nobody_watched_shows_its_real_end() {
     let env = TestEnv::new();
     let id = env.run_detached(&["--keep"], &["sleep", "300"]);
     // Kill the supervisor, then the container: moat learns of the end only from Docker.
-    let pid = env.run_json(&id)["supervisor_pid"].as_u64().unwrap();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    wait_for("the supervisor to die", || {
-        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
-    });
+    kill_supervisor(&env, &id);
     assert_eq!(docker(&["kill", &id]).code, 0);
     let run = env.wait_for_state(&id, "exited");
     assert_eq!(run["exit_code"], 137);
 
     // And one whose container vanished entirely is `failed`, with the reason.
     let gone = env.run_detached(&[], &["sleep", "300"]);
-    let pid = env.run_json(&gone)["supervisor_pid"].as_u64().unwrap();
-    std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
-    wait_for("the supervisor to die", || {
-        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
-    });
+    kill_supervisor(&env, &gone);
     assert_eq!(docker(&["rm", "-f", &gone]).code, 0);
     let run = env.wait_for_state(&gone, "failed");
     assert!(
@@ -181,6 +164,19 @@ fn a_run_that_ended_while_nobody_watched_shows_its_real_end() {
         "{run}"
     );
     env.run(&["destroy", &id]);
+}
+
+/// SIGKILL a run's supervisor and wait until it is gone.
+fn kill_supervisor(env: &TestEnv, id: &str) {
+    let pid = env.run_json(id)["supervisor_pid"].as_u64().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    wait_for("the supervisor to die", || {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
 }
 
 #[test]
