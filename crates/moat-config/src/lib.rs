@@ -1,0 +1,121 @@
+//! moat's configuration: the workspace file (`agent.yaml` or `moat.yaml`), the global
+//! `$MOAT_HOME/config.yaml`, and command-line overrides, loaded, checked and merged.
+//!
+//! Pure: it reads only the files it is pointed at (and checks that mount sources and the
+//! CA file exist), never the environment, and never prints. Every problem is a
+//! [`ConfigError`] naming the file, line and column, with a hint.
+//!
+//! ```no_run
+//! # use std::path::Path;
+//! let cli = moat_config::CliOverrides {
+//!     grants: vec!["github".into()],
+//!     ..Default::default()
+//! };
+//! match moat_config::load(Path::new("."), Path::new("/home/me/.moat/config.yaml"), &cli) {
+//!     Ok(config) => print!("{}", config.render()),
+//!     Err(errors) => eprintln!("error: {errors}"),
+//! }
+//! ```
+//!
+//! Layers, highest first: [`CliOverrides`] (flags and moat's environment variables), the
+//! workspace file, the global file, defaults. [`resolve`] is the one place that merges them.
+
+mod error;
+mod global;
+mod network;
+mod resolve;
+mod settings;
+mod suggest;
+mod values;
+mod workspace;
+mod yaml;
+
+use std::path::Path;
+
+pub use error::{ConfigError, ConfigErrors, SourceLocation};
+pub use global::{GlobalConfig, load_global, parse_global};
+pub use network::{ConnectTo, HostPattern, NetworkPolicy};
+pub use resolve::{CliOverrides, ConfigFiles, Network, ResolvedConfig, resolve};
+pub use settings::{
+    ClaudeFile, ClaudeSettings, Command, ContainerLimits, DebugSettings, DependencySpec, EnvVars,
+    Hooks, KeyringBackend, LocalMcpServer, Marketplace, MarketplaceSource, McpAuth, Mirrors, Mount,
+    NetworkSection, ProxySettings, RemoteMcpServer, SnapshotExclude, SnapshotRetention,
+    SnapshotSettings, SnapshotTriggers, looks_secret,
+};
+pub use values::{Invalid, check_grant, is_env_name};
+pub use workspace::{
+    WORKSPACE_FILE_NAMES, WorkspaceConfig, find_workspace_file, load_workspace, parse_workspace,
+};
+
+/// Load both files and resolve them with `cli`: the whole job for `moat run` and
+/// `moat config`.
+///
+/// `global_file` is `$MOAT_HOME/config.yaml`; it may be missing. Problems in both files
+/// are reported together.
+pub fn load(
+    workspace: &Path,
+    global_file: &Path,
+    cli: &CliOverrides,
+) -> Result<ResolvedConfig, ConfigErrors> {
+    let global = load_global(global_file);
+    let file = load_workspace(workspace);
+    match (global, file) {
+        (Ok(global), Ok(file)) => resolve(workspace, file.as_ref(), global.as_ref(), cli),
+        (Err(errors), Ok(_)) | (Ok(_), Err(errors)) => Err(errors),
+        (Err(global), Err(file)) => Err(global.merge(file)),
+    }
+}
+
+/// Read a configuration file as text, naming it in the error.
+fn read_config_file(path: &Path) -> Result<String, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|error| {
+        ConfigError::in_file(path, format!("cannot read the file: {error}"))
+            .with_hint("check that it is a readable file")
+    })?;
+    String::from_utf8(bytes).map_err(|_| {
+        ConfigError::in_file(path, "the file is not valid UTF-8").with_hint("save it as UTF-8 text")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The YAML examples of `docs/configuration.md`, in order.
+    fn doc_examples() -> Vec<String> {
+        let doc = include_str!("../../../docs/configuration.md");
+        doc.split("```yaml\n")
+            .skip(1)
+            .map(|block| block.split("```").next().unwrap_or("").to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_examples_parse() {
+        let examples = doc_examples();
+        assert_eq!(examples.len(), 2);
+
+        let workspace = tempfile::tempdir().unwrap();
+        std::fs::create_dir(workspace.path().join("fixtures")).unwrap();
+        let file = parse_workspace(Path::new("moat.yaml"), &examples[0], workspace.path())
+            .unwrap_or_else(|errors| panic!("{errors}"));
+        assert_eq!(file.name.as_deref(), Some("code-review"));
+        assert_eq!(file.mcp.len(), 1);
+
+        let home = tempfile::tempdir().unwrap();
+        let pem = home.path().join("corp.crt");
+        std::fs::write(
+            &pem,
+            "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let text = examples[1].replace(
+            "/usr/local/share/ca-certificates/corp.crt",
+            &pem.display().to_string(),
+        );
+        let global = parse_global(&home.path().join("config.yaml"), &text)
+            .unwrap_or_else(|errors| panic!("{errors}"));
+        assert_eq!(global.keyring, KeyringBackend::File);
+        assert_eq!(global.connect_to.len(), 1);
+    }
+}
