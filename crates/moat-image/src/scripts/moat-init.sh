@@ -14,4 +14,15 @@ if [ ! -d /workspace ]; then
     exit 125
 fi
 
+# The pre_run hook: a command for `sh -c`, run in the workspace before every run's command.
+# Its failure stops the run with its exit status.
+if [ -n "${MOAT_PRE_RUN:-}" ]; then
+    status=0
+    (cd /workspace && sh -c "$MOAT_PRE_RUN") || status=$?
+    if [ "$status" -ne 0 ]; then
+        echo "moat-init: the pre_run hook failed with exit status $status" >&2
+        exit "$status"
+    fi
+fi
+
 exec "$@"
