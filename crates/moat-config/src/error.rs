@@ -115,7 +115,7 @@ pub struct ConfigErrors(Vec<ConfigError>);
 
 impl ConfigErrors {
     /// `None` when there is nothing to report.
-    pub(crate) fn from_vec(errors: Vec<ConfigError>) -> Option<Self> {
+    pub fn from_vec(errors: Vec<ConfigError>) -> Option<Self> {
         (!errors.is_empty()).then(|| Self::sorted(errors))
     }
 

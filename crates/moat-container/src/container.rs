@@ -12,7 +12,7 @@ use tokio::io::AsyncWrite;
 use crate::{Docker, MANAGED_LABEL, RUN_LABEL, RuntimeError};
 
 /// Everything needed to create one container.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ContainerSpec {
     /// Container name; moat uses the run id.
     pub name: String,
@@ -32,6 +32,10 @@ pub struct ContainerSpec {
     pub stdin_once: bool,
     /// The run this container belongs to, recorded as a label.
     pub run_id: String,
+    /// Memory limit in MiB.
+    pub memory_mb: Option<u64>,
+    /// CPU limit in cores (fractions allowed).
+    pub cpus: Option<f64>,
 }
 
 /// A host directory or file bind-mounted into the container.
@@ -123,6 +127,10 @@ impl Docker {
                 mounts: Some(mounts),
                 // docker-init (tini) as PID 1: signals reach the command, zombies are reaped.
                 init: Some(true),
+                memory: spec
+                    .memory_mb
+                    .map(|mb| i64::try_from(mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX)),
+                nano_cpus: spec.cpus.map(|cpus| (cpus * 1e9).round() as i64),
                 ..Default::default()
             }),
             ..Default::default()
@@ -288,9 +296,11 @@ impl Docker {
             .force(force)
             .build();
         match self.api.remove_container(id, Some(options)).await {
+            // 404: already gone; 409: someone else is removing it right now.
             Ok(())
             | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
+                status_code: 404 | 409,
+                ..
             }) => Ok(()),
             Err(e) => Err(RuntimeError::api(format!("removing container `{id}`"))(e)),
         }

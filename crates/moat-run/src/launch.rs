@@ -4,7 +4,6 @@
 //! Ctrl-C at any point removes what was made: no container, run directory or tag is left
 //! half made.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -16,7 +15,7 @@ use moat_image::{CONTAINER_HOME, ImageSpec, WORKSPACE_DIR};
 use crate::{RunError, RunRecord, RunState, RunStore, names};
 
 /// What the user asked to run, with every setting already resolved.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RunRequest {
     pub workspace: PathBuf,
     /// Empty: the image's default shell.
@@ -30,10 +29,16 @@ pub struct RunRequest {
     pub rebuild: bool,
     /// `TERM` for interactive runs (the host's).
     pub term: Option<String>,
-    /// Base image instead of `debian:bookworm-slim` (`MOAT_BASE_IMAGE`), e.g. a mirror's copy.
-    pub base_image: Option<String>,
+    /// The image the run needs (base, dependencies, CAs, hooks, owner ids).
+    pub image: ImageSpec,
     /// Network for image builds (`MOAT_BUILD_NETWORK`), e.g. `host`.
     pub build_network: Option<String>,
+    /// Extra bind mounts from the configuration, besides the workspace.
+    pub mounts: Vec<BindMount>,
+    /// Memory limit in MiB.
+    pub memory_mb: Option<u64>,
+    /// CPU limit, in cores.
+    pub cpus: Option<f64>,
 }
 
 /// Progress of [`prepare_run`], for the caller to show.
@@ -85,12 +90,7 @@ pub async fn prepare_run(
 ) -> Result<RunRecord, RunError> {
     let workspace = check_workspace(&request.workspace)?;
     let name = choose_name(store, request.name.as_deref())?;
-    let owner = std::fs::metadata(&workspace).map_err(|e| RunError::io(&workspace, e))?;
-    let mut spec = ImageSpec::for_owner(owner.uid(), owner.gid());
-    if let Some(base) = &request.base_image {
-        spec.base_image = base.clone();
-    }
-    let plan = moat_image::plan(&spec);
+    let plan = moat_image::plan(&request.image);
 
     ensure_image(
         docker,
@@ -113,6 +113,9 @@ pub async fn prepare_run(
             .clone()
             .unwrap_or_else(|| "xterm-256color".into());
         env.push(("TERM".to_owned(), term));
+    }
+    if let Some(hook) = &request.image.hooks.pre_run {
+        env.push((moat_image::PRE_RUN_ENV.to_owned(), hook.clone()));
     }
     env.extend(request.env.iter().cloned());
 
@@ -150,11 +153,15 @@ pub async fn prepare_run(
         env,
         working_dir: WORKSPACE_DIR.to_owned(),
         user: None,
-        mounts: vec![BindMount {
+        mounts: std::iter::once(BindMount {
             source: workspace.display().to_string(),
             target: WORKSPACE_DIR.to_owned(),
             read_only: false,
-        }],
+        })
+        .chain(request.mounts.iter().cloned())
+        .collect(),
+        memory_mb: request.memory_mb,
+        cpus: request.cpus,
         tty: request.interactive,
         open_stdin,
         stdin_once: open_stdin && !request.interactive,
@@ -210,7 +217,7 @@ async fn ensure_image(
 }
 
 /// The workspace as an absolute, symlink-free directory path.
-fn check_workspace(path: &std::path::Path) -> Result<PathBuf, RunError> {
+pub fn check_workspace(path: &std::path::Path) -> Result<PathBuf, RunError> {
     let workspace_error = |reason: &str| RunError::Workspace {
         path: path.to_owned(),
         reason: reason.to_owned(),

@@ -93,15 +93,26 @@ pub async fn stop_run(
             .stop_container(container, crate::STOP_GRACE_SECS)
             .await?;
     }
-    // The supervisor notices the exit and writes the final record; wait for it briefly.
-    for _ in 0..100 {
+    wait_for_supervisor(docker, store, record).await
+}
+
+/// Wait until the run's supervisor has finished with it (record final, container removed,
+/// process gone), then return the record; after a while, or without a supervisor, ask
+/// Docker instead.
+pub async fn wait_for_supervisor(
+    docker: &Docker,
+    store: &RunStore,
+    record: &RunRecord,
+) -> Result<RunRecord, RunError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
         let current = store.load(&record.id)?;
-        if current.state.is_final() || !supervisor_alive(&current) {
+        let alive = supervisor_alive(&current);
+        if !alive || std::time::Instant::now() > deadline {
             return reconcile(docker, store, current).await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
-    reconcile(docker, store, store.load(&record.id)?).await
 }
 
 /// Remove a run: its container (if kept) and its directory. A running run is refused

@@ -35,6 +35,11 @@ pub enum Command {
     Stop(StopArgs),
     /// Remove a run's container and files.
     Destroy(DestroyArgs),
+    /// Show the resolved settings and image plan for a workspace.
+    Config(ConfigArgs),
+    /// The dependencies moat can install into images.
+    #[command(subcommand)]
+    Deps(DepsCommand),
     /// Internal: own one run from start to end (started by `moat run`).
     #[command(name = "__supervise", hide = true)]
     Supervise(SuperviseArgs),
@@ -66,6 +71,26 @@ pub struct ExecArgs {
     /// Rebuild the image even if a cached one exists.
     #[arg(long)]
     pub rebuild: bool,
+
+    /// Grant a credential to the run, adding to the configuration's `grants` (repeatable).
+    #[arg(short, long = "grant", value_name = "GRANT")]
+    pub grant: Vec<String>,
+
+    /// Mount a host path: SRC:DST[:ro|rw] (repeatable).
+    #[arg(long = "mount", value_name = "SRC:DST[:ro]")]
+    pub mount: Vec<String>,
+
+    /// Allow a host in the strict network policy (repeatable).
+    #[arg(long = "allow-host", value_name = "PATTERN")]
+    pub allow_host: Vec<String>,
+
+    /// Take no workspace snapshots for this run.
+    #[arg(long)]
+    pub no_snapshots: bool,
+
+    /// Show the resolved settings and the image plan; build and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +105,38 @@ pub struct RunArgs {
     /// The command to run (default: the image's shell).
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Workspace directory (default: the current directory).
+    #[arg(value_name = "PATH")]
+    pub path: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub exec: ExecArgs,
+
+    /// The command a run would use.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DepsCommand {
+    /// List every dependency in the registry.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what one dependency installs, how, and which versions.
+    Info {
+        /// A registry name, e.g. `node`.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

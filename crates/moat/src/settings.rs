@@ -1,18 +1,22 @@
 //! Settings, resolved once at the top: the environment is read here and nowhere else,
-//! and command-line flags are checked and turned into the values the libraries take.
+//! flags and configuration files are merged (through `moat_config::load`, the one place
+//! precedence lives), and the result is turned into the values the libraries take.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use anyhow::Result;
-use moat_container::{Docker, DockerEndpoint};
+use anyhow::{Context as _, Result};
+use moat_config::{CliOverrides, ConfigErrors, ResolvedConfig};
+use moat_container::{BindMount, Docker, DockerEndpoint};
 use moat_home::MoatHome;
+use moat_image::{BuildPlan, ImageSpec, ResolvedDependencies};
 use moat_run::{RunRequest, RunStore};
 
 use crate::cli::ExecArgs;
 use crate::ui::UserError;
 
 /// The variables of the host environment moat reads.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Environment {
     pub moat_home: Option<String>,
     pub docker_host: Option<String>,
@@ -20,6 +24,9 @@ pub struct Environment {
     pub term: Option<String>,
     pub base_image: Option<String>,
     pub build_network: Option<String>,
+    pub extra_ca_certs: Option<String>,
+    pub connect_to: Option<String>,
+    pub keyring: Option<String>,
 }
 
 impl Environment {
@@ -32,6 +39,9 @@ impl Environment {
             term: var("TERM"),
             base_image: var("MOAT_BASE_IMAGE"),
             build_network: var("MOAT_BUILD_NETWORK"),
+            extra_ca_certs: var("MOAT_EXTRA_CA_CERTS"),
+            connect_to: var("MOAT_CONNECT_TO"),
+            keyring: var("MOAT_KEYRING"),
         }
     }
 }
@@ -41,9 +51,7 @@ impl Environment {
 pub struct Context {
     pub store: RunStore,
     pub endpoint: DockerEndpoint,
-    pub term: Option<String>,
-    pub base_image: Option<String>,
-    pub build_network: Option<String>,
+    pub env: Environment,
 }
 
 impl Context {
@@ -55,10 +63,12 @@ impl Context {
                 env.docker_host.as_deref(),
                 env.home.as_deref(),
             ),
-            term: env.term.clone(),
-            base_image: env.base_image.clone(),
-            build_network: env.build_network.clone(),
+            env: env.clone(),
         })
+    }
+
+    pub fn home(&self) -> &MoatHome {
+        self.store.home()
     }
 
     pub async fn docker(&self) -> Result<Docker> {
@@ -66,35 +76,161 @@ impl Context {
     }
 }
 
-/// Turn `moat run` flags into a [`RunRequest`], rejecting bad input before anything starts.
-pub fn run_request(
+/// A run, fully resolved: what to ask `moat-run` for, the merged configuration it came
+/// from, and the image it needs.
+#[derive(Debug)]
+pub struct RunPlan {
+    pub request: RunRequest,
+    pub config: ResolvedConfig,
+    pub image: BuildPlan,
+}
+
+/// Merge flags, the workspace file, the global file and the environment into a run plan,
+/// rejecting bad input before anything starts.
+pub fn plan_run(
     ctx: &Context,
     path: Option<PathBuf>,
     exec: &ExecArgs,
     command: Vec<String>,
-) -> Result<RunRequest> {
-    let workspace = match path {
-        Some(path) => path,
-        None => std::env::current_dir()?,
-    };
+) -> Result<RunPlan> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let workspace = moat_run::check_workspace(&path.unwrap_or_else(|| cwd.clone()))?;
     let env = exec
         .env
         .iter()
         .map(|pair| parse_env(pair))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(RunRequest {
-        workspace,
-        command,
+    let overrides = CliOverrides {
         name: exec.name.clone(),
+        grants: exec.grant.clone(),
         env,
-        interactive: exec.interactive,
+        interactive: exec.interactive.then_some(true),
+        command,
+        // `--mount` paths are typed relative to where the user stands, not the workspace.
+        mounts: exec.mount.iter().map(|m| absolute_mount(m, &cwd)).collect(),
+        allow_hosts: exec.allow_host.clone(),
+        no_snapshots: exec.no_snapshots,
+        extra_ca_certs: ctx.env.extra_ca_certs.as_ref().map(PathBuf::from),
+        connect_to: ctx.env.connect_to.clone(),
+        keyring: ctx.env.keyring.clone(),
+        proxy_port: None,
+    };
+    let config = moat_config::load(&workspace, &ctx.home().config_file(), &overrides)?;
+    let image_spec = image_spec(ctx, &workspace, &config)?;
+    let image = moat_image::plan(&image_spec);
+    let request = RunRequest {
+        workspace,
+        command: config
+            .command
+            .as_ref()
+            .map(|c| c.argv())
+            .unwrap_or_default(),
+        name: config.name.clone(),
+        env: config
+            .env
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        interactive: config.interactive,
         detach: exec.detach,
         keep: exec.keep,
         rebuild: exec.rebuild,
-        term: ctx.term.clone(),
-        base_image: ctx.base_image.clone(),
-        build_network: ctx.build_network.clone(),
+        term: ctx.env.term.clone(),
+        image: image_spec,
+        build_network: ctx.env.build_network.clone(),
+        mounts: config
+            .mounts
+            .iter()
+            .map(|m| BindMount {
+                source: m.source.display().to_string(),
+                target: m.target.clone(),
+                read_only: m.read_only,
+            })
+            .collect(),
+        memory_mb: config.container.memory_mb,
+        cpus: config.container.cpus,
+    };
+    Ok(RunPlan {
+        request,
+        config,
+        image,
     })
+}
+
+/// The image a workspace's configuration asks for.
+fn image_spec(
+    ctx: &Context,
+    workspace: &std::path::Path,
+    config: &ResolvedConfig,
+) -> Result<ImageSpec> {
+    let mut declared = Vec::new();
+    let mut problems = Vec::new();
+    for dep in &config.dependencies {
+        match moat_image::Dependency::parse(&dep.spec) {
+            Ok(parsed) => declared.push(parsed),
+            Err(e) => {
+                let mut error = dep.location.error(e.to_string());
+                if let Some(hint) = e.hint() {
+                    error = error.with_hint(hint);
+                }
+                problems.push(error);
+            }
+        }
+    }
+    if let Some(errors) = ConfigErrors::from_vec(problems) {
+        return Err(errors.into());
+    }
+    let dependencies = ResolvedDependencies::resolve(&declared).map_err(|e| {
+        let mut error = UserError::new(format!("dependencies: {e}"));
+        if let Some(hint) = e.hint() {
+            error = error.hint(hint);
+        }
+        error
+    })?;
+    let extra_ca = match &config.extra_ca_certs {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading extra CA certificates `{}`", path.display()))?;
+            Some(
+                moat_image::ExtraCa::from_pem(&pem).with_context(|| {
+                    format!("reading extra CA certificates `{}`", path.display())
+                })?,
+            )
+        }
+        None => None,
+    };
+    let owner = std::fs::metadata(workspace)
+        .with_context(|| format!("reading `{}`", workspace.display()))?;
+    let defaults = moat_image::Mirrors::default();
+    let mirrors = moat_image::Mirrors {
+        node: config.mirrors.node.clone().unwrap_or(defaults.node),
+        python: config.mirrors.python.clone().unwrap_or(defaults.python),
+        go: config.mirrors.go.clone().unwrap_or(defaults.go),
+        rust: config.mirrors.rust.clone().unwrap_or(defaults.rust),
+    };
+    let mut spec = ImageSpec::for_owner(owner.uid(), owner.gid())
+        .with_dependencies(dependencies)
+        .with_extra_ca(extra_ca)
+        .with_hooks(moat_image::Hooks {
+            post_build_root: config.hooks.post_build_root.clone(),
+            post_build: config.hooks.post_build.clone(),
+            pre_run: config.hooks.pre_run.clone(),
+        })
+        .with_mirrors(mirrors);
+    if let Some(base) = &ctx.env.base_image {
+        spec = spec.with_base_image(base.clone());
+    }
+    Ok(spec)
+}
+
+/// `SRC:DST[:MODE]` with a relative SRC made absolute from `cwd`.
+fn absolute_mount(mount: &str, cwd: &std::path::Path) -> String {
+    match mount.split_once(':') {
+        Some((src, rest)) if !src.is_empty() && !src.starts_with('/') => {
+            format!("{}:{rest}", cwd.join(src).display())
+        }
+        _ => mount.to_owned(),
+    }
 }
 
 /// `KEY=VALUE` with a POSIX variable name.
@@ -106,12 +242,7 @@ pub fn parse_env(pair: &str) -> Result<(String, String), UserError> {
         ))
         .hint("for example `-e DEBUG=1`"));
     };
-    let valid = key
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if !valid {
+    if !moat_config::is_env_name(key) {
         return Err(UserError::new(format!(
             "invalid --env key `{key}`: not a valid variable name"
         ))
@@ -148,5 +279,15 @@ mod tests {
     fn a_bad_env_never_echoes_its_value() {
         let e = parse_env("sk-ant-secret-token").unwrap_err();
         assert!(!e.to_string().contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn mount_sources_are_relative_to_the_current_directory() {
+        let cwd = std::path::Path::new("/home/u/project");
+        assert_eq!(
+            absolute_mount("data:/data:ro", cwd),
+            "/home/u/project/data:/data:ro"
+        );
+        assert_eq!(absolute_mount("/abs:/data", cwd), "/abs:/data");
     }
 }

@@ -4,6 +4,7 @@ use anyhow::Result;
 
 use crate::cli::ListArgs;
 use crate::settings::Context;
+use crate::ui::outln;
 use crate::ui::runs_table;
 
 pub async fn list(ctx: &Context, args: ListArgs) -> Result<i32> {
@@ -13,11 +14,11 @@ pub async fn list(ctx: &Context, args: ListArgs) -> Result<i32> {
         runs.push(super::refresh(ctx, &mut lazy, record).await?);
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&runs)?);
+        outln!("{}", serde_json::to_string_pretty(&runs)?)?;
     } else if runs.is_empty() {
         eprintln!("No runs yet. Start one with `moat run`.");
     } else {
-        println!("{}", runs_table(&runs));
+        outln!("{}", runs_table(&runs))?;
     }
     Ok(0)
 }

@@ -2,14 +2,14 @@
 //! through the libraries, prints, and returns the process exit code.
 
 pub mod attach;
+pub mod config;
+pub mod deps;
 pub mod destroy;
 pub mod list;
 pub mod logs;
 pub mod run;
 pub mod stop;
 pub mod supervise;
-
-use std::time::Duration;
 
 use anyhow::Result;
 use moat_container::Docker;
@@ -49,24 +49,13 @@ pub async fn refresh(
     Ok(moat_run::reconcile(docker.get().await?, &ctx.store, record).await?)
 }
 
-/// Wait until the run's record is final (its supervisor finishes the clean-up), then
-/// return it. Falls back to asking Docker when the supervisor has gone.
+/// Wait until the run is over and cleaned up, then return its final record.
 pub async fn wait_until_final(
     ctx: &Context,
     docker: &Docker,
     record: &RunRecord,
 ) -> Result<RunRecord> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let current = ctx.store.load(&record.id)?;
-        if current.state.is_final() {
-            return Ok(current);
-        }
-        if !moat_run::supervisor_alive(&current) || std::time::Instant::now() > deadline {
-            return Ok(moat_run::reconcile(docker, &ctx.store, current).await?);
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    Ok(moat_run::wait_for_supervisor(docker, &ctx.store, record).await?)
 }
 
 /// The exit code moat returns for a finished run: the command's own, or 125 when it has

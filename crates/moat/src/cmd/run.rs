@@ -12,10 +12,16 @@ use crate::launcher::Supervisor;
 use crate::session::{self, CtrlC, SessionEnd};
 use crate::settings::{self, Context};
 use crate::term::ESCAPE_HELP;
+use crate::ui::outln;
 use crate::ui::{BuildProgress, UserError};
 
 pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
-    let mut request = settings::run_request(ctx, args.path, &args.exec, args.command)?;
+    let plan = settings::plan_run(ctx, args.path, &args.exec, args.command)?;
+    if args.exec.dry_run {
+        super::config::print_plan(&plan)?;
+        return Ok(0);
+    }
+    let mut request = plan.request;
     let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     // A bare `moat run` at a terminal means "give me a shell".
     if request.command.is_empty() && !request.detach && terminal {
@@ -103,7 +109,7 @@ async fn launch(
     }
 
     let Some(attached) = attached else {
-        println!("{}", record.id);
+        outln!("{}", record.id)?;
         eprintln!(
             "moat: run {} ({}) started in the background\n  moat logs {0}     see its output\n  moat attach {0}   reconnect\n  moat stop {0}     stop it",
             record.id, record.name

@@ -5,6 +5,7 @@ use moat_run::RunError;
 
 use crate::cli::StopArgs;
 use crate::settings::Context;
+use crate::ui::outln;
 
 pub async fn stop(ctx: &Context, args: StopArgs) -> Result<i32> {
     let mut lazy = super::LazyDocker::new(ctx);
@@ -40,12 +41,12 @@ pub async fn stop(ctx: &Context, args: StopArgs) -> Result<i32> {
             .into());
         }
         let stopped = moat_run::stop_run(&docker, &ctx.store, &record).await?;
-        println!(
+        outln!(
             "{} ({}) {}",
             stopped.id,
             stopped.name,
             stopped.state_label()
-        );
+        )?;
     }
     Ok(0)
 }

@@ -59,6 +59,12 @@ fn hint(err: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = cause.downcast_ref::<moat_container::RuntimeError>() {
             e.hint()
+        } else if let Some(e) = cause.downcast_ref::<moat_config::ConfigErrors>() {
+            e.hint().map(str::to_owned)
+        } else if let Some(e) = cause.downcast_ref::<moat_image::DepError>() {
+            e.hint()
+        } else if let Some(e) = cause.downcast_ref::<moat_image::CaError>() {
+            e.hint()
         } else {
             None
         }

@@ -2,26 +2,31 @@
 
 use moat_run::RunRecord;
 
-/// NAME, RUN ID, STATE, AGE; columns padded to their widest cell.
+/// NAME, RUN ID, STATE, AGE.
 pub fn runs_table(runs: &[RunRecord]) -> String {
     let now = jiff::Timestamp::now();
-    let mut rows = vec![[
-        "NAME".to_owned(),
-        "RUN ID".to_owned(),
-        "STATE".to_owned(),
-        "AGE".to_owned(),
-    ]];
-    for run in runs {
-        rows.push([
-            run.name.clone(),
-            run.id.to_string(),
-            run.state_label(),
-            age(run.created_at, now),
-        ]);
-    }
-    let mut widths = [0usize; 4];
+    let header = ["NAME", "RUN ID", "STATE", "AGE"].map(String::from);
+    let rows: Vec<[String; 4]> = runs
+        .iter()
+        .map(|run| {
+            [
+                run.name.clone(),
+                run.id.to_string(),
+                run.state_label(),
+                age(run.created_at, now),
+            ]
+        })
+        .collect();
+    table(&header, &rows).trim_end().to_owned()
+}
+
+/// A table with columns padded to their widest cell, two spaces apart; one line a row,
+/// each ending in a newline.
+pub fn table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
+    let rows: Vec<&[String; N]> = std::iter::once(header).chain(rows).collect();
+    let mut widths = [0usize; N];
     for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
+        for (w, cell) in widths.iter_mut().zip(row.iter()) {
             *w = (*w).max(cell.chars().count());
         }
     }
@@ -38,7 +43,7 @@ pub fn runs_table(runs: &[RunRecord]) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
-    out.trim_end().to_owned()
+    out
 }
 
 /// How long ago `then` was, in the largest whole unit: `12s`, `5m`, `3h`, `2d`.

@@ -1,6 +1,8 @@
 //! End-to-end tests: the built `moat` binary against the real Docker daemon, each test in
 //! its own `MOAT_HOME` and workspace.
 
+mod config;
+mod deps;
 mod errors;
 mod harness;
 mod interactive;

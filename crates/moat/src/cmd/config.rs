@@ -1,0 +1,49 @@
+//! `moat config [PATH]` (and `moat run --dry-run`): the resolved settings and the image
+//! plan, without building or running anything.
+
+use anyhow::Result;
+
+use crate::cli::ConfigArgs;
+use crate::settings::{self, Context, RunPlan};
+use crate::ui::{out, outln};
+
+pub fn config(ctx: &Context, args: ConfigArgs) -> Result<i32> {
+    let plan = settings::plan_run(ctx, args.path, &args.exec, args.command)?;
+    print_plan(&plan)?;
+    Ok(0)
+}
+
+/// Settings as YAML, then the image: its tag, its dependencies and its Dockerfile.
+pub fn print_plan(plan: &RunPlan) -> std::io::Result<()> {
+    outln!("# settings")?;
+    out!("{}", plan.config.render())?;
+    outln!()?;
+    outln!("# image")?;
+    outln!("tag: {}", plan.image.tag)?;
+    let deps: Vec<String> = plan
+        .request
+        .image
+        .dependencies
+        .iter()
+        .map(|d| {
+            let name = match &d.effective_version {
+                Some(version) if d.dependency.version().is_none() => {
+                    format!("{}@{version}", d.dependency)
+                }
+                _ => d.dependency.to_string(),
+            };
+            match &d.implied_by {
+                Some(by) => format!("{name} (for {by})"),
+                None => name,
+            }
+        })
+        .collect();
+    if deps.is_empty() {
+        outln!("dependencies: []")?;
+    } else {
+        outln!("dependencies: [{}]", deps.join(", "))?;
+    }
+    outln!()?;
+    outln!("# Dockerfile")?;
+    out!("{}", plan.image.dockerfile)
+}
