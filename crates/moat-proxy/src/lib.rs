@@ -10,6 +10,38 @@
 //! stored: it takes values and emits events. It uses rustls with the aws-lc-rs provider,
 //! passed explicitly, so it needs no process-wide crypto provider.
 //!
+//! ```no_run
+//! use std::sync::Arc;
+//! use moat_proxy::*;
+//!
+//! # async fn supervise(ca_dir: &std::path::Path, github_token: Secret) -> Result<(), ProxyError> {
+//! let ca = Arc::new(CertificateAuthority::load_or_create(ca_dir)?);
+//! let token = Secret::random_token().expect("the OS has randomness");
+//! let mut config = ProxyConfig::new(token.clone(), ca.clone());
+//! config.rules.push(
+//!     GrantRule::new("github", vec![HostPattern::parse("api.github.com")?])
+//!         .set_header("authorization", &bearer(&github_token))?,
+//! );
+//! config.policy = NetworkPolicy::Strict { allow: vec![HostPattern::parse("*.npmjs.org")?] };
+//! config.connect_to = ConnectTo::parse_list("api.github.com:443:127.0.0.1:8443")?;
+//!
+//! let (events, mut trace) = tokio::sync::mpsc::channel::<NetworkEvent>(1024);
+//! let gateway = "172.18.0.1:0".parse().unwrap();
+//! let proxy = Proxy::start(config, gateway, events).await?;
+//! let https_proxy = proxy_url(proxy.local_addr(), &token); // HTTPS_PROXY for the container
+//! # let _ = https_proxy;
+//! tokio::spawn(async move {
+//!     while let Some(event) = trace.recv().await {
+//!         let line = serde_json::to_string(&event).unwrap(); // one line of network.jsonl
+//! #       let _ = line;
+//!     }
+//! });
+//! // ... the run ...
+//! proxy.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Architecture invariants:
 //! * a credential goes only into requests for its grant's hosts, only over TLS to the
 //!   upstream, and only for the host the CONNECT tunnel was opened (and checked) for;
@@ -18,7 +50,7 @@
 
 mod auth;
 mod body;
-pub mod ca;
+mod ca;
 mod connect_to;
 mod error;
 mod events;
@@ -32,7 +64,7 @@ mod secret;
 mod upstream;
 
 pub use auth::{PROXY_USER, proxy_url};
-pub use ca::CertificateAuthority;
+pub use ca::{CA_CERT_FILE, CA_KEY_FILE, CertificateAuthority};
 pub use connect_to::ConnectTo;
 pub use error::{CaError, ConfigError, ProxyError};
 pub use events::{BODY_SAMPLE_LIMIT, BodySample, EventSink, NetworkEvent, REDACTED};

@@ -226,22 +226,25 @@ impl GrantRule {
 
 /// The rule to apply to a request for `host:port` (normalized), if any. At most one grant
 /// is injected into a request: the first rule for the host that finds one of its
-/// placeholders in the request, otherwise the first rule for the host. So with two
-/// grants on one host, the client picks the credential by the placeholder it sends.
+/// placeholders in the request, otherwise the first rule for the host with header
+/// operations (a rule with placeholders only has nothing to do without one). So with
+/// two grants on one host, the client picks the credential by the placeholder it sends.
 pub(crate) fn select<'a>(
     rules: &'a [GrantRule],
     host: &str,
     port: u16,
     headers: &HeaderMap,
 ) -> Option<&'a GrantRule> {
-    let mut first = None;
+    let mut fallback = None;
     for rule in rules.iter().filter(|r| r.applies_to(host, port)) {
         if rule.carries_placeholder(headers) {
             return Some(rule);
         }
-        first.get_or_insert(rule);
+        if !rule.ops.is_empty() {
+            fallback.get_or_insert(rule);
+        }
     }
-    first
+    fallback
 }
 
 /// Returns whether the header changed.
@@ -472,12 +475,20 @@ mod tests {
                 .grant(),
             "anthropic"
         );
+        assert!(
+            select(&rules, "api.anthropic.com", 443, &HeaderMap::new()).is_none(),
+            "placeholder-only rules need their placeholder"
+        );
+        let with_ops = GrantRule::new("claude-oauth", hosts(&["api.anthropic.com"]))
+            .set_header("authorization", &bearer(&Secret::new("real-oauth")))
+            .unwrap();
+        let rules = [rules[0].clone(), with_ops];
         assert_eq!(
             select(&rules, "api.anthropic.com", 443, &HeaderMap::new())
                 .unwrap()
                 .grant(),
-            "anthropic",
-            "first rule for the host otherwise"
+            "claude-oauth",
+            "otherwise the first rule with header operations"
         );
     }
 

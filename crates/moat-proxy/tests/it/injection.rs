@@ -408,3 +408,95 @@ async fn plain_http_is_forwarded_but_never_gets_credentials() {
     assert_eq!(event.grant, None);
     assert_eq!(event.request_headers["proxy-authorization"], REDACTED);
 }
+
+#[tokio::test]
+async fn any_header_a_rule_writes_is_redacted_in_the_trace() {
+    let ca = TestCa::new();
+    let upstream = https_upstream(&ca, &["svc.test"], &[b"http/1.1"], hello()).await;
+    let mut h = Harness::start(&ca, |c| {
+        c.connect_to = vec![route("svc.test", upstream.port())];
+        c.rules = vec![
+            GrantRule::new("svc", hosts(&["svc.test"]))
+                .set_header("x-service-key", &Secret::new("svc-REAL"))
+                .unwrap(),
+        ];
+    })
+    .await;
+    let mut sender = h.client.h1("svc.test:443").await;
+    let response = sender
+        .send_request(
+            Request::get("/")
+                .header("host", "svc.test")
+                .header("x-service-key", "svc-fake")
+                .body(empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(upstream.last().headers["x-service-key"], "svc-REAL");
+    let event = h.next_event().await;
+    assert_eq!(event.request_headers["x-service-key"], REDACTED);
+    assert!(!serde_json::to_string(&event).unwrap().contains("svc-REAL"));
+}
+
+#[tokio::test]
+async fn concurrent_http2_streams_share_one_tunnel() {
+    let ca = TestCa::new();
+    let upstream = https_upstream(&ca, &["api.github.com"], &[b"h2", b"http/1.1"], hello()).await;
+    let mut h = Harness::start(&ca, |c| {
+        c.connect_to = vec![route("api.github.com", upstream.port())];
+        c.rules = vec![github_api("ghp_REALTOKEN")];
+    })
+    .await;
+    let sender = h.client.h2("api.github.com:443").await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let mut sender = sender.clone();
+        tasks.push(tokio::spawn(async move {
+            let response = sender
+                .send_request(
+                    Request::get(format!("https://api.github.com/item/{i}"))
+                        .body(empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            body_text(response).await
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), "hello from upstream");
+    }
+    assert_eq!(upstream.seen().len(), 20);
+    let mut urls = Vec::new();
+    for _ in 0..20 {
+        urls.push(h.next_event().await.url);
+    }
+    urls.sort();
+    urls.dedup();
+    assert_eq!(urls.len(), 20);
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_trust_the_moat_ca_shows_up_in_the_trace() {
+    let ca = TestCa::new();
+    let mut h = Harness::start(&ca, |_| {}).await;
+    let (response, stream) = h.client.connect("api.github.com:443").await;
+    assert_eq!(response.status, 200);
+    // This client trusts nothing, so it rejects the proxy's certificate.
+    let mut untrusting = h.client.clone();
+    untrusting.trusted = std::sync::Arc::new(rustls::RootCertStore::empty());
+    let result = tokio_rustls::TlsConnector::from(untrusting.tls_config(&[b"http/1.1"]))
+        .connect(
+            rustls::pki_types::ServerName::try_from("api.github.com").unwrap(),
+            stream,
+        )
+        .await;
+    assert!(result.is_err());
+    let event = h.next_event().await;
+    assert_eq!(event.method, "CONNECT");
+    assert_eq!(event.url, "api.github.com:443");
+    let error = event.error.unwrap();
+    assert!(error.contains("does it trust the moat CA?"), "{error}");
+}
