@@ -12,10 +12,10 @@ use crate::ca::CertificateAuthority;
 use crate::connect_to::ConnectTo;
 use crate::error::ProxyError;
 use crate::events::EventSink;
-use crate::handler::{Lifecycle, ServerTls, Shared, serve_client};
 use crate::policy::{HostPattern, NetworkPolicy};
 use crate::rules::GrantRule;
 use crate::secret::Secret;
+use crate::serve::{Lifecycle, ServerTls, Shared, serve_client};
 use crate::upstream::Upstream;
 
 /// How long [`ProxyHandle::shutdown`] lets requests in flight finish.

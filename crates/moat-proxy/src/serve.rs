@@ -1,19 +1,18 @@
-//! What the proxy does with each client connection and request: authenticate, apply the
-//! network policy, open CONNECT tunnels (intercepted or passed through), and forward
-//! requests upstream with the grant's credentials, streaming both ways.
+//! Serving clients: the proxy port (proxy authentication, CONNECT, absolute-form
+//! requests), the network policy check, and CONNECT tunnels, intercepted (TLS terminated
+//! with a leaf for the host, then HTTP/2 or HTTP/1.1) or passed through.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
-use std::error::Error as StdError;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST};
+use http::header::HOST;
 use http::uri::Authority;
-use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
@@ -29,25 +28,21 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{AUTH_REQUIRED_MESSAGE, ProxyAuth};
-use crate::body::{CaptureBody, ProxyBody};
+use crate::body::ProxyBody;
 use crate::ca::CertificateAuthority;
-use crate::events::{Capture, EventSink, Exchange, Side, redacted_headers};
-use crate::headers::{is_upgrade_request, strip_hop_by_hop};
-use crate::io::{Counted, Prefixed};
-use crate::policy::{
-    HostPattern, NetworkPolicy, blocked_message, is_valid_request_host, normalize_host,
-};
-use crate::rules::{self, GrantRule, Injected};
-use crate::upstream::{ConnectError, Upstream};
+use crate::events::{EventSink, Exchange, redacted_headers};
+use crate::forward::{forward, path_of, relay};
+use crate::io::Prefixed;
+use crate::local::{bad_request, blocked, connect_failure, finish_local, text_response};
+use crate::policy::{HostPattern, NetworkPolicy, is_valid_request_host, normalize_host};
+use crate::rules::GrantRule;
+use crate::upstream::Upstream;
 
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a client may wait after CONNECT before it starts its TLS handshake.
 const TUNNEL_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
 const CLIENT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 const MAX_CACHED_SERVER_CONFIGS: usize = 4096;
-
-/// The header that marks a response the proxy made to refuse a request.
-pub const BLOCKED_HEADER: &str = "x-moat-blocked";
 
 /// Everything request handling needs, shared by all connections of one proxy.
 pub(crate) struct Shared {
@@ -140,20 +135,20 @@ impl ServerTls {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Scheme {
+pub(crate) enum Scheme {
     Http,
     Https,
 }
 
 impl Scheme {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Scheme::Http => "http",
             Scheme::Https => "https",
         }
     }
 
-    fn default_port(self) -> u16 {
+    pub(crate) fn default_port(self) -> u16 {
         match self {
             Scheme::Http => 80,
             Scheme::Https => 443,
@@ -163,13 +158,13 @@ impl Scheme {
 
 /// The host and port a request or tunnel goes to; the host is normalized.
 #[derive(Clone, Debug)]
-struct Target {
-    host: String,
-    port: u16,
+pub(crate) struct Target {
+    pub host: String,
+    pub port: u16,
 }
 
 impl Target {
-    fn host_for_url(&self) -> String {
+    pub(crate) fn host_for_url(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
@@ -178,12 +173,12 @@ impl Target {
     }
 
     /// `host:port`, as in CONNECT.
-    fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         format!("{}:{}", self.host_for_url(), self.port)
     }
 
     /// The URL authority: the port only when it is not the scheme's default.
-    fn authority(&self, scheme: Scheme) -> String {
+    pub(crate) fn authority(&self, scheme: Scheme) -> String {
         if self.port == scheme.default_port() {
             self.host_for_url()
         } else {
@@ -520,281 +515,6 @@ async fn handle_absolute(shared: Arc<Shared>, req: Request<Incoming>) -> Respons
     forward(shared, scheme, target, req).await
 }
 
-fn path_of(uri: &Uri) -> &str {
-    uri.path_and_query().map_or("/", |p| p.as_str())
-}
-
-/// Send a request upstream and stream the answer back: hop-by-hop headers dropped, the
-/// grant's rule applied (only over TLS), bodies sampled for the trace as they pass.
-async fn forward(
-    shared: Arc<Shared>,
-    scheme: Scheme,
-    target: Target,
-    mut req: Request<Incoming>,
-) -> Response<ProxyBody> {
-    let path = path_of(req.uri()).to_owned();
-    let url = format!("{}://{}{}", scheme.as_str(), target.authority(scheme), path);
-    let exchange = Exchange::new(
-        shared.sink.clone(),
-        req.method().as_str(),
-        url.clone(),
-        BTreeMap::new(),
-    );
-    let client_headers = req.headers().clone();
-    let upgrade = is_upgrade_request(&req);
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-
-    let (mut parts, body) = req.into_parts();
-    strip_hop_by_hop(&mut parts.headers, upgrade);
-    // The upstream client writes `Host` (HTTP/1.1) or `:authority` (HTTP/2) from the URI.
-    parts.headers.remove(HOST);
-    // Credentials travel only over TLS to the upstream.
-    let injected = match scheme {
-        Scheme::Https => rules::select(&shared.rules, &target.host, target.port, &parts.headers)
-            .map(|rule| rule.apply(&mut parts.headers))
-            .unwrap_or_default(),
-        Scheme::Http => Injected::default(),
-    };
-    exchange.set_request_headers(redacted_headers(&client_headers, &injected.secret_headers));
-    exchange.set_grant(injected.grant);
-
-    let Ok(uri) =
-        format!("{}://{}{}", scheme.as_str(), target.authority(scheme), path).parse::<Uri>()
-    else {
-        let response = text_response(
-            StatusCode::BAD_REQUEST,
-            "moat: invalid request URL\n".into(),
-        );
-        return finish_local(&exchange, response, false, None);
-    };
-    parts.uri = uri;
-    parts.version = Version::HTTP_11;
-    let capture = Capture::for_headers(&parts.headers);
-    let body = CaptureBody::new(body, capture, exchange.clone(), Side::Request);
-    let client = if upgrade {
-        &shared.upstream.upgrade_client
-    } else {
-        &shared.upstream.client
-    };
-
-    let mut response = match client.request(Request::from_parts(parts, body)).await {
-        Ok(response) => response,
-        Err(e) => {
-            let connect = find_source::<ConnectError>(&e);
-            return upstream_failure(&exchange, &url, &error_chain(&e), connect);
-        }
-    };
-
-    let status = response.status();
-    if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) = (client_upgrade, status) {
-        let upstream_upgrade = hyper::upgrade::on(&mut response);
-        let (mut parts, _) = response.into_parts();
-        strip_hop_by_hop(&mut parts.headers, true);
-        parts.version = Version::HTTP_11;
-        exchange.respond(status.as_u16(), redacted_headers(&parts.headers, &[]));
-        let stop = shared.lifecycle.stop.clone();
-        shared.lifecycle.spawn(async move {
-            match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                Ok((client, upstream)) => {
-                    relay(
-                        TokioIo::new(client),
-                        TokioIo::new(upstream),
-                        &exchange,
-                        &stop,
-                    )
-                    .await;
-                }
-                Err(e) => {
-                    exchange.note_error(format!("the protocol switch failed: {e}"));
-                    exchange.stream_closed(0, 0);
-                }
-            }
-        });
-        return Response::from_parts(parts, ProxyBody::Empty);
-    }
-
-    let (mut parts, body) = response.into_parts();
-    strip_hop_by_hop(&mut parts.headers, false);
-    parts.version = Version::HTTP_11;
-    exchange.respond(status.as_u16(), redacted_headers(&parts.headers, &[]));
-    let capture = Capture::for_headers(&parts.headers);
-    let body = CaptureBody::new(body, capture, exchange, Side::Response);
-    Response::from_parts(parts, ProxyBody::Upstream(body))
-}
-
-/// Copy bytes both ways until either side closes (or the proxy stops), then record
-/// how many went each way.
-async fn relay<A, B>(client: A, mut upstream: B, exchange: &Exchange, stop: &CancellationToken)
-where
-    A: AsyncRead + AsyncWrite + Unpin,
-    B: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut client = Counted::new(client);
-    let result = tokio::select! {
-        result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => result.map(|_| ()),
-        () = stop.cancelled() => Err(std::io::Error::other("closed because the proxy stopped")),
-    };
-    if let Err(e) = result {
-        use std::io::ErrorKind::*;
-        if !matches!(
-            e.kind(),
-            ConnectionReset | BrokenPipe | UnexpectedEof | NotConnected
-        ) {
-            exchange.note_error(e.to_string());
-        }
-    }
-    exchange.stream_closed(client.read, client.written);
-}
-
-fn text_response(status: StatusCode, body: String) -> Response<ProxyBody> {
-    let mut response = Response::new(ProxyBody::Text(Some(Bytes::from(body))));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-/// Record a response the proxy made itself and return it.
-fn finish_local(
-    exchange: &Exchange,
-    response: Response<ProxyBody>,
-    blocked: bool,
-    error: Option<String>,
-) -> Response<ProxyBody> {
-    use http_body::Body as _;
-    let status = response.status().as_u16();
-    exchange.respond(status, redacted_headers(response.headers(), &[]));
-    let len = response.body().size_hint().exact().unwrap_or(0);
-    exchange.local_response(
-        status,
-        usize::try_from(len).unwrap_or(usize::MAX),
-        blocked,
-        error,
-    );
-    response
-}
-
-fn bad_request(shared: &Shared, req: &Request<Incoming>, message: String) -> Response<ProxyBody> {
-    let exchange = Exchange::new(
-        shared.sink.clone(),
-        req.method().as_str(),
-        req.uri().to_string(),
-        redacted_headers(req.headers(), &[]),
-    );
-    finish_local(
-        &exchange,
-        text_response(StatusCode::BAD_REQUEST, message),
-        false,
-        None,
-    )
-}
-
-fn blocked(
-    shared: &Shared,
-    req: &Request<Incoming>,
-    url: String,
-    target: &Target,
-) -> Response<ProxyBody> {
-    let exchange = Exchange::new(
-        shared.sink.clone(),
-        req.method().as_str(),
-        url,
-        redacted_headers(req.headers(), &[]),
-    );
-    let mut response = text_response(
-        StatusCode::FORBIDDEN,
-        blocked_message(&target.host, target.port),
-    );
-    response
-        .headers_mut()
-        .insert(BLOCKED_HEADER, HeaderValue::from_static("network-policy"));
-    finish_local(&exchange, response, true, None)
-}
-
-fn connect_failure(exchange: &Exchange, label: &str, error: &ConnectError) -> Response<ProxyBody> {
-    upstream_failure(exchange, label, &error_chain(error), Some(error))
-}
-
-/// The answer when the upstream cannot be reached: 403 for a host-local destination,
-/// 504 for a timeout, 502 otherwise, each saying why.
-fn upstream_failure(
-    exchange: &Exchange,
-    url: &str,
-    chain: &str,
-    connect: Option<&ConnectError>,
-) -> Response<ProxyBody> {
-    match connect {
-        Some(e @ ConnectError::HostLocal { .. }) => {
-            let mut response = text_response(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "moat: request blocked\n\n{e}.\nThe proxy does not reach services on its own host \
-                     (loopback, link-local and its listening address).\n"
-                ),
-            );
-            response
-                .headers_mut()
-                .insert(BLOCKED_HEADER, HeaderValue::from_static("host-local"));
-            finish_local(exchange, response, true, Some(e.to_string()))
-        }
-        Some(ConnectError::Timeout { .. }) => {
-            let response = text_response(
-                StatusCode::GATEWAY_TIMEOUT,
-                format!("moat: {url} did not answer in time: {chain}\n"),
-            );
-            finish_local(exchange, response, false, Some(chain.to_owned()))
-        }
-        Some(ConnectError::Tls { .. }) => {
-            let response = text_response(
-                StatusCode::BAD_GATEWAY,
-                format!(
-                    "moat: cannot reach {url}: {chain}\n\nIf this network inspects TLS with its own CA, \
-                     give that CA to moat in `MOAT_EXTRA_CA_CERTS`.\n"
-                ),
-            );
-            finish_local(exchange, response, false, Some(chain.to_owned()))
-        }
-        _ => {
-            let response = text_response(
-                StatusCode::BAD_GATEWAY,
-                format!("moat: cannot reach {url}: {chain}\n"),
-            );
-            finish_local(exchange, response, false, Some(chain.to_owned()))
-        }
-    }
-}
-
-fn find_source<'a, T: StdError + 'static>(error: &'a (dyn StdError + 'static)) -> Option<&'a T> {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if let Some(found) = e.downcast_ref::<T>() {
-            return Some(found);
-        }
-        current = e.source();
-    }
-    None
-}
-
-/// An error and its causes on one line, without repeating a cause a message already
-/// quotes.
-fn error_chain(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut current = error.source();
-    while let Some(e) = current {
-        let part = e.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        current = e.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -837,18 +557,5 @@ mod tests {
         assert_eq!(request_host(&h2).as_deref(), Some("b.test"));
         let none = Request::builder().uri("/x").body(()).unwrap();
         assert_eq!(request_host(&none), None);
-    }
-
-    #[test]
-    fn error_chain_does_not_repeat_causes() {
-        let inner = std::io::Error::other("connection refused");
-        let outer = ConnectError::Connect {
-            addr: "127.0.0.1:1".parse().unwrap(),
-            source: inner,
-        };
-        assert_eq!(
-            error_chain(&outer),
-            "cannot connect to `127.0.0.1:1`: connection refused"
-        );
     }
 }
