@@ -1,0 +1,152 @@
+//! Forwarding one request upstream: hop-by-hop headers dropped, the grant's rule
+//! applied, bodies streamed and sampled, protocol upgrades relayed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use http::header::HOST;
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+
+use crate::body::{CaptureBody, ProxyBody};
+use crate::events::{Capture, Exchange, Side, redacted_headers};
+use crate::headers::{is_upgrade_request, strip_hop_by_hop};
+use crate::io::Counted;
+use crate::local::{error_chain, find_source, finish_local, text_response, upstream_failure};
+use crate::rules::{self, Injected};
+use crate::serve::{Scheme, Shared, Target};
+use crate::upstream::ConnectError;
+
+/// The path and query of a request target (`/` when there is none).
+pub(crate) fn path_of(uri: &Uri) -> &str {
+    uri.path_and_query().map_or("/", |p| p.as_str())
+}
+
+/// Send a request upstream and stream the answer back: hop-by-hop headers dropped, the
+/// grant's rule applied (only over TLS), bodies sampled for the trace as they pass.
+pub(crate) async fn forward(
+    shared: Arc<Shared>,
+    scheme: Scheme,
+    target: Target,
+    mut req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let path = path_of(req.uri()).to_owned();
+    let url = format!("{}://{}{}", scheme.as_str(), target.authority(scheme), path);
+    let exchange = Exchange::new(
+        shared.sink.clone(),
+        req.method().as_str(),
+        url.clone(),
+        BTreeMap::new(),
+    );
+    let client_headers = req.headers().clone();
+    let upgrade = is_upgrade_request(&req);
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+
+    let (mut parts, body) = req.into_parts();
+    strip_hop_by_hop(&mut parts.headers, upgrade);
+    // The upstream client writes `Host` (HTTP/1.1) or `:authority` (HTTP/2) from the URI.
+    parts.headers.remove(HOST);
+    // Credentials travel only over TLS to the upstream.
+    let injected = match scheme {
+        Scheme::Https => rules::select(&shared.rules, &target.host, target.port, &parts.headers)
+            .map(|rule| rule.apply(&mut parts.headers))
+            .unwrap_or_default(),
+        Scheme::Http => Injected::default(),
+    };
+    exchange.set_request_headers(redacted_headers(&client_headers, &injected.secret_headers));
+    exchange.set_grant(injected.grant);
+
+    let Ok(uri) =
+        format!("{}://{}{}", scheme.as_str(), target.authority(scheme), path).parse::<Uri>()
+    else {
+        let response = text_response(
+            StatusCode::BAD_REQUEST,
+            "moat: invalid request URL\n".into(),
+        );
+        return finish_local(&exchange, response, false, None);
+    };
+    parts.uri = uri;
+    parts.version = Version::HTTP_11;
+    let capture = Capture::for_headers(&parts.headers);
+    let body = CaptureBody::new(body, capture, exchange.clone(), Side::Request);
+    let client = if upgrade {
+        &shared.upstream.upgrade_client
+    } else {
+        &shared.upstream.client
+    };
+
+    let mut response = match client.request(Request::from_parts(parts, body)).await {
+        Ok(response) => response,
+        Err(e) => {
+            let connect = find_source::<ConnectError>(&e);
+            return upstream_failure(&exchange, &url, &error_chain(&e), connect);
+        }
+    };
+
+    let status = response.status();
+    if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) = (client_upgrade, status) {
+        let upstream_upgrade = hyper::upgrade::on(&mut response);
+        let (mut parts, _) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers, true);
+        parts.version = Version::HTTP_11;
+        exchange.respond(status.as_u16(), redacted_headers(&parts.headers, &[]));
+        let stop = shared.lifecycle.stop.clone();
+        shared.lifecycle.spawn(async move {
+            match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                Ok((client, upstream)) => {
+                    relay(
+                        TokioIo::new(client),
+                        TokioIo::new(upstream),
+                        &exchange,
+                        &stop,
+                    )
+                    .await;
+                }
+                Err(e) => {
+                    exchange.note_error(format!("the protocol switch failed: {e}"));
+                    exchange.stream_closed(0, 0);
+                }
+            }
+        });
+        return Response::from_parts(parts, ProxyBody::Empty);
+    }
+
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers, false);
+    parts.version = Version::HTTP_11;
+    exchange.respond(status.as_u16(), redacted_headers(&parts.headers, &[]));
+    let capture = Capture::for_headers(&parts.headers);
+    let body = CaptureBody::new(body, capture, exchange, Side::Response);
+    Response::from_parts(parts, ProxyBody::Upstream(body))
+}
+
+/// Copy bytes both ways until either side closes (or the proxy stops), then record
+/// how many went each way.
+pub(crate) async fn relay<A, B>(
+    client: A,
+    mut upstream: B,
+    exchange: &Exchange,
+    stop: &CancellationToken,
+) where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut client = Counted::new(client);
+    let result = tokio::select! {
+        result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => result.map(|_| ()),
+        () = stop.cancelled() => Err(std::io::Error::other("closed because the proxy stopped")),
+    };
+    if let Err(e) = result {
+        use std::io::ErrorKind::*;
+        if !matches!(
+            e.kind(),
+            ConnectionReset | BrokenPipe | UnexpectedEof | NotConnected
+        ) {
+            exchange.note_error(e.to_string());
+        }
+    }
+    exchange.stream_closed(client.read, client.written);
+}

@@ -1,0 +1,196 @@
+//! Starting and stopping a proxy: `ProxyConfig` in, `ProxyHandle` out.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::auth::ProxyAuth;
+use crate::ca::CertificateAuthority;
+use crate::connect_to::ConnectTo;
+use crate::error::ProxyError;
+use crate::events::EventSink;
+use crate::policy::{HostPattern, NetworkPolicy};
+use crate::rules::GrantRule;
+use crate::secret::Secret;
+use crate::serve::{Lifecycle, ServerTls, Shared, serve_client};
+use crate::upstream::Upstream;
+
+/// How long [`ProxyHandle::shutdown`] lets requests in flight finish.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Everything one run's proxy needs. Build it with [`ProxyConfig::new`] and set the
+/// fields that differ from the defaults.
+pub struct ProxyConfig {
+    /// The per-run token clients must send as `Proxy-Authorization: Basic
+    /// base64(moat:TOKEN)` (see [`crate::proxy_url`]).
+    pub auth_token: Secret,
+    /// What each grant injects, and where.
+    pub rules: Vec<GrantRule>,
+    /// Which hosts may be reached; the rules' hosts are always allowed.
+    pub policy: NetworkPolicy,
+    /// Hosts tunnelled without interception (pinned certificates, non-HTTP TLS). The
+    /// policy still applies; no credential is injected and only byte counts are traced.
+    pub passthrough: Vec<HostPattern>,
+    /// PEM CA certificates trusted for upstreams in addition to the system roots.
+    pub extra_roots_pem: Vec<u8>,
+    /// Where connections for a host really go (curl's `--connect-to`).
+    pub connect_to: Vec<ConnectTo>,
+    /// Signs the certificates the proxy shows clients.
+    pub ca: Arc<CertificateAuthority>,
+    /// Whether the proxy may connect to addresses of its own host (loopback,
+    /// link-local, its listening address) when a client names them. Off by default:
+    /// the container must not reach host services through the proxy. `connect_to`
+    /// destinations are always allowed.
+    pub allow_host_local: bool,
+}
+
+impl ProxyConfig {
+    /// A permissive proxy without grants, authenticated by `auth_token`.
+    pub fn new(auth_token: Secret, ca: Arc<CertificateAuthority>) -> Self {
+        ProxyConfig {
+            auth_token,
+            rules: Vec::new(),
+            policy: NetworkPolicy::Permissive,
+            passthrough: Vec::new(),
+            extra_roots_pem: Vec::new(),
+            connect_to: Vec::new(),
+            ca,
+            allow_host_local: false,
+        }
+    }
+}
+
+impl fmt::Debug for ProxyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProxyConfig")
+            .field("auth_token", &self.auth_token)
+            .field("rules", &self.rules)
+            .field("policy", &self.policy)
+            .field("passthrough", &self.passthrough)
+            .field(
+                "extra_roots_pem",
+                &format_args!("{} bytes", self.extra_roots_pem.len()),
+            )
+            .field("connect_to", &self.connect_to)
+            .field("allow_host_local", &self.allow_host_local)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The proxy server.
+pub struct Proxy;
+
+impl Proxy {
+    /// Bind `bind` (port 0 picks a free port) and serve on the current tokio runtime
+    /// until the handle is shut down or dropped. Every request becomes one event in
+    /// `events`.
+    pub async fn start(
+        config: ProxyConfig,
+        bind: SocketAddr,
+        events: impl EventSink,
+    ) -> Result<ProxyHandle, ProxyError> {
+        let listener = TcpListener::bind(bind)
+            .await
+            .map_err(|source| ProxyError::Bind { addr: bind, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ProxyError::Bind { addr: bind, source })?;
+        let upstream = Upstream::new(
+            &config.extra_roots_pem,
+            config.connect_to,
+            config.allow_host_local,
+            Some(addr.ip()),
+        )?;
+        let granted = config
+            .rules
+            .iter()
+            .flat_map(|rule| rule.hosts().iter().cloned())
+            .collect();
+        let lifecycle = Lifecycle::new();
+        let shared = Arc::new(Shared {
+            auth: ProxyAuth::new(&config.auth_token),
+            rules: config.rules,
+            granted,
+            policy: config.policy,
+            passthrough: config.passthrough,
+            upstream,
+            tls: ServerTls::new(config.ca),
+            sink: Arc::new(events),
+            lifecycle: lifecycle.clone(),
+        });
+        lifecycle.spawn(accept_loop(listener, shared));
+        Ok(ProxyHandle { addr, lifecycle })
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let stop = shared.lifecycle.stop.clone();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    shared.lifecycle.spawn(serve_client(shared.clone(), stream));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::debug!(error = %e, "proxy accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+/// A running proxy. Dropping it stops the proxy at once; [`ProxyHandle::shutdown`]
+/// stops it gracefully.
+pub struct ProxyHandle {
+    addr: SocketAddr,
+    lifecycle: Lifecycle,
+}
+
+impl ProxyHandle {
+    /// The address the proxy listens on (with the port picked if 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stop accepting connections, close tunnels and upgraded connections, let
+    /// requests in flight finish for up to [`DEFAULT_SHUTDOWN_GRACE`], then drop the
+    /// rest. Events of finished requests have all been delivered when this returns.
+    pub async fn shutdown(self) {
+        self.shutdown_within(DEFAULT_SHUTDOWN_GRACE).await;
+    }
+
+    /// [`ProxyHandle::shutdown`] with another grace period.
+    pub async fn shutdown_within(self, grace: Duration) {
+        self.lifecycle.stop.cancel();
+        self.lifecycle.tracker.close();
+        if tokio::time::timeout(grace, self.lifecycle.tracker.wait())
+            .await
+            .is_err()
+        {
+            self.lifecycle.kill.cancel();
+            self.lifecycle.tracker.wait().await;
+        }
+    }
+}
+
+impl Drop for ProxyHandle {
+    fn drop(&mut self) {
+        self.lifecycle.stop.cancel();
+        self.lifecycle.kill.cancel();
+    }
+}
+
+impl fmt::Debug for ProxyHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProxyHandle")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}

@@ -1,0 +1,440 @@
+//! The proxy's side towards real servers: which roots it trusts, where it connects
+//! (honouring `connect_to`), and the pooled HTTP/1.1 + HTTP/2 clients.
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::Uri;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::body::RequestBody;
+use crate::connect_to::{ConnectTo, reroute};
+use crate::error::{ConfigError, ProxyError};
+use crate::policy::normalize_host;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Why a connection to an upstream could not be made.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    #[error("cannot resolve `{host}`: {source}")]
+    Resolve { host: String, source: io::Error },
+
+    #[error("`{host}` resolves to no address")]
+    NoAddress { host: String },
+
+    #[error("cannot connect to `{addr}`: {source}")]
+    Connect { addr: SocketAddr, source: io::Error },
+
+    #[error("connecting to `{host}` timed out")]
+    Timeout { host: String },
+
+    #[error("TLS with `{host}` failed: {source}")]
+    Tls { host: String, source: io::Error },
+
+    #[error("`{host}` is at {ip}, an address of the proxy's own host; moat does not connect there")]
+    HostLocal { host: String, ip: IpAddr },
+
+    #[error("`{0}` is not a URL the proxy can connect to")]
+    BadUri(String),
+}
+
+/// A connection to an upstream: TCP, or TLS over TCP.
+pub(crate) enum UpstreamIo {
+    Plain(TokioIo<TcpStream>),
+    // Boxed: a TLS session is over a kilobyte, a TCP stream a few words.
+    Tls(Box<TokioIo<TlsStream<TcpStream>>>),
+}
+
+impl Connection for UpstreamIo {
+    fn connected(&self) -> Connected {
+        match self {
+            UpstreamIo::Plain(_) => Connected::new(),
+            UpstreamIo::Tls(tls) => {
+                let (_, session) = tls.inner().get_ref();
+                if session.alpn_protocol() == Some(b"h2") {
+                    Connected::new().negotiated_h2()
+                } else {
+                    Connected::new()
+                }
+            }
+        }
+    }
+}
+
+impl hyper::rt::Read for UpstreamIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamIo::Plain(io) => Pin::new(io).poll_read(cx, buf),
+            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl hyper::rt::Write for UpstreamIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            UpstreamIo::Plain(io) => Pin::new(io).poll_write(cx, buf),
+            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            UpstreamIo::Plain(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            UpstreamIo::Plain(io) => io.is_write_vectored(),
+            UpstreamIo::Tls(io) => io.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamIo::Plain(io) => Pin::new(io).poll_flush(cx),
+            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamIo::Plain(io) => Pin::new(io).poll_shutdown(cx),
+            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Opens upstream connections. The TCP destination follows `connect_to`; the TLS server
+/// name and certificate check stay those of the host in the URL.
+#[derive(Clone)]
+pub(crate) struct Connector {
+    inner: Arc<ConnectorInner>,
+}
+
+struct ConnectorInner {
+    tls: TlsConnector,
+    connect_to: Vec<ConnectTo>,
+    allow_host_local: bool,
+    /// The proxy's listening address: connecting there would loop back into the proxy
+    /// or reach services on the gateway address.
+    own_ip: Option<IpAddr>,
+}
+
+impl Connector {
+    fn new(
+        tls: Arc<ClientConfig>,
+        connect_to: Vec<ConnectTo>,
+        allow_host_local: bool,
+        own_ip: Option<IpAddr>,
+    ) -> Self {
+        Connector {
+            inner: Arc::new(ConnectorInner {
+                tls: TlsConnector::from(tls),
+                connect_to,
+                allow_host_local,
+                own_ip,
+            }),
+        }
+    }
+
+    /// A TCP connection for `host:port` (normalized host).
+    pub async fn tcp(&self, host: &str, port: u16) -> Result<TcpStream, ConnectError> {
+        let (dest_host, dest_port, rerouted) = match reroute(&self.inner.connect_to, host, port) {
+            Some((h, p)) => (h, p, true),
+            None => (host.to_owned(), port, false),
+        };
+        let addrs: Vec<SocketAddr> = match dest_host.parse::<IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, dest_port)],
+            Err(_) => tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                tokio::net::lookup_host((dest_host.as_str(), dest_port)),
+            )
+            .await
+            .map_err(|_| ConnectError::Timeout {
+                host: host.to_owned(),
+            })?
+            .map_err(|source| ConnectError::Resolve {
+                host: dest_host.clone(),
+                source,
+            })?
+            .collect(),
+        };
+        // An operator's connect_to entry is trusted to point anywhere; a name the
+        // container chose is not allowed to lead back into this host.
+        if !rerouted
+            && !self.inner.allow_host_local
+            && let Some(local) = addrs
+                .iter()
+                .find(|a| is_host_local(a.ip(), self.inner.own_ip))
+        {
+            return Err(ConnectError::HostLocal {
+                host: host.to_owned(),
+                ip: local.ip(),
+            });
+        }
+        let mut last_error = None;
+        for addr in addrs {
+            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok(stream);
+                }
+                Ok(Err(source)) => last_error = Some(ConnectError::Connect { addr, source }),
+                Err(_) => {
+                    last_error = Some(ConnectError::Timeout {
+                        host: host.to_owned(),
+                    })
+                }
+            }
+        }
+        Err(last_error.unwrap_or(ConnectError::NoAddress {
+            host: dest_host.clone(),
+        }))
+    }
+
+    async fn connect(self, uri: Uri) -> Result<UpstreamIo, ConnectError> {
+        let bad = || ConnectError::BadUri(uri.to_string());
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return Err(bad()),
+        };
+        let host = normalize_host(uri.host().ok_or_else(bad)?);
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let tcp = self.tcp(&host, port).await?;
+        if !https {
+            return Ok(UpstreamIo::Plain(TokioIo::new(tcp)));
+        }
+        let server_name = ServerName::try_from(host.clone()).map_err(|_| bad())?;
+        let tls = tokio::time::timeout(
+            TLS_HANDSHAKE_TIMEOUT,
+            self.inner.tls.connect(server_name, tcp),
+        )
+        .await
+        .map_err(|_| ConnectError::Timeout { host: host.clone() })?
+        .map_err(|source| ConnectError::Tls { host, source })?;
+        Ok(UpstreamIo::Tls(Box::new(TokioIo::new(tls))))
+    }
+}
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = UpstreamIo;
+    type Error = ConnectError;
+    type Future = Pin<Box<dyn Future<Output = Result<UpstreamIo, ConnectError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        Box::pin(self.clone().connect(uri))
+    }
+}
+
+/// Loopback, unspecified, link-local (which holds cloud metadata services) and the
+/// proxy's own address.
+fn is_host_local(ip: IpAddr, own_ip: Option<IpAddr>) -> bool {
+    let ip = ip.to_canonical();
+    let link_local = match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_unicast_link_local(),
+    };
+    ip.is_loopback()
+        || ip.is_unspecified()
+        || link_local
+        || own_ip.is_some_and(|own| !own.is_unspecified() && own.to_canonical() == ip)
+}
+
+/// Everything the proxy needs to reach upstreams.
+pub(crate) struct Upstream {
+    /// Offers HTTP/2 and HTTP/1.1 (ALPN) and pools connections per host.
+    pub client: Client<Connector, RequestBody>,
+    /// HTTP/1.1 only: protocol upgrades (WebSocket) need an HTTP/1.1 connection.
+    pub upgrade_client: Client<Connector, RequestBody>,
+    /// For passthrough tunnels.
+    pub connector: Connector,
+}
+
+impl Upstream {
+    pub fn new(
+        extra_roots_pem: &[u8],
+        connect_to: Vec<ConnectTo>,
+        allow_host_local: bool,
+        own_ip: Option<IpAddr>,
+    ) -> Result<Self, ProxyError> {
+        let roots = Arc::new(root_store(extra_roots_pem)?);
+        let config = |alpn: &[&[u8]]| -> Result<Arc<ClientConfig>, ProxyError> {
+            let mut config = ClientConfig::builder_with_provider(crate::ca::provider())
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(roots.clone())
+                .with_no_client_auth();
+            config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+            Ok(Arc::new(config))
+        };
+        let any = Connector::new(
+            config(&[b"h2", b"http/1.1"])?,
+            connect_to.clone(),
+            allow_host_local,
+            own_ip,
+        );
+        let h1 = Connector::new(
+            config(&[b"http/1.1"])?,
+            connect_to,
+            allow_host_local,
+            own_ip,
+        );
+        let client = |connector: Connector| {
+            Client::builder(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                .build(connector)
+        };
+        Ok(Upstream {
+            client: client(any.clone()),
+            upgrade_client: client(h1),
+            connector: any,
+        })
+    }
+}
+
+/// The system roots (read once per process) plus the extra PEM certificates.
+fn root_store(extra_pem: &[u8]) -> Result<RootCertStore, ProxyError> {
+    static SYSTEM: OnceLock<(Vec<CertificateDer<'static>>, String)> = OnceLock::new();
+    let (system, system_errors) = SYSTEM.get_or_init(|| {
+        let loaded = rustls_native_certs::load_native_certs();
+        let errors = loaded
+            .errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ");
+        (loaded.certs, errors)
+    });
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(system.iter().cloned());
+    for extra in parse_extra_roots(extra_pem)? {
+        roots.add(extra).map_err(|e| ConfigError::ExtraRoots {
+            reason: format!("a certificate cannot be used as a root: {e}"),
+        })?;
+    }
+    if roots.is_empty() {
+        return Err(ProxyError::NoUpstreamRoots {
+            detail: if system_errors.is_empty() {
+                String::new()
+            } else {
+                format!(" (the system store: {system_errors})")
+            },
+        });
+    }
+    Ok(roots)
+}
+
+fn parse_extra_roots(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    if pem.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Vec::new());
+    }
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ConfigError::ExtraRoots {
+            reason: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(ConfigError::ExtraRoots {
+            reason: "no `-----BEGIN CERTIFICATE-----` block found".into(),
+        });
+    }
+    Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_local_addresses_are_recognised() {
+        for ip in [
+            "127.0.0.1",
+            "127.8.9.1",
+            "::1",
+            "0.0.0.0",
+            "169.254.169.254",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_host_local(ip.parse().unwrap(), None), "{ip}");
+        }
+        for ip in ["10.0.0.1", "192.168.1.1", "140.82.112.5", "2001:db8::1"] {
+            assert!(!is_host_local(ip.parse().unwrap(), None), "{ip}");
+        }
+        let gateway: IpAddr = "172.18.0.1".parse().unwrap();
+        assert!(is_host_local(gateway, Some(gateway)));
+        assert!(!is_host_local(gateway, Some("0.0.0.0".parse().unwrap())));
+    }
+
+    #[test]
+    fn extra_roots_must_be_pem_certificates() {
+        assert!(parse_extra_roots(b"").unwrap().is_empty());
+        assert!(parse_extra_roots(b" \n").unwrap().is_empty());
+        let err = parse_extra_roots(b"hello").unwrap_err();
+        assert!(
+            err.to_string().contains("no `-----BEGIN CERTIFICATE-----`"),
+            "{err}"
+        );
+        let ca = crate::ca::CertificateAuthority::ephemeral().unwrap();
+        let two = format!("{}{}", ca.cert_pem(), ca.cert_pem());
+        assert_eq!(parse_extra_roots(two.as_bytes()).unwrap().len(), 2);
+        let broken = ca.cert_pem().replace("\n-----END", "@@\n-----END");
+        assert!(parse_extra_roots(broken.as_bytes()).is_err());
+    }
+
+    #[tokio::test]
+    async fn host_local_destinations_are_refused_unless_rerouted() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let tls = Arc::new(
+            ClientConfig::builder_with_provider(crate::ca::provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(RootCertStore::empty())
+                .with_no_client_auth(),
+        );
+        let entry = ConnectTo::parse(&format!("upstream.test:{port}:127.0.0.1:{port}")).unwrap();
+        let connector = Connector::new(tls, vec![entry], false, None);
+        let err = connector.tcp("127.0.0.1", port).await.unwrap_err();
+        assert!(matches!(err, ConnectError::HostLocal { .. }), "{err}");
+        assert!(err.to_string().contains("does not connect there"));
+        connector.tcp("upstream.test", port).await.unwrap();
+    }
+}

@@ -1,0 +1,157 @@
+//! Starting, stopping, and configurations that cannot start.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use moat_proxy::{CertificateAuthority, ConfigError, Proxy, ProxyConfig, ProxyError, Secret};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn shutdown_stops_the_listener() {
+    let ca = TestCa::new();
+    let upstream = https_upstream(&ca, &["api.test"], &[b"http/1.1"], hello()).await;
+    let mut h = Harness::start(&ca, |c| {
+        c.connect_to = vec![route("api.test", upstream.port())]
+    })
+    .await;
+    let addr = h.handle.local_addr();
+    assert_ne!(addr.port(), 0, "port 0 picks a free port");
+    let mut sender = h.client.h1("api.test:443").await;
+    let response = sender
+        .send_request(
+            Request::get("/")
+                .header("host", "api.test")
+                .body(empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(body_text(response).await, "hello from upstream");
+    drop(sender);
+    let _ = h.next_event().await;
+
+    tokio::time::timeout(Duration::from_secs(10), h.handle.shutdown())
+        .await
+        .expect("shutdown finishes");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "nothing listens any more"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_ends_endless_streams_after_the_grace_period() {
+    let ca = TestCa::new();
+    let upstream = https_upstream(
+        &ca,
+        &["stream.test"],
+        &[b"http/1.1"],
+        handler(|_req| async {
+            let (tx, rx) = mpsc::channel::<Bytes>(1);
+            tokio::spawn(async move {
+                tx.send(Bytes::from_static(b"data: tick\n\n"))
+                    .await
+                    .unwrap();
+                // Never ends on its own.
+                std::future::pending::<()>().await;
+                drop(tx);
+            });
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(BodyExt::boxed(ChannelBody(rx)))
+                .unwrap()
+        }),
+    )
+    .await;
+    let mut h = Harness::start(&ca, |c| {
+        c.connect_to = vec![route("stream.test", upstream.port())];
+    })
+    .await;
+    let mut sender = h.client.h1("stream.test:443").await;
+    let response = sender
+        .send_request(
+            Request::get("/")
+                .header("host", "stream.test")
+                .body(empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut body = response.into_body();
+    assert!(body.frame().await.is_some());
+
+    let started = Instant::now();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        h.handle.shutdown_within(Duration::from_millis(200)),
+    )
+    .await
+    .expect("shutdown gives up on the stream after the grace period");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The stream ends (with an error, as it was cut), and its event is still recorded.
+    let rest = tokio::time::timeout(Duration::from_secs(5), body.collect()).await;
+    assert!(matches!(rest, Ok(Err(_))), "{rest:?}");
+    let event = tokio::time::timeout(Duration::from_secs(5), h.events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.url, "https://stream.test/");
+}
+
+#[tokio::test]
+async fn dropping_the_handle_stops_the_proxy() {
+    let ca = TestCa::new();
+    let h = Harness::start(&ca, |_| {}).await;
+    let addr = h.handle.local_addr();
+    drop(h);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn invalid_extra_roots_refuse_to_start() {
+    install_provider();
+    let ca = std::sync::Arc::new(CertificateAuthority::ephemeral().unwrap());
+    let mut config = ProxyConfig::new(Secret::new("t"), ca);
+    config.extra_roots_pem = b"not a certificate".to_vec();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let err = Proxy::start(config, "127.0.0.1:0".parse().unwrap(), tx)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProxyError::Config(ConfigError::ExtraRoots { .. })),
+        "{err}"
+    );
+    assert!(err.hint().unwrap().contains("MOAT_EXTRA_CA_CERTS"));
+}
+
+#[tokio::test]
+async fn a_taken_port_is_a_bind_error_with_a_hint() {
+    install_provider();
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ca = std::sync::Arc::new(CertificateAuthority::ephemeral().unwrap());
+    let config = ProxyConfig::new(Secret::new("t"), ca);
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let err = Proxy::start(config, taken.local_addr().unwrap(), tx)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProxyError::Bind { .. }), "{err}");
+    assert!(
+        err.to_string().starts_with("cannot listen on `127.0.0.1:"),
+        "{err}"
+    );
+    assert!(err.hint().unwrap().contains("port 0"));
+}
+
+#[test]
+fn config_debug_shows_no_secrets() {
+    let ca = std::sync::Arc::new(CertificateAuthority::ephemeral().unwrap());
+    let config = ProxyConfig::new(Secret::new("run-token-123"), ca);
+    let text = format!("{config:?}");
+    assert!(!text.contains("run-token-123"), "{text}");
+}

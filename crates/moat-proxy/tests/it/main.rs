@@ -1,0 +1,12 @@
+//! In-process tests of the proxy against local upstreams (127.0.0.1 only) that have their
+//! own test CA.
+
+mod support;
+
+mod auth;
+mod injection;
+mod lifecycle;
+mod passthrough;
+mod policy;
+mod streaming;
+mod upgrade;
