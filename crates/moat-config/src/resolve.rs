@@ -45,7 +45,7 @@ pub struct CliOverrides {
     pub extra_ca_certs: Option<PathBuf>,
     /// `MOAT_CONNECT_TO` (comma-separated rules): replaces the global `connect_to`.
     pub connect_to: Option<String>,
-    /// `MOAT_KEYRING_BACKEND` (`auto` or `file`): replaces the global `keyring`.
+    /// `MOAT_KEYRING` (`auto` or `file`): replaces the global `keyring`.
     pub keyring: Option<String>,
     /// `MOAT_PROXY_PORT`: replaces the global `proxy.port`.
     pub proxy_port: Option<String>,
@@ -244,7 +244,7 @@ pub fn resolve(
             .ok_or_else(|| {
                 problems.push(
                     choice_error("keyring", word, KeyringBackend::WORDS)
-                        .for_input("`MOAT_KEYRING_BACKEND`"),
+                        .for_input("`MOAT_KEYRING`"),
                 )
             })
             .unwrap_or_default(),
@@ -629,7 +629,7 @@ mod tests {
             hint: point it at a PEM file of CA certificates, e.g. `/usr/local/share/ca-certificates/corp.crt`
           `MOAT_CONNECT_TO`: invalid connect-to rule `nope`: expected 4 parts separated by `:`, found 1
             hint: write `HOST1:PORT1:HOST2:PORT2`, for example `api.example.com:443:127.0.0.1:8443`
-          `MOAT_KEYRING_BACKEND`: unknown keyring `fil`: expected `auto` or `file`
+          `MOAT_KEYRING`: unknown keyring `fil`: expected `auto` or `file`
             hint: did you mean `file`?
           `MOAT_PROXY_PORT`: `http` is not a port (1 to 65535)
         ");

@@ -174,7 +174,7 @@ pub async fn prepare_run(
 }
 
 /// Find the image in the cache, or build it (always when `rebuild`).
-async fn ensure_image(
+pub async fn ensure_image(
     docker: &Docker,
     plan: &moat_image::BuildPlan,
     rebuild: bool,

@@ -14,7 +14,7 @@ mod store;
 mod supervisor;
 
 pub use error::RunError;
-pub use launch::{PrepareEvent, Rollback, RunRequest, check_workspace, prepare_run};
+pub use launch::{PrepareEvent, Rollback, RunRequest, check_workspace, ensure_image, prepare_run};
 pub use lifecycle::{destroy_run, reconcile, stop_run, supervisor_alive, wait_for_supervisor};
 pub use logs::{LogLine, LogWriter, Stream, read_from};
 pub use names::{random_name, validate_name};

@@ -27,6 +27,7 @@ pub struct Environment {
     pub extra_ca_certs: Option<String>,
     pub connect_to: Option<String>,
     pub keyring: Option<String>,
+    pub proxy_port: Option<String>,
 }
 
 impl Environment {
@@ -42,6 +43,7 @@ impl Environment {
             extra_ca_certs: var("MOAT_EXTRA_CA_CERTS"),
             connect_to: var("MOAT_CONNECT_TO"),
             keyring: var("MOAT_KEYRING"),
+            proxy_port: var("MOAT_PROXY_PORT"),
         }
     }
 }
@@ -113,7 +115,7 @@ pub fn plan_run(
         extra_ca_certs: ctx.env.extra_ca_certs.as_ref().map(PathBuf::from),
         connect_to: ctx.env.connect_to.clone(),
         keyring: ctx.env.keyring.clone(),
-        proxy_port: None,
+        proxy_port: ctx.env.proxy_port.clone(),
     };
     let config = moat_config::load(&workspace, &ctx.home().config_file(), &overrides)?;
     let image_spec = image_spec(ctx, &workspace, &config)?;
