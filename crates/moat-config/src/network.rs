@@ -31,6 +31,15 @@ impl NetworkPolicy {
     }
 }
 
+impl fmt::Display for NetworkPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NetworkPolicy::Permissive => "permissive",
+            NetworkPolicy::Strict => "strict",
+        })
+    }
+}
+
 /// One `network.allow` entry: an exact host or `*.` + a domain, with an optional port.
 ///
 /// * `example.com` matches that host only (case-insensitive).

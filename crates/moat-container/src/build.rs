@@ -120,7 +120,7 @@ impl Docker {
                 pending.push_str(&text);
                 while let Some(nl) = pending.find('\n') {
                     let line: String = pending.drain(..=nl).collect();
-                    let line = line.trim_end_matches(['\n', '\r']).to_owned();
+                    let line = strip_escapes(line.trim_end_matches(['\n', '\r']));
                     let event = match parse_step(&line) {
                         Some((index, total, instruction)) => {
                             step = format!("step {index}/{total} ({instruction})");
@@ -147,6 +147,28 @@ impl Docker {
             tracing::debug!(%tag, "image build finished");
         })
     }
+}
+
+/// Drop terminal escape sequences (`ESC [ ... letter`): the classic builder colours
+/// stderr red, which only garbles a log or an error message.
+fn strip_escapes(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Parse `Step 3/7 : RUN apt-get update` into its parts.
@@ -188,6 +210,15 @@ impl Drop for AbortOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strips_colour_codes() {
+        assert_eq!(
+            strip_escapes("\u{1b}[91m+ apt-get\u{1b}[0m update"),
+            "+ apt-get update"
+        );
+        assert_eq!(strip_escapes("plain"), "plain");
+    }
 
     #[test]
     fn parses_step_lines() {

@@ -36,6 +36,8 @@ pub struct ContainerSpec {
     pub memory_mb: Option<u64>,
     /// CPU limit in cores (fractions allowed).
     pub cpus: Option<f64>,
+    /// Docker network mode: `none` gives the container no network at all.
+    pub network_mode: Option<String>,
 }
 
 /// A host directory or file bind-mounted into the container.
@@ -131,6 +133,7 @@ impl Docker {
                     .memory_mb
                     .map(|mb| i64::try_from(mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX)),
                 nano_cpus: spec.cpus.map(|cpus| (cpus * 1e9).round() as i64),
+                network_mode: spec.network_mode.clone(),
                 ..Default::default()
             }),
             ..Default::default()

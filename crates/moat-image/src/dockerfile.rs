@@ -11,7 +11,9 @@
 
 use crate::ca::{CA_DIR, SYSTEM_BUNDLE};
 use crate::deps::{InstallPlan, install_package_layers};
-use crate::{CONTAINER_HOME, CONTAINER_USER, INIT_PATH, ImageSpec, PRE_RUN_ENV, WORKSPACE_DIR};
+use crate::{
+    CONTAINER_HOME, CONTAINER_USER, INIT_PATH, ImageSpec, PRE_RUN_ENV, PROXY_CA_PATH, WORKSPACE_DIR,
+};
 
 /// Where hook scripts are put in the image.
 pub const HOOKS_DIR: &str = "/etc/moat/hooks";
@@ -59,8 +61,14 @@ pub(crate) fn render(spec: &ImageSpec) -> (String, Vec<ContextFile>) {
         extra_ca,
         hooks,
         mirrors,
+        proxy_ca,
     } = spec;
-    let install = InstallPlan::new(dependencies, base_image, extra_ca.is_some());
+    let mut install = InstallPlan::new(dependencies, base_image, extra_ca.is_some());
+    if proxy_ca.is_some() {
+        install
+            .apt_packages
+            .extend(["ca-certificates", "socat"].map(str::to_owned));
+    }
     let mut files = Vec::new();
     let mut out = format!(
         "\
@@ -124,6 +132,23 @@ ENV DEBIAN_FRONTEND=noninteractive
     }
     for layer in install_package_layers(&install) {
         out.push_str(&layer);
+    }
+
+    if let Some(pem) = proxy_ca {
+        files.push(ContextFile {
+            path: "moat-proxy-ca.crt".to_owned(),
+            bytes: pem.as_bytes().to_vec(),
+            mode: 0o644,
+        });
+        out.push_str(&format!(
+            "# the CA of moat's credential proxy, trusted system-wide
+COPY moat-proxy-ca.crt {PROXY_CA_PATH}
+"
+        ));
+        out.push_str(&run_step(
+            "trust it",
+            &["update-ca-certificates".to_owned()],
+        ));
     }
 
     // A base image may already use the UID (node images have `node` as 1000): that account

@@ -86,6 +86,9 @@ pub const FALLBACK_ID: u32 = 1000;
 pub const PRE_RUN_ENV: &str = "MOAT_PRE_RUN";
 
 const INIT_SCRIPT: &[u8] = include_bytes!("scripts/moat-init.sh");
+/// Where the proxy CA is installed in images.
+pub const PROXY_CA_PATH: &str = "/usr/local/share/ca-certificates/moat-proxy-ca.crt";
+
 /// Path of the entrypoint inside the image.
 pub const INIT_PATH: &str = "/usr/local/bin/moat-init";
 
@@ -153,6 +156,9 @@ pub struct ImageSpec {
     pub extra_ca: Option<ExtraCa>,
     pub hooks: Hooks,
     pub mirrors: Mirrors,
+    /// The CA of moat's credential proxy (PEM). When set, the image trusts it system-wide
+    /// and carries `socat`, which `moat-init` uses to reach the proxy's unix socket.
+    pub proxy_ca: Option<String>,
 }
 
 impl ImageSpec {
@@ -171,6 +177,7 @@ impl ImageSpec {
             extra_ca: None,
             hooks: Hooks::default(),
             mirrors: Mirrors::default(),
+            proxy_ca: None,
         }
     }
 
@@ -196,6 +203,11 @@ impl ImageSpec {
 
     pub fn with_mirrors(mut self, mirrors: Mirrors) -> Self {
         self.mirrors = mirrors;
+        self
+    }
+
+    pub fn with_proxy_ca(mut self, pem: impl Into<String>) -> Self {
+        self.proxy_ca = Some(pem.into());
         self
     }
 }

@@ -105,6 +105,12 @@ pub enum ProxyError {
         source: std::io::Error,
     },
 
+    #[error("cannot listen on the unix socket `{path}`: {source}")]
+    BindUnix {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+
     #[error(transparent)]
     Config(#[from] ConfigError),
 

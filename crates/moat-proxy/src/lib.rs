@@ -72,6 +72,6 @@ pub use error::{CaError, ConfigError, ProxyError};
 pub use events::{BODY_SAMPLE_LIMIT, BodySample, EventSink, NetworkEvent, REDACTED};
 pub use local::BLOCKED_HEADER;
 pub use policy::{HostPattern, NetworkPolicy, normalize_host};
-pub use proxy::{DEFAULT_SHUTDOWN_GRACE, Proxy, ProxyConfig, ProxyHandle};
+pub use proxy::{DEFAULT_SHUTDOWN_GRACE, ListenAddress, Proxy, ProxyConfig, ProxyHandle};
 pub use rules::{GrantRule, basic, bearer};
 pub use secret::Secret;

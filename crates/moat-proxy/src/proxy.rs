@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use tokio::net::{TcpListener, UnixListener};
 
 use crate::auth::ProxyAuth;
 use crate::ca::CertificateAuthority;
@@ -98,19 +101,58 @@ impl Proxy {
         let addr = listener
             .local_addr()
             .map_err(|source| ProxyError::Bind { addr: bind, source })?;
+        let shared = Self::shared(config, Some(addr.ip()), events)?;
+        shared
+            .lifecycle
+            .spawn(accept_loop(Listener::Tcp(listener), shared.clone()));
+        Ok(ProxyHandle {
+            address: ListenAddress::Tcp(addr),
+            lifecycle: shared.lifecycle.clone(),
+        })
+    }
+
+    /// Serve on a unix socket at `path` (created with mode 0666: the proxy token, not the
+    /// file mode, is what guards it). This is how a container without any network reaches
+    /// the proxy: the socket's directory is mounted into it.
+    pub async fn start_unix(
+        config: ProxyConfig,
+        path: &Path,
+        events: impl EventSink,
+    ) -> Result<ProxyHandle, ProxyError> {
+        let bind_error = |source| ProxyError::BindUnix {
+            path: path.to_owned(),
+            source,
+        };
+        let listener = UnixListener::bind(path).map_err(bind_error)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+            .map_err(bind_error)?;
+        let shared = Self::shared(config, None, events)?;
+        shared
+            .lifecycle
+            .spawn(accept_loop(Listener::Unix(listener), shared.clone()));
+        Ok(ProxyHandle {
+            address: ListenAddress::Unix(path.to_owned()),
+            lifecycle: shared.lifecycle.clone(),
+        })
+    }
+
+    fn shared(
+        config: ProxyConfig,
+        own_ip: Option<std::net::IpAddr>,
+        events: impl EventSink,
+    ) -> Result<Arc<Shared>, ProxyError> {
         let upstream = Upstream::new(
             &config.extra_roots_pem,
             config.connect_to,
             config.allow_host_local,
-            Some(addr.ip()),
+            own_ip,
         )?;
         let granted = config
             .rules
             .iter()
             .flat_map(|rule| rule.hosts().iter().cloned())
             .collect();
-        let lifecycle = Lifecycle::new();
-        let shared = Arc::new(Shared {
+        Ok(Arc::new(Shared {
             auth: ProxyAuth::new(&config.auth_token),
             rules: config.rules,
             granted,
@@ -119,44 +161,83 @@ impl Proxy {
             upstream,
             tls: ServerTls::new(config.ca),
             sink: Arc::new(events),
-            lifecycle: lifecycle.clone(),
-        });
-        lifecycle.spawn(accept_loop(listener, shared));
-        Ok(ProxyHandle { addr, lifecycle })
+            lifecycle: Lifecycle::new(),
+        }))
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
     let stop = shared.lifecycle.stop.clone();
     loop {
-        tokio::select! {
+        let accepted = tokio::select! {
             () = stop.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    shared.lifecycle.spawn(serve_client(shared.clone(), stream));
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: wait instead of spinning.
-                    tracing::debug!(error = %e, "proxy accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+            accepted = accept(&listener) => accepted,
+        };
+        match accepted {
+            Ok(Accepted::Tcp(stream)) => {
+                let _ = stream.set_nodelay(true);
+                shared.lifecycle.spawn(serve_client(shared.clone(), stream));
+            }
+            Ok(Accepted::Unix(stream)) => {
+                shared.lifecycle.spawn(serve_client(shared.clone(), stream));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait instead of spinning.
+                tracing::debug!(error = %e, "proxy accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
 }
 
+enum Accepted {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
+    match listener {
+        Listener::Tcp(l) => l.accept().await.map(|(s, _)| Accepted::Tcp(s)),
+        Listener::Unix(l) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
+    }
+}
+
+/// Where a proxy listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddress {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
 /// A running proxy. Dropping it stops the proxy at once; [`ProxyHandle::shutdown`]
 /// stops it gracefully.
 pub struct ProxyHandle {
-    addr: SocketAddr,
+    address: ListenAddress,
     lifecycle: Lifecycle,
 }
 
 impl ProxyHandle {
-    /// The address the proxy listens on (with the port picked if 0 was asked for).
+    /// The TCP address the proxy listens on (with the port picked if 0 was asked for).
+    ///
+    /// # Panics
+    /// For a proxy started with [`Proxy::start_unix`]; use [`ProxyHandle::address`].
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        match &self.address {
+            ListenAddress::Tcp(addr) => *addr,
+            ListenAddress::Unix(path) => {
+                panic!("the proxy listens on the unix socket `{}`", path.display())
+            }
+        }
+    }
+
+    /// Where the proxy listens.
+    pub fn address(&self) -> &ListenAddress {
+        &self.address
     }
 
     /// Stop accepting connections, close tunnels and upgraded connections, let
@@ -190,7 +271,38 @@ impl Drop for ProxyHandle {
 impl fmt::Debug for ProxyHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProxyHandle")
-            .field("addr", &self.addr)
+            .field("address", &self.address)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn serves_on_a_unix_socket_and_still_demands_the_token() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("proxy.sock");
+        let ca = Arc::new(crate::CertificateAuthority::ephemeral().unwrap());
+        let config = ProxyConfig::new(Secret::new("run-token"), ca);
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let proxy = Proxy::start_unix(config, &path, tx).await.unwrap();
+        assert_eq!(proxy.address(), &ListenAddress::Unix(path.clone()));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666);
+
+        let mut stream = tokio::net::UnixStream::connect(&path).await.unwrap();
+        stream
+            .write_all(b"GET http://example.test/ HTTP/1.1\r\nHost: example.test\r\n\r\n")
+            .await
+            .unwrap();
+        let mut reply = vec![0u8; 64];
+        let n = stream.read(&mut reply).await.unwrap();
+        let reply = String::from_utf8_lossy(&reply[..n]);
+        assert!(reply.starts_with("HTTP/1.1 407"), "{reply}");
+        proxy.shutdown().await;
     }
 }

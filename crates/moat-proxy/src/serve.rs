@@ -22,7 +22,6 @@ use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -202,7 +201,10 @@ fn http1_server() -> http1::Builder {
 }
 
 /// Serve one client connection to the proxy port (HTTP/1.1: CONNECT or absolute-form).
-pub(crate) async fn serve_client(shared: Arc<Shared>, stream: TcpStream) {
+pub(crate) async fn serve_client<S>(shared: Arc<Shared>, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let lifecycle = shared.lifecycle.clone();
     let service = service_fn(move |req| {
         let shared = shared.clone();

@@ -149,6 +149,9 @@ struct ConnectorInner {
     /// The proxy's listening address: connecting there would loop back into the proxy
     /// or reach services on the gateway address.
     own_ip: Option<IpAddr>,
+    /// Every address of this host's interfaces (bridges included): a container must not
+    /// reach the host's services through the proxy by naming one of them.
+    host_ips: Vec<IpAddr>,
 }
 
 impl Connector {
@@ -164,6 +167,7 @@ impl Connector {
                 connect_to,
                 allow_host_local,
                 own_ip,
+                host_ips: host_addresses(),
             }),
         }
     }
@@ -194,9 +198,10 @@ impl Connector {
         // container chose is not allowed to lead back into this host.
         if !rerouted
             && !self.inner.allow_host_local
-            && let Some(local) = addrs
-                .iter()
-                .find(|a| is_host_local(a.ip(), self.inner.own_ip))
+            && let Some(local) = addrs.iter().find(|a| {
+                is_host_local(a.ip(), self.inner.own_ip)
+                    || self.inner.host_ips.contains(&a.ip().to_canonical())
+            })
         {
             return Err(ConnectError::HostLocal {
                 host: host.to_owned(),
@@ -260,6 +265,24 @@ impl tower_service::Service<Uri> for Connector {
     fn call(&mut self, uri: Uri) -> Self::Future {
         Box::pin(self.clone().connect(uri))
     }
+}
+
+/// The addresses of this host's network interfaces, read once when the proxy starts.
+fn host_addresses() -> Vec<IpAddr> {
+    let Ok(interfaces) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    interfaces
+        .filter_map(|interface| {
+            let address = interface.address?;
+            if let Some(v4) = address.as_sockaddr_in() {
+                Some(IpAddr::V4(v4.ip()))
+            } else {
+                address.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
+            }
+        })
+        .map(|ip| ip.to_canonical())
+        .collect()
 }
 
 /// Loopback, unspecified, link-local (which holds cloud metadata services) and the
@@ -381,6 +404,12 @@ fn parse_extra_roots(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, ConfigE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn this_hosts_interface_addresses_are_known() {
+        let addresses = host_addresses();
+        assert!(addresses.iter().any(|ip| ip.is_loopback()), "{addresses:?}");
+    }
 
     #[test]
     fn host_local_addresses_are_recognised() {

@@ -62,6 +62,9 @@ pub enum RunError {
 
     #[error("cancelled")]
     Cancelled,
+
+    #[error("the run's proxy cannot start: {0}")]
+    Egress(String),
 }
 
 impl RunError {

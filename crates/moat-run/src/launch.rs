@@ -12,7 +12,7 @@ use moat_container::{BindMount, BuildEvent, BuildOptions, ContainerSpec, Docker}
 use moat_home::RunId;
 use moat_image::{CONTAINER_HOME, ImageSpec, WORKSPACE_DIR};
 
-use crate::{RunError, RunRecord, RunState, RunStore, names};
+use crate::{EgressSettings, RunError, RunRecord, RunState, RunStore, names};
 
 /// What the user asked to run, with every setting already resolved.
 #[derive(Debug, Clone)]
@@ -39,6 +39,8 @@ pub struct RunRequest {
     pub memory_mb: Option<u64>,
     /// CPU limit, in cores.
     pub cpus: Option<f64>,
+    /// What the run's proxy enforces.
+    pub egress: EgressSettings,
 }
 
 /// Progress of [`prepare_run`], for the caller to show.
@@ -114,9 +116,6 @@ pub async fn prepare_run(
             .unwrap_or_else(|| "xterm-256color".into());
         env.push(("TERM".to_owned(), term));
     }
-    if let Some(hook) = &request.image.hooks.pre_run {
-        env.push((moat_image::PRE_RUN_ENV.to_owned(), hook.clone()));
-    }
     env.extend(request.env.iter().cloned());
 
     let record = RunRecord {
@@ -141,6 +140,11 @@ pub async fn prepare_run(
     store.create(&record)?;
     rollback.run = Some((store.clone(), id.clone()));
     store.save_dockerfile(&id, &plan.dockerfile)?;
+    let token = moat_proxy::Secret::random_token().map_err(|e| RunError::Egress(e.to_string()))?;
+    store.save_egress(&id, &request.egress, &token)?;
+    let (network_mode, proxy_mount, proxy_env) =
+        crate::egress::container_egress(store, &id, &token);
+    env.extend(proxy_env);
 
     // stdin: interactive runs keep it open across attaches; attached runs pass the
     // caller's stdin and close it at its end (like `docker run -i`); detached
@@ -159,7 +163,9 @@ pub async fn prepare_run(
             read_only: false,
         })
         .chain(request.mounts.iter().cloned())
+        .chain(std::iter::once(proxy_mount))
         .collect(),
+        network_mode: Some(network_mode),
         memory_mb: request.memory_mb,
         cpus: request.cpus,
         tty: request.interactive,

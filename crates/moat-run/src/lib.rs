@@ -3,6 +3,7 @@
 //!
 //! Takes values, returns values and reports progress through callbacks; never prints.
 
+mod egress;
 mod error;
 mod launch;
 mod lifecycle;
@@ -13,6 +14,10 @@ mod resolve;
 mod store;
 mod supervisor;
 
+pub use egress::{
+    CONTAINER_CA_BUNDLE, CONTAINER_PROXY_DIR, CONTAINER_PROXY_PORT, EgressSettings, proxy_ca_dir,
+    read_network_log,
+};
 pub use error::RunError;
 pub use launch::{PrepareEvent, Rollback, RunRequest, check_workspace, ensure_image, prepare_run};
 pub use lifecycle::{destroy_run, reconcile, stop_run, supervisor_alive, wait_for_supervisor};

@@ -33,6 +33,7 @@ pub async fn supervise<S>(
     docker: &Docker,
     store: &RunStore,
     id: &RunId,
+    rules: Vec<moat_proxy::GrantRule>,
     mut emit: impl FnMut(&SupervisorEvent),
     stop: S,
 ) -> Result<(), RunError>
@@ -45,19 +46,31 @@ where
         .clone()
         .ok_or_else(|| RunError::UnknownRun(id.to_string()))?;
 
-    if let Err(e) = docker.start_container(&container).await {
-        let message = e.to_string();
-        store.update(id, |r| {
-            r.state = RunState::Failed;
-            r.error = Some(message.clone());
-            r.finished_at = Some(jiff::Timestamp::now());
-        })?;
-        if !record.keep {
-            docker.remove_container(&container, true).await?;
+    // The proxy first: the container's first request must find it.
+    let started = match crate::egress::start_proxy(store, id, rules).await {
+        Ok(proxy) => docker
+            .start_container(&container)
+            .await
+            .map(|()| proxy)
+            .map_err(RunError::from),
+        Err(e) => Err(e),
+    };
+    let proxy = match started {
+        Ok(proxy) => proxy,
+        Err(e) => {
+            let message = e.to_string();
+            store.update(id, |r| {
+                r.state = RunState::Failed;
+                r.error = Some(message.clone());
+                r.finished_at = Some(jiff::Timestamp::now());
+            })?;
+            if !record.keep {
+                docker.remove_container(&container, true).await?;
+            }
+            emit(&SupervisorEvent::Failed { error: message });
+            return Ok(());
         }
-        emit(&SupervisorEvent::Failed { error: message });
-        return Ok(());
-    }
+    };
     store.update(id, |r| {
         r.state = RunState::Running;
         r.started_at = Some(jiff::Timestamp::now());
@@ -103,6 +116,9 @@ where
         Ok(Err(e)) => tracing::warn!(error = %e, "log task failed"),
         Err(_) => tracing::warn!("log stream did not end after the container stopped"),
     }
+
+    // Requests still in flight get a moment; then every event is in network.jsonl.
+    proxy.stop().await;
 
     let (state, exit_code, error) = match waited {
         Ok(code) if store.stop_requested(id) => (RunState::Stopped, Some(code), None),

@@ -35,6 +35,8 @@ pub enum Command {
     Stop(StopArgs),
     /// Remove a run's container and files.
     Destroy(DestroyArgs),
+    /// Show what a run did on the network.
+    Trace(TraceArgs),
     /// Show the resolved settings and image plan for a workspace.
     Config(ConfigArgs),
     /// The dependencies moat can install into images.
@@ -105,6 +107,24 @@ pub struct RunArgs {
     /// The command to run (default: the image's shell).
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// Run ID, unique ID prefix or name (default: the most recent run).
+    pub run: Option<String>,
+
+    /// The requests the run made through its proxy (the only trace so far).
+    #[arg(long)]
+    pub network: bool,
+
+    /// Print the recorded events as a JSON array.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also print headers and body samples.
+    #[arg(long)]
+    pub details: bool,
 }
 
 #[derive(Debug, Args)]
@@ -198,4 +218,14 @@ pub struct SuperviseArgs {
     #[arg(long)]
     pub docker_host: String,
     pub run_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

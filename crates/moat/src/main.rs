@@ -58,6 +58,7 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Attach(args) => cmd::attach::attach(&ctx, args).await,
         Command::Stop(args) => cmd::stop::stop(&ctx, args).await,
         Command::Destroy(args) => cmd::destroy::destroy(&ctx, args).await,
+        Command::Trace(args) => cmd::trace::trace(&ctx, args),
         Command::Config(args) => cmd::config::config(&ctx, args),
         Command::Deps(command) => cmd::deps::deps(command),
         Command::Supervise(_) => unreachable!("handled above"),

@@ -151,6 +151,18 @@ pub fn plan_run(
             .collect(),
         memory_mb: config.container.memory_mb,
         cpus: config.container.cpus,
+        egress: moat_run::EgressSettings {
+            policy: config.network.policy.to_string(),
+            allow: config
+                .network
+                .allow
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            connect_to: config.connect_to.iter().map(ToString::to_string).collect(),
+            extra_ca_file: config.extra_ca_certs.clone(),
+            grants: config.grants.clone(),
+        },
     };
     Ok(RunPlan {
         request,
@@ -222,7 +234,12 @@ fn image_spec(
     if let Some(base) = &ctx.env.base_image {
         spec = spec.with_base_image(base.clone());
     }
-    Ok(spec)
+    // Every run reaches the outside only through its proxy: the image trusts the proxy's CA
+    // (made here on first use; its key never leaves the host).
+    let ca_dir = moat_run::proxy_ca_dir(&ctx.store);
+    let ca = moat_proxy::CertificateAuthority::load_or_create(&ca_dir)
+        .with_context(|| format!("preparing the proxy CA in `{}`", ca_dir.display()))?;
+    Ok(spec.with_proxy_ca(ca.cert_pem()))
 }
 
 /// `SRC:DST[:MODE]` with a relative SRC made absolute from `cwd`.

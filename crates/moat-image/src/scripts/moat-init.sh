@@ -14,6 +14,29 @@ if [ ! -d /workspace ]; then
     exit 125
 fi
 
+# Egress: the container has no network of its own. The run's proxy is a unix socket
+# mounted from the host; socat makes it reachable as a TCP proxy on loopback, which is what
+# HTTP(S)_PROXY clients speak. Nothing else leaves the container.
+if [ -n "${MOAT_PROXY_SOCKET:-}" ]; then
+    port=${MOAT_PROXY_PORT:-3128}
+    if ! command -v socat >/dev/null 2>&1; then
+        echo "moat-init: socat is missing from the image: run again with --rebuild" >&2
+        exit 125
+    fi
+    socat "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork" "UNIX-CONNECT:$MOAT_PROXY_SOCKET" &
+    # Wait (up to 2 s) until the forwarder listens, so the command's first request works.
+    hex=$(printf '%04X' "$port")
+    tries=0
+    until grep -q ":$hex 00000000:0000 0A" /proc/net/tcp 2>/dev/null; do
+        tries=$((tries + 1))
+        if [ "$tries" -gt 200 ]; then
+            echo "moat-init: the proxy forwarder did not start" >&2
+            exit 125
+        fi
+        sleep 0.01
+    done
+fi
+
 # The pre_run hook: a command for `sh -c`, run in the workspace before every run's command.
 # Its failure stops the run with its exit status.
 if [ -n "${MOAT_PRE_RUN:-}" ]; then

@@ -10,6 +10,7 @@ pub mod logs;
 pub mod run;
 pub mod stop;
 pub mod supervise;
+pub mod trace;
 
 use anyhow::Result;
 use moat_container::Docker;

@@ -54,7 +54,7 @@ pub async fn supervise(args: SuperviseArgs) -> Result<i32> {
             return Ok(1);
         }
     };
-    moat_run::supervise(&docker, &store, &id, emit, stop)
+    moat_run::supervise(&docker, &store, &id, Vec::new(), emit, stop)
         .await
         .with_context(|| format!("supervising run {id}"))?;
     Ok(0)

@@ -98,12 +98,16 @@ fn a_failing_build_shows_the_failing_step_and_leaves_no_tag() {
             .unwrap(),
     );
     assert_error(&out, 125, "image build failed at step 3/");
-    // The step's own output is shown: busybox has no useradd.
+    // The step's own output is shown: busybox has no apt-get.
     assert!(
         out.stderr.contains("output of the failing step:"),
         "{out:?}"
     );
-    assert!(out.stderr.contains("useradd"), "{out:?}");
+    assert!(out.stderr.contains("apt-get: not found"), "{out:?}");
+    assert!(
+        !out.stderr.contains('\u{1b}'),
+        "no terminal escapes in the output: {out:?}"
+    );
     let tag = building_tag(&out.stderr);
     assert_ne!(
         docker(&["image", "inspect", &tag]).code,

@@ -3,6 +3,7 @@
 
 mod config;
 mod deps;
+mod egress;
 mod errors;
 mod harness;
 mod interactive;

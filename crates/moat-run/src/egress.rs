@@ -1,0 +1,240 @@
+//! A run's way out: its credential proxy, and the container side of enforced egress.
+//!
+//! The container is created with no network at all (`--network none`). Its only way out is
+//! the run's proxy, which the supervisor serves on a unix socket in
+//! `runs/<id>/proxy/proxy.sock`; that directory is mounted at `/run/moat/proxy`, and
+//! `moat-init` forwards `127.0.0.1:3128` to it with socat. A process that ignores
+//! `HTTPS_PROXY`, dials a raw IP or does its own DNS finds no route; host services are not
+//! reachable because the container shares no network with the host.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use moat_container::BindMount;
+use moat_home::RunId;
+use moat_proxy::{CertificateAuthority, NetworkEvent, NetworkPolicy, ProxyConfig, Secret};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+
+use crate::{RunError, RunStore};
+
+/// Where the proxy directory is mounted in the container.
+pub const CONTAINER_PROXY_DIR: &str = "/run/moat/proxy";
+/// The port `moat-init` listens on inside the container for the proxy.
+pub const CONTAINER_PROXY_PORT: u16 = 3128;
+const SOCKET_NAME: &str = "proxy.sock";
+const SETTINGS_FILE: &str = "egress.json";
+const TOKEN_FILE: &str = "proxy.token";
+const NETWORK_LOG: &str = "network.jsonl";
+/// The CA bundle every client in the container is pointed at: the system bundle, which
+/// holds moat's proxy CA once the image is built.
+pub const CONTAINER_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// What a run's proxy enforces, as plain strings so the record can be read back by the
+/// supervisor (and by people). No secret is in here: the proxy token has its own file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EgressSettings {
+    /// `permissive` or `strict`.
+    pub policy: String,
+    /// Host patterns a strict policy allows besides the granted hosts.
+    pub allow: Vec<String>,
+    /// curl `--connect-to` rules, `HOST1:PORT1:HOST2:PORT2`.
+    pub connect_to: Vec<String>,
+    /// A PEM file of extra upstream roots.
+    pub extra_ca_file: Option<PathBuf>,
+    /// The grants of the run (credentials the proxy injects).
+    pub grants: Vec<String>,
+}
+
+impl RunStore {
+    pub fn proxy_dir(&self, id: &RunId) -> PathBuf {
+        self.run_dir(id).join("proxy")
+    }
+
+    pub fn network_log_path(&self, id: &RunId) -> PathBuf {
+        self.run_dir(id).join(NETWORK_LOG)
+    }
+
+    /// Write the egress settings and the run's proxy token (both 0600) and make the
+    /// directory the container will see.
+    pub fn save_egress(
+        &self,
+        id: &RunId,
+        settings: &EgressSettings,
+        token: &Secret,
+    ) -> Result<(), RunError> {
+        let dir = self.run_dir(id);
+        let bytes = serde_json::to_vec_pretty(settings).expect("egress settings serialise");
+        let path = dir.join(SETTINGS_FILE);
+        moat_home::write_private_atomic(&path, &bytes).map_err(|e| RunError::io(&path, e))?;
+        let path = dir.join(TOKEN_FILE);
+        moat_home::write_private_atomic(&path, token.expose().as_bytes())
+            .map_err(|e| RunError::io(&path, e))?;
+        let proxy_dir = self.proxy_dir(id);
+        std::fs::create_dir(&proxy_dir).map_err(|e| RunError::io(&proxy_dir, e))?;
+        use std::os::unix::fs::PermissionsExt;
+        // The container user (maybe another UID) must reach the socket inside.
+        std::fs::set_permissions(&proxy_dir, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| RunError::io(&proxy_dir, e))?;
+        let log = self.network_log_path(id);
+        std::fs::File::create(&log).map_err(|e| RunError::io(&log, e))?;
+        Ok(())
+    }
+
+    fn load_egress(&self, id: &RunId) -> Result<(EgressSettings, Secret), RunError> {
+        let dir = self.run_dir(id);
+        let path = dir.join(SETTINGS_FILE);
+        let bytes = std::fs::read(&path).map_err(|e| RunError::io(&path, e))?;
+        let settings = serde_json::from_slice(&bytes).map_err(|e| RunError::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let path = dir.join(TOKEN_FILE);
+        let token = std::fs::read_to_string(&path).map_err(|e| RunError::io(&path, e))?;
+        Ok((settings, Secret::new(token.trim().to_owned())))
+    }
+}
+
+/// The container's side of egress: its network mode, the proxy mount and the variables
+/// that make every common client use the proxy and trust its CA.
+pub(crate) fn container_egress(
+    store: &RunStore,
+    id: &RunId,
+    token: &Secret,
+) -> (String, BindMount, Vec<(String, String)>) {
+    let mount = BindMount {
+        source: store.proxy_dir(id).display().to_string(),
+        target: CONTAINER_PROXY_DIR.to_owned(),
+        read_only: false,
+    };
+    let url = format!(
+        "http://{}:{}@127.0.0.1:{CONTAINER_PROXY_PORT}",
+        moat_proxy::PROXY_USER,
+        token.expose()
+    );
+    let no_proxy = "localhost,127.0.0.1,::1".to_owned();
+    let mut env = vec![
+        (
+            "MOAT_PROXY_SOCKET".to_owned(),
+            format!("{CONTAINER_PROXY_DIR}/{SOCKET_NAME}"),
+        ),
+        (
+            "MOAT_PROXY_PORT".to_owned(),
+            CONTAINER_PROXY_PORT.to_string(),
+        ),
+    ];
+    for name in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+        env.push((name.to_owned(), url.clone()));
+    }
+    env.push(("NO_PROXY".to_owned(), no_proxy.clone()));
+    env.push(("no_proxy".to_owned(), no_proxy));
+    // Variables that replace a client's default bundle get the full system bundle, which
+    // includes moat's CA; NODE_EXTRA_CA_CERTS adds to Node's own roots.
+    for name in [
+        "SSL_CERT_FILE",
+        "NODE_EXTRA_CA_CERTS",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "GIT_SSL_CAINFO",
+    ] {
+        env.push((name.to_owned(), CONTAINER_CA_BUNDLE.to_owned()));
+    }
+    ("none".to_owned(), mount, env)
+}
+
+/// A started proxy and the task that writes its events to `network.jsonl`.
+pub(crate) struct RunningProxy {
+    handle: moat_proxy::ProxyHandle,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+impl RunningProxy {
+    /// Stop the proxy and wait until every event is on disk.
+    pub(crate) async fn stop(self) {
+        self.handle.shutdown().await;
+        // The sender went with the proxy; the writer ends once it has drained.
+        let _ = self.writer.await;
+    }
+}
+
+/// The directory of the CA moat's proxies sign with.
+pub fn proxy_ca_dir(store: &RunStore) -> PathBuf {
+    store.home().root().join("proxy-ca")
+}
+
+/// Start run `id`'s proxy on its unix socket, with the settings the CLI saved.
+pub(crate) async fn start_proxy(
+    store: &RunStore,
+    id: &RunId,
+    rules: Vec<moat_proxy::GrantRule>,
+) -> Result<RunningProxy, RunError> {
+    let (settings, token) = store.load_egress(id)?;
+    let ca = CertificateAuthority::load_or_create(&proxy_ca_dir(store))
+        .map_err(|e| RunError::Egress(e.to_string()))?;
+    let mut config = ProxyConfig::new(token, Arc::new(ca));
+    config.rules = rules;
+    config.policy = match settings.policy.as_str() {
+        "strict" => NetworkPolicy::Strict {
+            allow: settings
+                .allow
+                .iter()
+                .map(|p| p.parse())
+                .collect::<Result<_, _>>()
+                .map_err(|e: moat_proxy::ConfigError| RunError::Egress(e.to_string()))?,
+        },
+        _ => NetworkPolicy::Permissive,
+    };
+    config.connect_to = settings
+        .connect_to
+        .iter()
+        .map(|rule| moat_proxy::ConnectTo::parse(rule))
+        .collect::<Result<_, _>>()
+        .map_err(|e| RunError::Egress(e.to_string()))?;
+    if let Some(file) = &settings.extra_ca_file {
+        config.extra_roots_pem = std::fs::read(file).map_err(|e| RunError::io(file, e))?;
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<NetworkEvent>();
+    let socket = store.proxy_dir(id).join(SOCKET_NAME);
+    let handle = moat_proxy::Proxy::start_unix(config, &socket, tx)
+        .await
+        .map_err(|e| RunError::Egress(e.to_string()))?;
+    let writer = tokio::spawn(write_events(store.network_log_path(id), rx));
+    Ok(RunningProxy { handle, writer })
+}
+
+/// Append each event to `network.jsonl` as one JSON line, as it happens.
+async fn write_events(path: PathBuf, mut rx: tokio::sync::mpsc::UnboundedReceiver<NetworkEvent>) {
+    let mut file = match tokio::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&path)
+        .await
+    {
+        Ok(file) => file,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the network log");
+            return;
+        }
+    };
+    while let Some(event) = rx.recv().await {
+        let mut line = serde_json::to_vec(&event).expect("a network event serialises");
+        line.push(b'\n');
+        if let Err(e) = file.write_all(&line).await {
+            tracing::warn!(error = %e, "writing the network log failed");
+        }
+    }
+    let _ = file.flush().await;
+}
+
+/// Read `network.jsonl`; lines that do not parse are skipped.
+pub fn read_network_log(path: &Path) -> std::io::Result<Vec<NetworkEvent>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect())
+}

@@ -1,0 +1,241 @@
+//! Shared test tools. A fake HTTPS upstream stands in for the internet (`api.github.com`,
+//! `api.anthropic.com`, ...): it listens on 127.0.0.1 with a certificate from its own test
+//! CA, answers through a handler the test gives, and records every request it saw.
+//!
+//! Blocking API (it runs its own runtime on a thread), for the end-to-end tests that drive
+//! the `moat` binary.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+
+/// A request as the fake upstream received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenRequest {
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Header names in lowercase; repeated headers joined with `, `.
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+}
+
+impl SeenRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+}
+
+/// What the handler answers: status, content type, body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: impl Into<String>) -> Self {
+        Reply {
+            status,
+            content_type: "application/json".into(),
+            body: body.into(),
+        }
+    }
+
+    pub fn text(status: u16, body: impl Into<String>) -> Self {
+        Reply {
+            status,
+            content_type: "text/plain".into(),
+            body: body.into(),
+        }
+    }
+}
+
+type Handler = Arc<dyn Fn(&SeenRequest) -> Reply + Send + Sync>;
+
+/// A running fake upstream. Dropping it stops it.
+pub struct FakeUpstream {
+    port: u16,
+    ca_file: PathBuf,
+    seen: Arc<Mutex<Vec<SeenRequest>>>,
+    _dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeUpstream {
+    /// Serve HTTPS for `hosts` (the names its certificate carries) on a free port.
+    pub fn start(
+        hosts: &[&str],
+        handler: impl Fn(&SeenRequest) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let (ca_pem, server_config) = test_pki(hosts);
+        let ca_file = dir.path().join("test-ca.pem");
+        std::fs::write(&ca_file, ca_pem).expect("writing the test CA");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let port = listener.local_addr().expect("local address").port();
+        let seen: Arc<Mutex<Vec<SeenRequest>>> = Arc::default();
+        let handler: Handler = Arc::new(handler);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let thread_seen = seen.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(serve(listener, server_config, handler, thread_seen, rx));
+        });
+        FakeUpstream {
+            port,
+            ca_file,
+            seen,
+            _dir: dir,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The PEM file of the CA its certificate comes from.
+    pub fn ca_file(&self) -> &Path {
+        &self.ca_file
+    }
+
+    /// Every request so far, in order.
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        self.seen.lock().expect("not poisoned").clone()
+    }
+}
+
+impl Drop for FakeUpstream {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    handler: Handler,
+    seen: Arc<Mutex<Vec<SeenRequest>>>,
+    mut shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
+    let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    loop {
+        let stream = tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+        };
+        let acceptor = acceptor.clone();
+        let handler = handler.clone();
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(stream).await else {
+                return;
+            };
+            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let handler = handler.clone();
+                let seen = seen.clone();
+                async move {
+                    let (parts, body) = req.into_parts();
+                    let body = body
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    let mut headers = BTreeMap::new();
+                    for (name, value) in &parts.headers {
+                        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                        headers
+                            .entry(name.as_str().to_owned())
+                            .and_modify(|v: &mut String| {
+                                v.push_str(", ");
+                                v.push_str(&value);
+                            })
+                            .or_insert(value);
+                    }
+                    let request = SeenRequest {
+                        method: parts.method.to_string(),
+                        path: parts
+                            .uri
+                            .path_and_query()
+                            .map(|p| p.to_string())
+                            .unwrap_or_else(|| "/".into()),
+                        headers,
+                        body: String::from_utf8_lossy(&body).into_owned(),
+                    };
+                    let reply = handler(&request);
+                    seen.lock().expect("not poisoned").push(request);
+                    let response = hyper::Response::builder()
+                        .status(reply.status)
+                        .header("content-type", reply.content_type)
+                        .body(Full::new(Bytes::from(reply.body)))
+                        .expect("a valid response");
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
+        });
+    }
+}
+
+/// A test CA and a server configuration with a certificate for `hosts` signed by it.
+fn test_pki(hosts: &[&str]) -> (String, Arc<rustls::ServerConfig>) {
+    let ca_key = rcgen::KeyPair::generate().expect("a CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "moat test upstream CA");
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let ca_cert = ca_params.self_signed(&ca_key).expect("a CA certificate");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().expect("a leaf key");
+    let names: Vec<String> = hosts.iter().map(|h| (*h).to_owned()).collect();
+    let leaf_params = rcgen::CertificateParams::new(names).expect("leaf params");
+    let leaf = leaf_params
+        .signed_by(&leaf_key, &issuer)
+        .expect("a leaf certificate");
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone(), ca_cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        )
+        .expect("a server config");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    (ca_cert.pem(), Arc::new(config))
+}
