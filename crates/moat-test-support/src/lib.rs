@@ -22,7 +22,7 @@ pub struct SeenRequest {
     pub path: String,
     /// Header names in lowercase; repeated headers joined with `, `.
     pub headers: BTreeMap<String, String>,
-    pub body: String,
+    pub body: Vec<u8>,
 }
 
 impl SeenRequest {
@@ -33,30 +33,96 @@ impl SeenRequest {
     }
 }
 
-/// What the handler answers: status, content type, body.
+/// What the handler answers: status, headers, body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub status: u16,
-    pub content_type: String,
-    pub body: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl Reply {
     pub fn json(status: u16, body: impl Into<String>) -> Self {
-        Reply {
-            status,
-            content_type: "application/json".into(),
-            body: body.into(),
-        }
+        Self::with_type(status, "application/json", body.into().into_bytes())
     }
 
     pub fn text(status: u16, body: impl Into<String>) -> Self {
+        Self::with_type(status, "text/plain", body.into().into_bytes())
+    }
+
+    pub fn with_type(status: u16, content_type: &str, body: Vec<u8>) -> Self {
         Reply {
             status,
-            content_type: "text/plain".into(),
-            body: body.into(),
+            headers: vec![("content-type".into(), content_type.into())],
+            body,
         }
     }
+}
+
+/// Answer `request` with `git http-backend` serving the repositories under `root`: a
+/// git smart-HTTP server, for clone/fetch/push tests.
+pub fn git_http_backend(root: &Path, request: &SeenRequest) -> Reply {
+    use std::io::Write;
+    let (path, query) = request
+        .path
+        .split_once('?')
+        .unwrap_or((request.path.as_str(), ""));
+    let mut child = std::process::Command::new("git")
+        .arg("http-backend")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("GIT_PROJECT_ROOT", root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("REQUEST_METHOD", &request.method)
+        .env("PATH_INFO", path)
+        .env("QUERY_STRING", query)
+        .env("CONTENT_TYPE", request.header("content-type").unwrap_or(""))
+        .env("CONTENT_LENGTH", request.body.len().to_string())
+        .env("REMOTE_USER", "moat-test")
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("git http-backend");
+    let mut stdin = child.stdin.take().expect("piped");
+    let body = request.body.clone();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&body);
+    });
+    let output = child.wait_with_output().expect("git http-backend output");
+    let _ = writer.join();
+    // CGI: headers, a blank line, the body.
+    let out = output.stdout;
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| out.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
+    let Some((end, gap)) = split else {
+        return Reply::text(500, "git http-backend gave no headers");
+    };
+    let mut reply = Reply {
+        status: 200,
+        headers: Vec::new(),
+        body: out[end + gap..].to_vec(),
+    };
+    for line in String::from_utf8_lossy(&out[..end]).lines() {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim().to_owned();
+        if name.eq_ignore_ascii_case("status") {
+            reply.status = value
+                .split_whitespace()
+                .next()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(500);
+        } else {
+            reply.headers.push((name.to_owned(), value));
+        }
+    }
+    reply
 }
 
 type Handler = Arc<dyn Fn(&SeenRequest) -> Reply + Send + Sync>;
@@ -187,13 +253,15 @@ async fn serve(
                             .map(|p| p.to_string())
                             .unwrap_or_else(|| "/".into()),
                         headers,
-                        body: String::from_utf8_lossy(&body).into_owned(),
+                        body: body.to_vec(),
                     };
                     let reply = handler(&request);
                     seen.lock().expect("not poisoned").push(request);
-                    let response = hyper::Response::builder()
-                        .status(reply.status)
-                        .header("content-type", reply.content_type)
+                    let mut response = hyper::Response::builder().status(reply.status);
+                    for (name, value) in &reply.headers {
+                        response = response.header(name, value);
+                    }
+                    let response = response
                         .body(Full::new(Bytes::from(reply.body)))
                         .expect("a valid response");
                     Ok::<_, std::convert::Infallible>(response)
