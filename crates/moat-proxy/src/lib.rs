@@ -75,3 +75,4 @@ pub use policy::{HostPattern, NetworkPolicy, normalize_host};
 pub use proxy::{DEFAULT_SHUTDOWN_GRACE, ListenAddress, Proxy, ProxyConfig, ProxyHandle};
 pub use rules::{GrantRule, basic, bearer};
 pub use secret::Secret;
+pub use upstream::upstream_tls_config;

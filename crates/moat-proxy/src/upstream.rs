@@ -352,6 +352,19 @@ impl Upstream {
     }
 }
 
+/// The TLS client configuration the proxy uses towards real servers, for other HTTPS
+/// clients of moat that must trust exactly what the proxy trusts (grant validation
+/// requests): the system roots plus `extra_roots_pem`, the aws-lc-rs provider (passed
+/// explicitly, so no process-wide provider is needed), ALPN `h2` and `http/1.1`.
+pub fn upstream_tls_config(extra_roots_pem: &[u8]) -> Result<ClientConfig, ProxyError> {
+    let mut config = ClientConfig::builder_with_provider(crate::ca::provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(root_store(extra_roots_pem)?)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 /// The system roots (read once per process) plus the extra PEM certificates.
 fn root_store(extra_pem: &[u8]) -> Result<RootCertStore, ProxyError> {
     static SYSTEM: OnceLock<(Vec<CertificateDer<'static>>, String)> = OnceLock::new();
