@@ -44,6 +44,8 @@ pub struct EgressSettings {
     pub extra_ca_file: Option<PathBuf>,
     /// The grants of the run (credentials the proxy injects).
     pub grants: Vec<String>,
+    /// Where the credential key lives: `auto` (keyring, else file) or `file`.
+    pub keyring: String,
 }
 
 impl RunStore {
@@ -81,7 +83,8 @@ impl RunStore {
         Ok(())
     }
 
-    fn load_egress(&self, id: &RunId) -> Result<(EgressSettings, Secret), RunError> {
+    /// The egress settings and proxy token the CLI saved for run `id`.
+    pub fn load_egress(&self, id: &RunId) -> Result<(EgressSettings, Secret), RunError> {
         let dir = self.run_dir(id);
         let path = dir.join(SETTINGS_FILE);
         let bytes = std::fs::read(&path).map_err(|e| RunError::io(&path, e))?;

@@ -15,7 +15,7 @@ use moat_image::{CONTAINER_HOME, ImageSpec, WORKSPACE_DIR};
 use crate::{EgressSettings, RunError, RunRecord, RunState, RunStore, names};
 
 /// What the user asked to run, with every setting already resolved.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RunRequest {
     pub workspace: PathBuf,
     /// Empty: the image's default shell.
@@ -41,6 +41,8 @@ pub struct RunRequest {
     pub cpus: Option<f64>,
     /// What the run's proxy enforces.
     pub egress: EgressSettings,
+    /// The run's proxy token (placeholders in `env` derive from it).
+    pub proxy_token: moat_proxy::Secret,
 }
 
 /// Progress of [`prepare_run`], for the caller to show.

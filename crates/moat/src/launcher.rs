@@ -40,6 +40,12 @@ impl Supervisor {
             .env_clear()
             .envs(std::env::var_os("PATH").map(|p| ("PATH", p)))
             .envs(std::env::var_os("RUST_LOG").map(|p| ("RUST_LOG", p)))
+            // The OS keyring (Secret Service) is reached over the session bus.
+            .envs(
+                std::env::var_os("DBUS_SESSION_BUS_ADDRESS")
+                    .map(|v| ("DBUS_SESSION_BUS_ADDRESS", v)),
+            )
+            .envs(std::env::var_os("XDG_RUNTIME_DIR").map(|v| ("XDG_RUNTIME_DIR", v)))
             .current_dir("/")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -85,15 +85,20 @@ pub struct RunPlan {
     pub request: RunRequest,
     pub config: ResolvedConfig,
     pub image: BuildPlan,
+    /// Things to tell the user before the run starts (a credential about to expire).
+    pub warnings: Vec<String>,
 }
 
 /// Merge flags, the workspace file, the global file and the environment into a run plan,
 /// rejecting bad input before anything starts.
+/// With `credentials`, the run's grants are checked against the credential store (present,
+/// not expired) and turn into the container's placeholders; without, they are only listed.
 pub fn plan_run(
     ctx: &Context,
     path: Option<PathBuf>,
     exec: &ExecArgs,
     command: Vec<String>,
+    credentials: bool,
 ) -> Result<RunPlan> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let workspace = moat_run::check_workspace(&path.unwrap_or_else(|| cwd.clone()))?;
@@ -120,6 +125,38 @@ pub fn plan_run(
     let config = moat_config::load(&workspace, &ctx.home().config_file(), &overrides)?;
     let image_spec = image_spec(ctx, &workspace, &config)?;
     let image = moat_image::plan(&image_spec);
+    let proxy_token = moat_proxy::Secret::random_token().context("making the run's proxy token")?;
+    let mut env: Vec<(String, String)> = config
+        .env
+        .iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let mut allow: Vec<String> = config
+        .network
+        .allow
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let mut warnings = Vec::new();
+    if credentials && !config.grants.is_empty() {
+        let grants = moat_providers::grants_for_run(
+            &credential_store(ctx, config.keyring)?,
+            &provider_registry(ctx)?,
+            &config.grants,
+            proxy_token.expose(),
+            jiff::Timestamp::now(),
+        )?;
+        // Placeholders win over a same-named variable: a real token must never be there.
+        env.retain(|(k, _)| !grants.env.iter().any(|(g, _)| g == k));
+        env.extend(grants.env);
+        for host in grants.hosts {
+            let host = host.to_string();
+            if !allow.contains(&host) {
+                allow.push(host);
+            }
+        }
+        warnings = grants.warnings;
+    }
     let request = RunRequest {
         workspace,
         command: config
@@ -128,11 +165,7 @@ pub fn plan_run(
             .map(|c| c.argv())
             .unwrap_or_default(),
         name: config.name.clone(),
-        env: config
-            .env
-            .iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect(),
+        env,
         interactive: config.interactive,
         detach: exec.detach,
         keep: exec.keep,
@@ -153,22 +186,60 @@ pub fn plan_run(
         cpus: config.container.cpus,
         egress: moat_run::EgressSettings {
             policy: config.network.policy.to_string(),
-            allow: config
-                .network
-                .allow
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
+            allow,
             connect_to: config.connect_to.iter().map(ToString::to_string).collect(),
             extra_ca_file: config.extra_ca_certs.clone(),
             grants: config.grants.clone(),
+            keyring: keyring_word(config.keyring).to_owned(),
         },
+        proxy_token,
     };
     Ok(RunPlan {
         request,
         config,
         image,
+        warnings,
     })
+}
+
+fn keyring_word(backend: moat_config::KeyringBackend) -> &'static str {
+    match backend {
+        moat_config::KeyringBackend::File => "file",
+        _ => "auto",
+    }
+}
+
+/// The credential store, with its key from the keyring or the key file as `keyring` says.
+pub fn credential_store(
+    ctx: &Context,
+    keyring: moat_config::KeyringBackend,
+) -> Result<moat_credentials::CredentialStore> {
+    credential_store_in(ctx.home(), keyring_word(keyring))
+}
+
+/// The credential store under `home`; `keyring` is `file` or `auto`.
+pub fn credential_store_in(
+    home: &MoatHome,
+    keyring: &str,
+) -> Result<moat_credentials::CredentialStore> {
+    let mode = if keyring == "file" {
+        moat_credentials::KeyringMode::FileOnly
+    } else {
+        moat_credentials::KeyringMode::Auto
+    };
+    let keys = moat_credentials::ChainKeySource::for_home(home, mode);
+    Ok(moat_credentials::CredentialStore::open(home, &keys)?)
+}
+
+/// Built-in providers and the user's own from `$MOAT_HOME/providers/*.yaml`.
+pub fn provider_registry(ctx: &Context) -> Result<moat_providers::ProviderRegistry> {
+    provider_registry_in(ctx.home())
+}
+
+pub fn provider_registry_in(home: &MoatHome) -> Result<moat_providers::ProviderRegistry> {
+    Ok(moat_providers::ProviderRegistry::load(
+        &home.root().join("providers"),
+    )?)
 }
 
 /// The image a workspace's configuration asks for.

@@ -8,7 +8,7 @@ use crate::settings::{self, Context, RunPlan};
 use crate::ui::{out, outln};
 
 pub fn config(ctx: &Context, args: ConfigArgs) -> Result<i32> {
-    let plan = settings::plan_run(ctx, args.path, &args.exec, args.command)?;
+    let plan = settings::plan_run(ctx, args.path, &args.exec, args.command, false)?;
     print_plan(&plan)?;
     Ok(0)
 }

@@ -16,10 +16,13 @@ use crate::ui::outln;
 use crate::ui::{BuildProgress, UserError};
 
 pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
-    let plan = settings::plan_run(ctx, args.path, &args.exec, args.command)?;
+    let plan = settings::plan_run(ctx, args.path, &args.exec, args.command, !args.exec.dry_run)?;
     if args.exec.dry_run {
         super::config::print_plan(&plan)?;
         return Ok(0);
+    }
+    for warning in &plan.warnings {
+        eprintln!("warning: {warning}");
     }
     let mut request = plan.request;
     let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();

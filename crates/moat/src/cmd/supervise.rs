@@ -11,6 +11,24 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::SuperviseArgs;
 
+/// The proxy rules of the run's grants, with the real secrets: decrypted here, in the
+/// supervisor, and never handed to anyone else.
+fn grant_rules(store: &RunStore, id: &RunId) -> Result<Vec<moat_proxy::GrantRule>> {
+    let (settings, token) = store.load_egress(id)?;
+    if settings.grants.is_empty() {
+        return Ok(Vec::new());
+    }
+    let home = store.home();
+    let grants = moat_providers::grants_for_run(
+        &crate::settings::credential_store_in(home, &settings.keyring)?,
+        &crate::settings::provider_registry_in(home)?,
+        &settings.grants,
+        token.expose(),
+        jiff::Timestamp::now(),
+    )?;
+    Ok(grants.rules)
+}
+
 pub async fn supervise(args: SuperviseArgs) -> Result<i32> {
     // A session of its own: the terminal closing or Ctrl-C at the CLI does not reach it.
     let _ = nix::unistd::setsid();
@@ -54,7 +72,22 @@ pub async fn supervise(args: SuperviseArgs) -> Result<i32> {
             return Ok(1);
         }
     };
-    moat_run::supervise(&docker, &store, &id, Vec::new(), emit, stop)
+    let rules = match grant_rules(&store, &id) {
+        Ok(rules) => rules,
+        Err(e) => {
+            let error = format!("{e:#}");
+            store.update(&id, |r| {
+                r.state = RunState::Failed;
+                r.error = Some(error.clone());
+            })?;
+            if let Some(container) = store.load(&id)?.container_id {
+                docker.remove_container(&container, true).await?;
+            }
+            emit(&SupervisorEvent::Failed { error });
+            return Ok(1);
+        }
+    };
+    moat_run::supervise(&docker, &store, &id, rules, emit, stop)
         .await
         .with_context(|| format!("supervising run {id}"))?;
     Ok(0)

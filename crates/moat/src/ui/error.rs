@@ -65,6 +65,10 @@ fn hint(err: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = cause.downcast_ref::<moat_image::CaError>() {
             e.hint()
+        } else if let Some(e) = cause.downcast_ref::<moat_providers::ProviderError>() {
+            e.hint()
+        } else if let Some(e) = cause.downcast_ref::<moat_credentials::CredentialError>() {
+            e.hint()
         } else {
             None
         }

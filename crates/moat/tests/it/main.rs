@@ -5,6 +5,7 @@ mod config;
 mod deps;
 mod egress;
 mod errors;
+mod grants;
 mod harness;
 mod interactive;
 mod lifecycle;
