@@ -45,6 +45,10 @@ pub enum Command {
     /// Internal: own one run from start to end (started by `moat run`).
     #[command(name = "__supervise", hide = true)]
     Supervise(SuperviseArgs),
+    /// Grant a credential (`anthropic`, `github`, `openai`, ...), or list grants and providers.
+    Grant(GrantArgs),
+    /// Remove a granted credential.
+    Revoke(RevokeArgs),
 }
 
 /// Flags shared by every command that starts a run (`run` now, the agent commands later).
@@ -218,6 +222,48 @@ pub struct SuperviseArgs {
     #[arg(long)]
     pub docker_host: String,
     pub run_id: String,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct GrantArgs {
+    #[command(subcommand)]
+    pub command: Option<GrantCommand>,
+
+    /// The provider to grant: `anthropic`, `github`, `openai`, or one of `moat grant providers`.
+    #[arg(value_name = "PROVIDER")]
+    pub provider: Option<String>,
+
+    /// Check the credential with a request to the service even where moat would not ask.
+    #[arg(long, conflicts_with = "no_validate")]
+    pub validate: bool,
+
+    /// Save the credential without checking it with the service.
+    #[arg(long)]
+    pub no_validate: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GrantCommand {
+    /// The granted credentials: provider, kind, source, expiry, when granted.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The providers that can be granted: built-in and from `$MOAT_HOME/providers/*.yaml`.
+    Providers {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The provider whose credential to remove, e.g. `github`.
+    #[arg(value_name = "PROVIDER")]
+    pub provider: String,
 }
 
 #[cfg(test)]

@@ -62,6 +62,8 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Config(args) => cmd::config::config(&ctx, args),
         Command::Deps(command) => cmd::deps::deps(command),
         Command::Supervise(_) => unreachable!("handled above"),
+        Command::Grant(args) => cmd::grant::grant(&ctx, args).await,
+        Command::Revoke(args) => cmd::grant::revoke(&ctx, args),
     }
 }
 

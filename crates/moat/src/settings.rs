@@ -14,6 +14,8 @@ use moat_run::{RunRequest, RunStore};
 
 use crate::cli::ExecArgs;
 use crate::ui::UserError;
+use moat_credentials::{KeyringMode, Secret};
+use moat_providers::HttpOptions;
 
 /// The variables of the host environment moat reads.
 #[derive(Debug, Clone, Default)]
@@ -28,6 +30,14 @@ pub struct Environment {
     pub connect_to: Option<String>,
     pub keyring: Option<String>,
     pub proxy_port: Option<String>,
+    /// Credentials `moat grant` takes from the environment; `Debug` shows no value.
+    pub anthropic_api_key: Option<Secret>,
+    pub github_token: Option<Secret>,
+    pub gh_token: Option<Secret>,
+    pub openai_api_key: Option<Secret>,
+    /// Every variable, for the `token_env` of YAML providers (known only once the
+    /// provider files are read); `Debug` shows names only.
+    pub token_vars: TokenVars,
 }
 
 impl Environment {
@@ -44,6 +54,11 @@ impl Environment {
             connect_to: var("MOAT_CONNECT_TO"),
             keyring: var("MOAT_KEYRING"),
             proxy_port: var("MOAT_PROXY_PORT"),
+            anthropic_api_key: var("ANTHROPIC_API_KEY").map(Secret::new),
+            github_token: var("GITHUB_TOKEN").map(Secret::new),
+            gh_token: var("GH_TOKEN").map(Secret::new),
+            openai_api_key: var("OPENAI_API_KEY").map(Secret::new),
+            token_vars: TokenVars::read(),
         }
     }
 }
@@ -351,6 +366,125 @@ fn redact_env(pair: &str) -> String {
     }
 }
 
+impl Environment {
+    /// The value of the credential variable `name` (`GITHUB_TOKEN`, a YAML provider's
+    /// `token_env`), as read at start-up; empty values count as unset.
+    pub fn token(&self, name: &str) -> Option<&Secret> {
+        match name {
+            "ANTHROPIC_API_KEY" => self.anthropic_api_key.as_ref(),
+            "GITHUB_TOKEN" => self.github_token.as_ref(),
+            "GH_TOKEN" => self.gh_token.as_ref(),
+            "OPENAI_API_KEY" => self.openai_api_key.as_ref(),
+            other => self.token_vars.get(other),
+        }
+    }
+}
+
+/// The environment's variables as secrets: only names show in `Debug`.
+#[derive(Clone, Default)]
+pub struct TokenVars(std::collections::BTreeMap<String, Secret>);
+
+impl TokenVars {
+    fn read() -> Self {
+        TokenVars(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| (k, Secret::new(v)))
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Secret> {
+        self.0.get(name)
+    }
+
+    #[cfg(test)]
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        TokenVars(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), Secret::new(*v)))
+                .collect(),
+        )
+    }
+}
+
+impl std::fmt::Debug for TokenVars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenVars({} variables)", self.0.len())
+    }
+}
+
+/// What `moat grant` needs besides the environment's tokens: where the store's key may
+/// live, and how validation requests reach the services.
+#[derive(Debug, Clone)]
+pub struct GrantSettings {
+    pub keyring: KeyringMode,
+    pub http: HttpOptions,
+}
+
+/// `MOAT_KEYRING`, `MOAT_EXTRA_CA_CERTS` and `MOAT_CONNECT_TO`, each falling back to the
+/// global `config.yaml` (`keyring:`, `extra_ca_certs:`, `connect_to:`).
+pub fn grant_settings(ctx: &Context) -> Result<GrantSettings> {
+    let global = moat_config::load_global(&ctx.home().config_file())?;
+    let keyring = match ctx.env.keyring.as_deref() {
+        Some("file") => KeyringMode::FileOnly,
+        Some("auto") => KeyringMode::Auto,
+        Some(other) => {
+            return Err(UserError::new(format!(
+                "invalid `MOAT_KEYRING` value `{other}`: expected `auto` or `file`"
+            ))
+            .hint(
+                "`MOAT_KEYRING=file` keeps the encryption key in a file instead of the OS keyring",
+            )
+            .into());
+        }
+        None => match global.as_ref().map(|g| g.keyring) {
+            Some(moat_config::KeyringBackend::File) => KeyringMode::FileOnly,
+            _ => KeyringMode::Auto,
+        },
+    };
+    let extra_ca = ctx
+        .env
+        .extra_ca_certs
+        .as_ref()
+        .map(PathBuf::from)
+        .or_else(|| global.as_ref().and_then(|g| g.extra_ca_certs.clone()));
+    let extra_roots_pem = match extra_ca {
+        Some(path) => std::fs::read(&path)
+            .with_context(|| format!("reading extra CA certificates `{}`", path.display()))?,
+        None => Vec::new(),
+    };
+    let connect_to_text = match &ctx.env.connect_to {
+        Some(text) => text.clone(),
+        None => global
+            .as_ref()
+            .map(|g| {
+                g.connect_to
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default(),
+    };
+    let connect_to = moat_proxy::ConnectTo::parse_list(&connect_to_text).map_err(|e| {
+        let mut error = UserError::new(format!("`MOAT_CONNECT_TO`: {e}"));
+        if let Some(hint) = e.hint() {
+            error = error.hint(hint);
+        }
+        error
+    })?;
+    Ok(GrantSettings {
+        keyring,
+        http: HttpOptions {
+            extra_roots_pem,
+            connect_to,
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,5 +513,19 @@ mod tests {
             "/home/u/project/data:/data:ro"
         );
         assert_eq!(absolute_mount("/abs:/data", cwd), "/abs:/data");
+    }
+
+    #[test]
+    fn credential_variables_never_show_in_debug() {
+        let env = Environment {
+            github_token: Some(Secret::new("ghp_SECRET")),
+            token_vars: TokenVars::from_pairs(&[("ACME_TOKEN", "acme-SECRET")]),
+            ..Environment::default()
+        };
+        let debug = format!("{env:?}");
+        assert!(!debug.contains("SECRET"), "{debug}");
+        assert_eq!(env.token("GITHUB_TOKEN").unwrap().expose(), "ghp_SECRET");
+        assert_eq!(env.token("ACME_TOKEN").unwrap().expose(), "acme-SECRET");
+        assert!(env.token("GH_TOKEN").is_none());
     }
 }

@@ -22,6 +22,7 @@ pub(crate) use out;
 
 mod error;
 mod progress;
+pub mod prompt;
 mod table;
 
 pub use error::{UserError, print_error};
