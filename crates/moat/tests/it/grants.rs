@@ -72,7 +72,26 @@ fn a_granted_token_is_injected_and_never_enters_the_container() {
         }
     });
 
-    store_github_token(&env);
+    // `moat grant github` takes the token from the environment and checks it against the
+    // (fake) API, reached like the real one through MOAT_CONNECT_TO.
+    let mut grant = env.moat();
+    with_upstream(&mut grant, &upstream);
+    let out = Out::from(
+        grant
+            .env("GITHUB_TOKEN", TOKEN)
+            .args(["grant", "github", "--validate"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        format!("{}{}", out.stdout, out.stderr).contains("Authenticated as: octocat"),
+        "{out:?}"
+    );
+    assert!(
+        !out.stdout.contains(TOKEN) && !out.stderr.contains(TOKEN),
+        "{out:?}"
+    );
 
     std::fs::write(
         env.workspace().join("moat.yaml"),
@@ -144,28 +163,6 @@ fn a_grant_that_was_never_given_stops_the_run_before_it_starts() {
         "{out:?}"
     );
     assert!(env.run_dirs().is_empty());
-}
-
-/// Put a GitHub token in the test's credential store, as `moat grant github` would.
-fn store_github_token(env: &TestEnv) {
-    use moat_credentials::{
-        ChainKeySource, Credential, CredentialKind, CredentialSource, CredentialStore, KeyringMode,
-        ProviderName, Secret,
-    };
-    let home = moat_home::MoatHome::at(env.moat_home());
-    let keys = ChainKeySource::for_home(&home, KeyringMode::FileOnly);
-    let store = CredentialStore::open(&home, &keys).unwrap();
-    let credential = Credential::new(
-        ProviderName::parse("github").unwrap(),
-        CredentialKind::Token,
-        Secret::new(TOKEN),
-        CredentialSource::Env {
-            var: "GITHUB_TOKEN".into(),
-        },
-        jiff::Timestamp::now(),
-    )
-    .unwrap();
-    store.save(&credential).unwrap();
 }
 
 fn base64_encode(bytes: &[u8]) -> String {
