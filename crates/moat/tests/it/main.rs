@@ -4,6 +4,8 @@
 mod config;
 mod deps;
 mod errors;
+mod fake_upstream;
+mod grant;
 mod harness;
 mod interactive;
 mod lifecycle;
