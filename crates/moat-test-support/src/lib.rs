@@ -289,7 +289,8 @@ fn test_pki(hosts: &[&str]) -> (String, Arc<rustls::ServerConfig>) {
     let ca_cert = ca_params.self_signed(&ca_key).expect("a CA certificate");
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let leaf_key = rcgen::KeyPair::generate().expect("a leaf key");
-    let names: Vec<String> = hosts.iter().map(|h| (*h).to_owned()).collect();
+    let mut names: Vec<String> = hosts.iter().map(|h| (*h).to_owned()).collect();
+    names.push("127.0.0.1".to_owned());
     let leaf_params = rcgen::CertificateParams::new(names).expect("leaf params");
     let leaf = leaf_params
         .signed_by(&leaf_key, &issuer)

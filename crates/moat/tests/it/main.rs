@@ -5,6 +5,8 @@ mod config;
 mod deps;
 mod egress;
 mod errors;
+mod fake_upstream;
+mod grant;
 mod grants;
 mod harness;
 mod interactive;
