@@ -99,6 +99,8 @@ pub struct Network {
     pub policy: NetworkPolicy,
     /// Global patterns, then the workspace's, then `--allow-host`, without repeats.
     pub allow: Vec<HostPattern>,
+    /// Hosts tunnelled without interception: global patterns, then the workspace's.
+    pub passthrough: Vec<HostPattern>,
 }
 
 impl ResolvedConfig {
@@ -207,6 +209,18 @@ pub fn resolve(
         }
     }
 
+    let mut passthrough: Vec<HostPattern> = Vec::new();
+    for pattern in global
+        .network
+        .passthrough
+        .iter()
+        .chain(&file.network.passthrough)
+    {
+        if !passthrough.contains(pattern) {
+            passthrough.push(pattern.clone());
+        }
+    }
+
     // snapshots: the file's, with --no-snapshots on top.
     let mut snapshots = file.snapshots.clone();
     if cli.no_snapshots {
@@ -274,7 +288,11 @@ pub fn resolve(
         grants,
         env,
         mounts,
-        network: Network { policy, allow },
+        network: Network {
+            policy,
+            allow,
+            passthrough,
+        },
         ports: file.ports.clone(),
         snapshots,
         hooks: file.hooks.clone(),
@@ -354,6 +372,7 @@ mod tests {
         network:
           policy: permissive
           allow: []
+          passthrough: []
         ports: {}
         snapshots:
           disabled: false
@@ -720,6 +739,7 @@ mcp:
           allow:
           - "*.corp.example"
           - api.example.com
+          passthrough: []
         ports:
           web: 3000
         snapshots:

@@ -165,6 +165,8 @@ impl Command {
 pub struct NetworkSection {
     pub policy: Option<NetworkPolicy>,
     pub allow: Vec<HostPattern>,
+    /// Hosts tunnelled without TLS interception (pinned certificates, non-HTTP TLS).
+    pub passthrough: Vec<HostPattern>,
 }
 
 /// Workspace snapshots. Defaults: enabled, every trigger on, idle after 30 s, keep 10.

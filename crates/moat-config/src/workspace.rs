@@ -132,6 +132,7 @@ fn example(path: &str) -> Option<&'static str> {
         "network" => "network: {policy: strict, allow: [api.example.com]}",
         "network.policy" => "policy: strict",
         "network.allow" => "allow: [api.example.com, \"*.example.com\"]",
+        "network.passthrough" => "passthrough: [\"db.example.com:5432\"]",
         "ports" => "ports: {web: 3000}",
         "snapshots" => "snapshots: {triggers: {disable_pre_run: true}}",
         "snapshots.triggers" => "triggers: {disable_pre_run: true}",
@@ -200,6 +201,7 @@ struct RawWorkspace {
 pub(crate) struct RawNetwork {
     pub policy: Option<Spanned<String>>,
     pub allow: Option<Vec<Spanned<String>>>,
+    pub passthrough: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -457,15 +459,26 @@ impl Check<'_> {
                     .ok_or_else(|| choice_error("network policy", word, NetworkPolicy::WORDS))
             })
         });
-        let mut allow: Vec<HostPattern> = Vec::new();
-        for pattern in raw.allow.unwrap_or_default() {
+        let allow = self.patterns(raw.allow.unwrap_or_default());
+        let passthrough = self.patterns(raw.passthrough.unwrap_or_default());
+        NetworkSection {
+            policy,
+            allow,
+            passthrough,
+        }
+    }
+
+    /// Host patterns, each checked at its position, without repeats.
+    fn patterns(&mut self, raw: Vec<Spanned<String>>) -> Vec<HostPattern> {
+        let mut patterns: Vec<HostPattern> = Vec::new();
+        for pattern in raw {
             if let Some(pattern) = self.accept(&pattern, |p| HostPattern::parse(p))
-                && !allow.contains(&pattern)
+                && !patterns.contains(&pattern)
             {
-                allow.push(pattern);
+                patterns.push(pattern);
             }
         }
-        NetworkSection { policy, allow }
+        patterns
     }
 
     fn ports(&mut self, raw: Entries<Spanned<u64>>) -> BTreeMap<String, u16> {

@@ -38,6 +38,9 @@ pub struct EgressSettings {
     pub policy: String,
     /// Host patterns a strict policy allows besides the granted hosts.
     pub allow: Vec<String>,
+    /// Host patterns tunnelled without TLS interception (still subject to the policy).
+    #[serde(default)]
+    pub passthrough: Vec<String>,
     /// curl `--connect-to` rules, `HOST1:PORT1:HOST2:PORT2`.
     pub connect_to: Vec<String>,
     /// A PEM file of extra upstream roots.
@@ -187,6 +190,12 @@ pub(crate) async fn start_proxy(
         },
         _ => NetworkPolicy::Permissive,
     };
+    config.passthrough = settings
+        .passthrough
+        .iter()
+        .map(|p| p.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e: moat_proxy::ConfigError| RunError::Egress(e.to_string()))?;
     config.connect_to = settings
         .connect_to
         .iter()

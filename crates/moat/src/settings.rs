@@ -202,6 +202,12 @@ pub fn plan_run(
         egress: moat_run::EgressSettings {
             policy: config.network.policy.to_string(),
             allow,
+            passthrough: config
+                .network
+                .passthrough
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             connect_to: config.connect_to.iter().map(ToString::to_string).collect(),
             extra_ca_file: config.extra_ca_certs.clone(),
             grants: config.grants.clone(),

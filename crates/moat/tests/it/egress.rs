@@ -142,3 +142,35 @@ fn strict_policy_blocks_with_an_explanation() {
         "the blocked host was never contacted"
     );
 }
+
+#[test]
+fn passthrough_hosts_are_tunnelled_without_interception() {
+    let env = TestEnv::new();
+    let upstream =
+        FakeUpstream::start(&["pinned.example.test"], |_| Reply::text(200, "end to end"));
+    // The image trusts the upstream's own CA (MOAT_EXTRA_CA_CERTS), and only that: with
+    // moat's CA in between, curl would fail on the fake's certificate chain. `--cacert`
+    // pins the upstream's CA alone, so success proves nothing intercepted the TLS.
+    std::fs::write(
+        env.workspace().join("moat.yaml"),
+        "dependencies: [curl]\nnetwork:\n  passthrough: [pinned.example.test]\n",
+    )
+    .unwrap();
+    let script = "curl -sS --cacert /usr/local/share/ca-certificates/moat-extra.crt https://pinned.example.test/";
+    let out = run_against(
+        &env,
+        &upstream,
+        &["pinned.example.test"],
+        &["run", "--", "sh", "-c", script],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout, "end to end");
+    let json: serde_json::Value =
+        serde_json::from_str(&env.run(&["trace", "--network", "--json"]).stdout).unwrap();
+    let events = json.as_array().unwrap();
+    assert_eq!(events.len(), 1, "{json}");
+    assert_eq!(
+        events[0]["method"], "CONNECT",
+        "one tunnel, no inner request seen: {json}"
+    );
+}
