@@ -155,7 +155,7 @@ COPY moat-proxy-ca.crt {PROXY_CA_PATH}
     // is removed so the UID means moatuser. An existing group with the GID is reused.
     out.push_str(&run_step(
         &format!("the user: {CONTAINER_USER}, with the workspace owner's UID and GID"),
-        &[
+        &vec![
             format!("existing=$(getent passwd {uid} | cut -d: -f1 || true)"),
             r#"if [ -n "$existing" ]; then userdel -r "$existing" 2>/dev/null || userdel "$existing"; fi"#.to_owned(),
             format!("group=$(getent group {gid} | cut -d: -f1 || true)"),
@@ -167,7 +167,12 @@ COPY moat-proxy-ca.crt {PROXY_CA_PATH}
                 r#"useradd -m -d {CONTAINER_HOME} -u {uid} -g "$group" -s "$shell" {CONTAINER_USER}"#
             ),
             format!("mkdir -p {WORKSPACE_DIR}; chown {uid}:{gid} {WORKSPACE_DIR}"),
-        ],
+        ]
+        .into_iter()
+        .chain(install.home_dirs.iter().map(|dir| {
+            format!("mkdir -p {CONTAINER_HOME}/{dir}; chown -R {uid}:{gid} {CONTAINER_HOME}")
+        }))
+        .collect::<Vec<_>>(),
     ));
 
     let mut hook_file = |name: &str, script: &str| {

@@ -43,7 +43,29 @@ pub struct RunRequest {
     pub egress: EgressSettings,
     /// The run's proxy token (placeholders in `env` derive from it).
     pub proxy_token: moat_proxy::Secret,
+    /// Files put into the container user's home before the command starts (an agent's
+    /// settings). The run keeps them in its directory; the container gets copies it can
+    /// change without touching the host.
+    pub home_files: Vec<HomeFile>,
+    /// The agent conversation this run holds, recorded with the run.
+    pub agent: Option<crate::AgentSession>,
+    /// Give an attached, non-interactive command no stdin (it sees end of input at once)
+    /// instead of the caller's.
+    pub no_stdin: bool,
 }
+
+/// A file for the container user's home: a relative path and its contents. Never a
+/// secret: it is readable in the run's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HomeFile {
+    /// Relative to the home directory, e.g. `.claude.json`; no `..`, not absolute.
+    pub path: String,
+    pub contents: Vec<u8>,
+}
+
+/// Where the run's home files are mounted (read-only); `moat-init` copies them into
+/// the home directory.
+pub const CONTAINER_HOME_INIT_DIR: &str = "/run/moat/home";
 
 /// Progress of [`prepare_run`], for the caller to show.
 #[derive(Debug, Clone)]
@@ -138,6 +160,7 @@ pub async fn prepare_run(
         keep: request.keep,
         env_keys: request.env.iter().map(|(k, _)| k.clone()).collect(),
         supervisor_pid: None,
+        agent: request.agent.clone(),
     };
     store.create(&record)?;
     rollback.run = Some((store.clone(), id.clone()));
@@ -147,11 +170,26 @@ pub async fn prepare_run(
     let (network_mode, proxy_mount, proxy_env) =
         crate::egress::container_egress(store, &id, &token);
     env.extend(proxy_env);
+    let home_mount = if request.home_files.is_empty() {
+        None
+    } else {
+        let dir = store.run_dir(&id).join("home");
+        write_home_files(&dir, &request.home_files)?;
+        env.push((
+            "MOAT_HOME_INIT".to_owned(),
+            CONTAINER_HOME_INIT_DIR.to_owned(),
+        ));
+        Some(BindMount {
+            source: dir.display().to_string(),
+            target: CONTAINER_HOME_INIT_DIR.to_owned(),
+            read_only: true,
+        })
+    };
 
     // stdin: interactive runs keep it open across attaches; attached runs pass the
     // caller's stdin and close it at its end (like `docker run -i`); detached
     // non-interactive runs get none.
-    let open_stdin = request.interactive || !request.detach;
+    let open_stdin = request.interactive || (!request.detach && !request.no_stdin);
     let container = ContainerSpec {
         name: id.to_string(),
         image: plan.tag.clone(),
@@ -166,6 +204,7 @@ pub async fn prepare_run(
         })
         .chain(request.mounts.iter().cloned())
         .chain(std::iter::once(proxy_mount))
+        .chain(home_mount)
         .collect(),
         network_mode: Some(network_mode),
         memory_mb: request.memory_mb,
@@ -179,6 +218,56 @@ pub async fn prepare_run(
     rollback.container = Some(container_id.clone());
     let record = store.update(&id, |r| r.container_id = Some(container_id))?;
     Ok(record)
+}
+
+/// Write `files` under `dir`, readable by the container user (whose UID may differ from
+/// the host user's), refusing paths that would leave `dir`.
+fn write_home_files(dir: &std::path::Path, files: &[HomeFile]) -> Result<(), RunError> {
+    use std::os::unix::fs::PermissionsExt;
+    for file in files {
+        let relative = std::path::Path::new(&file.path);
+        let safe = !file.path.is_empty()
+            && relative
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !safe {
+            return Err(RunError::File {
+                path: file.path.clone().into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "a home file needs a plain relative path",
+                ),
+            });
+        }
+        let path = dir.join(relative);
+        let parent = path.parent().expect("a joined path has a parent");
+        std::fs::create_dir_all(parent).map_err(RunError::Io)?;
+        std::fs::write(&path, &file.contents).map_err(RunError::Io)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+            .map_err(RunError::Io)?;
+    }
+    // Directories the container user can enter (the run's directory itself is private).
+    for entry in walk_dirs(dir) {
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o755))
+            .map_err(RunError::Io)?;
+    }
+    Ok(())
+}
+
+fn walk_dirs(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_owned()];
+    let mut i = 0;
+    while i < out.len() {
+        if let Ok(entries) = std::fs::read_dir(&out[i]) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    out.push(entry.path());
+                }
+            }
+        }
+        i += 1;
+    }
+    out
 }
 
 /// Find the image in the cache, or build it (always when `rebuild`).

@@ -3,6 +3,7 @@
 //!
 //! Takes values, returns values and reports progress through callbacks; never prints.
 
+mod agent;
 mod egress;
 mod error;
 mod launch;
@@ -14,12 +15,15 @@ mod resolve;
 mod store;
 mod supervisor;
 
+pub use agent::{AgentSession, InvalidSessionId, SessionId, latest_session};
 pub use egress::{
     CONTAINER_CA_BUNDLE, CONTAINER_PROXY_DIR, CONTAINER_PROXY_PORT, EgressSettings, proxy_ca_dir,
     read_network_log,
 };
 pub use error::RunError;
-pub use launch::{PrepareEvent, Rollback, RunRequest, check_workspace, ensure_image, prepare_run};
+pub use launch::{
+    HomeFile, PrepareEvent, Rollback, RunRequest, check_workspace, ensure_image, prepare_run,
+};
 pub use lifecycle::{destroy_run, reconcile, stop_run, supervisor_alive, wait_for_supervisor};
 pub use logs::{LogLine, LogWriter, Stream, read_from};
 pub use names::{random_name, validate_name};
@@ -54,6 +58,7 @@ pub(crate) mod test_support {
             keep: false,
             env_keys: vec![],
             supervisor_pid: None,
+            agent: None,
         }
     }
 }

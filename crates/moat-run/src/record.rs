@@ -70,6 +70,9 @@ pub struct RunRecord {
     pub env_keys: Vec<String>,
     /// The process that watches the run (log capture, and later the proxy).
     pub supervisor_pid: Option<u32>,
+    /// The agent conversation the run holds (`moat claude`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<crate::AgentSession>,
 }
 
 impl RunRecord {

@@ -71,9 +71,10 @@ where
             return Ok(());
         }
     };
+    let started_at = jiff::Timestamp::now();
     store.update(id, |r| {
         r.state = RunState::Running;
-        r.started_at = Some(jiff::Timestamp::now());
+        r.started_at = Some(started_at);
     })?;
     emit(&SupervisorEvent::Started);
 
@@ -125,11 +126,20 @@ where
         Ok(code) => (RunState::Exited, Some(code), None),
         Err(e) => (RunState::Failed, None, Some(e.to_string())),
     };
+    // The conversation the agent wrote to last while the run lived is the run's (a
+    // `--continue` learns its ID only now; `/clear` inside starts another one).
+    let written = record
+        .agent
+        .as_ref()
+        .and_then(|a| crate::latest_session(&a.sessions_dir, Some(started_at)));
     store.update(id, |r| {
         r.state = state;
         r.exit_code = exit_code;
         r.error = error;
         r.finished_at = Some(jiff::Timestamp::now());
+        if let (Some(agent), Some(written)) = (r.agent.as_mut(), written.clone()) {
+            agent.session_id = Some(written);
+        }
     })?;
     if !record.keep {
         docker.remove_container(&container, true).await?;

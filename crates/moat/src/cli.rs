@@ -49,6 +49,71 @@ pub enum Command {
     Grant(GrantArgs),
     /// Remove a granted credential.
     Revoke(RevokeArgs),
+    /// Run Claude Code in a container: interactive, or `-p PROMPT` to answer and exit.
+    Claude(ClaudeArgs),
+    /// Continue the most recent Claude Code conversation of a workspace (`moat claude -c`).
+    Resume(ClaudeRunArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ClaudeArgs {
+    #[command(subcommand)]
+    pub command: Option<ClaudeCommand>,
+
+    #[command(flatten)]
+    pub conversation: ConversationArgs,
+
+    #[command(flatten)]
+    pub run: ClaudeRunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClaudeCommand {
+    /// The Claude Code sessions moat started, newest first.
+    Sessions {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Which conversation `moat claude` holds (default: a new one).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConversationArgs {
+    /// Continue the most recent conversation in the workspace.
+    #[arg(short = 'c', long = "continue", conflicts_with = "resume")]
+    pub continue_: bool,
+
+    /// Resume a conversation: a Claude session ID, or the ID or name of the moat run that
+    /// held it.
+    #[arg(short, long, value_name = "SESSION|RUN")]
+    pub resume: Option<String>,
+}
+
+/// What `moat claude` and `moat resume` share.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ClaudeRunArgs {
+    /// Workspace directory to mount at /workspace (default: the current directory, or the
+    /// resumed run's workspace).
+    #[arg(value_name = "WORKSPACE")]
+    pub path: Option<PathBuf>,
+
+    /// Answer PROMPT without a session, print the answer and exit with Claude Code's code.
+    #[arg(short, long = "prompt", value_name = "PROMPT")]
+    pub prompt: Option<String>,
+
+    /// Ask before each tool use, as Claude Code does on a host (no
+    /// `--dangerously-skip-permissions`).
+    #[arg(long)]
+    pub noyolo: bool,
+
+    #[command(flatten)]
+    pub exec: ExecArgs,
+
+    /// An initial prompt for the interactive session.
+    #[arg(last = true, value_name = "PROMPT")]
+    pub initial_prompt: Vec<String>,
 }
 
 /// Flags shared by every command that starts a run (`run` now, the agent commands later).

@@ -26,7 +26,10 @@ fn main() {
         .enable_all()
         .build()
         .expect("starting the async runtime");
-    let uses_container = matches!(cli.command, Command::Run(_) | Command::Attach(_));
+    let uses_container = matches!(
+        cli.command,
+        Command::Run(_) | Command::Attach(_) | Command::Claude(_) | Command::Resume(_)
+    );
     let code = match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(err) => {
@@ -64,6 +67,8 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Supervise(_) => unreachable!("handled above"),
         Command::Grant(args) => cmd::grant::grant(&ctx, args).await,
         Command::Revoke(args) => cmd::grant::revoke(&ctx, args),
+        Command::Claude(args) => cmd::claude::claude(&ctx, args).await,
+        Command::Resume(args) => cmd::claude::resume(&ctx, args).await,
     }
 }
 

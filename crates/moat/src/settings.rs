@@ -115,6 +115,35 @@ pub fn plan_run(
     command: Vec<String>,
     credentials: bool,
 ) -> Result<RunPlan> {
+    plan_agent_run(
+        ctx,
+        path,
+        exec,
+        command,
+        credentials,
+        &AgentDefaults::default(),
+    )
+}
+
+/// What an agent command (`moat claude`) adds to every run of its own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AgentDefaults {
+    /// Dependencies the image always has; a declared one of the same name (with its
+    /// version) takes the place of each.
+    pub dependencies: &'static [&'static str],
+    /// Grants the run always has, before the configuration's and `--grant`s.
+    pub grants: &'static [&'static str],
+}
+
+/// [`plan_run`] for an agent command: its implied dependencies and grants included.
+pub fn plan_agent_run(
+    ctx: &Context,
+    path: Option<PathBuf>,
+    exec: &ExecArgs,
+    command: Vec<String>,
+    credentials: bool,
+    agent: &AgentDefaults,
+) -> Result<RunPlan> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let workspace = moat_run::check_workspace(&path.unwrap_or_else(|| cwd.clone()))?;
     let env = exec
@@ -124,7 +153,12 @@ pub fn plan_run(
         .collect::<Result<Vec<_>, _>>()?;
     let overrides = CliOverrides {
         name: exec.name.clone(),
-        grants: exec.grant.clone(),
+        grants: agent
+            .grants
+            .iter()
+            .map(|g| (*g).to_owned())
+            .chain(exec.grant.iter().cloned())
+            .collect(),
         env,
         interactive: exec.interactive.then_some(true),
         command,
@@ -138,7 +172,7 @@ pub fn plan_run(
         proxy_port: ctx.env.proxy_port.clone(),
     };
     let config = moat_config::load(&workspace, &ctx.home().config_file(), &overrides)?;
-    let image_spec = image_spec(ctx, &workspace, &config)?;
+    let image_spec = image_spec(ctx, &workspace, &config, agent.dependencies)?;
     let image = moat_image::plan(&image_spec);
     let proxy_token = moat_proxy::Secret::random_token().context("making the run's proxy token")?;
     let mut env: Vec<(String, String)> = config
@@ -214,6 +248,9 @@ pub fn plan_run(
             keyring: keyring_word(config.keyring).to_owned(),
         },
         proxy_token,
+        home_files: Vec::new(),
+        agent: None,
+        no_stdin: false,
     };
     Ok(RunPlan {
         request,
@@ -268,6 +305,7 @@ fn image_spec(
     ctx: &Context,
     workspace: &std::path::Path,
     config: &ResolvedConfig,
+    implied: &[&str],
 ) -> Result<ImageSpec> {
     let mut declared = Vec::new();
     let mut problems = Vec::new();
@@ -285,6 +323,12 @@ fn image_spec(
     }
     if let Some(errors) = ConfigErrors::from_vec(problems) {
         return Err(errors.into());
+    }
+    for name in implied {
+        let dependency = moat_image::Dependency::parse(name).expect("implied dependencies parse");
+        if !declared.iter().any(|d| d.name() == dependency.name()) {
+            declared.push(dependency);
+        }
     }
     let dependencies = ResolvedDependencies::resolve(&declared).map_err(|e| {
         let mut error = UserError::new(format!("dependencies: {e}"));

@@ -59,6 +59,9 @@ pub(crate) struct InstallPlan {
     pub pip_packages: BTreeSet<String>,
     pub cargo_crates: BTreeSet<String>,
     pub go_modules: BTreeSet<String>,
+    /// Directories (relative to the user's home) made in the image and owned by the user,
+    /// where a run mounts something below them (Docker would make them root's).
+    pub home_dirs: BTreeSet<&'static str>,
 }
 
 impl InstallPlan {
@@ -80,6 +83,7 @@ impl InstallPlan {
             match dependency.source() {
                 Source::Registry => {
                     let entry = registry::entry(&name);
+                    plan.home_dirs.extend(registry::home_dirs(entry.name));
                     let version = resolved.effective_version.clone();
                     match &entry.install {
                         Install::Apt { packages, after } => {

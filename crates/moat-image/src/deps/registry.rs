@@ -382,6 +382,16 @@ pub(crate) fn entry(name: &str) -> &'static Entry {
     lookup(name).expect("registry dependencies carry a canonical registry name")
 }
 
+/// Directories under the user's home that a tool's runs mount into, made in the image
+/// so that they belong to the user: Claude Code's conversation logs live in
+/// `~/.claude/projects/<project>/`, mounted from the host by `moat claude`.
+pub(crate) fn home_dirs(name: &str) -> &'static [&'static str] {
+    match name {
+        "claude-code" => &[".claude/projects"],
+        _ => &[],
+    }
+}
+
 /// The entry for `name`, or an error suggesting the closest names.
 pub(crate) fn find(name: &str) -> Result<&'static Entry, DepError> {
     lookup(name).ok_or_else(|| {

@@ -23,7 +23,8 @@ if [ -n "${MOAT_PROXY_SOCKET:-}" ]; then
         echo "moat-init: socat is missing from the image: run again with --rebuild" >&2
         exit 125
     fi
-    socat "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork" "UNIX-CONNECT:$MOAT_PROXY_SOCKET" &
+    # Its complaints about clients that hang up early go to a file, not the run's output.
+    socat -lf /tmp/moat-proxy-forwarder.log "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork" "UNIX-CONNECT:$MOAT_PROXY_SOCKET" &
     # Wait (up to 2 s) until the forwarder listens, so the command's first request works.
     hex=$(printf '%04X' "$port")
     tries=0
@@ -35,6 +36,12 @@ if [ -n "${MOAT_PROXY_SOCKET:-}" ]; then
         fi
         sleep 0.01
     done
+fi
+
+# Files the run puts in the home directory (an agent's settings): copied, not mounted,
+# so the agent can rewrite them (atomic renames) without touching the host's copies.
+if [ -n "${MOAT_HOME_INIT:-}" ] && [ -d "$MOAT_HOME_INIT" ]; then
+    cp -R "$MOAT_HOME_INIT/." "$HOME/"
 fi
 
 # The pre_run hook: a command for `sh -c`, run in the workspace before every run's command.

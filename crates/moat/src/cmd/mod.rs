@@ -2,6 +2,7 @@
 //! through the libraries, prints, and returns the process exit code.
 
 pub mod attach;
+pub mod claude;
 pub mod config;
 pub mod deps;
 pub mod destroy;

@@ -35,7 +35,12 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
             .hint("run it from a terminal, drop `-i` to pipe stdin, or add `-d` and `moat attach` later")
             .into());
     }
+    execute(ctx, request).await
+}
 
+/// Prepare a resolved run, hand it to its supervisor and, unless detached, stay with it
+/// until it ends; return its exit code.
+pub async fn execute(ctx: &Context, request: moat_run::RunRequest) -> Result<i32> {
     let docker = ctx.docker().await?;
     let mut rollback = Rollback::default();
     let record = match prepare(ctx, &docker, &request, &mut rollback).await {
@@ -45,7 +50,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
             return Err(e);
         }
     };
-    launch(ctx, &docker, record, rollback).await
+    launch(ctx, &docker, record, !request.no_stdin, rollback).await
 }
 
 /// Image, record and container, or nothing at all (Ctrl-C included).
@@ -68,6 +73,7 @@ async fn launch(
     ctx: &Context,
     docker: &Docker,
     record: RunRecord,
+    with_stdin: bool,
     mut rollback: Rollback,
 ) -> Result<i32> {
     let container = record
@@ -124,7 +130,7 @@ async fn launch(
         eprintln!("{ESCAPE_HELP}\r");
         session::terminal_session(docker, &container, attached, false).await?
     } else {
-        session::pipe_session(docker, &container, attached, true, CtrlC::Forward).await?
+        session::pipe_session(docker, &container, attached, with_stdin, CtrlC::Forward).await?
     };
     finish(ctx, docker, &record, end, Some(supervisor)).await
 }

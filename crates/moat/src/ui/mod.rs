@@ -27,4 +27,4 @@ mod table;
 
 pub use error::{UserError, print_error};
 pub use progress::BuildProgress;
-pub use table::{runs_table, table};
+pub use table::{age, runs_table, table};

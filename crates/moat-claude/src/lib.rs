@@ -1,0 +1,328 @@
+//! What running Claude Code in a moat container takes, as values: the command line, the
+//! dependencies it implies, the onboarding state carried from the host's `~/.claude.json`,
+//! and where its conversation logs live on the host and in the container.
+//!
+//! No I/O beyond reading what it is given: the CLI reads the host files, this crate decides
+//! what the container gets.
+
+use std::path::{Path, PathBuf};
+
+use moat_run::SessionId;
+use serde_json::{Map, Value, json};
+
+/// The agent's name in run records (`moat claude sessions` lists these runs).
+pub const AGENT: &str = "claude";
+
+/// Dependencies every `moat claude` image has, besides the workspace's own.
+pub const IMPLIED_DEPENDENCIES: &[&str] = &["node", "git", "claude-code"];
+
+/// The grant every `moat claude` run has, besides the configuration's and `--grant`s.
+pub const IMPLIED_GRANT: &str = "anthropic";
+
+/// The onboarding file in the user's home, host and container alike.
+pub const CLAUDE_JSON: &str = ".claude.json";
+
+/// Keys of the host's `~/.claude.json` carried into the container: the account and the
+/// onboarding progress, so that Claude Code does not greet every run as a first start.
+/// Everything else stays on the host: API keys and their approvals (`primaryApiKey`,
+/// `customApiKeyResponses`), MCP servers (which may hold tokens), per-project state
+/// keyed by host paths, and `installMethod` (a host `native` install would send the
+/// container looking for a binary it does not have).
+pub const CARRIED_KEYS: &[&str] = &[
+    "oauthAccount",
+    "userID",
+    "anonymousId",
+    "firstStartTime",
+    "numStartups",
+    "lastOnboardingVersion",
+    "lastReleaseNotesSeen",
+    "theme",
+    "hasSeenTasksHint",
+    "tipsHistory",
+    "sonnet45MigrationComplete",
+    "opus45MigrationComplete",
+    "opusProMigrationComplete",
+    "thinkingMigrationComplete",
+    "clientDataCache",
+    "cachedGrowthBookFeatures",
+];
+
+/// Environment of every `moat claude` container. The image pins the version it was built
+/// with; Claude Code's self-updater cannot replace a root-owned global install anyway.
+pub const CONTAINER_ENV: &[(&str, &str)] = &[("DISABLE_AUTOUPDATER", "1")];
+
+/// Which conversation a run holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conversation {
+    /// A new one, with an ID chosen by moat (so the run knows it from the start).
+    New(SessionId),
+    /// The most recent one of the workspace (`--continue`).
+    Continue,
+    /// A given one (`--resume ID`).
+    Resume(SessionId),
+}
+
+impl Conversation {
+    /// The session ID known before the run starts.
+    pub fn known_id(&self) -> Option<&SessionId> {
+        match self {
+            Conversation::New(id) | Conversation::Resume(id) => Some(id),
+            Conversation::Continue => None,
+        }
+    }
+}
+
+/// The `claude` command line of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaudeCommand {
+    /// `--dangerously-skip-permissions` (the container is the boundary); off with `--noyolo`.
+    pub skip_permissions: bool,
+    pub conversation: Conversation,
+    /// `-p PROMPT`: answer and exit.
+    pub print: Option<String>,
+    /// Words after `--`: the first prompt of an interactive session, as one argument.
+    pub initial_prompt: Vec<String>,
+}
+
+impl ClaudeCommand {
+    pub fn argv(&self) -> Vec<String> {
+        let mut argv = vec!["claude".to_owned()];
+        if self.skip_permissions {
+            argv.push("--dangerously-skip-permissions".to_owned());
+        }
+        match &self.conversation {
+            Conversation::New(id) => argv.extend(["--session-id".to_owned(), id.to_string()]),
+            Conversation::Continue => argv.push("--continue".to_owned()),
+            Conversation::Resume(id) => argv.extend(["--resume".to_owned(), id.to_string()]),
+        }
+        if let Some(prompt) = &self.print {
+            argv.extend(["-p".to_owned(), prompt.clone()]);
+        }
+        if !self.initial_prompt.is_empty() {
+            argv.push(self.initial_prompt.join(" "));
+        }
+        argv
+    }
+
+    /// Whether the run needs a terminal: everything but `-p`.
+    pub fn interactive(&self) -> bool {
+        self.print.is_none()
+    }
+}
+
+/// Claude Code's directory name for a project: its absolute path with every character
+/// that is not an ASCII letter or digit replaced by `-` (`/home/u/my.app` →
+/// `-home-u-my-app`).
+pub fn project_dir_name(path: &Path) -> String {
+    path.to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+/// The host directory with the workspace's conversation logs: `~/.claude/projects/<name>`.
+pub fn host_project_dir(home: &Path, workspace: &Path) -> PathBuf {
+    home.join(".claude")
+        .join("projects")
+        .join(project_dir_name(workspace))
+}
+
+/// Where the container's Claude Code keeps the logs of `/workspace`.
+pub fn container_project_dir() -> String {
+    format!(
+        "{}/.claude/projects/{}",
+        moat_image::CONTAINER_HOME,
+        project_dir_name(Path::new(moat_image::WORKSPACE_DIR))
+    )
+}
+
+/// The host's `~/.claude.json` could not be used; the run goes on with defaults.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`~/.claude.json` is not a JSON object ({reason}); starting Claude Code with default settings"
+)]
+pub struct UnreadableClaudeJson {
+    reason: String,
+}
+
+/// The container's `~/.claude.json`: the carried keys of the host's (if any), onboarding
+/// marked complete, the workspace trusted, and (with `skip_permissions`) the
+/// bypass-permissions warning already accepted. `api_key` is the placeholder the container
+/// sees as `ANTHROPIC_API_KEY`, pre-approved so Claude Code does not ask about it.
+/// Returns the file and, if the host's could not be read, why.
+pub fn container_claude_json(
+    host: Option<&[u8]>,
+    skip_permissions: bool,
+    api_key: Option<&str>,
+) -> (Vec<u8>, Option<UnreadableClaudeJson>) {
+    let mut problem = None;
+    let mut out = Map::new();
+    if let Some(bytes) = host {
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(host)) => {
+                for key in CARRIED_KEYS {
+                    if let Some(value) = host.get(*key) {
+                        out.insert((*key).to_owned(), value.clone());
+                    }
+                }
+            }
+            Ok(_) => {
+                problem = Some(UnreadableClaudeJson {
+                    reason: "not an object".into(),
+                })
+            }
+            Err(e) => {
+                problem = Some(UnreadableClaudeJson {
+                    reason: format!("line {} column {}", e.line(), e.column()),
+                })
+            }
+        }
+    }
+    out.entry("theme").or_insert_with(|| json!("dark"));
+    out.insert("hasCompletedOnboarding".into(), json!(true));
+    out.insert("autoUpdates".into(), json!(false));
+    out.insert(
+        "projects".into(),
+        json!({
+            moat_image::WORKSPACE_DIR: {
+                "hasTrustDialogAccepted": true,
+                "hasCompletedProjectOnboarding": true,
+                "projectOnboardingSeenCount": 1,
+            }
+        }),
+    );
+    if skip_permissions {
+        out.insert("bypassPermissionsModeAccepted".into(), json!(true));
+    }
+    if let Some(key) = api_key {
+        // Claude Code remembers approved keys by their last 20 characters.
+        let tail: String = {
+            let chars: Vec<char> = key.chars().collect();
+            chars[chars.len().saturating_sub(20)..].iter().collect()
+        };
+        out.insert(
+            "customApiKeyResponses".into(),
+            json!({ "approved": [tail], "rejected": [] }),
+        );
+    }
+    let mut bytes = serde_json::to_vec_pretty(&Value::Object(out)).expect("JSON values print");
+    bytes.push(b'\n');
+    (bytes, problem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> SessionId {
+        SessionId::parse("ae150251-d90a-4f85-a9da-2281e8e0518d").unwrap()
+    }
+
+    #[test]
+    fn command_lines() {
+        let mut command = ClaudeCommand {
+            skip_permissions: true,
+            conversation: Conversation::New(id()),
+            print: Some("explain this codebase".into()),
+            initial_prompt: vec![],
+        };
+        assert_eq!(
+            command.argv(),
+            [
+                "claude",
+                "--dangerously-skip-permissions",
+                "--session-id",
+                "ae150251-d90a-4f85-a9da-2281e8e0518d",
+                "-p",
+                "explain this codebase"
+            ]
+        );
+        assert!(!command.interactive());
+        command.skip_permissions = false;
+        command.print = None;
+        command.conversation = Conversation::Continue;
+        command.initial_prompt = vec!["fix".into(), "the tests".into()];
+        assert_eq!(command.argv(), ["claude", "--continue", "fix the tests"]);
+        assert!(command.interactive());
+        command.conversation = Conversation::Resume(id());
+        command.initial_prompt.clear();
+        assert_eq!(
+            command.argv(),
+            ["claude", "--resume", "ae150251-d90a-4f85-a9da-2281e8e0518d"]
+        );
+    }
+
+    #[test]
+    fn project_directories_are_named_like_claude_code_names_them() {
+        assert_eq!(project_dir_name(Path::new("/workspace")), "-workspace");
+        assert_eq!(
+            project_dir_name(Path::new("/home/u/my.app_v2/src")),
+            "-home-u-my-app-v2-src"
+        );
+        assert_eq!(
+            host_project_dir(Path::new("/home/u"), Path::new("/work/p")),
+            Path::new("/home/u/.claude/projects/-work-p")
+        );
+        assert_eq!(
+            container_project_dir(),
+            "/home/moatuser/.claude/projects/-workspace"
+        );
+    }
+
+    #[test]
+    fn only_carried_keys_reach_the_container() {
+        let host = json!({
+            "oauthAccount": {"emailAddress": "u@example.com"},
+            "userID": "abc",
+            "numStartups": 7,
+            "theme": "light",
+            "primaryApiKey": "sk-ant-api03-SECRET",
+            "customApiKeyResponses": {"approved": ["SECRET-TAIL"]},
+            "mcpServers": {"x": {"headers": {"Authorization": "Bearer SECRET"}}},
+            "installMethod": "native",
+            "projects": {"/home/u/secret-project": {}},
+        });
+        let (bytes, problem) = container_claude_json(Some(host.to_string().as_bytes()), true, None);
+        assert!(problem.is_none());
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(!text.contains("SECRET"), "{text}");
+        assert!(!text.contains("secret-project"), "{text}");
+        assert!(!text.contains("native"), "{text}");
+        let out: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(out["oauthAccount"]["emailAddress"], "u@example.com");
+        assert_eq!(out["numStartups"], 7);
+        assert_eq!(out["theme"], "light");
+        assert_eq!(out["hasCompletedOnboarding"], true);
+        assert_eq!(out["bypassPermissionsModeAccepted"], true);
+        assert_eq!(
+            out["projects"]["/workspace"]["hasTrustDialogAccepted"],
+            true
+        );
+    }
+
+    #[test]
+    fn without_a_host_file_the_defaults_still_skip_onboarding() {
+        let key = "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789AA";
+        let (bytes, problem) = container_claude_json(None, false, Some(key));
+        assert!(problem.is_none());
+        let out: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(out["hasCompletedOnboarding"], true);
+        assert_eq!(out["theme"], "dark");
+        assert!(out.get("bypassPermissionsModeAccepted").is_none());
+        assert_eq!(
+            out["customApiKeyResponses"]["approved"][0],
+            "qrstuvwxyz0123456789AA"[2..]
+        );
+    }
+
+    #[test]
+    fn a_broken_host_file_is_reported_and_replaced_by_defaults() {
+        let (bytes, problem) = container_claude_json(Some(b"{ not json"), true, None);
+        let problem = problem.unwrap().to_string();
+        assert!(problem.contains("line 1"), "{problem}");
+        let out: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(out["hasCompletedOnboarding"], true);
+        let (_, problem) = container_claude_json(Some(b"[1]"), true, None);
+        assert!(problem.is_some());
+    }
+}

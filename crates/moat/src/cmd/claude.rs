@@ -1,0 +1,318 @@
+//! `moat claude [WORKSPACE] [-p PROMPT]`, `moat resume`, `moat claude sessions`: Claude Code
+//! in a container, with the workspace's conversation logs kept on the host.
+//!
+//! A `moat claude` run is a `moat run` with more decided for it: the image has node, git
+//! and Claude Code; the `anthropic` grant is implied (the container sees a placeholder);
+//! the host's onboarding state (allow-listed keys only) goes into the container's
+//! `~/.claude.json`; and `~/.claude/projects/<workspace>` is mounted so conversations
+//! persist and can be continued.
+
+use std::io::IsTerminal;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use moat_claude::{ClaudeCommand, Conversation};
+use moat_container::BindMount;
+use moat_run::{AgentSession, HomeFile, RunError, RunRecord, SessionId};
+use serde::Serialize;
+
+use crate::cli::{ClaudeArgs, ClaudeCommand as ClaudeSubcommand, ClaudeRunArgs};
+use crate::settings::{self, AgentDefaults, Context};
+use crate::ui::{UserError, age, outln, table};
+
+/// Which conversation the user asked for.
+enum Wanted {
+    New,
+    Continue,
+    Resume(String),
+}
+
+pub async fn claude(ctx: &Context, args: ClaudeArgs) -> Result<i32> {
+    if let Some(ClaudeSubcommand::Sessions { json }) = args.command {
+        return sessions(ctx, json).await;
+    }
+    let wanted = match (args.conversation.continue_, args.conversation.resume) {
+        (true, _) => Wanted::Continue,
+        (false, Some(arg)) => Wanted::Resume(arg),
+        (false, None) => Wanted::New,
+    };
+    start(ctx, args.run, wanted).await
+}
+
+/// `moat resume`: `moat claude --continue`.
+pub async fn resume(ctx: &Context, args: ClaudeRunArgs) -> Result<i32> {
+    start(ctx, args, Wanted::Continue).await
+}
+
+async fn start(ctx: &Context, args: ClaudeRunArgs, wanted: Wanted) -> Result<i32> {
+    let (conversation, resumed_workspace) = match wanted {
+        Wanted::New => (Conversation::New(SessionId::generate()), None),
+        Wanted::Continue => (Conversation::Continue, None),
+        Wanted::Resume(arg) => {
+            let (id, workspace) = resolve_resume(ctx, &arg).await?;
+            (Conversation::Resume(id), workspace)
+        }
+    };
+    let command = ClaudeCommand {
+        skip_permissions: !args.noyolo,
+        conversation,
+        print: args.prompt,
+        initial_prompt: args.initial_prompt,
+    };
+    let home = ctx.env.home.clone().ok_or_else(|| {
+        UserError::new("cannot tell your home directory, where Claude Code keeps its state")
+            .hint("set `HOME`")
+    })?;
+    let defaults = AgentDefaults {
+        dependencies: moat_claude::IMPLIED_DEPENDENCIES,
+        grants: &[moat_claude::IMPLIED_GRANT],
+    };
+    let dry_run = args.exec.dry_run;
+    let mut plan = settings::plan_agent_run(
+        ctx,
+        args.path.or(resumed_workspace),
+        &args.exec,
+        command.argv(),
+        !dry_run,
+        &defaults,
+    )
+    .map_err(credential_advice)?;
+
+    let request = &mut plan.request;
+    request.interactive = command.interactive();
+    // `claude -p` reads piped input as part of the prompt; a terminal's is not meant so.
+    request.no_stdin = std::io::stdin().is_terminal();
+    request.env.extend(
+        moat_claude::CONTAINER_ENV
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let api_key = request
+        .env
+        .iter()
+        .find(|(k, _)| k == "ANTHROPIC_API_KEY")
+        .map(|(_, v)| v.clone());
+    let host_claude_json = read_optional(&home.join(moat_claude::CLAUDE_JSON))?;
+    let (claude_json, problem) = moat_claude::container_claude_json(
+        host_claude_json.as_deref(),
+        command.skip_permissions,
+        api_key.as_deref(),
+    );
+    if let Some(problem) = problem {
+        plan.warnings.push(problem.to_string());
+    }
+    request.home_files.push(HomeFile {
+        path: moat_claude::CLAUDE_JSON.to_owned(),
+        contents: claude_json,
+    });
+    let project_dir = moat_claude::host_project_dir(&home, &request.workspace);
+    request.mounts.push(BindMount {
+        source: project_dir.display().to_string(),
+        target: moat_claude::container_project_dir(),
+        read_only: false,
+    });
+    request.agent = Some(AgentSession {
+        agent: moat_claude::AGENT.to_owned(),
+        session_id: command.conversation.known_id().cloned(),
+        sessions_dir: project_dir.clone(),
+    });
+    if dry_run {
+        super::config::print_plan(&plan)?;
+        return Ok(0);
+    }
+    for warning in &plan.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let request = plan.request;
+    let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    if request.interactive && !request.detach && !terminal {
+        return Err(UserError::new("an interactive Claude Code session needs a terminal")
+            .hint("give a prompt with `-p \"...\"` to get an answer without one, or add `-d` and `moat attach` later")
+            .into());
+    }
+    make_project_dir(&project_dir, request.image.uid, request.image.gid)?;
+    super::run::execute(ctx, request).await
+}
+
+/// Turn "`anthropic` is not granted" into what a `moat claude` user needs to hear.
+fn credential_advice(err: anyhow::Error) -> anyhow::Error {
+    let not_granted = matches!(
+        err.downcast_ref::<moat_providers::ProviderError>(),
+        Some(moat_providers::ProviderError::NotGranted { provider }) if provider == moat_claude::IMPLIED_GRANT
+    );
+    if !not_granted {
+        return err;
+    }
+    UserError::new("no Anthropic credential: Claude Code needs one to reach the Claude API")
+        .hint(
+            "run `moat grant anthropic` (a Claude subscription, an API key, or your Claude Code \
+             login), or with an API key: `export ANTHROPIC_API_KEY=\"sk-ant-...\" && moat grant anthropic`",
+        )
+        .into()
+}
+
+/// `--resume ARG`: a session ID as given, or the session a finished moat run held.
+/// Returns the ID and, when a moat run held it, that run's workspace.
+async fn resolve_resume(ctx: &Context, arg: &str) -> Result<(SessionId, Option<PathBuf>)> {
+    let runs = ctx.store.list()?;
+    if let Ok(id) = SessionId::parse(arg) {
+        let workspace = runs
+            .iter()
+            .find(|r| session_of(r) == Some(&id))
+            .map(|r| r.workspace.clone());
+        return Ok((id, workspace));
+    }
+    let record = match moat_run::resolve_run(&runs, Some(arg)) {
+        Ok(record) => record,
+        Err(RunError::NoSuchRun { .. } | RunError::NoRuns) => {
+            return Err(UserError::new(format!(
+                "`{arg}` is neither a Claude session ID nor a moat run"
+            ))
+            .hint("`--resume` takes a session ID (a UUID, see `moat claude sessions`), or the ID or name of a `moat claude` run")
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut docker = super::LazyDocker::new(ctx);
+    let record = super::refresh(ctx, &mut docker, record).await?;
+    if record.state.is_active() {
+        return Err(UserError::new(format!(
+            "run {} ({}) is still running",
+            record.id, record.name
+        ))
+        .hint(format!("use `moat attach {}` to return to it", record.id))
+        .into());
+    }
+    let agent = record
+        .agent
+        .as_ref()
+        .filter(|a| a.agent == moat_claude::AGENT);
+    let Some(agent) = agent else {
+        return Err(UserError::new(format!(
+            "run {} ({}) did not run Claude Code",
+            record.id, record.name
+        ))
+        .hint("`moat claude sessions` lists the runs that did")
+        .into());
+    };
+    let Some(id) = agent.session_id.clone() else {
+        return Err(UserError::new(format!(
+            "run {} ({}) left no Claude Code conversation",
+            record.id, record.name
+        ))
+        .hint("`moat claude sessions` lists the conversations moat knows")
+        .into());
+    };
+    Ok((id, Some(record.workspace)))
+}
+
+fn session_of(record: &RunRecord) -> Option<&SessionId> {
+    record
+        .agent
+        .as_ref()
+        .filter(|a| a.agent == moat_claude::AGENT)
+        .and_then(|a| a.session_id.as_ref())
+}
+
+/// The host's file, or `None` if there is none.
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading `{}`", path.display())),
+    }
+}
+
+/// Make the workspace's Claude project directory. A new one belongs to the container's
+/// user (the workspace owner), which differs from moat's user only when moat runs as root.
+fn make_project_dir(dir: &Path, uid: u32, gid: u32) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating `{}`", dir.display()))?;
+    let ours = std::fs::metadata(dir)?;
+    if ours.uid() != uid || ours.gid() != gid {
+        // Only root can give a directory away; anyone else already is the owner.
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(dir, Some(uid), Some(gid))
+                .with_context(|| format!("giving `{}` to UID {uid}", dir.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// One line of `moat claude sessions`.
+#[derive(Debug, Serialize)]
+struct SessionRow {
+    session_id: SessionId,
+    run_id: String,
+    run_name: String,
+    workspace: PathBuf,
+    state: String,
+    last_active: jiff::Timestamp,
+}
+
+async fn sessions(ctx: &Context, json: bool) -> Result<i32> {
+    let mut docker = super::LazyDocker::new(ctx);
+    let mut rows = Vec::new();
+    for record in ctx.store.list()? {
+        if session_of(&record).is_none() {
+            continue;
+        }
+        let record = super::refresh(ctx, &mut docker, record).await?;
+        let Some(agent) = record.agent.as_ref() else {
+            continue;
+        };
+        let Some(session_id) = agent.session_id.clone() else {
+            continue;
+        };
+        let last_active = agent
+            .last_active()
+            .or(record.finished_at)
+            .or(record.started_at)
+            .unwrap_or(record.created_at);
+        rows.push(SessionRow {
+            session_id,
+            run_id: record.id.to_string(),
+            run_name: record.name.clone(),
+            workspace: record.workspace.clone(),
+            state: record.state_label(),
+            last_active,
+        });
+    }
+    rows.sort_by(|a, b| b.last_active.cmp(&a.last_active));
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&rows)?)?;
+        return Ok(0);
+    }
+    if rows.is_empty() {
+        eprintln!("No Claude Code sessions yet. Start one with `moat claude`.");
+        return Ok(0);
+    }
+    let now = jiff::Timestamp::now();
+    let header = [
+        "SESSION ID",
+        "RUN",
+        "RUN ID",
+        "STATE",
+        "LAST ACTIVE",
+        "WORKSPACE",
+    ]
+    .map(String::from);
+    let lines: Vec<[String; 6]> = rows
+        .iter()
+        .map(|row| {
+            [
+                row.session_id.to_string(),
+                row.run_name.clone(),
+                row.run_id.clone(),
+                row.state.clone(),
+                format!("{} ago", age(row.last_active, now)),
+                row.workspace.display().to_string(),
+            ]
+        })
+        .collect();
+    outln!("{}", table(&header, &lines).trim_end())?;
+    Ok(0)
+}
