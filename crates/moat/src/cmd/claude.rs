@@ -281,7 +281,7 @@ async fn sessions(ctx: &Context, json: bool) -> Result<i32> {
             last_active,
         });
     }
-    rows.sort_by(|a, b| b.last_active.cmp(&a.last_active));
+    rows.sort_by_key(|row| std::cmp::Reverse(row.last_active));
     if json {
         outln!("{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(0);
