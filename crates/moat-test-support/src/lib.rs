@@ -4,6 +4,13 @@
 //!
 //! Blocking API (it runs its own runtime on a thread), for the end-to-end tests that drive
 //! the `moat` binary.
+//!
+//! [`anthropic::FakeAnthropic`] builds on it: a fake Anthropic API that the real Claude
+//! Code CLI works against (also served by the `fake-anthropic` binary, for benchmarks).
+
+pub mod anthropic;
+
+pub use anthropic::{FakeAnthropic, MessagesRequest};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
