@@ -110,14 +110,22 @@ impl ClaudeCommand {
     }
 }
 
-/// Claude Code's directory name for a project: its absolute path with every character
-/// that is not an ASCII letter or digit replaced by `-` (`/home/u/my.app` →
-/// `-home-u-my-app`).
+/// Claude Code's directory name for a project: its absolute path with every UTF-16 code
+/// unit that is not an ASCII letter or digit replaced by `-` (`/home/u/my.app` →
+/// `-home-u-my-app`; `é` → `-`, an emoji → `--`).
+///
+/// Claude Code cuts names longer than 200 characters and appends a hash of its own; such
+/// workspaces still work in moat, but the host's `claude` looks for them elsewhere.
 pub fn project_dir_name(path: &Path) -> String {
-    path.to_string_lossy()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect()
+    let mut name = String::new();
+    for c in path.to_string_lossy().chars() {
+        if c.is_ascii_alphanumeric() {
+            name.push(c);
+        } else {
+            name.extend(std::iter::repeat_n('-', c.len_utf16()));
+        }
+    }
+    name
 }
 
 /// The host directory with the workspace's conversation logs: `~/.claude/projects/<name>`.
@@ -259,6 +267,11 @@ mod tests {
             project_dir_name(Path::new("/home/u/my.app_v2/src")),
             "-home-u-my-app-v2-src"
         );
+        assert_eq!(
+            project_dir_name(Path::new("/a b@c~d/Ab-\u{c9}1")),
+            "-a-b-c-d-Ab--1"
+        );
+        assert_eq!(project_dir_name(Path::new("/x\u{1f600}y")), "-x--y");
         assert_eq!(
             host_project_dir(Path::new("/home/u"), Path::new("/work/p")),
             Path::new("/home/u/.claude/projects/-work-p")

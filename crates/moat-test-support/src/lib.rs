@@ -281,26 +281,48 @@ async fn serve(
     }
 }
 
-/// A test CA and a server configuration with a certificate for `hosts` signed by it.
+/// The test CA of this process: one for every fake server, so that images which trust it
+/// (through `MOAT_EXTRA_CA_CERTS`) are the same for every test and Docker's layer cache
+/// serves them all after the first build.
+struct TestCa {
+    pem: String,
+    der: rustls::pki_types::CertificateDer<'static>,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+fn test_ca() -> &'static TestCa {
+    static CA: std::sync::OnceLock<TestCa> = std::sync::OnceLock::new();
+    CA.get_or_init(|| {
+        let ca_key = rcgen::KeyPair::generate().expect("a CA key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "moat test upstream CA");
+        ca_params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let ca_cert = ca_params.self_signed(&ca_key).expect("a CA certificate");
+        TestCa {
+            pem: ca_cert.pem(),
+            der: ca_cert.der().clone(),
+            issuer: rcgen::Issuer::new(ca_params, ca_key),
+        }
+    })
+}
+
+/// The process's test CA and a server configuration with a certificate for `hosts`
+/// signed by it.
 fn test_pki(hosts: &[&str]) -> (String, Arc<rustls::ServerConfig>) {
-    let ca_key = rcgen::KeyPair::generate().expect("a CA key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "moat test upstream CA");
-    ca_params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
-    let ca_cert = ca_params.self_signed(&ca_key).expect("a CA certificate");
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let ca = test_ca();
+    let issuer = &ca.issuer;
     let leaf_key = rcgen::KeyPair::generate().expect("a leaf key");
     let mut names: Vec<String> = hosts.iter().map(|h| (*h).to_owned()).collect();
     names.push("127.0.0.1".to_owned());
     let leaf_params = rcgen::CertificateParams::new(names).expect("leaf params");
     let leaf = leaf_params
-        .signed_by(&leaf_key, &issuer)
+        .signed_by(&leaf_key, issuer)
         .expect("a leaf certificate");
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -308,10 +330,10 @@ fn test_pki(hosts: &[&str]) -> (String, Arc<rustls::ServerConfig>) {
         .expect("TLS versions")
         .with_no_client_auth()
         .with_single_cert(
-            vec![leaf.der().clone(), ca_cert.der().clone()],
+            vec![leaf.der().clone(), ca.der.clone()],
             rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
         )
         .expect("a server config");
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    (ca_cert.pem(), Arc::new(config))
+    (ca.pem.clone(), Arc::new(config))
 }

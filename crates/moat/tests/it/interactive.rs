@@ -7,20 +7,25 @@ use std::time::Duration;
 use crate::harness::{TestEnv, wait_for};
 
 /// A tmux server of the test's own, so tests never share sessions.
-struct Tmux {
+pub(crate) struct Tmux {
     socket: String,
 }
 
 impl Tmux {
-    fn new(env: &TestEnv) -> Self {
+    pub(crate) fn new(env: &TestEnv) -> Self {
         let socket = format!("moat-it-{}", std::process::id())
             + &env.workspace().display().to_string().replace('/', "-");
         Tmux { socket }
     }
 
-    fn start(&self, env: &TestEnv, session: &str, args: &str) {
+    pub(crate) fn start(&self, env: &TestEnv, session: &str, args: &str) {
+        self.start_with_env(env, session, "HOME=/nonexistent", args);
+    }
+
+    /// `moat ARGS` in a new session, with a clean environment plus `vars` (`K=V ...`).
+    pub(crate) fn start_with_env(&self, env: &TestEnv, session: &str, vars: &str, args: &str) {
         let command = format!(
-            "env -i PATH=\"$PATH\" HOME=/nonexistent TERM=xterm-256color MOAT_HOME='{}' '{}' {args}; echo MOAT-EXIT=$?; sleep 600",
+            "env -i PATH=\"$PATH\" TERM=xterm-256color {vars} MOAT_HOME='{}' '{}' {args}; echo MOAT-EXIT=$?; sleep 600",
             env.moat_home().display(),
             env!("CARGO_BIN_EXE_moat"),
         );
@@ -44,7 +49,7 @@ impl Tmux {
         assert!(status.success());
     }
 
-    fn keys(&self, session: &str, keys: &[&str]) {
+    pub(crate) fn keys(&self, session: &str, keys: &[&str]) {
         assert!(
             self.tmux()
                 .args(["send-keys", "-t", session])
@@ -55,7 +60,7 @@ impl Tmux {
         );
     }
 
-    fn escape(&self, session: &str, key: &str) {
+    pub(crate) fn escape(&self, session: &str, key: &str) {
         assert!(
             self.tmux()
                 .args(["send-keys", "-t", session, "-H", "1f"])
@@ -66,7 +71,7 @@ impl Tmux {
         self.keys(session, &[key]);
     }
 
-    fn screen(&self, session: &str) -> String {
+    pub(crate) fn screen(&self, session: &str) -> String {
         let out = self
             .tmux()
             .args(["capture-pane", "-p", "-J", "-t", session, "-S", "-100"])
@@ -75,7 +80,7 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    fn wait_screen(&self, session: &str, text: &str) -> String {
+    pub(crate) fn wait_screen(&self, session: &str, text: &str) -> String {
         wait_for(&format!("`{text}` on the screen"), || {
             let screen = self.screen(session);
             screen.contains(text).then_some(screen)

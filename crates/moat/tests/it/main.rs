@@ -1,6 +1,7 @@
 //! End-to-end tests: the built `moat` binary against the real Docker daemon, each test in
 //! its own `MOAT_HOME` and workspace.
 
+mod claude;
 mod config;
 mod deps;
 mod egress;

@@ -1,0 +1,442 @@
+//! `moat claude` with the real Claude Code CLI (npm `@anthropic-ai/claude-code`, built into
+//! the image from the npm registry) against a fake `api.anthropic.com` on loopback, reached
+//! through the run's proxy with `MOAT_CONNECT_TO`.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use moat_credentials::{
+    ChainKeySource, Credential, CredentialKind, CredentialSource, CredentialStore, KeyringMode,
+    ProviderName, Secret,
+};
+use moat_home::MoatHome;
+use moat_test_support::anthropic::FakeAnthropic;
+
+use crate::harness::{Out, TestEnv, docker, wait_for};
+
+/// The real credentials: only the host and the fake ever see them.
+const API_KEY: &str = "sk-ant-api03-moatTestRealKey0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH";
+const OAUTH_TOKEN: &str =
+    "sk-ant-oat01-moatTestRealOAuth0123456789abcdefghijklmnopqrstuvwxyzABCDEF";
+
+/// A test's Claude world: its moat environment, the fake API, and the settings that make
+/// image builds (npm registry through this network, Node from a local mirror) and the
+/// proxy (the fake's CA, its address) work here.
+struct Claude {
+    env: TestEnv,
+    fake: FakeAnthropic,
+    ca_file: PathBuf,
+}
+
+impl Claude {
+    fn new(reply: &str) -> Self {
+        let env = TestEnv::new();
+        let fake = FakeAnthropic::start(reply);
+        // One file for both: the network's re-signing CAs (npm during builds) and the
+        // fake's test CA (the proxy's upstream).
+        let mut pem = host_extra_cas();
+        pem.extend(std::fs::read(fake.ca_file()).unwrap());
+        let ca_file = env.moat_home().join("../extra-ca.pem");
+        std::fs::write(&ca_file, pem).unwrap();
+        std::fs::write(
+            env.moat_home().join("config.yaml"),
+            format!("mirrors:\n  node: {}\n", node_mirror()),
+        )
+        .unwrap();
+        Claude { env, fake, ca_file }
+    }
+
+    fn moat(&self) -> Command {
+        let mut cmd = self.env.moat();
+        cmd.env("MOAT_KEYRING", "file")
+            .env("MOAT_BUILD_NETWORK", "host")
+            .env("MOAT_EXTRA_CA_CERTS", &self.ca_file)
+            .env(
+                "MOAT_CONNECT_TO",
+                format!("api.anthropic.com:443:127.0.0.1:{}", self.fake.port()),
+            );
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        Out::from(self.moat().args(args).output().unwrap())
+    }
+
+    fn home(&self) -> PathBuf {
+        self.env.moat_home().join("../home")
+    }
+
+    /// Store `secret` as the anthropic credential, as `moat grant anthropic` would.
+    fn grant(&self, secret: &str) {
+        let out = Out::from(
+            self.moat()
+                .env("ANTHROPIC_API_KEY", secret)
+                .args(["grant", "anthropic", "--no-validate"])
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(out.code, 0, "{out:?}");
+    }
+
+    /// `moat claude sessions --json`, parsed.
+    fn sessions(&self) -> Vec<serde_json::Value> {
+        let out = self.run(&["claude", "sessions", "--json"]);
+        assert_eq!(out.code, 0, "{out:?}");
+        serde_json::from_str(&out.stdout).unwrap()
+    }
+}
+
+/// The host's extra CA certificates (this network re-signs HTTPS), as one PEM.
+fn host_extra_cas() -> Vec<u8> {
+    let mut pem = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/usr/local/share/ca-certificates") {
+        let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for path in paths {
+            if path.extension().is_some_and(|e| e == "crt") {
+                pem.extend(std::fs::read(&path).unwrap());
+                pem.push(b'\n');
+            }
+        }
+    }
+    pem
+}
+
+/// A Node.js 24 dist mirror (made once, kept in the target directory) served on loopback
+/// by a thread of this test process for as long as it lives.
+fn node_mirror() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("node-mirror-24");
+        if !dir.join("latest-v24.x/SHASUMS256.txt").exists() {
+            let partial = dir.with_extension("partial");
+            let _ = std::fs::remove_dir_all(&partial);
+            let script = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../moat-image/scripts/node-mirror.sh"
+            );
+            let made = Command::new("sh")
+                .arg(script)
+                .arg(&partial)
+                .arg("24")
+                .output()
+                .unwrap();
+            assert!(
+                made.status.success(),
+                "node-mirror.sh: {}",
+                String::from_utf8_lossy(&made.stderr)
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::rename(&partial, &dir).unwrap();
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let dir = dir.clone();
+                std::thread::spawn(move || serve_file(stream, &dir));
+            }
+        });
+        url
+    })
+}
+
+/// Answer one `GET /path` with the file under `root`, or 404.
+fn serve_file(mut stream: std::net::TcpStream, root: &Path) {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&request);
+    let path = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let file = (!path.contains(".."))
+        .then(|| std::fs::read(root.join(path.trim_start_matches('/'))).ok())
+        .flatten();
+    let _ = match file {
+        Some(body) => stream
+            .write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            )
+            .and_then(|()| stream.write_all(&body)),
+        None => stream
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+    };
+}
+
+/// Whether `needle` occurs anywhere in the (stopped) container's files or configuration.
+fn container_holds(container: &str, needle: &str) -> bool {
+    let inspect = docker(&["inspect", container]);
+    assert_eq!(inspect.code, 0, "{inspect:?}");
+    if inspect.stdout.contains(needle) {
+        return true;
+    }
+    let export = Command::new(crate::harness::DOCKER)
+        .args(["export", container])
+        .output()
+        .unwrap();
+    assert!(export.status.success());
+    export
+        .stdout
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn claude_p_answers_with_an_api_key_that_never_enters_the_container() {
+    let claude = Claude::new("Hello from the fake Anthropic API.");
+    claude.grant(API_KEY);
+    let out = claude.run(&["claude", "--keep", "--name", "first", "-p", "say hello"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("Hello from the fake Anthropic API."),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains(API_KEY) && !out.stderr.contains(API_KEY));
+
+    // The fake saw the real key, as `x-api-key`, on the conversation's request.
+    let main = claude.fake.main_request().expect("a /v1/messages request");
+    assert_eq!(main.header("x-api-key"), Some(API_KEY));
+    assert!(main.has_message_text("user", "say hello"), "{main:?}");
+
+    // Nothing the container had holds the key: environment, files, process arguments.
+    let run = &claude.env.list()[0];
+    let container = run["container_id"].as_str().unwrap();
+    assert!(!container_holds(container, API_KEY));
+    docker(&["rm", "-f", container]);
+
+    // The request is in the trace, with the grant that was injected.
+    let trace = claude.run(&["trace", "--network"]);
+    assert_eq!(trace.code, 0, "{trace:?}");
+    assert!(
+        trace
+            .stdout
+            .lines()
+            .any(|l| l.contains("POST https://api.anthropic.com/v1/messages")
+                && l.contains(" 200 ")
+                && l.contains("anthropic")),
+        "{trace:?}"
+    );
+    assert!(!trace.stdout.contains(API_KEY));
+
+    // The conversation landed on the host, in Claude Code's directory for the workspace.
+    let sessions = claude.sessions();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    let id = sessions[0]["session_id"].as_str().unwrap();
+    assert_eq!(sessions[0]["run_name"], "first");
+    let project = claude.home().join(".claude/projects").join(
+        claude
+            .env
+            .workspace()
+            .canonicalize()
+            .unwrap()
+            .display()
+            .to_string()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "-"),
+    );
+    let log = std::fs::read_to_string(project.join(format!("{id}.jsonl"))).unwrap();
+    assert!(log.contains("say hello"));
+    assert!(!log.contains(API_KEY));
+}
+
+#[test]
+fn an_oauth_token_goes_as_bearer_with_the_oauth_beta() {
+    let claude = Claude::new("OAuth works.");
+    claude.grant(OAUTH_TOKEN);
+    let out = claude.run(&["claude", "-p", "hi"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("OAuth works."), "{out:?}");
+    let main = claude.fake.main_request().expect("a /v1/messages request");
+    assert_eq!(
+        main.header("authorization"),
+        Some(format!("Bearer {OAUTH_TOKEN}").as_str())
+    );
+    assert!(main.header("x-api-key").is_none(), "{main:?}");
+    assert!(main.betas().contains(&"oauth-2025-04-20"), "{main:?}");
+}
+
+#[test]
+fn continue_and_resume_carry_the_conversation() {
+    let claude = Claude::new("Noted: pelican.");
+    claude.grant(API_KEY);
+    let first = claude.run(&["claude", "--name", "one", "-p", "remember the word pelican"]);
+    assert_eq!(first.code, 0, "{first:?}");
+
+    claude.fake.set_reply("The word was pelican.");
+    let second = claude.run(&["claude", "-c", "-p", "which word?"]);
+    assert_eq!(second.code, 0, "{second:?}");
+    assert!(
+        second.stdout.contains("The word was pelican."),
+        "{second:?}"
+    );
+    // Claude Code sent the first exchange along with the new question.
+    let main = claude.fake.main_request().unwrap();
+    assert!(
+        main.has_message_text("user", "remember the word pelican"),
+        "{main:?}"
+    );
+    assert!(main.has_message_text("user", "which word?"), "{main:?}");
+
+    // Both runs are listed, newest first, with the conversation they held.
+    let sessions = claude.sessions();
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    assert_eq!(sessions[1]["run_name"], "one");
+    assert!(sessions.iter().all(|s| s["state"] == "exited (0)"));
+
+    // `--resume` takes the run's name and finds its session (and workspace).
+    claude.fake.set_reply("Resumed.");
+    let third = claude.run(&["claude", "--resume", "one", "-p", "again"]);
+    assert_eq!(third.code, 0, "{third:?}");
+    assert!(third.stdout.contains("Resumed."), "{third:?}");
+    let main = claude.fake.main_request().unwrap();
+    assert!(
+        main.has_message_text("user", "remember the word pelican"),
+        "{main:?}"
+    );
+
+    // A session ID that is not a UUID is refused before anything starts.
+    let bad = claude.run(&["claude", "--resume", "../../etc/passwd", "-p", "x"]);
+    assert_eq!(bad.code, 125, "{bad:?}");
+    assert!(
+        bad.stderr
+            .contains("neither a Claude session ID nor a moat run"),
+        "{bad:?}"
+    );
+}
+
+#[test]
+fn moat_resume_is_claude_continue() {
+    let claude = Claude::new("First.");
+    claude.grant(API_KEY);
+    assert_eq!(claude.run(&["claude", "-p", "the colour is teal"]).code, 0);
+    claude.fake.set_reply("Teal.");
+    let out = claude.run(&["resume", "-p", "what colour?"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("Teal."), "{out:?}");
+    let main = claude.fake.main_request().unwrap();
+    assert!(
+        main.has_message_text("user", "the colour is teal"),
+        "{main:?}"
+    );
+}
+
+#[test]
+fn without_a_credential_nothing_starts() {
+    let claude = Claude::new("unused");
+    let out = claude.run(&["claude", "-p", "hi"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(
+        out.stderr
+            .starts_with("error: no Anthropic credential: Claude Code needs one"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("hint: run `moat grant anthropic`"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("ANTHROPIC_API_KEY"), "{out:?}");
+    assert!(claude.env.run_dirs().is_empty());
+    assert!(claude.fake.requests().is_empty());
+}
+
+#[test]
+fn an_expired_oauth_token_says_so() {
+    let claude = Claude::new("unused");
+    let home = MoatHome::at(claude.env.moat_home());
+    let store = CredentialStore::open(
+        &home,
+        &ChainKeySource::for_home(&home, KeyringMode::FileOnly),
+    )
+    .unwrap();
+    let expired = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2);
+    let credential = Credential::new(
+        ProviderName::anthropic(),
+        CredentialKind::OAuthToken {
+            expires_at: Some(expired),
+            subscription_type: Some("pro".into()),
+            scopes: vec!["user:inference".into()],
+            refresh_token: None,
+        },
+        Secret::new(OAUTH_TOKEN),
+        CredentialSource::Imported {
+            from: "~/.claude/.credentials.json".into(),
+        },
+        expired - jiff::SignedDuration::from_hours(10),
+    )
+    .unwrap();
+    store.save(&credential).unwrap();
+    let out = claude.run(&["claude", "-p", "hi"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(out.stderr.contains("credential expired"), "{out:?}");
+    assert!(out.stderr.contains("moat grant anthropic"), "{out:?}");
+    assert!(!out.stderr.contains(OAUTH_TOKEN));
+    assert!(claude.env.run_dirs().is_empty());
+}
+
+#[test]
+fn docker_down_is_explained() {
+    let claude = Claude::new("unused");
+    claude.grant(API_KEY);
+    let out = Out::from(
+        claude
+            .moat()
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .args(["claude", "-p", "hi"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("cannot connect to the Docker daemon at `unix:///nonexistent/docker.sock`"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("hint:"), "{out:?}");
+    assert!(claude.env.run_dirs().is_empty());
+}
+
+#[test]
+fn interactive_claude_answers_without_onboarding_screens() {
+    let claude = Claude::new("Interactive hello from the fake.");
+    claude.grant(API_KEY);
+    let tmux = crate::interactive::Tmux::new(&claude.env);
+    let envs = format!(
+        "MOAT_KEYRING=file MOAT_BUILD_NETWORK=host MOAT_EXTRA_CA_CERTS='{}' MOAT_CONNECT_TO=api.anthropic.com:443:127.0.0.1:{} HOME='{}'",
+        claude.ca_file.display(),
+        claude.fake.port(),
+        claude.home().display()
+    );
+    tmux.start_with_env(&claude.env, "claude", &envs, "claude --name tui");
+    // The prompt box of Claude Code's TUI, without a theme picker, login or trust dialog.
+    let screen = wait_for("Claude Code's prompt", || {
+        let screen = tmux.screen("claude");
+        (screen.contains("bypass permissions") || screen.contains("? for shortcuts"))
+            .then_some(screen)
+    });
+    for onboarding in [
+        "Choose the text style",
+        "Select login method",
+        "Do you trust",
+    ] {
+        assert!(!screen.contains(onboarding), "{screen}");
+    }
+    tmux.keys("claude", &["say hello", "Enter"]);
+    tmux.wait_screen("claude", "Interactive hello from the fake.");
+    let main = claude.fake.main_request().unwrap();
+    assert_eq!(main.header("x-api-key"), Some(API_KEY));
+    // Leave Claude Code; moat ends with its exit code.
+    tmux.keys("claude", &["C-c"]);
+    tmux.keys("claude", &["C-c"]);
+    let screen = tmux.wait_screen("claude", "MOAT-EXIT=");
+    assert!(screen.contains("MOAT-EXIT=0"), "{screen}");
+    assert_eq!(claude.sessions().len(), 1);
+}
