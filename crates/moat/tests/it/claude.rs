@@ -440,3 +440,61 @@ fn interactive_claude_answers_without_onboarding_screens() {
     assert!(screen.contains("MOAT-EXIT=0"), "{screen}");
     assert_eq!(claude.sessions().len(), 1);
 }
+
+#[test]
+fn a_detached_claude_is_reattached_with_its_tui() {
+    let claude = Claude::new("Hello after attach.");
+    claude.grant(API_KEY);
+    let out = claude.run(&["claude", "-d", "--name", "bg"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let id = out.stdout.trim().to_owned();
+    assert!(id.starts_with("run_"), "{out:?}");
+    claude.env.wait_for_state(&id, "running");
+
+    let tmux = crate::interactive::Tmux::new(&claude.env);
+    tmux.start_with_env(&claude.env, "attach", "HOME=/nonexistent", "attach bg");
+    // Redraw: the TUI was drawn before anyone watched.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    tmux.keys("attach", &["C-l"]);
+    wait_for("Claude Code's prompt after attach", || {
+        let screen = tmux.screen("attach");
+        (screen.contains("bypass permissions") || screen.contains("? for shortcuts"))
+            .then_some(screen)
+    });
+    tmux.keys("attach", &["say hello", "Enter"]);
+    tmux.wait_screen("attach", "Hello after attach.");
+    // Ending Claude Code ends the run; attach returns its exit code.
+    tmux.keys("attach", &["C-c"]);
+    tmux.keys("attach", &["C-c"]);
+    let screen = tmux.wait_screen("attach", "MOAT-EXIT=");
+    assert!(screen.contains("MOAT-EXIT=0"), "{screen}");
+    let sessions = claude.sessions();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert_eq!(sessions[0]["run_name"], "bg");
+}
+
+#[test]
+fn strict_policy_lets_claude_reach_anthropic_and_agent_yaml_grants_count() {
+    let claude = Claude::new("Strictly speaking, hello.");
+    claude.grant(API_KEY);
+    std::fs::write(
+        claude.env.workspace().join("agent.yaml"),
+        "network:\n  policy: strict\n",
+    )
+    .unwrap();
+    let out = claude.run(&["claude", "-p", "hi"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("Strictly speaking, hello."), "{out:?}");
+    let trace = claude.run(&["trace", "--network"]);
+    assert!(!trace.stdout.contains("BLOCKED"), "{trace:?}");
+
+    // `grants:` in agent.yaml are the run's too: an ungranted one stops it.
+    std::fs::write(
+        claude.env.workspace().join("agent.yaml"),
+        "grants:\n  - github\n",
+    )
+    .unwrap();
+    let out = claude.run(&["claude", "-p", "hi"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(out.stderr.contains("`github` is not granted"), "{out:?}");
+}
