@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# What `moat claude -p` costs next to the same Claude Code binary run directly with
+# `docker run` and ANTHROPIC_BASE_URL, both against the local fake Anthropic API
+# (`fake-anthropic`), on the same cached image: N runs of each, interleaved, then the
+# mean, the median and their ratio.
+#
+# moat's run does everything a real one does: the supervisor, the proxy with TLS
+# interception and key injection, the recorded trace. Both sides get
+# CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 so that they send the same requests.
+# The first `moat claude` builds the image (node, git, Claude Code from the npm registry;
+# Node.js from a local mirror made from the npm registry, as in the tests).
+# Usage: bash bench/claude-overhead.sh [N]   (default 10)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-10}
+cargo build --release --locked -p moat -p moat-test-support --bin moat --bin fake-anthropic >/dev/null 2>&1
+MOAT=$PWD/target/release/moat
+FAKE_BIN=$PWD/target/release/fake-anthropic
+work=$(mktemp -d /tmp/moat-claude-bench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+# The fake API.
+"$FAKE_BIN" --reply "Benchmark reply." >"$work/fake.out" & pids+=($!)
+until [ -s "$work/fake.out" ]; do sleep 0.05; done
+read -r PORT FAKE_CA <"$work/fake.out"
+
+# Node.js for the image, from the npm registry, served on loopback.
+sh crates/moat-image/scripts/node-mirror.sh "$work/node-mirror" 24 >/dev/null
+python3 -m http.server --bind 127.0.0.1 --directory "$work/node-mirror" 8799 >/dev/null 2>&1 & pids+=($!)
+
+export MOAT_HOME="$work/moat" HOME="$work/home" MOAT_KEYRING=file MOAT_BUILD_NETWORK=host
+export MOAT_CONNECT_TO="api.anthropic.com:443:127.0.0.1:$PORT"
+mkdir -p "$MOAT_HOME" "$HOME" "$work/ws"
+printf 'mirrors:\n  node: http://127.0.0.1:8799\n' >"$MOAT_HOME/config.yaml"
+cat /usr/local/share/ca-certificates/*.crt "$FAKE_CA" >"$work/extra-ca.pem" 2>/dev/null || cp "$FAKE_CA" "$work/extra-ca.pem"
+export MOAT_EXTRA_CA_CERTS="$work/extra-ca.pem"
+KEY=sk-ant-api03-benchmarkKey0123456789abcdefghijklmnopqrstuvwxyz
+ANTHROPIC_API_KEY=$KEY "$MOAT" grant anthropic --no-validate >/dev/null
+cd "$work/ws"
+"$MOAT" claude -p warmup </dev/null >/dev/null   # build or find the image
+image=$("$MOAT" list --json | sed -n 's/.*"image": "\(.*\)".*/\1/p' | head -1)
+uid=$(id -u); gid=$(id -g)
+
+now() { date +%s%N; }
+moat_ms=(); docker_ms=()
+for _ in $(seq "$N"); do
+    t0=$(now)
+    "$MOAT" claude -e CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 -p hello </dev/null >/dev/null
+    t1=$(now)
+    /usr/bin/docker run --rm --init --network host --add-host api.anthropic.com:127.0.0.1 \
+        -v "$work/ws:/workspace" -v "$FAKE_CA:/fake-ca.pem:ro" \
+        -e NODE_EXTRA_CA_CERTS=/fake-ca.pem -e ANTHROPIC_API_KEY="$KEY" \
+        -e CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 -e DISABLE_AUTOUPDATER=1 \
+        -e ANTHROPIC_BASE_URL="https://api.anthropic.com:$PORT" \
+        "$image" claude --dangerously-skip-permissions -p hello </dev/null >/dev/null
+    t2=$(now)
+    moat_ms+=($(( (t1 - t0) / 1000000 ))); docker_ms+=($(( (t2 - t1) / 1000000 )))
+done
+
+stats() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1; s+=$1} END {printf "%.0f %.0f", s/NR, a[int((NR+1)/2)]}'; }
+read -r moat_mean moat_median <<<"$(stats "${moat_ms[@]}")"
+read -r docker_mean docker_median <<<"$(stats "${docker_ms[@]}")"
+echo "runs:                        $N each, image $image (uid $uid:$gid)"
+echo "moat claude -p hello:        mean ${moat_mean} ms, median ${moat_median} ms"
+echo "docker run ... claude -p:    mean ${docker_mean} ms, median ${docker_median} ms"
+awk -v m="$moat_median" -v d="$docker_median" 'BEGIN {printf "ratio (median):              %.2fx\n", m/d}'
