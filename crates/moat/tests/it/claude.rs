@@ -450,6 +450,11 @@ fn a_detached_claude_is_reattached_with_its_tui() {
     let id = out.stdout.trim().to_owned();
     assert!(id.starts_with("run_"), "{out:?}");
     claude.env.wait_for_state(&id, "running");
+    // Its conversation is in use: `--resume` points at `moat attach` instead.
+    let busy = claude.run(&["claude", "--resume", "bg", "-p", "x"]);
+    assert_eq!(busy.code, 125, "{busy:?}");
+    assert!(busy.stderr.contains("is still running"), "{busy:?}");
+    assert!(busy.stderr.contains(&format!("moat attach {id}")), "{busy:?}");
 
     let tmux = crate::interactive::Tmux::new(&claude.env);
     tmux.start_with_env(&claude.env, "attach", "HOME=/nonexistent", "attach bg");
