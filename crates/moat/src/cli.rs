@@ -49,6 +49,9 @@ pub enum Command {
     Grant(GrantArgs),
     /// Remove a granted credential.
     Revoke(RevokeArgs),
+    /// Check what runs need (Docker, base image, credentials, proxy CA, settings) and say
+    /// how to fix what is missing.
+    Doctor(DoctorArgs),
 }
 
 /// Flags shared by every command that starts a run (`run` now, the agent commands later).
@@ -274,4 +277,15 @@ mod tests {
     fn the_command_line_definition_is_consistent() {
         super::Cli::command().debug_assert();
     }
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Also build the minimal image, to prove image builds work.
+    #[arg(long)]
+    pub build: bool,
+
+    /// Print the checks as a JSON array of {check, status, detail, hint}.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -64,6 +64,7 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Supervise(_) => unreachable!("handled above"),
         Command::Grant(args) => cmd::grant::grant(&ctx, args).await,
         Command::Revoke(args) => cmd::grant::revoke(&ctx, args),
+        Command::Doctor(args) => cmd::doctor::doctor(&ctx, args).await,
     }
 }
 

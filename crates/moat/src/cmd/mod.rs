@@ -5,6 +5,7 @@ pub mod attach;
 pub mod config;
 pub mod deps;
 pub mod destroy;
+pub mod doctor;
 pub mod grant;
 pub mod list;
 pub mod logs;

@@ -3,6 +3,7 @@
 
 mod config;
 mod deps;
+mod doctor;
 mod egress;
 mod errors;
 mod fake_upstream;
