@@ -538,6 +538,33 @@ impl ChainKeySource {
         }
     }
 
+    /// The key if one exists, creating nothing (for `moat doctor`, which must not make a
+    /// key just to look). `Ok(None)` when neither the file nor the keyring holds one, or
+    /// when the keyring cannot be reached and no marker says the key was made there (then
+    /// [`obtain`](Self::obtain) would make the key file).
+    pub fn find(&self) -> Result<Option<(EncryptionKey, KeyOrigin)>, KeyError> {
+        if let Some(key) = self.file.read()? {
+            return Ok(Some((key, KeyOrigin::File)));
+        }
+        let Some(keyring) = &self.keyring else {
+            return Ok(None);
+        };
+        match keyring.read() {
+            Ok(Some(key)) => Ok(Some((key, KeyOrigin::Keyring))),
+            Ok(None) => Ok(None),
+            Err(e) if e.is_keyring_unavailable() => {
+                if self.marker_path().exists() {
+                    Err(KeyError::KeyringUnreachable {
+                        reason: e.to_string(),
+                    })
+                } else {
+                    Ok(None)
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn fall_back_to_file(&self, error: KeyError) -> Result<(EncryptionKey, KeyOrigin), KeyError> {
         if self.marker_path().exists() {
             return Err(KeyError::KeyringUnreachable {
@@ -736,6 +763,43 @@ mod tests {
         let (again, origin) = chain(dir.path(), &fake).obtain().unwrap();
         assert_eq!(origin, KeyOrigin::Keyring);
         assert!(again.same_as(&key));
+    }
+
+    #[test]
+    fn find_creates_nothing_and_sees_what_obtain_made() {
+        let dir = tempfile::tempdir().unwrap();
+        for behaviour in [Behaviour::Works, Behaviour::Unavailable] {
+            let fake = FakeKeyring::with(behaviour);
+            assert!(chain(dir.path(), &fake).find().unwrap().is_none());
+            assert!(fake.value.lock().unwrap().is_none());
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+        let fake = FakeKeyring::with(Behaviour::Works);
+        let (key, _) = chain(dir.path(), &fake).obtain().unwrap();
+        let (found, origin) = chain(dir.path(), &fake).find().unwrap().unwrap();
+        assert_eq!(origin, KeyOrigin::Keyring);
+        assert!(found.same_as(&key));
+
+        // The marker says the key is in the keyring: an unreachable keyring is an error.
+        *fake.behaviour.lock().unwrap() = Behaviour::Unavailable;
+        let err = chain(dir.path(), &fake).find().unwrap_err();
+        assert!(
+            matches!(err, KeyError::KeyringUnreachable { .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn find_reads_the_key_file_without_the_keyring() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = FileKeySource::new(dir.path().join(KEY_FILE_NAME));
+        let only_file = ChainKeySource::new(None, file.clone());
+        assert!(only_file.find().unwrap().is_none());
+        let key = file.get_or_create().unwrap();
+        let (found, origin) = only_file.find().unwrap().unwrap();
+        assert_eq!(origin, KeyOrigin::File);
+        assert!(found.same_as(&key));
     }
 
     #[test]

@@ -34,6 +34,13 @@ const LEAF_VALIDITY_DAYS: i64 = 365;
 /// the cache without limit.
 const MAX_CACHED_LEAVES: usize = 4096;
 
+/// What [`CertificateAuthority::inspect`] found: a CA on disk that loads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaInfo {
+    pub cert_path: PathBuf,
+    pub not_after: jiff::Timestamp,
+}
+
 /// The CA that signs the proxy's per-host certificates.
 pub struct CertificateAuthority {
     cert_pem: String,
@@ -84,6 +91,31 @@ impl CertificateAuthority {
         };
         drop(lock);
         Ok(ca)
+    }
+
+    /// Check the CA kept in `dir` without making one (for `moat doctor`): `Ok(None)` when
+    /// `dir` holds no complete CA yet (the next run makes it), else where its certificate
+    /// is and when it expires. The same checks as loading: a key others can read, a key
+    /// that does not belong to the certificate, damaged files.
+    pub fn inspect(dir: &Path) -> Result<Option<CaInfo>, CaError> {
+        let key_path = dir.join(CA_KEY_FILE);
+        let cert_path = dir.join(CA_CERT_FILE);
+        if !(key_path.exists() && cert_path.exists()) {
+            return Ok(None);
+        }
+        let ca = Self::load(dir, &key_path, &cert_path)?;
+        let damaged = |reason: String| CaError::Damaged {
+            dir: dir.to_owned(),
+            reason,
+        };
+        let (_, cert) = x509_parser::parse_x509_certificate(&ca.cert_der)
+            .map_err(|e| damaged(format!("`{CA_CERT_FILE}` cannot be read: {e}")))?;
+        let not_after = jiff::Timestamp::from_second(cert.validity().not_after.timestamp())
+            .map_err(|e| damaged(format!("`{CA_CERT_FILE}` has an impossible expiry: {e}")))?;
+        Ok(Some(CaInfo {
+            cert_path,
+            not_after,
+        }))
     }
 
     /// A CA that exists only in memory, for tests and benchmarks.
@@ -365,6 +397,30 @@ mod tests {
         let a = ca.leaf("a.test").unwrap();
         assert!(Arc::ptr_eq(&a, &ca.leaf("a.test").unwrap()));
         assert!(!Arc::ptr_eq(&a, &ca.leaf("b.test").unwrap()));
+    }
+
+    #[test]
+    fn inspect_creates_nothing_and_reports_the_expiry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ca");
+        assert_eq!(CertificateAuthority::inspect(&dir).unwrap(), None);
+        assert!(!dir.exists());
+        CertificateAuthority::load_or_create(&dir).unwrap();
+        let info = CertificateAuthority::inspect(&dir).unwrap().unwrap();
+        assert_eq!(info.cert_path, dir.join(CA_CERT_FILE));
+        let years = info
+            .not_after
+            .duration_since(jiff::Timestamp::now())
+            .as_secs()
+            / 86_400
+            / 365;
+        assert!((9..=10).contains(&years), "{info:?}");
+        fs::set_permissions(dir.join(CA_KEY_FILE), fs::Permissions::from_mode(0o640)).unwrap();
+        let err = CertificateAuthority::inspect(&dir).unwrap_err();
+        assert!(
+            matches!(err, CaError::KeyPermissions { mode: 0o640, .. }),
+            "{err}"
+        );
     }
 
     #[test]

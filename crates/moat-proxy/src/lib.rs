@@ -66,7 +66,7 @@ mod serve;
 mod upstream;
 
 pub use auth::{PROXY_USER, proxy_url};
-pub use ca::{CA_CERT_FILE, CA_KEY_FILE, CertificateAuthority};
+pub use ca::{CA_CERT_FILE, CA_KEY_FILE, CaInfo, CertificateAuthority};
 pub use connect_to::ConnectTo;
 pub use error::{CaError, ConfigError, ProxyError};
 pub use events::{BODY_SAMPLE_LIMIT, BodySample, EventSink, NetworkEvent, REDACTED};

@@ -53,6 +53,9 @@ pub enum Command {
     Claude(ClaudeArgs),
     /// Continue the most recent Claude Code conversation of a workspace (`moat claude -c`).
     Resume(ClaudeRunArgs),
+    /// Check what runs need (Docker, base image, credentials, proxy CA, settings) and say
+    /// how to fix what is missing.
+    Doctor(DoctorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -339,4 +342,15 @@ mod tests {
     fn the_command_line_definition_is_consistent() {
         super::Cli::command().debug_assert();
     }
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Also build the minimal image, to prove image builds work.
+    #[arg(long)]
+    pub build: bool,
+
+    /// Print the checks as a JSON array of {check, status, detail, hint}.
+    #[arg(long)]
+    pub json: bool,
 }

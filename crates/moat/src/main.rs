@@ -69,6 +69,7 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Revoke(args) => cmd::grant::revoke(&ctx, args),
         Command::Claude(args) => cmd::claude::claude(&ctx, args).await,
         Command::Resume(args) => cmd::claude::resume(&ctx, args).await,
+        Command::Doctor(args) => cmd::doctor::doctor(&ctx, args).await,
     }
 }
 

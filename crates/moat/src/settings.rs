@@ -474,11 +474,13 @@ pub struct GrantSettings {
     pub http: HttpOptions,
 }
 
-/// `MOAT_KEYRING`, `MOAT_EXTRA_CA_CERTS` and `MOAT_CONNECT_TO`, each falling back to the
-/// global `config.yaml` (`keyring:`, `extra_ca_certs:`, `connect_to:`).
-pub fn grant_settings(ctx: &Context) -> Result<GrantSettings> {
-    let global = moat_config::load_global(&ctx.home().config_file())?;
-    let keyring = match ctx.env.keyring.as_deref() {
+/// `MOAT_KEYRING`, else the global file's `keyring:`, else the keyring with the file as
+/// fallback.
+pub fn keyring_mode(
+    env: &Environment,
+    global: Option<&moat_config::GlobalConfig>,
+) -> Result<KeyringMode, UserError> {
+    Ok(match env.keyring.as_deref() {
         Some("file") => KeyringMode::FileOnly,
         Some("auto") => KeyringMode::Auto,
         Some(other) => {
@@ -487,14 +489,20 @@ pub fn grant_settings(ctx: &Context) -> Result<GrantSettings> {
             ))
             .hint(
                 "`MOAT_KEYRING=file` keeps the encryption key in a file instead of the OS keyring",
-            )
-            .into());
+            ));
         }
-        None => match global.as_ref().map(|g| g.keyring) {
+        None => match global.map(|g| g.keyring) {
             Some(moat_config::KeyringBackend::File) => KeyringMode::FileOnly,
             _ => KeyringMode::Auto,
         },
-    };
+    })
+}
+
+/// `MOAT_KEYRING`, `MOAT_EXTRA_CA_CERTS` and `MOAT_CONNECT_TO`, each falling back to the
+/// global `config.yaml` (`keyring:`, `extra_ca_certs:`, `connect_to:`).
+pub fn grant_settings(ctx: &Context) -> Result<GrantSettings> {
+    let global = moat_config::load_global(&ctx.home().config_file())?;
+    let keyring = keyring_mode(&ctx.env, global.as_ref())?;
     let extra_ca = ctx
         .env
         .extra_ca_certs

@@ -6,6 +6,7 @@ pub mod claude;
 pub mod config;
 pub mod deps;
 pub mod destroy;
+pub mod doctor;
 pub mod grant;
 pub mod list;
 pub mod logs;

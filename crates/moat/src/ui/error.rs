@@ -33,6 +33,17 @@ impl std::error::Error for UserError {}
 
 /// Print an error chain and the first hint any error in it offers.
 pub fn print_error(err: &anyhow::Error) {
+    eprintln!("error: {}", message(err));
+    if let Some(details) = details(err) {
+        eprintln!("{details}");
+    }
+    if let Some(hint) = hint(err) {
+        eprintln!("hint: {hint}");
+    }
+}
+
+/// The error and its causes on one line, each said once.
+pub fn message(err: &anyhow::Error) -> String {
     let mut message = err.to_string();
     for cause in err.chain().skip(1) {
         let cause = cause.to_string();
@@ -42,16 +53,11 @@ pub fn print_error(err: &anyhow::Error) {
             message.push_str(&cause);
         }
     }
-    eprintln!("error: {message}");
-    if let Some(details) = details(err) {
-        eprintln!("{details}");
-    }
-    if let Some(hint) = hint(err) {
-        eprintln!("hint: {hint}");
-    }
+    message
 }
 
-fn hint(err: &anyhow::Error) -> Option<String> {
+/// The first hint any error in the chain offers.
+pub fn hint(err: &anyhow::Error) -> Option<String> {
     err.chain().find_map(|cause| {
         if let Some(e) = cause.downcast_ref::<UserError>() {
             e.hint.clone()
@@ -68,6 +74,12 @@ fn hint(err: &anyhow::Error) -> Option<String> {
         } else if let Some(e) = cause.downcast_ref::<moat_providers::ProviderError>() {
             e.hint()
         } else if let Some(e) = cause.downcast_ref::<moat_credentials::CredentialError>() {
+            e.hint()
+        } else if let Some(e) = cause.downcast_ref::<moat_credentials::KeyError>() {
+            e.hint()
+        } else if let Some(e) = cause.downcast_ref::<moat_proxy::CaError>() {
+            e.hint()
+        } else if let Some(e) = cause.downcast_ref::<moat_proxy::ConfigError>() {
             e.hint()
         } else {
             None

@@ -26,5 +26,6 @@ pub mod prompt;
 mod table;
 
 pub use error::{UserError, print_error};
+pub(crate) use error::{hint as error_hint, message as error_message};
 pub use progress::BuildProgress;
 pub use table::{age, runs_table, table};

@@ -4,6 +4,7 @@
 mod claude;
 mod config;
 mod deps;
+mod doctor;
 mod egress;
 mod errors;
 mod fake_upstream;
