@@ -12,3 +12,4 @@ mod harness;
 mod interactive;
 mod lifecycle;
 mod run;
+mod streams;
