@@ -205,7 +205,7 @@ pub fn resolve(
     for text in &cli.allow_hosts {
         match HostPattern::parse(text) {
             Ok(pattern) => add(pattern),
-            Err(invalid) => problems.push(invalid.for_input("`--allow-host`")),
+            Err(invalid) => problems.push(Invalid::from(invalid).for_input("`--allow-host`")),
         }
     }
 
@@ -249,7 +249,9 @@ pub fn resolve(
     };
     let connect_to = match &cli.connect_to {
         Some(rules) => ConnectTo::parse_list(rules)
-            .map_err(|invalid| problems.push(invalid.for_input("`MOAT_CONNECT_TO`")))
+            .map_err(|invalid| {
+                problems.push(Invalid::from(invalid).for_input("`MOAT_CONNECT_TO`"))
+            })
             .unwrap_or_default(),
         None => global.connect_to.clone(),
     };
