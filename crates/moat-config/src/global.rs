@@ -56,8 +56,11 @@ pub fn parse_global(path: &Path, text: &str) -> Result<GlobalConfig, ConfigError
         .connect_to
         .and_then(|rules| {
             check.accept(&rules, |rules| match rules {
-                StringOrList::One(text) => ConnectTo::parse_list(text),
-                StringOrList::List(rules) => rules.iter().map(|r| ConnectTo::parse(r)).collect(),
+                StringOrList::One(text) => Ok(ConnectTo::parse_list(text)?),
+                StringOrList::List(rules) => Ok(rules
+                    .iter()
+                    .map(|r| ConnectTo::parse(r))
+                    .collect::<Result<_, _>>()?),
                 StringOrList::Wrong(found) => Err(Invalid::new(format!(
                     "`connect_to` must be a string or a list of strings, not {found}"
                 ))

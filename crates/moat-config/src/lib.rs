@@ -35,7 +35,9 @@ use std::path::Path;
 pub use error::{ConfigError, ConfigErrors, SourceLocation};
 pub use global::{GlobalConfig, load_global, parse_global};
 pub use network::{ConnectTo, HostPattern, NetworkPolicy};
-pub use resolve::{CliOverrides, ConfigFiles, Network, ResolvedConfig, resolve};
+pub use resolve::{
+    CliOverrides, ConfigFiles, HostSettings, Network, ResolvedConfig, resolve, resolve_host,
+};
 pub use settings::{
     ClaudeFile, ClaudeSettings, Command, ContainerLimits, DebugSettings, DependencySpec, EnvVars,
     Hooks, KeyringBackend, LocalMcpServer, Marketplace, MarketplaceSource, McpAuth, Mirrors, Mount,
@@ -64,6 +66,12 @@ pub fn load(
         (Err(errors), Ok(_)) | (Ok(_), Err(errors)) => Err(errors),
         (Err(global), Err(file)) => Err(global.merge(file)),
     }
+}
+
+/// Load the global file and resolve the machine settings with `cli` (moat's environment
+/// variables): the job for commands that have no workspace, such as `moat grant`.
+pub fn load_host(global_file: &Path, cli: &CliOverrides) -> Result<HostSettings, ConfigErrors> {
+    resolve_host(load_global(global_file)?.as_ref(), cli)
 }
 
 /// Read a configuration file as text, naming it in the error.

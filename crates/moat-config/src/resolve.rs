@@ -205,7 +205,7 @@ pub fn resolve(
     for text in &cli.allow_hosts {
         match HostPattern::parse(text) {
             Ok(pattern) => add(pattern),
-            Err(invalid) => problems.push(invalid.for_input("`--allow-host`")),
+            Err(invalid) => problems.push(Invalid::from(invalid).for_input("`--allow-host`")),
         }
     }
 
@@ -240,40 +240,12 @@ pub fn resolve(
         mcp: file.claude.mcp.clone(),
     };
 
-    // Machine settings: environment variables over the global file over defaults.
-    let extra_ca_certs = match &cli.extra_ca_certs {
-        Some(path) => check_ca_file(path)
-            .map_err(|invalid| problems.push(invalid.for_input("`MOAT_EXTRA_CA_CERTS`")))
-            .ok(),
-        None => global.extra_ca_certs.clone(),
-    };
-    let connect_to = match &cli.connect_to {
-        Some(rules) => ConnectTo::parse_list(rules)
-            .map_err(|invalid| problems.push(invalid.for_input("`MOAT_CONNECT_TO`")))
-            .unwrap_or_default(),
-        None => global.connect_to.clone(),
-    };
-    let keyring = match &cli.keyring {
-        Some(word) => KeyringBackend::parse(word)
-            .ok_or_else(|| {
-                problems.push(
-                    choice_error("keyring", word, KeyringBackend::WORDS)
-                        .for_input("`MOAT_KEYRING`"),
-                )
-            })
-            .unwrap_or_default(),
-        None => global.keyring,
-    };
-    let proxy = match &cli.proxy_port {
-        Some(port) => match parse_port(port) {
-            Ok(port) => ProxySettings { port },
-            Err(why) => {
-                problems.push(Invalid::new(why).for_input("`MOAT_PROXY_PORT`"));
-                global.proxy.clone()
-            }
-        },
-        None => global.proxy.clone(),
-    };
+    let HostSettings {
+        extra_ca_certs,
+        connect_to,
+        keyring,
+        proxy,
+    } = host_settings(global, cli, &mut problems);
 
     let resolved = ResolvedConfig {
         workspace: workspace.to_owned(),
@@ -307,6 +279,78 @@ pub fn resolve(
         proxy,
     };
     problems.finish(resolved)
+}
+
+/// The machine's own settings, which no workspace file can change: where upstream TLS
+/// roots, `connect_to` rules, the credential key and the proxy port come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostSettings {
+    pub extra_ca_certs: Option<PathBuf>,
+    pub connect_to: Vec<ConnectTo>,
+    pub keyring: KeyringBackend,
+    pub proxy: ProxySettings,
+}
+
+/// The machine settings alone, for commands without a workspace (`moat grant`): moat's
+/// environment variables in `cli` (`extra_ca_certs`, `connect_to`, `keyring`,
+/// `proxy_port`; the other fields are ignored) over the global file over defaults. The
+/// same precedence and checks as [`resolve`] applies for a run.
+pub fn resolve_host(
+    global: Option<&GlobalConfig>,
+    cli: &CliOverrides,
+) -> Result<HostSettings, ConfigErrors> {
+    let default_global = GlobalConfig::default();
+    let mut problems = Problems::default();
+    let settings = host_settings(global.unwrap_or(&default_global), cli, &mut problems);
+    problems.finish(settings)
+}
+
+/// Machine settings: environment variables over the global file over defaults.
+fn host_settings(
+    global: &GlobalConfig,
+    cli: &CliOverrides,
+    problems: &mut Problems,
+) -> HostSettings {
+    let extra_ca_certs = match &cli.extra_ca_certs {
+        Some(path) => check_ca_file(path)
+            .map_err(|invalid| problems.push(invalid.for_input("`MOAT_EXTRA_CA_CERTS`")))
+            .ok(),
+        None => global.extra_ca_certs.clone(),
+    };
+    let connect_to = match &cli.connect_to {
+        Some(rules) => ConnectTo::parse_list(rules)
+            .map_err(|invalid| problems.push(Invalid::from(invalid).for_input("`MOAT_CONNECT_TO`")))
+            .unwrap_or_default(),
+        None => global.connect_to.clone(),
+    };
+    let keyring = match &cli.keyring {
+        Some(word) => KeyringBackend::parse(word)
+            .ok_or_else(|| {
+                problems.push(
+                    choice_error("keyring", word, KeyringBackend::WORDS)
+                        .for_input("`MOAT_KEYRING`"),
+                )
+            })
+            .unwrap_or_default(),
+        None => global.keyring,
+    };
+    let proxy = match &cli.proxy_port {
+        Some(port) => match parse_port(port) {
+            Ok(port) => ProxySettings { port },
+            Err(why) => {
+                problems.push(Invalid::new(why).for_input("`MOAT_PROXY_PORT`"));
+                global.proxy.clone()
+            }
+        },
+        None => global.proxy.clone(),
+    };
+
+    HostSettings {
+        extra_ca_certs,
+        connect_to,
+        keyring,
+        proxy,
+    }
 }
 
 fn file_path(file: &WorkspaceConfig) -> Option<PathBuf> {
@@ -611,6 +655,51 @@ mod tests {
         assert_eq!(from_env.keyring, KeyringBackend::Auto);
         assert_eq!(from_env.proxy.port, 9100);
         assert_eq!(from_env.debug, global.debug);
+    }
+
+    #[test]
+    fn machine_settings_alone_follow_the_same_precedence_as_a_run() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join("a.pem"), PEM).unwrap();
+        let global = parse_global(
+            &home.path().join("config.yaml"),
+            "extra_ca_certs: a.pem\nconnect_to: \"x.com:443:127.0.0.1:1\"\nkeyring: file\n",
+        )
+        .unwrap();
+        let cli = CliOverrides {
+            connect_to: Some("y.com:443:127.0.0.1:2".into()),
+            ..CliOverrides::default()
+        };
+        let run = resolve_ok(None, Some(&global), &cli);
+        let host = resolve_host(Some(&global), &cli).unwrap();
+        assert_eq!(
+            host,
+            HostSettings {
+                extra_ca_certs: run.extra_ca_certs,
+                connect_to: run.connect_to,
+                keyring: run.keyring,
+                proxy: run.proxy,
+            }
+        );
+        assert_eq!(host.connect_to[0].to_string(), "y.com:443:127.0.0.1:2");
+        assert_eq!(host.keyring, KeyringBackend::File);
+        assert_eq!(
+            resolve_host(None, &CliOverrides::default()).unwrap(),
+            HostSettings::default()
+        );
+
+        let bad = CliOverrides {
+            keyring: Some("fil".into()),
+            connect_to: Some("nope".into()),
+            ..CliOverrides::default()
+        };
+        insta::assert_snapshot!(resolve_host(None, &bad).unwrap_err().to_string(), @"
+        2 problems in the configuration:
+          `MOAT_CONNECT_TO`: invalid connect-to rule `nope`: expected 4 parts separated by `:`, found 1
+            hint: write `HOST1:PORT1:HOST2:PORT2`, for example `api.example.com:443:127.0.0.1:8443`
+          `MOAT_KEYRING`: unknown keyring `fil`: expected `auto` or `file`
+            hint: did you mean `file`?
+        ");
     }
 
     #[test]

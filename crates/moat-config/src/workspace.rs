@@ -472,7 +472,7 @@ impl Check<'_> {
     fn patterns(&mut self, raw: Vec<Spanned<String>>) -> Vec<HostPattern> {
         let mut patterns: Vec<HostPattern> = Vec::new();
         for pattern in raw {
-            if let Some(pattern) = self.accept(&pattern, |p| HostPattern::parse(p))
+            if let Some(pattern) = self.accept(&pattern, |p| Ok(HostPattern::parse(p)?))
                 && !patterns.contains(&pattern)
             {
                 patterns.push(pattern);

@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use moat_credentials::{CredentialKind, Secret};
+use moat_hosts::reroute;
 use moat_proxy::ConnectTo;
 
 use crate::error::ProviderError;
@@ -217,11 +218,6 @@ async fn client_for(
     builder
         .build()
         .map_err(|e| ProviderError::HttpSetup(describe(&e)))
-}
-
-/// The first `connect_to` entry for `host:port`, as in curl.
-fn reroute(entries: &[ConnectTo], host: &str, port: u16) -> Option<(String, u16)> {
-    entries.iter().find_map(|e| e.route(host, port))
 }
 
 async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {

@@ -559,7 +559,7 @@ validate:
             ),
             (
                 "name: a\ndescription: A\ntoken_env: A\nhosts:\n  - a.test\n  - https://b.test/x\ninject: {header: X}\n",
-                "/p/acme.yaml:6:5: `hosts`: invalid host pattern `https://b.test/x`: give a host name, not a URL",
+                "/p/acme.yaml:6:5: `hosts`: invalid host pattern `https://b.test/x`: it is a URL, not a host",
             ),
             (
                 "name: a\ndescription: A\ntoken_env: A\nhosts: [a.test]\ninject: {header: Host}\n",

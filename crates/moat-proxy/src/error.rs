@@ -9,11 +9,9 @@ use std::path::PathBuf;
 /// header rule, extra CA certificates) that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("invalid host pattern `{pattern}`: {reason}")]
-    HostPattern { pattern: String, reason: String },
-
-    #[error("invalid connect-to entry `{entry}`: {reason}")]
-    ConnectTo { entry: String, reason: String },
+    /// A host pattern or `connect_to` rule.
+    #[error(transparent)]
+    Hosts(#[from] moat_hosts::HostsError),
 
     #[error("invalid header name `{name}` in the rules of grant `{grant}`")]
     HeaderName { grant: String, name: String },
@@ -35,16 +33,7 @@ impl ConfigError {
     /// A suggestion for the user, when there is an obvious one.
     pub fn hint(&self) -> Option<String> {
         match self {
-            ConfigError::HostPattern { .. } => Some(
-                "write a host (`api.example.com`), a subdomain wildcard (`*.example.com`), \
-                 optionally with a port (`api.example.com:8443`)"
-                    .into(),
-            ),
-            ConfigError::ConnectTo { .. } => Some(
-                "use curl's `--connect-to` form `HOST1:PORT1:HOST2:PORT2`, for example \
-                 `api.github.com:443:127.0.0.1:8443`; separate entries with commas"
-                    .into(),
-            ),
+            ConfigError::Hosts(e) => e.hint(),
             ConfigError::HeaderValue { .. } => {
                 Some("header values must not contain line breaks or control characters".into())
             }
@@ -93,6 +82,12 @@ impl CaError {
             )),
             _ => None,
         }
+    }
+}
+
+impl From<moat_hosts::HostsError> for ProxyError {
+    fn from(error: moat_hosts::HostsError) -> Self {
+        ProxyError::Config(error.into())
     }
 }
 

@@ -51,7 +51,6 @@
 mod auth;
 mod body;
 mod ca;
-mod connect_to;
 mod error;
 mod events;
 mod forward;
@@ -67,11 +66,11 @@ mod upstream;
 
 pub use auth::{PROXY_USER, proxy_url};
 pub use ca::{CA_CERT_FILE, CA_KEY_FILE, CaInfo, CertificateAuthority};
-pub use connect_to::ConnectTo;
 pub use error::{CaError, ConfigError, ProxyError};
 pub use events::{BODY_SAMPLE_LIMIT, BodySample, EventSink, NetworkEvent, REDACTED};
 pub use local::BLOCKED_HEADER;
-pub use policy::{HostPattern, NetworkPolicy, normalize_host};
+pub use moat_hosts::{ConnectTo, HostPattern, HostsError, normalize_host};
+pub use policy::NetworkPolicy;
 pub use proxy::{DEFAULT_SHUTDOWN_GRACE, ListenAddress, Proxy, ProxyConfig, ProxyHandle};
 pub use rules::{GrantRule, basic, bearer};
 pub use secret::Secret;

@@ -12,14 +12,14 @@ use tokio::net::{TcpListener, UnixListener};
 
 use crate::auth::ProxyAuth;
 use crate::ca::CertificateAuthority;
-use crate::connect_to::ConnectTo;
 use crate::error::ProxyError;
 use crate::events::EventSink;
-use crate::policy::{HostPattern, NetworkPolicy};
+use crate::policy::NetworkPolicy;
 use crate::rules::GrantRule;
 use crate::secret::Secret;
 use crate::serve::{Lifecycle, ServerTls, Shared, serve_client};
 use crate::upstream::Upstream;
+use moat_hosts::{ConnectTo, HostPattern};
 
 /// How long [`ProxyHandle::shutdown`] lets requests in flight finish.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

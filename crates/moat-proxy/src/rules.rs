@@ -10,8 +10,8 @@ use base64::Engine as _;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::ConfigError;
-use crate::policy::HostPattern;
 use crate::secret::Secret;
+use moat_hosts::HostPattern;
 
 /// The requests a grant changes, and how.
 #[derive(Clone)]

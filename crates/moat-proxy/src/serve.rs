@@ -33,9 +33,10 @@ use crate::events::{EventSink, Exchange, redacted_headers};
 use crate::forward::{forward, path_of, relay};
 use crate::io::Prefixed;
 use crate::local::{bad_request, blocked, connect_failure, finish_local, text_response};
-use crate::policy::{HostPattern, NetworkPolicy, is_valid_request_host, normalize_host};
+use crate::policy::NetworkPolicy;
 use crate::rules::GrantRule;
 use crate::upstream::Upstream;
+use moat_hosts::{HostPattern, is_valid_host as is_valid_request_host, normalize_host};
 
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a client may wait after CONNECT before it starts its TLS handshake.

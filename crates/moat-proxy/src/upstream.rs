@@ -21,9 +21,8 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::body::RequestBody;
-use crate::connect_to::{ConnectTo, reroute};
 use crate::error::{ConfigError, ProxyError};
-use crate::policy::normalize_host;
+use moat_hosts::{ConnectTo, normalize_host, reroute};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);

@@ -186,7 +186,7 @@ pub(crate) async fn start_proxy(
                 .iter()
                 .map(|p| p.parse())
                 .collect::<Result<_, _>>()
-                .map_err(|e: moat_proxy::ConfigError| RunError::Egress(e.to_string()))?,
+                .map_err(|e: moat_proxy::HostsError| RunError::Egress(e.to_string()))?,
         },
         _ => NetworkPolicy::Permissive,
     };
@@ -195,7 +195,7 @@ pub(crate) async fn start_proxy(
         .iter()
         .map(|p| p.parse())
         .collect::<Result<_, _>>()
-        .map_err(|e: moat_proxy::ConfigError| RunError::Egress(e.to_string()))?;
+        .map_err(|e: moat_proxy::HostsError| RunError::Egress(e.to_string()))?;
     config.connect_to = settings
         .connect_to
         .iter()

@@ -7,17 +7,21 @@
 //!
 //! [`anthropic::FakeAnthropic`] builds on it: a fake Anthropic API that the real Claude
 //! Code CLI works against (also served by the `fake-anthropic` binary, for benchmarks).
+//!
+//! A handler answers with a whole [`Reply`] or, through [`Answer`], with a body streamed in
+//! timed chunks (Server-Sent Events) or a WebSocket echo.
 
 pub mod anthropic;
+mod streams;
 
 pub use anthropic::{FakeAnthropic, MessagesRequest};
+pub use streams::{Answer, Streamed, accept_key};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
@@ -132,7 +136,7 @@ pub fn git_http_backend(root: &Path, request: &SeenRequest) -> Reply {
     reply
 }
 
-type Handler = Arc<dyn Fn(&SeenRequest) -> Reply + Send + Sync>;
+type Handler = Arc<dyn Fn(&SeenRequest) -> Answer + Send + Sync>;
 
 /// A running fake upstream. Dropping it stops it.
 pub struct FakeUpstream {
@@ -145,10 +149,11 @@ pub struct FakeUpstream {
 }
 
 impl FakeUpstream {
-    /// Serve HTTPS for `hosts` (the names its certificate carries) on a free port.
-    pub fn start(
+    /// Serve HTTPS for `hosts` (the names its certificate carries) on a free port. The
+    /// handler answers with a [`Reply`] or an [`Answer`].
+    pub fn start<A: Into<Answer>>(
         hosts: &[&str],
-        handler: impl Fn(&SeenRequest) -> Reply + Send + Sync + 'static,
+        handler: impl Fn(&SeenRequest) -> A + Send + Sync + 'static,
     ) -> Self {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let dir = tempfile::tempdir().expect("a temp dir");
@@ -161,7 +166,7 @@ impl FakeUpstream {
             .expect("non-blocking listener");
         let port = listener.local_addr().expect("local address").port();
         let seen: Arc<Mutex<Vec<SeenRequest>>> = Arc::default();
-        let handler: Handler = Arc::new(handler);
+        let handler: Handler = Arc::new(move |request: &SeenRequest| handler(request).into());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let thread_seen = seen.clone();
         let thread = std::thread::spawn(move || {
@@ -231,10 +236,11 @@ async fn serve(
             let Ok(tls) = acceptor.accept(stream).await else {
                 return;
             };
-            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 let handler = handler.clone();
                 let seen = seen.clone();
                 async move {
+                    let upgrade = hyper::upgrade::on(&mut req);
                     let (parts, body) = req.into_parts();
                     let body = body
                         .collect()
@@ -262,20 +268,15 @@ async fn serve(
                         headers,
                         body: body.to_vec(),
                     };
-                    let reply = handler(&request);
+                    let answer = handler(&request);
+                    let response = streams::respond(answer, &request, upgrade);
                     seen.lock().expect("not poisoned").push(request);
-                    let mut response = hyper::Response::builder().status(reply.status);
-                    for (name, value) in &reply.headers {
-                        response = response.header(name, value);
-                    }
-                    let response = response
-                        .body(Full::new(Bytes::from(reply.body)))
-                        .expect("a valid response");
                     Ok::<_, std::convert::Infallible>(response)
                 }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(tls), service)
+                .with_upgrades()
                 .await;
         });
     }

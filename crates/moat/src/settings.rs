@@ -475,70 +475,49 @@ pub struct GrantSettings {
 }
 
 /// `MOAT_KEYRING`, else the global file's `keyring:`, else the keyring with the file as
-/// fallback.
+/// fallback (the precedence of `moat_config::resolve_host`).
 pub fn keyring_mode(
     env: &Environment,
     global: Option<&moat_config::GlobalConfig>,
-) -> Result<KeyringMode, UserError> {
-    Ok(match env.keyring.as_deref() {
-        Some("file") => KeyringMode::FileOnly,
-        Some("auto") => KeyringMode::Auto,
-        Some(other) => {
-            return Err(UserError::new(format!(
-                "invalid `MOAT_KEYRING` value `{other}`: expected `auto` or `file`"
-            ))
-            .hint(
-                "`MOAT_KEYRING=file` keeps the encryption key in a file instead of the OS keyring",
-            ));
-        }
-        None => match global.map(|g| g.keyring) {
-            Some(moat_config::KeyringBackend::File) => KeyringMode::FileOnly,
-            _ => KeyringMode::Auto,
-        },
-    })
+) -> Result<KeyringMode> {
+    let overrides = CliOverrides {
+        keyring: env.keyring.clone(),
+        ..CliOverrides::default()
+    };
+    Ok(keyring_mode_of(
+        moat_config::resolve_host(global, &overrides)?.keyring,
+    ))
+}
+
+fn keyring_mode_of(backend: moat_config::KeyringBackend) -> KeyringMode {
+    match backend {
+        moat_config::KeyringBackend::File => KeyringMode::FileOnly,
+        _ => KeyringMode::Auto,
+    }
 }
 
 /// `MOAT_KEYRING`, `MOAT_EXTRA_CA_CERTS` and `MOAT_CONNECT_TO`, each falling back to the
-/// global `config.yaml` (`keyring:`, `extra_ca_certs:`, `connect_to:`).
+/// global `config.yaml` (`keyring:`, `extra_ca_certs:`, `connect_to:`), with the
+/// precedence and checks of a run (`moat_config::load_host`).
 pub fn grant_settings(ctx: &Context) -> Result<GrantSettings> {
-    let global = moat_config::load_global(&ctx.home().config_file())?;
-    let keyring = keyring_mode(&ctx.env, global.as_ref())?;
-    let extra_ca = ctx
-        .env
-        .extra_ca_certs
-        .as_ref()
-        .map(PathBuf::from)
-        .or_else(|| global.as_ref().and_then(|g| g.extra_ca_certs.clone()));
-    let extra_roots_pem = match extra_ca {
-        Some(path) => std::fs::read(&path)
+    let overrides = CliOverrides {
+        extra_ca_certs: ctx.env.extra_ca_certs.as_ref().map(PathBuf::from),
+        connect_to: ctx.env.connect_to.clone(),
+        keyring: ctx.env.keyring.clone(),
+        ..CliOverrides::default()
+    };
+    let host = moat_config::load_host(&ctx.home().config_file(), &overrides)?;
+    let keyring = keyring_mode_of(host.keyring);
+    let extra_roots_pem = match &host.extra_ca_certs {
+        Some(path) => std::fs::read(path)
             .with_context(|| format!("reading extra CA certificates `{}`", path.display()))?,
         None => Vec::new(),
     };
-    let connect_to_text = match &ctx.env.connect_to {
-        Some(text) => text.clone(),
-        None => global
-            .as_ref()
-            .map(|g| {
-                g.connect_to
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_default(),
-    };
-    let connect_to = moat_proxy::ConnectTo::parse_list(&connect_to_text).map_err(|e| {
-        let mut error = UserError::new(format!("`MOAT_CONNECT_TO`: {e}"));
-        if let Some(hint) = e.hint() {
-            error = error.hint(hint);
-        }
-        error
-    })?;
     Ok(GrantSettings {
         keyring,
         http: HttpOptions {
             extra_roots_pem,
-            connect_to,
+            connect_to: host.connect_to,
         },
     })
 }

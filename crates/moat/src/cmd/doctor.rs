@@ -127,7 +127,7 @@ fn credentials(
     let mode = match crate::settings::keyring_mode(&ctx.env, global) {
         Ok(mode) => mode,
         Err(e) => {
-            findings.push(Finding::from_error("credential key", &e.into()));
+            findings.push(Finding::from_error("credential key", &e));
             findings.push(Finding::skip(
                 ANTHROPIC,
                 "not checked: the credential store cannot be opened",

@@ -454,7 +454,10 @@ fn a_detached_claude_is_reattached_with_its_tui() {
     let busy = claude.run(&["claude", "--resume", "bg", "-p", "x"]);
     assert_eq!(busy.code, 125, "{busy:?}");
     assert!(busy.stderr.contains("is still running"), "{busy:?}");
-    assert!(busy.stderr.contains(&format!("moat attach {id}")), "{busy:?}");
+    assert!(
+        busy.stderr.contains(&format!("moat attach {id}")),
+        "{busy:?}"
+    );
 
     let tmux = crate::interactive::Tmux::new(&claude.env);
     tmux.start_with_env(&claude.env, "attach", "HOME=/nonexistent", "attach bg");

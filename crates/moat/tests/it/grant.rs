@@ -485,7 +485,7 @@ fn a_users_own_yaml_provider() {
     assert_eq!(
         error_line(&out),
         format!(
-            "error: {}:4:9: `hosts`: invalid host pattern `https://b.test`: give a host name, not a URL",
+            "error: {}:4:9: `hosts`: invalid host pattern `https://b.test`: it is a URL, not a host",
             providers.join("broken.yaml").display()
         )
     );

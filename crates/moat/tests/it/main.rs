@@ -14,3 +14,4 @@ mod harness;
 mod interactive;
 mod lifecycle;
 mod run;
+mod streams;
