@@ -64,10 +64,13 @@ pub(crate) fn render(spec: &ImageSpec) -> (String, Vec<ContextFile>) {
         proxy_ca,
     } = spec;
     let mut install = InstallPlan::new(dependencies, base_image, extra_ca.is_some());
+    // Every run image reaches out through the proxy: socat forwards to it, the CA bundle
+    // trusts it, and curl is there to check what a run can reach (`moat run --grant
+    // anthropic -- curl -s https://api.anthropic.com/v1/models`).
     if proxy_ca.is_some() {
         install
             .apt_packages
-            .extend(["ca-certificates", "socat"].map(str::to_owned));
+            .extend(["ca-certificates", "curl", "socat"].map(str::to_owned));
     }
     let mut files = Vec::new();
     let mut out = format!(
@@ -347,7 +350,8 @@ RUN set -eux; \
     if [ -z "$group" ]; then groupadd -g 1000 moatuser; group=moatuser; fi; \
     shell=/bin/sh; if [ -x /bin/bash ]; then shell=/bin/bash; fi; \
     useradd -m -d /home/moatuser -u 1000 -g "$group" -s "$shell" moatuser; \
-    mkdir -p /workspace; chown 1000:1000 /workspace
+    mkdir -p /workspace; chown 1000:1000 /workspace; \
+    mkdir -p /home/moatuser/.claude/projects; chown -R 1000:1000 /home/moatuser
 # hook post_build_root, as root
 COPY hooks/post_build_root /etc/moat/hooks/post_build_root
 RUN set -eux; cd /workspace; sh -e /etc/moat/hooks/post_build_root

@@ -157,7 +157,7 @@ pub struct ImageSpec {
     pub hooks: Hooks,
     pub mirrors: Mirrors,
     /// The CA of moat's credential proxy (PEM). When set, the image trusts it system-wide
-    /// and carries `socat`, which `moat-init` uses to reach the proxy's unix socket.
+    /// and carries `socat`, which `moat-init` uses to reach the proxy's unix socket, and `curl`.
     pub proxy_ca: Option<String>,
 }
 
