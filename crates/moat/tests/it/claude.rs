@@ -2,10 +2,8 @@
 //! the image from the npm registry) against a fake `api.anthropic.com` on loopback, reached
 //! through the run's proxy with `MOAT_CONNECT_TO`.
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use moat_credentials::{
     ChainKeySource, Credential, CredentialKind, CredentialSource, CredentialStore, KeyringMode,
@@ -15,6 +13,7 @@ use moat_home::MoatHome;
 use moat_test_support::anthropic::FakeAnthropic;
 
 use crate::harness::{Out, TestEnv, docker, wait_for};
+use crate::mirrors::{host_extra_cas, node_mirror};
 
 /// The real credentials: only the host and the fake ever see them.
 const API_KEY: &str = "sk-ant-api03-moatTestRealKey0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH";
@@ -42,7 +41,7 @@ impl Claude {
         std::fs::write(&ca_file, pem).unwrap();
         std::fs::write(
             env.moat_home().join("config.yaml"),
-            format!("mirrors:\n  node: {}\n", node_mirror()),
+            format!("mirrors:\n  node: {}\n", node_mirror("24")),
         )
         .unwrap();
         Claude { env, fake, ca_file }
@@ -86,91 +85,6 @@ impl Claude {
         assert_eq!(out.code, 0, "{out:?}");
         serde_json::from_str(&out.stdout).unwrap()
     }
-}
-
-/// The host's extra CA certificates (this network re-signs HTTPS), as one PEM.
-fn host_extra_cas() -> Vec<u8> {
-    let mut pem = Vec::new();
-    if let Ok(entries) = std::fs::read_dir("/usr/local/share/ca-certificates") {
-        let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-        paths.sort();
-        for path in paths {
-            if path.extension().is_some_and(|e| e == "crt") {
-                pem.extend(std::fs::read(&path).unwrap());
-                pem.push(b'\n');
-            }
-        }
-    }
-    pem
-}
-
-/// A Node.js 24 dist mirror (made once, kept in the target directory) served on loopback
-/// by a thread of this test process for as long as it lives.
-fn node_mirror() -> &'static str {
-    static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("node-mirror-24");
-        if !dir.join("latest-v24.x/SHASUMS256.txt").exists() {
-            let partial = dir.with_extension("partial");
-            let _ = std::fs::remove_dir_all(&partial);
-            let script = concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../moat-image/scripts/node-mirror.sh"
-            );
-            let made = Command::new("sh")
-                .arg(script)
-                .arg(&partial)
-                .arg("24")
-                .output()
-                .unwrap();
-            assert!(
-                made.status.success(),
-                "node-mirror.sh: {}",
-                String::from_utf8_lossy(&made.stderr)
-            );
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::rename(&partial, &dir).unwrap();
-        }
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let dir = dir.clone();
-                std::thread::spawn(move || serve_file(stream, &dir));
-            }
-        });
-        url
-    })
-}
-
-/// Answer one `GET /path` with the file under `root`, or 404.
-fn serve_file(mut stream: std::net::TcpStream, root: &Path) {
-    let mut request = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => request.extend_from_slice(&buf[..n]),
-        }
-    }
-    let text = String::from_utf8_lossy(&request);
-    let path = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
-    let file = (!path.contains(".."))
-        .then(|| std::fs::read(root.join(path.trim_start_matches('/'))).ok())
-        .flatten();
-    let _ = match file {
-        Some(body) => stream
-            .write_all(
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                )
-                .as_bytes(),
-            )
-            .and_then(|()| stream.write_all(&body)),
-        None => stream
-            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
-    };
 }
 
 /// Whether `needle` occurs anywhere in the (stopped) container's files or configuration.

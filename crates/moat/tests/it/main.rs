@@ -13,5 +13,6 @@ mod grants;
 mod harness;
 mod interactive;
 mod lifecycle;
+mod mirrors;
 mod run;
 mod streams;
