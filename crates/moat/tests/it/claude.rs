@@ -109,6 +109,12 @@ fn container_holds(container: &str, needle: &str) -> bool {
 fn claude_p_answers_with_an_api_key_that_never_enters_the_container() {
     let claude = Claude::new("Hello from the fake Anthropic API.");
     claude.grant(API_KEY);
+    // The host's onboarding state: the account goes in, its stored key does not.
+    std::fs::write(
+        claude.home().join(".claude.json"),
+        r#"{"oauthAccount":{"emailAddress":"dev@example.test"},"numStartups":41,"primaryApiKey":"sk-ant-api03-hostOnlySecret","mcpServers":{"x":{"headers":{"Authorization":"Bearer hostOnlySecret"}}}}"#,
+    )
+    .unwrap();
     let out = claude.run(&["claude", "--keep", "--name", "first", "-p", "say hello"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
@@ -126,6 +132,8 @@ fn claude_p_answers_with_an_api_key_that_never_enters_the_container() {
     let run = &claude.env.list()[0];
     let container = run["container_id"].as_str().unwrap();
     assert!(!container_holds(container, API_KEY));
+    assert!(!container_holds(container, "hostOnlySecret"));
+    assert!(container_holds(container, "dev@example.test"));
     docker(&["rm", "-f", container]);
 
     // The request is in the trace, with the grant that was injected.
