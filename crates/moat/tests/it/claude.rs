@@ -48,9 +48,8 @@ impl Claude {
     }
 
     fn moat(&self) -> Command {
-        let mut cmd = self.env.moat();
-        cmd.env("MOAT_KEYRING", "file")
-            .env("MOAT_BUILD_NETWORK", "host")
+        let mut cmd = self.env.moat_file_keyring();
+        cmd.env("MOAT_BUILD_NETWORK", "host")
             .env("MOAT_EXTRA_CA_CERTS", &self.ca_file)
             .env(
                 "MOAT_CONNECT_TO",

@@ -17,10 +17,9 @@ const ANTHROPIC_KEY: &str = "sk-ant-api03-DOCTORkeyVALUE-0123456789abcdefghijklm
 const OAUTH_TOKEN: &str = "sk-ant-oat01-DOCTORoauthVALUE-0123456789abcdefghijklmnopqrstuvwxyz";
 const GITHUB_TOKEN: &str = "ghp_DOCTORtokenVALUE0123456789abcdefghijkl";
 
+/// `moat` with the key in a file, never the OS keyring.
 fn moat(env: &TestEnv) -> Command {
-    let mut cmd = env.moat();
-    cmd.env("MOAT_KEYRING", "file");
-    cmd
+    env.moat_file_keyring()
 }
 
 fn run(mut cmd: Command, args: &[&str]) -> Out {

@@ -24,9 +24,7 @@ const OAUTH_TOKEN: &str =
 
 /// `moat` with the key in a file, never the OS keyring.
 fn moat(env: &TestEnv) -> Command {
-    let mut cmd = env.moat();
-    cmd.env("MOAT_KEYRING", "file");
-    cmd
+    env.moat_file_keyring()
 }
 
 fn run(mut cmd: Command, args: &[&str]) -> Out {

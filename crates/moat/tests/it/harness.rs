@@ -51,6 +51,13 @@ impl TestEnv {
         cmd
     }
 
+    /// [`TestEnv::moat`] with the credential key in a file, never the OS keyring.
+    pub fn moat_file_keyring(&self) -> Command {
+        let mut cmd = self.moat();
+        cmd.env("MOAT_KEYRING", "file");
+        cmd
+    }
+
     /// Run `moat ARGS` to completion.
     pub fn run(&self, args: &[&str]) -> Out {
         Out::from(self.moat().args(args).output().unwrap())
