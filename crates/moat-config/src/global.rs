@@ -28,6 +28,8 @@ pub struct GlobalConfig {
     pub keyring: KeyringBackend,
     pub debug: DebugSettings,
     pub proxy: ProxySettings,
+    /// Paths every workspace protects, besides moat's defaults.
+    pub protect: Vec<String>,
 }
 
 /// Read and check the global file. `Ok(None)` when it does not exist: defaults apply.
@@ -103,6 +105,7 @@ pub fn parse_global(path: &Path, text: &str) -> Result<GlobalConfig, ConfigError
     {
         proxy.port = port;
     }
+    let protect = check.protect(raw.protect.unwrap_or_default());
     let config = GlobalConfig {
         path: path.to_owned(),
         extra_ca_certs,
@@ -112,6 +115,7 @@ pub fn parse_global(path: &Path, text: &str) -> Result<GlobalConfig, ConfigError
         keyring,
         debug,
         proxy,
+        protect,
     };
     check.problems.finish(config)
 }
@@ -176,6 +180,8 @@ fn example(path: &str) -> Option<&'static str> {
         "debug.retention_days" => "retention_days: 14",
         "proxy" => "proxy: {port: 8080}",
         "proxy.port" => "port: 8080",
+        "protect" => "protect: [.envrc]",
+        "protect[]" => "- .envrc",
         _ => return None,
     })
 }
@@ -200,6 +206,7 @@ struct RawGlobal {
     keyring: Option<Spanned<String>>,
     debug: Option<RawDebug>,
     proxy: Option<RawProxy>,
+    protect: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

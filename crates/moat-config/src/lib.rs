@@ -12,7 +12,7 @@
 //!     ..Default::default()
 //! };
 //! match moat_config::load(Path::new("."), Path::new("/home/me/.moat/config.yaml"), &cli) {
-//!     Ok(config) => print!("{}", config.render()),
+//!     Ok(loaded) => print!("{}", loaded.config.render()),
 //!     Err(errors) => eprintln!("error: {errors}"),
 //! }
 //! ```
@@ -39,30 +39,49 @@ pub use resolve::{
     CliOverrides, ConfigFiles, HostSettings, Network, ResolvedConfig, resolve, resolve_host,
 };
 pub use settings::{
-    ClaudeFile, ClaudeSettings, Command, ContainerLimits, DebugSettings, DependencySpec, EnvVars,
-    Hooks, KeyringBackend, LocalMcpServer, Marketplace, MarketplaceSource, McpAuth, Mirrors, Mount,
-    NetworkSection, ProxySettings, RemoteMcpServer, SnapshotExclude, SnapshotRetention,
-    SnapshotSettings, SnapshotTriggers, looks_secret,
+    ClaudeFile, ClaudeSettings, Command, ContainerLimits, ContainerSettings, DebugSettings,
+    DependencySpec, EnvVars, Hooks, KeyringBackend, LocalMcpServer, Marketplace, MarketplaceSource,
+    McpAuth, Mirrors, Mount, NetworkSection, ProxySettings, RemoteMcpServer, SnapshotExclude,
+    SnapshotRetention, SnapshotSettings, SnapshotTriggers, looks_secret,
 };
 pub use values::{Invalid, check_grant, is_env_name};
 pub use workspace::{
-    WORKSPACE_FILE_NAMES, WorkspaceConfig, find_workspace_file, load_workspace, parse_workspace,
+    WORKSPACE_FILE_NAMES, WorkspaceConfig, WorkspaceFile, find_workspace_file, load_workspace,
+    parse_workspace, read_workspace,
 };
+
+/// What [`load`] read and resolved.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: ResolvedConfig,
+    /// The workspace file, with the exact text its settings came from (what workspace
+    /// trust approves), if there is one.
+    pub workspace_file: Option<WorkspaceFile>,
+}
 
 /// Load both files and resolve them with `cli`: the whole job for `moat run` and
 /// `moat config`.
 ///
 /// `global_file` is `$MOAT_HOME/config.yaml`; it may be missing. Problems in both files
-/// are reported together.
+/// are reported together. The workspace file is read once: the settings and the text
+/// returned with them are the same bytes.
 pub fn load(
     workspace: &Path,
     global_file: &Path,
     cli: &CliOverrides,
-) -> Result<ResolvedConfig, ConfigErrors> {
+) -> Result<Loaded, ConfigErrors> {
     let global = load_global(global_file);
-    let file = load_workspace(workspace);
+    let file = read_workspace(workspace);
     match (global, file) {
-        (Ok(global), Ok(file)) => resolve(workspace, file.as_ref(), global.as_ref(), cli),
+        (Ok(global), Ok(file)) => Ok(Loaded {
+            config: resolve(
+                workspace,
+                file.as_ref().map(|f| &f.config),
+                global.as_ref(),
+                cli,
+            )?,
+            workspace_file: file,
+        }),
         (Err(errors), Ok(_)) | (Ok(_), Err(errors)) => Err(errors),
         (Err(global), Err(file)) => Err(global.merge(file)),
     }

@@ -11,7 +11,7 @@ use crate::error::{ConfigError, ConfigErrors, Problems};
 use crate::global::{GlobalConfig, check_ca_file};
 use crate::network::{ConnectTo, HostPattern, NetworkPolicy, parse_port};
 use crate::settings::{
-    ClaudeSettings, Command, ContainerLimits, DebugSettings, DependencySpec, EnvVars, Hooks,
+    ClaudeSettings, Command, ContainerSettings, DebugSettings, DependencySpec, EnvVars, Hooks,
     KeyringBackend, Mirrors, Mount, ProxySettings, RemoteMcpServer, SnapshotSettings,
 };
 use crate::values::{self, Invalid};
@@ -74,7 +74,7 @@ pub struct ResolvedConfig {
     pub ports: BTreeMap<String, u16>,
     pub snapshots: SnapshotSettings,
     pub hooks: Hooks,
-    pub container: ContainerLimits,
+    pub container: ContainerSettings,
     pub claude: ClaudeSettings,
     pub mcp: Vec<RemoteMcpServer>,
     /// Extra CA certificates (PEM) trusted upstream and installed into built images.
@@ -84,6 +84,13 @@ pub struct ResolvedConfig {
     pub keyring: KeyringBackend,
     pub debug: DebugSettings,
     pub proxy: ProxySettings,
+    /// Paths the run may not change besides moat's defaults: the global list, then the
+    /// workspace's.
+    pub protect: Vec<String>,
+    /// What the user should know about how the layers combined (a workspace setting the
+    /// machine's settings overrule). Not part of the settings themselves.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// Which configuration files were read (`None`: there was none).
@@ -189,11 +196,27 @@ pub fn resolve(
     }
 
     // network: the policy from the file, then global, then permissive; allow lists add up.
-    let policy = file
-        .network
-        .policy
-        .or(global.network.policy)
-        .unwrap_or_default();
+    // A machine-wide `strict` is a floor: a workspace file (which may come from anyone)
+    // can narrow it, never widen it, so its `permissive` and its own allow entries give
+    // way; `--allow-host` is the user's own word and still adds.
+    let mut warnings = Vec::new();
+    let strict_floor = global.network.policy == Some(NetworkPolicy::Strict);
+    let policy = if strict_floor {
+        if file.network.policy == Some(NetworkPolicy::Permissive) {
+            warnings.push(format!(
+                "{} asks for `network.policy: permissive`, but {} sets `strict` for every \
+                 workspace: the run is strict",
+                shown_path(&file.path),
+                shown_path(&global.path)
+            ));
+        }
+        NetworkPolicy::Strict
+    } else {
+        file.network
+            .policy
+            .or(global.network.policy)
+            .unwrap_or_default()
+    };
     let mut allow: Vec<HostPattern> = Vec::new();
     let mut add = |pattern: HostPattern| {
         if !allow.contains(&pattern) {
@@ -201,7 +224,26 @@ pub fn resolve(
         }
     };
     global.network.allow.iter().cloned().for_each(&mut add);
-    file.network.allow.iter().cloned().for_each(&mut add);
+    if strict_floor {
+        let dropped: Vec<String> = file
+            .network
+            .allow
+            .iter()
+            .filter(|p| !global.network.allow.contains(p))
+            .map(ToString::to_string)
+            .collect();
+        if !dropped.is_empty() {
+            warnings.push(format!(
+                "{} allows {}, which {} (strict for every workspace) does not: not allowed; \
+                 add them to `network.allow` there, or pass `--allow-host` for one run",
+                shown_path(&file.path),
+                dropped.join(", "),
+                shown_path(&global.path)
+            ));
+        }
+    } else {
+        file.network.allow.iter().cloned().for_each(&mut add);
+    }
     for text in &cli.allow_hosts {
         match HostPattern::parse(text) {
             Ok(pattern) => add(pattern),
@@ -268,7 +310,18 @@ pub fn resolve(
         ports: file.ports.clone(),
         snapshots,
         hooks: file.hooks.clone(),
-        container: file.container.clone(),
+        container: ContainerSettings {
+            memory_mb: file
+                .container
+                .memory_mb
+                .unwrap_or(ContainerSettings::DEFAULT_MEMORY_MB),
+            cpus: file.container.cpus,
+            pids_limit: file
+                .container
+                .pids_limit
+                .unwrap_or(ContainerSettings::DEFAULT_PIDS_LIMIT),
+            dns: file.container.dns.clone(),
+        },
         claude,
         mcp: file.mcp.clone(),
         extra_ca_certs,
@@ -277,6 +330,16 @@ pub fn resolve(
         keyring,
         debug: global.debug.clone(),
         proxy,
+        protect: {
+            let mut protect = global.protect.clone();
+            for path in &file.protect {
+                if !protect.contains(path) {
+                    protect.push(path.clone());
+                }
+            }
+            protect
+        },
+        warnings,
     };
     problems.finish(resolved)
 }
@@ -361,6 +424,15 @@ fn file_path_global(global: &GlobalConfig) -> Option<PathBuf> {
     (!global.path.as_os_str().is_empty()).then(|| global.path.clone())
 }
 
+/// A file's path for a message; the built-in defaults have none.
+fn shown_path(path: &Path) -> String {
+    if path.as_os_str().is_empty() {
+        "the defaults".to_owned()
+    } else {
+        format!("`{}`", path.display())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,7 +505,9 @@ mod tests {
             max_count: 10
             delete_initial: false
         hooks: {}
-        container: {}
+        container:
+          memory_mb: 8192
+          pids_limit: 4096
         claude:
           plugins: {}
           marketplaces: {}
@@ -448,6 +522,7 @@ mod tests {
           retention_days: 14
         proxy:
           port: 8080
+        protect: []
         ");
     }
 
@@ -553,7 +628,7 @@ mod tests {
     }
 
     #[test]
-    fn network_policy_from_the_file_then_global_and_allow_lists_add_up() {
+    fn a_global_strict_policy_is_a_floor_the_workspace_file_cannot_lower() {
         let dir = tempfile::tempdir().unwrap();
         let strict_global =
             global("network:\n  policy: strict\n  allow: [\"*.corp.example\", a.com]\n");
@@ -567,13 +642,34 @@ mod tests {
             ..CliOverrides::default()
         };
 
+        // The file's `permissive` and its own `b.com` give way; `--allow-host` still adds.
         let config = resolve_ok(Some(&permissive_file), Some(&strict_global), &cli);
-        assert_eq!(config.network.policy, NetworkPolicy::Permissive);
+        assert_eq!(config.network.policy, NetworkPolicy::Strict);
         let allow: Vec<String> = config.network.allow.iter().map(|p| p.to_string()).collect();
-        assert_eq!(allow, ["*.corp.example", "a.com", "b.com", "d.com:8443"]);
+        assert_eq!(allow, ["*.corp.example", "a.com", "d.com:8443", "b.com"]);
+        assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+        assert!(
+            config.warnings[0].contains("the run is strict"),
+            "{:?}",
+            config.warnings
+        );
+        assert!(
+            config.warnings[1].contains("allows b.com"),
+            "{:?}",
+            config.warnings
+        );
 
         let config = resolve_ok(Some(&silent_file), Some(&strict_global), &cli);
         assert_eq!(config.network.policy, NetworkPolicy::Strict);
+
+        // Without a global floor the file's policy and allow list apply.
+        let permissive_global = global("network:\n  policy: permissive\n  allow: [a.com]\n");
+        let strict_file = file("network:\n  policy: strict\n  allow: [b.com]\n", dir.path());
+        let config = resolve_ok(Some(&strict_file), Some(&permissive_global), &cli);
+        assert_eq!(config.network.policy, NetworkPolicy::Strict);
+        let allow: Vec<String> = config.network.allow.iter().map(|p| p.to_string()).collect();
+        assert_eq!(allow, ["a.com", "b.com", "d.com:8443"]);
+        assert!(config.warnings.is_empty());
 
         let config = resolve_ok(Some(&silent_file), None, &CliOverrides::default());
         assert_eq!(config.network.policy, NetworkPolicy::Permissive);
@@ -786,7 +882,9 @@ mcp:
             command: vec!["claude".into(), "-p".into(), "hi".into()],
             ..CliOverrides::default()
         };
-        let config = crate::load(workspace.path(), &home.path().join("config.yaml"), &cli).unwrap();
+        let config = crate::load(workspace.path(), &home.path().join("config.yaml"), &cli)
+            .unwrap()
+            .config;
         let rendered = config
             .render()
             .replace(
@@ -850,6 +948,7 @@ mcp:
         container:
           memory_mb: 2048
           cpus: 2.0
+          pids_limit: 4096
         claude:
           plugins:
             review@custom: true
@@ -875,6 +974,7 @@ mcp:
           retention_days: 14
         proxy:
           port: 8080
+        protect: []
         "#);
     }
 

@@ -235,16 +235,41 @@ pub struct Hooks {
     pub pre_run: Option<String>,
 }
 
-/// Resource limits. `None` means no limit.
+/// Resource limits as a file states them; `None` leaves the default (see
+/// [`ContainerSettings`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ContainerLimits {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_mb: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpus: Option<f64>,
+    /// Processes and threads the container may have at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<u64>,
     /// DNS servers; empty means the runtime's default.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<IpAddr>,
+}
+
+/// A run's container limits, defaults applied: a run always has a memory and a process
+/// limit, so a runaway or hostile command cannot take the host down with it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainerSettings {
+    pub memory_mb: u64,
+    /// `None`: no CPU limit (the host's scheduler shares the cores).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    pub pids_limit: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<IpAddr>,
+}
+
+impl ContainerSettings {
+    /// 8 GiB: room for Claude Code, a language server and a build, not for a leak to
+    /// swallow the host.
+    pub const DEFAULT_MEMORY_MB: u64 = 8192;
+    /// Enough for parallel builds (each thread counts), far below what a fork bomb needs.
+    pub const DEFAULT_PIDS_LIMIT: u64 = 4096;
 }
 
 /// `claude` as the workspace file states it.

@@ -138,6 +138,26 @@ pub fn check_grant(grant: &str) -> Result<(), Invalid> {
     }
 }
 
+/// A `protect` entry: a path inside the workspace, relative, without `.` or `..` parts;
+/// a trailing `/` is dropped.
+pub(crate) fn check_protected_path(path: &str) -> Result<String, Invalid> {
+    let trimmed = path.trim_end_matches('/');
+    let plain = !trimmed.is_empty()
+        && !trimmed.starts_with('/')
+        && trimmed
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..");
+    if plain {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(Invalid::new(format!(
+            "`{}` is not a path inside the workspace",
+            shown(path)
+        ))
+        .with_hint("write it relative to the workspace, without `..`, e.g. `.vscode` or `scripts/deploy.sh`"))
+    }
+}
+
 /// A run name, with the same rules the run store applies (`moat-run`'s `validate_name`),
 /// checked here too so a bad `name:` is reported at its line.
 pub(crate) fn check_run_name(name: &str) -> Result<(), Invalid> {

@@ -44,6 +44,9 @@ pub struct WorkspaceConfig {
     pub container: ContainerLimits,
     pub claude: ClaudeFile,
     pub mcp: Vec<RemoteMcpServer>,
+    /// Paths in the workspace the run may not change, besides moat's defaults (relative,
+    /// without `..`).
+    pub protect: Vec<String>,
 }
 
 /// The workspace file in `workspace`, if there is one.
@@ -85,13 +88,47 @@ pub fn find_workspace_file(workspace: &Path) -> Result<Option<PathBuf>, ConfigEr
     }
 }
 
+/// A workspace file as read: where it is, its exact text, and the settings in that text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkspaceFile {
+    pub path: PathBuf,
+    pub text: String,
+    pub config: WorkspaceConfig,
+}
+
+impl WorkspaceFile {
+    /// The file's name (`moat.yaml` or `agent.yaml`).
+    pub fn name(&self) -> &str {
+        self.path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+    }
+}
+
 /// Find, read and check the workspace file. `Ok(None)` when there is none: defaults apply.
 pub fn load_workspace(workspace: &Path) -> Result<Option<WorkspaceConfig>, ConfigErrors> {
+    Ok(read_workspace(workspace)?.map(|file| file.config))
+}
+
+/// Find, read and check the workspace file, keeping its text. The file must be a regular
+/// file: a symbolic link could make the settings change where the link points, out of
+/// sight of whoever approved them.
+pub fn read_workspace(workspace: &Path) -> Result<Option<WorkspaceFile>, ConfigErrors> {
     let Some(path) = find_workspace_file(workspace)? else {
         return Ok(None);
     };
+    if path
+        .symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink())
+    {
+        return Err(ConfigError::in_file(&path, "the workspace file is a symbolic link")
+            .with_hint("moat reads only a regular file here: replace the link with a copy of the file it points to")
+            .into());
+    }
     let text = crate::read_config_file(&path)?;
-    parse_workspace(&path, &text, workspace).map(Some)
+    let config = parse_workspace(&path, &text, workspace)?;
+    Ok(Some(WorkspaceFile { path, text, config }))
 }
 
 /// Check the text of a workspace file. `path` names it in errors; relative mount sources
@@ -141,6 +178,9 @@ fn example(path: &str) -> Option<&'static str> {
         "container" => "container: {memory: 4g, cpus: 2}",
         "container.memory" => "memory: 4096",
         "container.cpus" => "cpus: 2",
+        "container.pids_limit" => "pids_limit: 4096",
+        "protect" => "protect: [.vscode, scripts/deploy.sh]",
+        "protect[]" => "- scripts/deploy.sh",
         "container.dns" => "dns: [1.1.1.1]",
         "claude" => "claude: {sync_logs: true}",
         "claude.plugins" => "plugins: {\"plugin-name@marketplace\": true}",
@@ -194,6 +234,7 @@ struct RawWorkspace {
     container: Option<RawContainer>,
     claude: Option<RawClaude>,
     mcp: Option<Vec<RawRemoteMcp>>,
+    protect: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -250,6 +291,7 @@ struct RawHooks {
 struct RawContainer {
     memory: Option<Spanned<NumberOrString>>,
     cpus: Option<Spanned<f64>>,
+    pids_limit: Option<Spanned<u64>>,
     dns: Option<Vec<Spanned<String>>>,
 }
 
@@ -364,6 +406,7 @@ impl Check<'_> {
         let container = self.container(raw.container.unwrap_or_default());
         let claude = self.claude(raw.claude.unwrap_or_default());
         let mcp = self.remote_mcp(raw.mcp.unwrap_or_default());
+        let protect = self.protect(raw.protect.unwrap_or_default());
         WorkspaceConfig {
             path: self.path.to_owned(),
             name,
@@ -380,7 +423,21 @@ impl Check<'_> {
             container,
             claude,
             mcp,
+            protect,
         }
+    }
+
+    /// `protect`: workspace-relative paths, each once.
+    pub(crate) fn protect(&mut self, raw: Vec<Spanned<String>>) -> Vec<String> {
+        let mut paths: Vec<String> = Vec::new();
+        for entry in raw {
+            if let Some(path) = self.accept(&entry, |p| values::check_protected_path(p))
+                && !paths.contains(&path)
+            {
+                paths.push(path);
+            }
+        }
+        paths
     }
 
     fn grants(&mut self, raw: Vec<Spanned<String>>) -> Vec<String> {
@@ -607,9 +664,24 @@ impl Check<'_> {
                 })
             })
             .collect();
+        let pids_limit = raw.pids_limit.and_then(|pids| {
+            self.accept(&pids, |&p| {
+                if p < 16 {
+                    Err(Invalid::new(format!(
+                        "`container.pids_limit` must be at least 16, not {p}"
+                    ))
+                    .with_hint(
+                        "it bounds the processes and threads of a run, e.g. `pids_limit: 4096`",
+                    ))
+                } else {
+                    Ok(p)
+                }
+            })
+        });
         ContainerLimits {
             memory_mb,
             cpus,
+            pids_limit,
             dns,
         }
     }

@@ -38,6 +38,12 @@ pub struct ContainerSpec {
     pub cpus: Option<f64>,
     /// Docker network mode: `none` gives the container no network at all.
     pub network_mode: Option<String>,
+    /// How many processes and threads may exist in the container at once.
+    pub pids_limit: Option<u64>,
+    /// `no-new-privileges`: setuid and file capabilities do not elevate.
+    pub no_new_privileges: bool,
+    /// Drop every Linux capability (`--cap-drop ALL`).
+    pub drop_all_capabilities: bool,
 }
 
 /// A host directory or file bind-mounted into the container.
@@ -134,6 +140,13 @@ impl Docker {
                     .map(|mb| i64::try_from(mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX)),
                 nano_cpus: spec.cpus.map(|cpus| (cpus * 1e9).round() as i64),
                 network_mode: spec.network_mode.clone(),
+                pids_limit: spec
+                    .pids_limit
+                    .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+                security_opt: spec
+                    .no_new_privileges
+                    .then(|| vec!["no-new-privileges:true".to_owned()]),
+                cap_drop: spec.drop_all_capabilities.then(|| vec!["ALL".to_owned()]),
                 ..Default::default()
             }),
             ..Default::default()

@@ -62,6 +62,11 @@ impl MoatHome {
         self.root.join("config.yaml")
     }
 
+    /// Where the workspace configurations the user trusted are recorded.
+    pub fn trust_dir(&self) -> PathBuf {
+        self.root.join("trust")
+    }
+
     /// Create a private directory (0700) and its missing parents.
     pub fn create_private_dir(path: &Path) -> Result<(), HomeError> {
         use std::os::unix::fs::DirBuilderExt;

@@ -111,7 +111,9 @@ pub(crate) fn container_egress(
     let mount = BindMount {
         source: store.proxy_dir(id).display().to_string(),
         target: CONTAINER_PROXY_DIR.to_owned(),
-        read_only: false,
+        // Connecting to a unix socket needs no write access to its mount; nothing in the
+        // run may replace the socket or leave files next to it.
+        read_only: true,
     };
     let url = format!(
         "http://{}:{}@127.0.0.1:{CONTAINER_PROXY_PORT}",

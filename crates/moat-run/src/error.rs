@@ -65,6 +65,9 @@ pub enum RunError {
 
     #[error("the run's proxy cannot start: {0}")]
     Egress(String),
+
+    #[error("moat does not mount `{}` into a container: {reason}", path.display())]
+    ForbiddenMount { path: PathBuf, reason: String },
 }
 
 impl RunError {
@@ -97,6 +100,11 @@ impl RunError {
             RunError::NotRunning { id, .. } => {
                 Some(format!("see its output with `moat logs {id}`"))
             }
+            RunError::ForbiddenMount { .. } => Some(
+                "run moat on the project directory itself (e.g. `cd ~/src/project`), and mount \
+                 only what the run needs; MOAT_HOME holds the credential key and the run records"
+                    .into(),
+            ),
             RunError::Corrupt { path, .. } => Some(format!(
                 "remove `{}` if the run is no longer needed",
                 path.parent().unwrap_or(path).display()

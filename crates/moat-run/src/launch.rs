@@ -36,9 +36,17 @@ pub struct RunRequest {
     /// Extra bind mounts from the configuration, besides the workspace.
     pub mounts: Vec<BindMount>,
     /// Memory limit in MiB.
-    pub memory_mb: Option<u64>,
+    pub memory_mb: u64,
     /// CPU limit, in cores.
     pub cpus: Option<f64>,
+    /// How many processes and threads the container may have at once.
+    pub pids_limit: u64,
+    /// Workspace paths to protect besides [`crate::DEFAULT_PROTECTED`] (relative).
+    pub protect: Vec<String>,
+    /// The workspace's moat file (`moat.yaml`), read-only in the container.
+    pub config_file: Option<String>,
+    /// The Docker socket moat talks to, when it is a local one: mounting it is warned about.
+    pub docker_socket: Option<PathBuf>,
     /// What the run's proxy enforces.
     pub egress: EgressSettings,
     /// The run's proxy token (placeholders in `env` derive from it).
@@ -115,6 +123,17 @@ pub async fn prepare_run(
     on_event: &mut (dyn FnMut(PrepareEvent) + Send),
 ) -> Result<RunRecord, RunError> {
     let workspace = check_workspace(&request.workspace)?;
+    let sources: Vec<PathBuf> = request
+        .mounts
+        .iter()
+        .map(|m| PathBuf::from(&m.source))
+        .collect();
+    crate::check_sources(
+        store.home().root(),
+        &workspace,
+        &sources,
+        request.docker_socket.as_deref(),
+    )?;
     let name = choose_name(store, request.name.as_deref())?;
     let plan = moat_image::plan(&request.image);
 
@@ -161,6 +180,7 @@ pub async fn prepare_run(
         env_keys: request.env.iter().map(|(k, _)| k.clone()).collect(),
         supervisor_pid: None,
         agent: request.agent.clone(),
+        held_back: Vec::new(),
     };
     store.create(&record)?;
     rollback.run = Some((store.clone(), id.clone()));
@@ -169,6 +189,24 @@ pub async fn prepare_run(
     store.save_egress(&id, &request.egress, &token)?;
     let (network_mode, proxy_mount, proxy_env) =
         crate::egress::container_egress(store, &id, &token);
+    let protected: Vec<String> = crate::DEFAULT_PROTECTED
+        .iter()
+        .map(|p| (*p).to_owned())
+        .chain(request.protect.iter().cloned())
+        .collect();
+    let protection = crate::protect::plan(
+        &workspace,
+        &protected,
+        request
+            .config_file
+            .as_slice()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice(),
+    )
+    .map_err(|e| RunError::io(&workspace, e))?;
+    store.save_protection(&id, &protection)?;
     env.extend(proxy_env);
     let home_mount = if request.home_files.is_empty() {
         None
@@ -202,13 +240,20 @@ pub async fn prepare_run(
             target: WORKSPACE_DIR.to_owned(),
             read_only: false,
         })
+        .chain(protection.mounts(&workspace))
         .chain(request.mounts.iter().cloned())
         .chain(std::iter::once(proxy_mount))
         .chain(home_mount)
         .collect(),
         network_mode: Some(network_mode),
-        memory_mb: request.memory_mb,
+        memory_mb: Some(request.memory_mb),
         cpus: request.cpus,
+        pids_limit: Some(request.pids_limit),
+        // Nothing in a run needs privileges: moat-init and the command run as moatuser,
+        // so a setuid binary planted in the image must not elevate, and no capability
+        // is kept for it to use.
+        no_new_privileges: true,
+        drop_all_capabilities: true,
         tty: request.interactive,
         open_stdin,
         stdin_once: open_stdin && !request.interactive,

@@ -6,10 +6,12 @@
 mod agent;
 mod egress;
 mod error;
+mod host_paths;
 mod launch;
 mod lifecycle;
 mod logs;
 mod names;
+mod protect;
 mod record;
 mod resolve;
 mod store;
@@ -21,12 +23,14 @@ pub use egress::{
     read_network_log,
 };
 pub use error::RunError;
+pub use host_paths::check_sources;
 pub use launch::{
     HomeFile, PrepareEvent, Rollback, RunRequest, check_workspace, ensure_image, prepare_run,
 };
 pub use lifecycle::{destroy_run, reconcile, stop_run, supervisor_alive, wait_for_supervisor};
 pub use logs::{LogLine, LogWriter, Stream, read_from};
 pub use names::{random_name, validate_name};
+pub use protect::{DEFAULT_PROTECTED, HeldBack, Protection, restore_held};
 pub use record::{RunRecord, RunState};
 pub use resolve::resolve_run;
 pub use store::RunStore;
@@ -59,6 +63,7 @@ pub(crate) mod test_support {
             env_keys: vec![],
             supervisor_pid: None,
             agent: None,
+            held_back: vec![],
         }
     }
 }

@@ -48,6 +48,10 @@ pub async fn reconcile(
             r.error = Some("the run's supervisor ended before starting the container".into());
         }),
         Some(state) => {
+            // The supervisor died before its end-of-run check: do it now.
+            if let Err(e) = store.hold_back_changes(&record) {
+                tracing::warn!(error = %e, "checking the protected paths failed");
+            }
             let stopped = store.stop_requested(&record.id);
             let updated = store.update(&record.id, |r| {
                 r.state = if stopped {

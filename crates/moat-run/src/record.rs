@@ -73,6 +73,10 @@ pub struct RunRecord {
     /// The agent conversation the run holds (`moat claude`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<crate::AgentSession>,
+    /// What the run put at protected workspace paths, moved into the run's directory when
+    /// it ended (`moat accept` puts it back).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_back: Vec<crate::HeldBack>,
 }
 
 impl RunRecord {

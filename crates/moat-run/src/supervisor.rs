@@ -126,6 +126,11 @@ where
         Ok(code) => (RunState::Exited, Some(code), None),
         Err(e) => (RunState::Failed, None, Some(e.to_string())),
     };
+    // What the run left at protected paths it could not be kept from leaves the
+    // workspace before anyone on the host can trip over it.
+    if let Err(e) = store.hold_back_changes(&record) {
+        tracing::warn!(error = %e, "checking the protected paths failed");
+    }
     // The conversation the agent wrote to last while the run lived is the run's (a
     // `--continue` learns its ID only now; `/clear` inside starts another one).
     let written = record

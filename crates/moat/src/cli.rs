@@ -56,6 +56,45 @@ pub enum Command {
     /// Check what runs need (Docker, base image, credentials, proxy CA, settings) and say
     /// how to fix what is missing.
     Doctor(DoctorArgs),
+    /// Trust a workspace's moat.yaml/agent.yaml as it is now (shows what it asks for), or
+    /// list the trusted workspaces.
+    Trust(TrustArgs),
+    /// Stop trusting a workspace's moat.yaml/agent.yaml.
+    Untrust(UntrustArgs),
+    /// Put back what a run wrote to protected workspace paths (moat moved it aside).
+    Accept(AcceptArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// Workspace directory (default: the current directory).
+    #[arg(value_name = "PATH", conflicts_with = "list")]
+    pub path: Option<PathBuf>,
+
+    /// List the trusted workspaces and whether their files still match.
+    #[arg(long)]
+    pub list: bool,
+
+    /// With `--list`: print JSON instead of a table.
+    #[arg(long, requires = "list")]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UntrustArgs {
+    /// Workspace directory (default: the current directory).
+    #[arg(value_name = "PATH")]
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AcceptArgs {
+    /// Run ID, unique ID prefix or name (default: the most recent run).
+    pub run: Option<String>,
+
+    /// Only these paths (relative to the workspace, as the run reported them).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +200,11 @@ pub struct ExecArgs {
     /// Take no workspace snapshots for this run.
     #[arg(long)]
     pub no_snapshots: bool,
+
+    /// Trust the workspace's moat.yaml/agent.yaml as it is now, for this run and later
+    /// ones (see `moat trust`).
+    #[arg(long)]
+    pub trust: bool,
 
     /// Show the resolved settings and the image plan; build and run nothing.
     #[arg(long)]

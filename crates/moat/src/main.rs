@@ -7,6 +7,7 @@ mod launcher;
 mod session;
 mod settings;
 mod term;
+mod trust;
 mod ui;
 
 use clap::Parser;
@@ -70,6 +71,9 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Claude(args) => cmd::claude::claude(&ctx, args).await,
         Command::Resume(args) => cmd::claude::resume(&ctx, args).await,
         Command::Doctor(args) => cmd::doctor::doctor(&ctx, args).await,
+        Command::Trust(args) => cmd::trust::trust(&ctx, args),
+        Command::Untrust(args) => cmd::trust::untrust(&ctx, args),
+        Command::Accept(args) => cmd::accept::accept(&ctx, args).await,
     }
 }
 

@@ -102,27 +102,32 @@ pub struct RunPlan {
     pub image: BuildPlan,
     /// Things to tell the user before the run starts (a credential about to expire).
     pub warnings: Vec<String>,
+    /// The workspace file and whether the user trusts it (`None`: there is none).
+    pub trust: Option<crate::trust::FileTrust>,
+}
+
+/// What a plan is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Showing the settings (`moat config`, `--dry-run`): grants are only listed, and an
+    /// untrusted workspace file is shown as such, not refused.
+    Show,
+    /// A run: the workspace file must be trusted (asked at a terminal, refused without
+    /// one), and the grants are checked against the credential store (present, not
+    /// expired) and turn into the container's placeholders.
+    Run,
 }
 
 /// Merge flags, the workspace file, the global file and the environment into a run plan,
 /// rejecting bad input before anything starts.
-/// With `credentials`, the run's grants are checked against the credential store (present,
-/// not expired) and turn into the container's placeholders; without, they are only listed.
 pub fn plan_run(
     ctx: &Context,
     path: Option<PathBuf>,
     exec: &ExecArgs,
     command: Vec<String>,
-    credentials: bool,
+    purpose: Purpose,
 ) -> Result<RunPlan> {
-    plan_agent_run(
-        ctx,
-        path,
-        exec,
-        command,
-        credentials,
-        &AgentDefaults::default(),
-    )
+    plan_agent_run(ctx, path, exec, command, purpose, &AgentDefaults::default())
 }
 
 /// What an agent command (`moat claude`) adds to every run of its own.
@@ -141,7 +146,7 @@ pub fn plan_agent_run(
     path: Option<PathBuf>,
     exec: &ExecArgs,
     command: Vec<String>,
-    credentials: bool,
+    purpose: Purpose,
     agent: &AgentDefaults,
 ) -> Result<RunPlan> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
@@ -171,7 +176,32 @@ pub fn plan_agent_run(
         keyring: ctx.env.keyring.clone(),
         proxy_port: ctx.env.proxy_port.clone(),
     };
-    let config = moat_config::load(&workspace, &ctx.home().config_file(), &overrides)?;
+    let moat_config::Loaded {
+        config,
+        workspace_file,
+    } = moat_config::load(&workspace, &ctx.home().config_file(), &overrides)?;
+    // Refusals no file can override come first: a trusted file cannot lift them either.
+    let docker_socket = ctx.endpoint.host.strip_prefix("unix://").map(PathBuf::from);
+    let mut warnings = moat_run::check_sources(
+        ctx.home().root(),
+        &workspace,
+        &config
+            .mounts
+            .iter()
+            .map(|m| m.source.clone())
+            .collect::<Vec<_>>(),
+        docker_socket.as_deref(),
+    )?;
+    warnings.extend(config.warnings.iter().cloned());
+    // Nothing the file asks for is looked at (credentials) or acted on (image hooks)
+    // before the user trusts it.
+    let trust = crate::trust::gate(
+        ctx,
+        &workspace,
+        workspace_file.as_ref(),
+        exec.trust,
+        purpose == Purpose::Run,
+    )?;
     let image_spec = image_spec(ctx, &workspace, &config, agent.dependencies)?;
     let image = moat_image::plan(&image_spec);
     let proxy_token = moat_proxy::Secret::random_token().context("making the run's proxy token")?;
@@ -186,8 +216,7 @@ pub fn plan_agent_run(
         .iter()
         .map(ToString::to_string)
         .collect();
-    let mut warnings = Vec::new();
-    if credentials && !config.grants.is_empty() {
+    if purpose == Purpose::Run && !config.grants.is_empty() {
         let grants = moat_providers::grants_for_run(
             &credential_store(ctx, config.keyring)?,
             &provider_registry(ctx)?,
@@ -204,7 +233,7 @@ pub fn plan_agent_run(
                 allow.push(host);
             }
         }
-        warnings = grants.warnings;
+        warnings.extend(grants.warnings);
     }
     let request = RunRequest {
         workspace,
@@ -233,6 +262,10 @@ pub fn plan_agent_run(
             .collect(),
         memory_mb: config.container.memory_mb,
         cpus: config.container.cpus,
+        pids_limit: config.container.pids_limit,
+        protect: config.protect.clone(),
+        config_file: workspace_file.as_ref().map(|f| f.name().to_owned()),
+        docker_socket,
         egress: moat_run::EgressSettings {
             policy: config.network.policy.to_string(),
             allow,
@@ -257,6 +290,7 @@ pub fn plan_agent_run(
         config,
         image,
         warnings,
+        trust,
     })
 }
 

@@ -74,7 +74,11 @@ async fn start(ctx: &Context, args: ClaudeRunArgs, wanted: Wanted) -> Result<i32
         args.path.or(resumed_workspace),
         &args.exec,
         command.argv(),
-        !dry_run,
+        if dry_run {
+            settings::Purpose::Show
+        } else {
+            settings::Purpose::Run
+        },
         &defaults,
     )
     .map_err(credential_advice)?;

@@ -8,13 +8,36 @@ use crate::settings::{self, Context, RunPlan};
 use crate::ui::{out, outln};
 
 pub fn config(ctx: &Context, args: ConfigArgs) -> Result<i32> {
-    let plan = settings::plan_run(ctx, args.path, &args.exec, args.command, false)?;
+    let plan = settings::plan_run(
+        ctx,
+        args.path,
+        &args.exec,
+        args.command,
+        settings::Purpose::Show,
+    )?;
     print_plan(&plan)?;
     Ok(0)
 }
 
 /// Settings as YAML, then the image: its tag, its dependencies and its Dockerfile.
 pub fn print_plan(plan: &RunPlan) -> std::io::Result<()> {
+    if let Some(trust) = &plan.trust {
+        let state = match &trust.state {
+            moat_trust::TrustState::Trusted(record) => {
+                format!("trusted ({})", crate::trust::short_hash(&record.sha256))
+            }
+            moat_trust::TrustState::Changed(_) => {
+                "changed since it was trusted: a run asks first (`moat trust` approves it)".into()
+            }
+            moat_trust::TrustState::New => {
+                "not trusted: a run asks first (`moat trust` approves it)".into()
+            }
+        };
+        outln!("# workspace file: {} ({state})", trust.path.display())?;
+    }
+    for warning in &plan.warnings {
+        outln!("# warning: {warning}")?;
+    }
     outln!("# settings")?;
     out!("{}", plan.config.render())?;
     outln!()?;

@@ -21,6 +21,9 @@ pub async fn logs(ctx: &Context, args: LogsArgs) -> Result<i32> {
     }
     print_lines(&lines, args.timestamps)?;
     if !args.follow {
+        if let Some(notice) = crate::ui::held_back_notice(&record) {
+            eprintln!("{notice}");
+        }
         return Ok(0);
     }
     let mut lazy = super::LazyDocker::new(ctx);
@@ -34,6 +37,9 @@ pub async fn logs(ctx: &Context, args: LogsArgs) -> Result<i32> {
                 // One last read: the supervisor writes the final lines before the record.
                 let (lines, _) = moat_run::read_from(&path, offset)?;
                 print_lines(&lines, args.timestamps)?;
+                if let Some(notice) = crate::ui::held_back_notice(&current) {
+                    eprintln!("{notice}");
+                }
                 return Ok(0);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -1,6 +1,7 @@
 //! One module per command. Each takes the resolved [`Context`] and its arguments, acts
 //! through the libraries, prints, and returns the process exit code.
 
+pub mod accept;
 pub mod attach;
 pub mod claude;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod run;
 pub mod stop;
 pub mod supervise;
 pub mod trace;
+pub mod trust;
 
 use anyhow::Result;
 use moat_container::Docker;

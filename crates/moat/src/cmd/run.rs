@@ -16,7 +16,12 @@ use crate::ui::outln;
 use crate::ui::{BuildProgress, UserError};
 
 pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
-    let plan = settings::plan_run(ctx, args.path, &args.exec, args.command, !args.exec.dry_run)?;
+    let purpose = if args.exec.dry_run {
+        settings::Purpose::Show
+    } else {
+        settings::Purpose::Run
+    };
+    let plan = settings::plan_run(ctx, args.path, &args.exec, args.command, purpose)?;
     if args.exec.dry_run {
         super::config::print_plan(&plan)?;
         return Ok(0);
@@ -166,5 +171,8 @@ pub async fn finish(
         }
     }
     let record = super::wait_until_final(ctx, docker, record).await?;
+    if let Some(notice) = crate::ui::held_back_notice(&record) {
+        eprintln!("\r\n{}\r", notice.replace('\n', "\r\n"));
+    }
     Ok(super::exit_code_of(&record))
 }

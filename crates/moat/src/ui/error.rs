@@ -81,6 +81,8 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = cause.downcast_ref::<moat_proxy::ConfigError>() {
             e.hint()
+        } else if let Some(e) = cause.downcast_ref::<moat_trust::TrustError>() {
+            e.hint()
         } else {
             None
         }

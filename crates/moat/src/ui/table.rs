@@ -12,12 +12,39 @@ pub fn runs_table(runs: &[RunRecord]) -> String {
             [
                 run.name.clone(),
                 run.id.to_string(),
-                run.state_label(),
+                match run.held_back.len() {
+                    0 => run.state_label(),
+                    n => format!("{}, {n} held back", run.state_label()),
+                },
                 age(run.created_at, now),
             ]
         })
         .collect();
     table(&header, &rows).trim_end().to_owned()
+}
+
+/// What to tell the user about a run that wrote to protected paths, if it did.
+pub fn held_back_notice(run: &RunRecord) -> Option<String> {
+    if run.held_back.is_empty() {
+        return None;
+    }
+    let mut text = format!(
+        "moat: run {} ({}) wrote where moat protects the workspace; moved out of it:\n",
+        run.id, run.name
+    );
+    for held in &run.held_back {
+        text.push_str(&format!(
+            "  {} ({}), kept at {}\n",
+            held.path,
+            held.change,
+            held.kept_at.display()
+        ));
+    }
+    text.push_str(&format!(
+        "Look at it there before anything on this machine uses it; `moat accept {}` puts it back.",
+        run.id
+    ));
+    Some(text)
 }
 
 /// A table with columns padded to their widest cell, two spaces apart; one line a row,

