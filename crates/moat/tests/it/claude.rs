@@ -411,7 +411,7 @@ fn strict_policy_lets_claude_reach_anthropic_and_agent_yaml_grants_count() {
         "network:\n  policy: strict\n",
     )
     .unwrap();
-    let out = claude.run(&["claude", "-p", "hi"]);
+    let out = claude.run(&["claude", "--trust", "-p", "hi"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("Strictly speaking, hello."), "{out:?}");
     let trace = claude.run(&["trace", "--network"]);
@@ -423,7 +423,7 @@ fn strict_policy_lets_claude_reach_anthropic_and_agent_yaml_grants_count() {
         "grants:\n  - github\n",
     )
     .unwrap();
-    let out = claude.run(&["claude", "-p", "hi"]);
+    let out = claude.run(&["claude", "--trust", "-p", "hi"]);
     assert_eq!(out.code, 125, "{out:?}");
     assert!(out.stderr.contains("`github` is not granted"), "{out:?}");
 }

@@ -25,7 +25,7 @@ fn the_workspace_file_configures_the_run() {
          command: [sh, -c, 'echo \"$GREETING $OVERRIDDEN\"; cat /data/fixture.txt; touch /data/x 2>/dev/null || echo read-only']\n\
          container:\n  memory: 256m\n",
     );
-    let out = env.run(&["run", "-e", "OVERRIDDEN=flag"]);
+    let out = env.run(&["run", "--trust", "-e", "OVERRIDDEN=flag"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.stdout, "hello flag\nfixture\nread-only\n");
     assert_eq!(env.list()[0]["name"], "from-file");
@@ -53,6 +53,7 @@ fn hooks_run_at_build_and_before_the_command() {
     );
     let out = env.run(&[
         "run",
+        "--trust",
         "--",
         "sh",
         "-c",
@@ -62,7 +63,7 @@ fn hooks_run_at_build_and_before_the_command() {
     assert_eq!(out.stdout, "root-hook\npre-run\n");
     // A failing pre_run hook stops the run with its status.
     write(&env, "moat.yaml", "hooks:\n  pre_run: exit 7\n");
-    let out = env.run(&["run", "--", "echo", "never"]);
+    let out = env.run(&["run", "--trust", "--", "echo", "never"]);
     assert_eq!(out.code, 7, "{out:?}");
     assert!(!out.stdout.contains("never"), "{out:?}");
 }

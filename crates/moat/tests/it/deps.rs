@@ -39,7 +39,7 @@ fn declared_dependencies_are_installed_at_the_requested_versions() {
     let script = "node --version; python3 --version; git --version; jq --version; curl --version | head -1; \
                   npm ls -g --depth=0 left-pad; python3 -c 'import six; print(\"six\", six.__version__)'; claude --version";
     let out = Out::from(
-        cmd.args(["run", "--", "sh", "-c", script])
+        cmd.args(["run", "--trust", "--", "sh", "-c", script])
             .output()
             .unwrap(),
     );

@@ -44,7 +44,7 @@ fn the_proxy_is_the_only_way_out_and_every_request_is_recorded() {
         &env,
         &upstream,
         &["api.example.test"],
-        &["run", "--", "sh", "-c", &script],
+        &["run", "--trust", "--", "sh", "-c", &script],
     );
     assert_eq!(out.code, 0, "{out:?}");
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -114,7 +114,7 @@ fn strict_policy_blocks_with_an_explanation() {
         &env,
         &upstream,
         &["allowed.example.test", "other.example.test"],
-        &["run", "--", "sh", "-c", script],
+        &["run", "--trust", "--", "sh", "-c", script],
     );
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.starts_with("upstream says hi\n"), "{out:?}");
@@ -161,7 +161,7 @@ fn passthrough_hosts_are_tunnelled_without_interception() {
         &env,
         &upstream,
         &["pinned.example.test"],
-        &["run", "--", "sh", "-c", script],
+        &["run", "--trust", "--", "sh", "-c", script],
     );
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.stdout, "end to end");

@@ -112,9 +112,11 @@ fn a_granted_token_is_injected_and_never_enters_the_container() {
     let mut run = env.moat();
     with_upstream(&mut run, &upstream);
     let out = Out::from(
-        run.args(["run", "--grant", "github", "--", "sh", "-c", &script])
-            .output()
-            .unwrap(),
+        run.args([
+            "run", "--trust", "--grant", "github", "--", "sh", "-c", &script,
+        ])
+        .output()
+        .unwrap(),
     );
     assert_eq!(out.code, 0, "{out:?}");
     let lines: Vec<&str> = out.stdout.lines().collect();

@@ -15,4 +15,5 @@ mod interactive;
 mod lifecycle;
 mod mirrors;
 mod run;
+mod sandbox;
 mod streams;

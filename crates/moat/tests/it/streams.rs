@@ -107,7 +107,7 @@ fn sse_streams_and_websockets_pass_through_the_proxy() {
                 format!("{HOST}:443:127.0.0.1:{}", upstream.port()),
             )
             .env("MOAT_EXTRA_CA_CERTS", upstream.ca_file())
-            .args(["run", "--", "sh", "-c", &script])
+            .args(["run", "--trust", "--", "sh", "-c", &script])
             .output()
             .unwrap(),
     );
