@@ -193,6 +193,9 @@ pub fn plan_agent_run(
         docker_socket.as_deref(),
     )?;
     warnings.extend(config.warnings.iter().cloned());
+    // Dependencies are checked first: a file that does not validate is reported as such,
+    // before any trust question.
+    let image_spec = image_spec(ctx, &workspace, &config, agent.dependencies)?;
     // Nothing the file asks for is looked at (credentials) or acted on (image hooks)
     // before the user trusts it.
     let trust = crate::trust::gate(
@@ -202,7 +205,6 @@ pub fn plan_agent_run(
         exec.trust,
         purpose == Purpose::Run,
     )?;
-    let image_spec = image_spec(ctx, &workspace, &config, agent.dependencies)?;
     let image = moat_image::plan(&image_spec);
     let proxy_token = moat_proxy::Secret::random_token().context("making the run's proxy token")?;
     let mut env: Vec<(String, String)> = config
