@@ -128,6 +128,11 @@ mod tests {
             .unwrap_or_else(|errors| panic!("{errors}"));
         assert_eq!(file.name.as_deref(), Some("code-review"));
         assert_eq!(file.mcp.len(), 1);
+        assert_eq!(
+            file.network.allow.len(),
+            3,
+            "a host, a wildcard and a range"
+        );
 
         let home = tempfile::tempdir().unwrap();
         let pem = home.path().join("corp.crt");

@@ -1439,6 +1439,22 @@ mcp:
     }
 
     #[test]
+    fn network_allow_takes_address_ranges() {
+        let config = parse_ok(
+            "network:\n  allow: [\"10.0.0.0/8\", \"172.18.0.0/16:8000\", \"[fd00::/8]:443\"]\n",
+        );
+        let allow: Vec<String> = config.network.allow.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            allow,
+            ["10.0.0.0/8", "172.18.0.0/16:8000", "[fd00::/8]:443"]
+        );
+        insta::assert_snapshot!(errors("network:\n  allow: [\"10.1.2.3/8\"]\n"), @"
+        agent.yaml:2:11: invalid host pattern `10.1.2.3/8`: `10.1.2.3` is not the first address of a /8 range
+        hint: write `10.0.0.0/8` for the /8 range that holds it, or `10.1.2.3` for that address alone
+        ");
+    }
+
+    #[test]
     fn invalid_values_are_all_reported_at_their_place() {
         let text = "\
 env:

@@ -1,20 +1,23 @@
 //! Host patterns and `connect_to` rules, parsed and matched one way for every crate: the
 //! configuration checks what the user wrote with them, and the proxy enforces with them.
 //!
-//! * [`HostPattern`]: an exact host or `*.domain`, with an optional port (`network.allow`,
-//!   `network.passthrough`, the hosts of a grant).
+//! * [`HostPattern`]: an exact host, `*.domain` or an address range ([`IpRange`],
+//!   `10.0.0.0/8`), with an optional port (`network.allow`, `network.passthrough`, the
+//!   hosts of a grant).
 //! * [`ConnectTo`]: curl's `--connect-to HOST1:PORT1:HOST2:PORT2` (`MOAT_CONNECT_TO`).
 //!
 //! Matching is hand-rolled on purpose: an allow list is security-relevant, so only the
-//! two documented forms exist.
+//! documented forms exist.
 
 mod connect_to;
 mod name;
 mod pattern;
+mod range;
 
 pub use connect_to::{ConnectTo, reroute};
 pub use name::{check_host_name, is_valid_host, normalize_host, parse_port};
 pub use pattern::HostPattern;
+pub use range::IpRange;
 
 /// A host pattern or `connect_to` rule that cannot be used: what was written, why, and
 /// (where there is an obvious one) what to write instead.

@@ -1,28 +1,39 @@
 //! [`HostPattern`]: one entry of an allow list, a passthrough list or a grant's hosts.
 
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use serde::{Serialize, Serializer};
 
 use crate::HostsError;
 use crate::name::{check_host_name, normalize_host, parse_port};
+use crate::range::IpRange;
 
-/// An exact host or `*.` + a domain, with an optional port.
+/// An exact host, `*.` + a domain, or an address range, with an optional port.
 ///
 /// * `api.example.com` matches that host only (case-insensitive, a trailing dot ignored).
 /// * `*.example.com` matches any subdomain at any depth (`a.example.com`,
 ///   `a.b.example.com`), but not `example.com` itself.
+/// * `10.0.0.0/8`, `[fd00::/8]` match the addresses of that range (CIDR; the bits after
+///   the prefix must be zero).
 /// * `host:8443` matches that port only; without a port, only 80 and 443 match.
 ///
 /// IP addresses are exact hosts (`10.0.0.1`, `[::1]:8080`); IPv6 goes in brackets.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct HostPattern {
-    /// Lowercase host or domain, without the `*.`, a trailing dot, or brackets for IPv6.
-    host: String,
-    subdomains: bool,
+    target: Target,
     port: Option<u16>,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Target {
+    /// Lowercase host or domain, without the `*.`, a trailing dot, or brackets for IPv6.
+    Name {
+        host: String,
+        subdomains: bool,
+    },
+    Range(IpRange),
 }
 
 impl HostPattern {
@@ -37,7 +48,8 @@ impl HostPattern {
     }
 
     /// Whether a request to `host:port` is allowed by this pattern. `host` may be in any
-    /// case, with a trailing dot, and an IPv6 address may be in brackets.
+    /// case, with a trailing dot, and an IPv6 address may be in brackets. A range matches
+    /// a host that is an address inside it.
     pub fn matches(&self, host: &str, port: u16) -> bool {
         self.matches_normalized(&normalize_host(host), port)
     }
@@ -45,27 +57,71 @@ impl HostPattern {
     /// Like [`HostPattern::matches`] for a host already in the form of
     /// [`normalize_host`].
     pub fn matches_normalized(&self, host: &str, port: u16) -> bool {
-        let port_ok = match self.port {
-            Some(wanted) => port == wanted,
-            None => port == 80 || port == 443,
-        };
-        port_ok
-            && if self.subdomains {
-                host.strip_suffix(self.host.as_str())
-                    .is_some_and(|rest| rest.len() > 1 && rest.ends_with('.'))
-            } else {
-                host == self.host
+        self.port_matches(port)
+            && match &self.target {
+                Target::Name {
+                    host: pattern,
+                    subdomains: true,
+                } => host
+                    .strip_suffix(pattern.as_str())
+                    .is_some_and(|rest| rest.len() > 1 && rest.ends_with('.')),
+                Target::Name {
+                    host: pattern,
+                    subdomains: false,
+                } => host == pattern,
+                Target::Range(range) => host.parse::<IpAddr>().is_ok_and(|ip| range.contains(ip)),
             }
     }
 
-    /// The host or domain (lowercase, IPv6 without brackets).
-    pub fn host(&self) -> &str {
-        &self.host
+    /// Whether a connection to the address `ip`, port `port`, is allowed by this
+    /// pattern: an address pattern equal to it or a range holding it. Name patterns never
+    /// match an address this way (what a name resolves to is not the name).
+    pub fn matches_address(&self, ip: IpAddr, port: u16) -> bool {
+        self.port_matches(port)
+            && match &self.target {
+                Target::Name {
+                    host,
+                    subdomains: false,
+                } => host
+                    .parse::<IpAddr>()
+                    .is_ok_and(|own| own.to_canonical() == ip.to_canonical()),
+                Target::Name { .. } => false,
+                Target::Range(range) => range.contains(ip),
+            }
+    }
+
+    fn port_matches(&self, port: u16) -> bool {
+        match self.port {
+            Some(wanted) => port == wanted,
+            None => port == 80 || port == 443,
+        }
+    }
+
+    /// The host or domain (lowercase, IPv6 without brackets); `None` for a range.
+    pub fn host(&self) -> Option<&str> {
+        match &self.target {
+            Target::Name { host, .. } => Some(host),
+            Target::Range(_) => None,
+        }
+    }
+
+    /// The address range, for a range pattern.
+    pub fn range(&self) -> Option<IpRange> {
+        match &self.target {
+            Target::Range(range) => Some(*range),
+            Target::Name { .. } => None,
+        }
     }
 
     /// Whether this is a `*.domain` pattern.
     pub fn matches_subdomains(&self) -> bool {
-        self.subdomains
+        matches!(
+            self.target,
+            Target::Name {
+                subdomains: true,
+                ..
+            }
+        )
     }
 
     pub fn port(&self) -> Option<u16> {
@@ -105,6 +161,9 @@ fn parse(text: &str) -> Result<HostPattern, Bad> {
             .hint(format!("write only the host, for example `{host}`")));
     }
     if text.contains('/') {
+        if let Some(range) = parse_range(text) {
+            return range;
+        }
         return Err(Bad::new("a host pattern has no path")
             .hint("write only the host; requests to every path of it are allowed"));
     }
@@ -139,8 +198,10 @@ fn parse(text: &str) -> Result<HostPattern, Bad> {
             return Err(Bad::new("not a valid IPv6 address"));
         }
         return Ok(HostPattern {
-            host: inner.to_owned(),
-            subdomains: false,
+            target: Target::Name {
+                host: inner.to_owned(),
+                subdomains: false,
+            },
             port,
         });
     }
@@ -149,8 +210,107 @@ fn parse(text: &str) -> Result<HostPattern, Bad> {
         return Err(Bad::new("an IP address has no subdomains"));
     }
     Ok(HostPattern {
-        host: domain,
-        subdomains,
+        target: Target::Name {
+            host: domain,
+            subdomains,
+        },
+        port,
+    })
+}
+
+/// `10.0.0.0/8`, `172.18.0.0/16:8000`, `[fd00::/8]:443`. `None` when `text` is not an
+/// address followed by `/`, so that a path after a host keeps its own message.
+fn parse_range(text: &str) -> Option<Result<HostPattern, Bad>> {
+    let (wildcard, body) = match text.strip_prefix("*.") {
+        Some(body) => (true, body),
+        None => (false, text),
+    };
+    let (address, prefix, port) = if let Some(inner) = body.strip_prefix('[') {
+        let (address, after) = inner.split_once('/')?;
+        let Ok(address) = address.parse::<Ipv6Addr>() else {
+            return Some(Err(Bad::new("not a valid IPv6 address")));
+        };
+        let Some((prefix, rest)) = after.split_once(']') else {
+            return Some(Err(Bad::new("`[` without a closing `]`")));
+        };
+        let port = match rest {
+            "" => None,
+            _ => match rest.strip_prefix(':') {
+                Some(port) => Some(port),
+                None => {
+                    return Some(Err(Bad::new(format!(
+                        "unexpected `{rest}` after the range"
+                    ))));
+                }
+            },
+        };
+        (IpAddr::V6(address), prefix, port)
+    } else {
+        let (address, after) = body.split_once('/')?;
+        match address.parse::<IpAddr>() {
+            Ok(IpAddr::V4(address)) => {
+                let (prefix, port) = match after.split_once(':') {
+                    Some((prefix, port)) => (prefix, Some(port)),
+                    None => (after, None),
+                };
+                (IpAddr::V4(address), prefix, port)
+            }
+            Ok(IpAddr::V6(_)) => {
+                return Some(Err(Bad::new(
+                    "an IPv6 range must be written in brackets, like `[fd00::/8]:443`",
+                )));
+            }
+            Err(_) => return None,
+        }
+    };
+    if wildcard {
+        return Some(Err(Bad::new("an address range has no subdomains")));
+    }
+    Some(range_pattern(address, prefix, port))
+}
+
+fn range_pattern(address: IpAddr, prefix: &str, port: Option<&str>) -> Result<HostPattern, Bad> {
+    let max: u8 = if address.is_ipv4() { 32 } else { 128 };
+    let family = if address.is_ipv4() { "IPv4" } else { "IPv6" };
+    let prefix_len = prefix
+        .parse::<u8>()
+        .ok()
+        .filter(|&p| p <= max && prefix.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| {
+            Bad::new(format!(
+                "`/{prefix}` is not a prefix length for {family} (1 to {max})"
+            ))
+        })?;
+    let port = match port {
+        Some(port) => Some(parse_port(port).map_err(Bad::new)?),
+        None => None,
+    };
+    if prefix_len == 0 {
+        return Err(Bad::new("`/0` would allow every address")
+            .hint("name the ranges the run needs, such as `10.0.0.0/8`"));
+    }
+    let Some(range) = IpRange::new(address, prefix_len) else {
+        let written = |target| HostPattern { target, port }.to_string();
+        // `containing` only fails for a prefix longer than the address, checked above.
+        let start = IpRange::containing(address, prefix_len).map(Target::Range);
+        let one = Target::Name {
+            host: address.to_string(),
+            subdomains: false,
+        };
+        return Err(Bad::new(format!(
+            "`{address}` is not the first address of a /{prefix_len} range"
+        ))
+        .hint(match start {
+            Some(start) => format!(
+                "write `{}` for the /{prefix_len} range that holds it, or `{}` for that address alone",
+                written(start),
+                written(one)
+            ),
+            None => format!("write `{}` for that address alone", written(one)),
+        }));
+    };
+    Ok(HostPattern {
+        target: Target::Range(range),
         port,
     })
 }
@@ -186,13 +346,19 @@ impl FromStr for HostPattern {
 
 impl fmt::Display for HostPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.subdomains {
-            f.write_str("*.")?;
-        }
-        if self.host.contains(':') {
-            write!(f, "[{}]", self.host)?;
-        } else {
-            f.write_str(&self.host)?;
+        match &self.target {
+            Target::Name { host, subdomains } => {
+                if *subdomains {
+                    f.write_str("*.")?;
+                }
+                if host.contains(':') {
+                    write!(f, "[{host}]")?;
+                } else {
+                    f.write_str(host)?;
+                }
+            }
+            Target::Range(range) if range.network().is_ipv6() => write!(f, "[{range}]")?,
+            Target::Range(range) => write!(f, "{range}")?,
         }
         if let Some(port) = self.port {
             write!(f, ":{port}")?;
@@ -271,7 +437,8 @@ mod tests {
         assert!(!pat.matches("git.corp.internal", 443));
         assert_eq!(pat.port(), Some(8443));
         assert!(pat.matches_subdomains());
-        assert_eq!(pat.host(), "corp.internal");
+        assert_eq!(pat.host(), Some("corp.internal"));
+        assert_eq!(pat.range(), None);
     }
 
     #[test]
@@ -285,6 +452,116 @@ mod tests {
         assert_eq!(bare.to_string(), "[fe80::1]");
         assert!(bare.matches("fe80::1", 80));
         assert_eq!(p(&bare.to_string()), bare, "Display parses back");
+    }
+
+    #[test]
+    fn ranges_match_the_addresses_inside_on_the_pattern_ports() {
+        let pat = p("10.0.0.0/8");
+        assert_eq!(pat.to_string(), "10.0.0.0/8");
+        assert_eq!(pat.range().unwrap().prefix_len(), 8);
+        assert_eq!(pat.host(), None);
+        assert!(!pat.matches_subdomains());
+        assert!(pat.matches("10.1.2.3", 443));
+        assert!(pat.matches("10.255.255.255", 80));
+        assert!(
+            !pat.matches("10.1.2.3", 8000),
+            "without a port only 80 and 443"
+        );
+        assert!(!pat.matches("11.0.0.0", 443));
+        assert!(
+            !pat.matches("10.example.test", 443),
+            "a name is not an address"
+        );
+        assert!(pat.matches("[::ffff:10.0.0.1]", 443), "IPv4-mapped");
+
+        let port = p("172.18.0.0/16:8000");
+        assert_eq!(port.to_string(), "172.18.0.0/16:8000");
+        assert_eq!(port.port(), Some(8000));
+        assert!(port.matches("172.18.3.4", 8000));
+        assert!(!port.matches("172.18.3.4", 443));
+        assert!(!port.matches("172.19.0.1", 8000));
+
+        let v6 = p("[FD00::/8]:443");
+        assert_eq!(v6.to_string(), "[fd00::/8]:443");
+        assert!(v6.matches("[fd12::1]", 443));
+        assert!(v6.matches("fd12::1", 443));
+        assert!(!v6.matches("fe80::1", 443));
+        assert!(!v6.matches("fd12::1", 80));
+        assert_eq!(p("[fd00::/8]").to_string(), "[fd00::/8]");
+        assert_eq!(p("10.1.2.3/32").to_string(), "10.1.2.3/32");
+    }
+
+    #[test]
+    fn every_form_displays_as_it_parses_back() {
+        for text in [
+            "api.example.com",
+            "*.example.com:8443",
+            "10.0.0.1",
+            "[fe80::1]:8080",
+            "10.0.0.0/8",
+            "172.18.0.0/16:8000",
+            "[fd00::/8]",
+            "[fd00::/8]:443",
+            "[::ffff:0.0.0.0/96]",
+        ] {
+            let pat = p(text);
+            assert_eq!(p(&pat.to_string()), pat, "{text}");
+        }
+        assert_eq!(p("[::ffff:0.0.0.0/96]").to_string(), "[::ffff:0.0.0.0/96]");
+    }
+
+    #[test]
+    fn addresses_match_address_patterns_and_ranges_never_names() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(p("10.1.2.3").matches_address(ip("10.1.2.3"), 443));
+        assert!(p("10.1.2.3").matches_address(ip("::ffff:10.1.2.3"), 80));
+        assert!(!p("10.1.2.3").matches_address(ip("10.1.2.3"), 8000));
+        assert!(p("10.1.2.3:8000").matches_address(ip("10.1.2.3"), 8000));
+        assert!(p("[fd00::1]").matches_address(ip("fd00::1"), 443));
+        assert!(p("10.0.0.0/8").matches_address(ip("10.9.9.9"), 443));
+        assert!(!p("10.0.0.0/8").matches_address(ip("192.168.0.1"), 443));
+        assert!(p("[fd00::/8]:443").matches_address(ip("fd00::5"), 443));
+        assert!(!p("api.corp.test").matches_address(ip("10.1.2.3"), 443));
+        assert!(!p("*.corp.test").matches_address(ip("10.1.2.3"), 443));
+    }
+
+    #[test]
+    fn bad_ranges_say_why() {
+        insta::assert_snapshot!(pattern_error("10.0.0.1/8"), @"invalid host pattern `10.0.0.1/8`: `10.0.0.1` is not the first address of a /8 range (hint: write `10.0.0.0/8` for the /8 range that holds it, or `10.0.0.1` for that address alone)");
+        insta::assert_snapshot!(pattern_error("172.18.0.5/16:8000"), @"invalid host pattern `172.18.0.5/16:8000`: `172.18.0.5` is not the first address of a /16 range (hint: write `172.18.0.0/16:8000` for the /16 range that holds it, or `172.18.0.5:8000` for that address alone)");
+        insta::assert_snapshot!(pattern_error("[fd00::1/8]:443"), @"invalid host pattern `[fd00::1/8]:443`: `fd00::1` is not the first address of a /8 range (hint: write `[fd00::/8]:443` for the /8 range that holds it, or `[fd00::1]:443` for that address alone)");
+        insta::assert_snapshot!(pattern_error("10.0.0.0/33"), @"invalid host pattern `10.0.0.0/33`: `/33` is not a prefix length for IPv4 (1 to 32)");
+        insta::assert_snapshot!(pattern_error("[fd00::/129]"), @"invalid host pattern `[fd00::/129]`: `/129` is not a prefix length for IPv6 (1 to 128)");
+        insta::assert_snapshot!(pattern_error("fd00::/8"), @"invalid host pattern `fd00::/8`: an IPv6 range must be written in brackets, like `[fd00::/8]:443`");
+        insta::assert_snapshot!(pattern_error("0.0.0.0/0"), @"invalid host pattern `0.0.0.0/0`: `/0` would allow every address (hint: name the ranges the run needs, such as `10.0.0.0/8`)");
+        insta::assert_snapshot!(pattern_error("*.10.0.0.0/8"), @"invalid host pattern `*.10.0.0.0/8`: an address range has no subdomains");
+        insta::assert_snapshot!(pattern_error("10.0.0.0/8:0"), @"invalid host pattern `10.0.0.0/8:0`: `0` is not a port (1 to 65535)");
+    }
+
+    #[test]
+    fn malformed_ranges_are_rejected_with_a_reason() {
+        let cases = [
+            ("10.0.0.0/", "`/` is not a prefix length"),
+            ("10.0.0.0/x", "`/x` is not a prefix length"),
+            ("10.0.0.0/+8", "`/+8` is not a prefix length"),
+            ("10.0.0.0/8/16", "`/8/16` is not a prefix length"),
+            ("10.0.0.0/8:http", "1 to 65535"),
+            ("[fd00::/8", "closing"),
+            ("[fd00::/8]x", "unexpected `x` after the range"),
+            ("[10.0.0.0/8]", "not a valid IPv6"),
+            ("[::/0]", "would allow every address"),
+            ("10.0.0/8", "no path"),
+            ("github.com/api", "no path"),
+            ("10.0.0.0 /8", "no path"),
+        ];
+        for (input, reason) in cases {
+            let text = HostPattern::parse(input).unwrap_err().to_string();
+            assert!(
+                text.starts_with(&format!("invalid host pattern `{input}`")),
+                "{text}"
+            );
+            assert!(text.contains(reason), "{input}: {text}");
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@
 //! )?;
 //! // grants.rules   -> ProxyConfig::rules
 //! // grants.env     -> the container's environment (placeholders only)
-//! // grants.hosts   -> added to NetworkPolicy::Strict's allow list
+//! // grants.hosts   -> added to NetworkPolicy::Strict's allow list and ProxyConfig::private_allow
 //! // grants.warnings -> printed before the run starts
 //! # let _ = grants;
 //! # Ok(())

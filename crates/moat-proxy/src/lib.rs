@@ -23,6 +23,8 @@
 //!         .set_header("authorization", &bearer(&github_token))?,
 //! );
 //! config.policy = NetworkPolicy::Strict { allow: vec![HostPattern::parse("*.npmjs.org")?] };
+//! // Private addresses are refused under either policy unless allowed by name or range.
+//! config.private_allow = vec![HostPattern::parse("10.20.0.0/16")?];
 //! config.connect_to = ConnectTo::parse_list("api.github.com:443:127.0.0.1:8443")?;
 //!
 //! let (events, mut trace) = tokio::sync::mpsc::channel::<NetworkEvent>(1024);
@@ -46,11 +48,16 @@
 //! * a credential goes only into requests for its grant's hosts, only over TLS to the
 //!   upstream, and only for the host the CONNECT tunnel was opened (and checked) for;
 //! * bodies stream frame by frame; the trace samples them on the side;
-//! * credentials never reach events, `Debug` output or error messages.
+//! * credentials never reach events, `Debug` output or error messages;
+//! * the proxy never connects to an address of its own host, and to a private or
+//!   special-purpose address only when `private_allow` names the host or holds the
+//!   address; both are checked on the address connected to, after DNS (only
+//!   `connect_to` destinations, which the operator chose, are exempt).
 
 mod auth;
 mod body;
 mod ca;
+mod destination;
 mod error;
 mod events;
 mod forward;
@@ -69,7 +76,7 @@ pub use ca::{CA_CERT_FILE, CA_KEY_FILE, CaInfo, CertificateAuthority};
 pub use error::{CaError, ConfigError, ProxyError};
 pub use events::{BODY_SAMPLE_LIMIT, BodySample, EventSink, NetworkEvent, REDACTED};
 pub use local::BLOCKED_HEADER;
-pub use moat_hosts::{ConnectTo, HostPattern, HostsError, normalize_host};
+pub use moat_hosts::{ConnectTo, HostPattern, HostsError, IpRange, normalize_host};
 pub use policy::NetworkPolicy;
 pub use proxy::{DEFAULT_SHUTDOWN_GRACE, ListenAddress, Proxy, ProxyConfig, ProxyHandle};
 pub use rules::{GrantRule, basic, bearer};

@@ -2,6 +2,7 @@
 //! recorded in the trace and saying what happened.
 
 use std::error::Error as StdError;
+use std::net::IpAddr;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -102,8 +103,8 @@ pub(crate) fn connect_failure(
     upstream_failure(exchange, label, &error_chain(error), Some(error))
 }
 
-/// The answer when the upstream cannot be reached: 403 for a host-local destination,
-/// 504 for a timeout, 502 otherwise, each saying why.
+/// The answer when the upstream cannot be reached: 403 for a host-local or a private
+/// destination, 504 for a timeout, 502 otherwise, each saying why.
 pub(crate) fn upstream_failure(
     exchange: &Exchange,
     url: &str,
@@ -122,6 +123,13 @@ pub(crate) fn upstream_failure(
             response
                 .headers_mut()
                 .insert(BLOCKED_HEADER, HeaderValue::from_static("host-local"));
+            finish_local(exchange, response, true, Some(e.to_string()))
+        }
+        Some(e @ ConnectError::Private { ip, port, .. }) => {
+            let mut response = text_response(StatusCode::FORBIDDEN, private_body(e, *ip, *port));
+            response
+                .headers_mut()
+                .insert(BLOCKED_HEADER, HeaderValue::from_static("private-address"));
             finish_local(exchange, response, true, Some(e.to_string()))
         }
         Some(ConnectError::Timeout { .. }) => {
@@ -149,6 +157,31 @@ pub(crate) fn upstream_failure(
             finish_local(exchange, response, false, Some(chain.to_owned()))
         }
     }
+}
+
+/// The body of a refusal to connect to a private address: why, and the `network.allow`
+/// entry for the address (with its port unless it is 80 or 443, which an entry without a
+/// port covers).
+fn private_body(error: &ConnectError, ip: IpAddr, port: u16) -> String {
+    let address = match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    };
+    let entry = if port == 80 || port == 443 {
+        address
+    } else {
+        format!("{address}:{port}")
+    };
+    format!(
+        "moat: request blocked\n\
+         \n\
+         {error}.\n\
+         To allow it, add the host or the address to `network.allow` in moat.yaml:\n\
+         \n\
+         network:\n  \
+           allow:\n    \
+             - \"{entry}\"\n"
+    )
 }
 
 /// The first error of type `T` in `error`'s chain of sources.
@@ -184,6 +217,36 @@ pub(crate) fn error_chain(error: &(dyn StdError + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_private_refusal_says_why_and_gives_the_entry_to_add() {
+        let private = |host: &str, ip: &str, port| ConnectError::Private {
+            host: host.into(),
+            port,
+            ip: ip.parse().unwrap(),
+            range_name: "RFC 1918",
+            via: None,
+        };
+        let e = private("api.corp.test", "10.1.2.3", 443);
+        assert_eq!(
+            private_body(&e, "10.1.2.3".parse().unwrap(), 443),
+            "moat: request blocked\n\n\
+             `api.corp.test` is at 10.1.2.3, a private address (RFC 1918); moat does not connect \
+             to private networks unless allowed.\n\
+             To allow it, add the host or the address to `network.allow` in moat.yaml:\n\n\
+             network:\n  allow:\n    - \"10.1.2.3\"\n"
+        );
+        let e = private("172.18.0.2", "172.18.0.2", 8000);
+        assert!(
+            private_body(&e, "172.18.0.2".parse().unwrap(), 8000)
+                .ends_with("    - \"172.18.0.2:8000\"\n")
+        );
+        let e = private("registry.test", "fd00::5", 5000);
+        assert!(
+            private_body(&e, "fd00::5".parse().unwrap(), 5000)
+                .ends_with("    - \"[fd00::5]:5000\"\n")
+        );
+    }
 
     #[test]
     fn error_chain_does_not_repeat_causes() {

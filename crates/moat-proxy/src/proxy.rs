@@ -12,6 +12,7 @@ use tokio::net::{TcpListener, UnixListener};
 
 use crate::auth::ProxyAuth;
 use crate::ca::CertificateAuthority;
+use crate::destination::Destinations;
 use crate::error::ProxyError;
 use crate::events::EventSink;
 use crate::policy::NetworkPolicy;
@@ -34,6 +35,11 @@ pub struct ProxyConfig {
     pub rules: Vec<GrantRule>,
     /// Which hosts may be reached; the rules' hosts are always allowed.
     pub policy: NetworkPolicy,
+    /// Hosts, addresses and ranges (`10.0.0.0/8`) the proxy may connect to although
+    /// their addresses are private or special-purpose (RFC 1918, CGNAT, unique-local,
+    /// ...), under either policy: `network.allow`. The rules' hosts are added. A host
+    /// matches by name; an address or range by the address connected to, after DNS.
+    pub private_allow: Vec<HostPattern>,
     /// Hosts tunnelled without interception (pinned certificates, non-HTTP TLS). The
     /// policy still applies; no credential is injected and only byte counts are traced.
     pub passthrough: Vec<HostPattern>,
@@ -44,9 +50,10 @@ pub struct ProxyConfig {
     /// Signs the certificates the proxy shows clients.
     pub ca: Arc<CertificateAuthority>,
     /// Whether the proxy may connect to addresses of its own host (loopback,
-    /// link-local, its listening address) when a client names them. Off by default:
-    /// the container must not reach host services through the proxy. `connect_to`
-    /// destinations are always allowed.
+    /// link-local, its listening address, its interfaces' addresses) when a client names
+    /// them. Off by default: the container must not reach host services through the
+    /// proxy. Private addresses still need `private_allow`. `connect_to` destinations
+    /// are always allowed.
     pub allow_host_local: bool,
 }
 
@@ -57,6 +64,7 @@ impl ProxyConfig {
             auth_token,
             rules: Vec::new(),
             policy: NetworkPolicy::Permissive,
+            private_allow: Vec::new(),
             passthrough: Vec::new(),
             extra_roots_pem: Vec::new(),
             connect_to: Vec::new(),
@@ -72,6 +80,7 @@ impl fmt::Debug for ProxyConfig {
             .field("auth_token", &self.auth_token)
             .field("rules", &self.rules)
             .field("policy", &self.policy)
+            .field("private_allow", &self.private_allow)
             .field("passthrough", &self.passthrough)
             .field(
                 "extra_roots_pem",
@@ -141,17 +150,23 @@ impl Proxy {
         own_ip: Option<std::net::IpAddr>,
         events: impl EventSink,
     ) -> Result<Arc<Shared>, ProxyError> {
-        let upstream = Upstream::new(
-            &config.extra_roots_pem,
-            config.connect_to,
-            config.allow_host_local,
-            own_ip,
-        )?;
-        let granted = config
+        let granted: Vec<HostPattern> = config
             .rules
             .iter()
             .flat_map(|rule| rule.hosts().iter().cloned())
             .collect();
+        let mut private_allow = config.private_allow;
+        for pattern in &granted {
+            if !private_allow.contains(pattern) {
+                private_allow.push(pattern.clone());
+            }
+        }
+        let destinations = Destinations {
+            allow: private_allow,
+            own_ip,
+            allow_host_local: config.allow_host_local,
+        };
+        let upstream = Upstream::new(&config.extra_roots_pem, config.connect_to, destinations)?;
         Ok(Arc::new(Shared {
             auth: ProxyAuth::new(&config.auth_token),
             rules: config.rules,

@@ -1,5 +1,6 @@
 //! The proxy's side towards real servers: which roots it trusts, where it connects
-//! (honouring `connect_to`), and the pooled HTTP/1.1 + HTTP/2 clients.
+//! (honouring `connect_to`, refusing the destinations `destination` refuses), and the
+//! pooled HTTP/1.1 + HTTP/2 clients.
 
 use std::future::Future;
 use std::io;
@@ -21,6 +22,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::body::RequestBody;
+use crate::destination::{Destinations, HostAddresses, Refusal};
 use crate::error::{ConfigError, ProxyError};
 use moat_hosts::{ConnectTo, normalize_host, reroute};
 
@@ -48,6 +50,17 @@ pub(crate) enum ConnectError {
 
     #[error("`{host}` is at {ip}, an address of the proxy's own host; moat does not connect there")]
     HostLocal { host: String, ip: IpAddr },
+
+    #[error("{}", private_message(host, *ip, range_name, *via))]
+    Private {
+        host: String,
+        /// The port asked for, so the entry to allow can carry it.
+        port: u16,
+        ip: IpAddr,
+        range_name: &'static str,
+        /// The NAT64 or 6to4 address `ip` was embedded in.
+        via: Option<IpAddr>,
+    },
 
     #[error("`{0}` is not a URL the proxy can connect to")]
     BadUri(String),
@@ -134,6 +147,43 @@ impl hyper::rt::Write for UpstreamIo {
     }
 }
 
+/// `` `api.corp.test` is at 10.1.2.3, a private address (RFC 1918); ... ``, without
+/// naming the address twice when the client gave an address.
+fn private_message(host: &str, ip: IpAddr, range_name: &str, via: Option<IpAddr>) -> String {
+    let subject = match via {
+        Some(via) if via.to_string() == host => format!("`{host}` leads to {ip},"),
+        Some(via) => format!("`{host}` is at {via}, which leads to {ip},"),
+        None if ip.to_string() == host => format!("`{host}` is"),
+        None => format!("`{host}` is at {ip},"),
+    };
+    format!(
+        "{subject} a private address ({range_name}); moat does not connect to private networks \
+         unless allowed"
+    )
+}
+
+impl Refusal {
+    fn into_error(self, host: &str, port: u16) -> ConnectError {
+        match self {
+            Refusal::HostLocal { ip } => ConnectError::HostLocal {
+                host: host.to_owned(),
+                ip,
+            },
+            Refusal::Private {
+                ip,
+                range_name,
+                via,
+            } => ConnectError::Private {
+                host: host.to_owned(),
+                port,
+                ip,
+                range_name,
+                via,
+            },
+        }
+    }
+}
+
 /// Opens upstream connections. The TCP destination follows `connect_to`; the TLS server
 /// name and certificate check stay those of the host in the URL.
 #[derive(Clone)]
@@ -143,30 +193,21 @@ pub(crate) struct Connector {
 
 struct ConnectorInner {
     tls: TlsConnector,
-    connect_to: Vec<ConnectTo>,
-    allow_host_local: bool,
-    /// The proxy's listening address: connecting there would loop back into the proxy
-    /// or reach services on the gateway address.
-    own_ip: Option<IpAddr>,
-    /// Every address of this host's interfaces (bridges included): a container must not
-    /// reach the host's services through the proxy by naming one of them.
-    host_ips: Vec<IpAddr>,
+    connect_to: Arc<[ConnectTo]>,
+    destinations: Arc<Destinations>,
 }
 
 impl Connector {
     fn new(
         tls: Arc<ClientConfig>,
-        connect_to: Vec<ConnectTo>,
-        allow_host_local: bool,
-        own_ip: Option<IpAddr>,
+        connect_to: Arc<[ConnectTo]>,
+        destinations: Arc<Destinations>,
     ) -> Self {
         Connector {
             inner: Arc::new(ConnectorInner {
                 tls: TlsConnector::from(tls),
                 connect_to,
-                allow_host_local,
-                own_ip,
-                host_ips: host_addresses(),
+                destinations,
             }),
         }
     }
@@ -194,19 +235,13 @@ impl Connector {
             .collect(),
         };
         // An operator's connect_to entry is trusted to point anywhere; a name the
-        // container chose is not allowed to lead back into this host.
-        if !rerouted
-            && !self.inner.allow_host_local
-            && let Some(local) = addrs.iter().find(|a| {
-                is_host_local(a.ip(), self.inner.own_ip)
-                    || self.inner.host_ips.contains(&a.ip().to_canonical())
-            })
-        {
-            return Err(ConnectError::HostLocal {
-                host: host.to_owned(),
-                ip: local.ip(),
-            });
-        }
+        // container chose is not allowed to lead back into this host or, unless the run
+        // allows it, into a private network.
+        let addrs = if rerouted {
+            addrs
+        } else {
+            self.permitted(host, port, addrs)?
+        };
         let mut last_error = None;
         for addr in addrs {
             match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
@@ -225,6 +260,37 @@ impl Connector {
         Err(last_error.unwrap_or(ConnectError::NoAddress {
             host: dest_host.clone(),
         }))
+    }
+
+    /// The addresses of `addrs` the proxy may connect to for `host:port`, in their
+    /// order. When none is left, the error is the refusal of the first one.
+    fn permitted(
+        &self,
+        host: &str,
+        port: u16,
+        addrs: Vec<SocketAddr>,
+    ) -> Result<Vec<SocketAddr>, ConnectError> {
+        let destinations = &self.inner.destinations;
+        let mut host_addresses = HostAddresses::of_this_host();
+        let mut first_refusal = None;
+        let permitted: Vec<SocketAddr> = addrs
+            .into_iter()
+            .filter(
+                |addr| match destinations.check(addr.ip(), host, port, &mut host_addresses) {
+                    Ok(()) => true,
+                    Err(refusal) => {
+                        first_refusal.get_or_insert(refusal);
+                        false
+                    }
+                },
+            )
+            .collect();
+        match first_refusal {
+            Some(refusal) if permitted.is_empty() => Err(destinations
+                .explain(refusal, &mut host_addresses)
+                .into_error(host, port)),
+            _ => Ok(permitted),
+        }
     }
 
     async fn connect(self, uri: Uri) -> Result<UpstreamIo, ConnectError> {
@@ -266,38 +332,6 @@ impl tower_service::Service<Uri> for Connector {
     }
 }
 
-/// The addresses of this host's network interfaces, read once when the proxy starts.
-fn host_addresses() -> Vec<IpAddr> {
-    let Ok(interfaces) = nix::ifaddrs::getifaddrs() else {
-        return Vec::new();
-    };
-    interfaces
-        .filter_map(|interface| {
-            let address = interface.address?;
-            if let Some(v4) = address.as_sockaddr_in() {
-                Some(IpAddr::V4(v4.ip()))
-            } else {
-                address.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
-            }
-        })
-        .map(|ip| ip.to_canonical())
-        .collect()
-}
-
-/// Loopback, unspecified, link-local (which holds cloud metadata services) and the
-/// proxy's own address.
-fn is_host_local(ip: IpAddr, own_ip: Option<IpAddr>) -> bool {
-    let ip = ip.to_canonical();
-    let link_local = match ip {
-        IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => v6.is_unicast_link_local(),
-    };
-    ip.is_loopback()
-        || ip.is_unspecified()
-        || link_local
-        || own_ip.is_some_and(|own| !own.is_unspecified() && own.to_canonical() == ip)
-}
-
 /// Everything the proxy needs to reach upstreams.
 pub(crate) struct Upstream {
     /// Offers HTTP/2 and HTTP/1.1 (ALPN) and pools connections per host.
@@ -312,9 +346,10 @@ impl Upstream {
     pub fn new(
         extra_roots_pem: &[u8],
         connect_to: Vec<ConnectTo>,
-        allow_host_local: bool,
-        own_ip: Option<IpAddr>,
+        destinations: Destinations,
     ) -> Result<Self, ProxyError> {
+        let connect_to: Arc<[ConnectTo]> = connect_to.into();
+        let destinations = Arc::new(destinations);
         let roots = Arc::new(root_store(extra_roots_pem)?);
         let config = |alpn: &[&[u8]]| -> Result<Arc<ClientConfig>, ProxyError> {
             let mut config = ClientConfig::builder_with_provider(crate::ca::provider())
@@ -327,15 +362,9 @@ impl Upstream {
         let any = Connector::new(
             config(&[b"h2", b"http/1.1"])?,
             connect_to.clone(),
-            allow_host_local,
-            own_ip,
+            destinations.clone(),
         );
-        let h1 = Connector::new(
-            config(&[b"http/1.1"])?,
-            connect_to,
-            allow_host_local,
-            own_ip,
-        );
+        let h1 = Connector::new(config(&[b"http/1.1"])?, connect_to, destinations);
         let client = |connector: Connector| {
             Client::builder(TokioExecutor::new())
                 .timer(TokioTimer::new())
@@ -418,33 +447,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn this_hosts_interface_addresses_are_known() {
-        let addresses = host_addresses();
-        assert!(addresses.iter().any(|ip| ip.is_loopback()), "{addresses:?}");
-    }
-
-    #[test]
-    fn host_local_addresses_are_recognised() {
-        for ip in [
-            "127.0.0.1",
-            "127.8.9.1",
-            "::1",
-            "0.0.0.0",
-            "169.254.169.254",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(is_host_local(ip.parse().unwrap(), None), "{ip}");
-        }
-        for ip in ["10.0.0.1", "192.168.1.1", "140.82.112.5", "2001:db8::1"] {
-            assert!(!is_host_local(ip.parse().unwrap(), None), "{ip}");
-        }
-        let gateway: IpAddr = "172.18.0.1".parse().unwrap();
-        assert!(is_host_local(gateway, Some(gateway)));
-        assert!(!is_host_local(gateway, Some("0.0.0.0".parse().unwrap())));
-    }
-
-    #[test]
     fn extra_roots_must_be_pem_certificates() {
         assert!(parse_extra_roots(b"").unwrap().is_empty());
         assert!(parse_extra_roots(b" \n").unwrap().is_empty());
@@ -460,22 +462,136 @@ mod tests {
         assert!(parse_extra_roots(broken.as_bytes()).is_err());
     }
 
-    #[tokio::test]
-    async fn host_local_destinations_are_refused_unless_rerouted() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let tls = Arc::new(
+    fn no_roots() -> Arc<ClientConfig> {
+        Arc::new(
             ClientConfig::builder_with_provider(crate::ca::provider())
                 .with_safe_default_protocol_versions()
                 .unwrap()
                 .with_root_certificates(RootCertStore::empty())
                 .with_no_client_auth(),
-        );
+        )
+    }
+
+    fn connector(allow: &[&str]) -> Connector {
+        let destinations = Destinations {
+            allow: allow
+                .iter()
+                .map(|p| moat_hosts::HostPattern::parse(p).unwrap())
+                .collect(),
+            ..Destinations::default()
+        };
+        Connector::new(no_roots(), Vec::new().into(), Arc::new(destinations))
+    }
+
+    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[tokio::test]
+    async fn host_local_destinations_are_refused_unless_rerouted() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
         let entry = ConnectTo::parse(&format!("upstream.test:{port}:127.0.0.1:{port}")).unwrap();
-        let connector = Connector::new(tls, vec![entry], false, None);
+        let connector = Connector::new(
+            no_roots(),
+            vec![entry].into(),
+            Arc::new(Destinations::default()),
+        );
         let err = connector.tcp("127.0.0.1", port).await.unwrap_err();
         assert!(matches!(err, ConnectError::HostLocal { .. }), "{err}");
         assert!(err.to_string().contains("does not connect there"));
         connector.tcp("upstream.test", port).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn private_destinations_are_refused_before_any_connection() {
+        let err = connector(&[]).tcp("10.1.2.3", 8000).await.unwrap_err();
+        assert!(
+            matches!(err, ConnectError::Private { port: 8000, .. }),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "`10.1.2.3` is a private address (RFC 1918); moat does not connect to private \
+             networks unless allowed"
+        );
+        let err = connector(&["10.0.0.0/8:8000"])
+            .tcp("fd00::1", 443)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("(unique local, fc00::/7)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn refused_addresses_are_skipped_and_the_first_refusal_is_reported() {
+        let c = connector(&[]);
+        let kept = c
+            .permitted(
+                "mixed.test",
+                443,
+                addrs(&["10.0.0.1:443", "127.0.0.1:443", "140.82.112.5:443"]),
+            )
+            .unwrap();
+        assert_eq!(kept, addrs(&["140.82.112.5:443"]));
+
+        let err = c
+            .permitted(
+                "api.corp.test",
+                443,
+                addrs(&["10.1.2.3:443", "127.0.0.1:443"]),
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`api.corp.test` is at 10.1.2.3, a private address (RFC 1918); moat does not \
+             connect to private networks unless allowed"
+        );
+        let err = c
+            .permitted("local.test", 443, addrs(&["[::1]:443", "10.1.2.3:443"]))
+            .unwrap_err();
+        assert!(matches!(err, ConnectError::HostLocal { .. }), "{err}");
+
+        let allowed = connector(&["api.corp.test"]);
+        let kept = allowed
+            .permitted(
+                "api.corp.test",
+                443,
+                addrs(&["127.0.0.1:443", "10.1.2.3:443"]),
+            )
+            .unwrap();
+        assert_eq!(kept, addrs(&["10.1.2.3:443"]));
+        assert!(
+            c.permitted("none.test", 443, Vec::new())
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn private_messages_name_the_host_and_the_address() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            private_message(
+                "64:ff9b::a00:1",
+                ip("10.0.0.1"),
+                "RFC 1918",
+                Some(ip("64:ff9b::a00:1"))
+            ),
+            "`64:ff9b::a00:1` leads to 10.0.0.1, a private address (RFC 1918); moat does not \
+             connect to private networks unless allowed"
+        );
+        assert_eq!(
+            private_message(
+                "nat.test",
+                ip("10.0.0.1"),
+                "RFC 1918",
+                Some(ip("64:ff9b::a00:1"))
+            ),
+            "`nat.test` is at 64:ff9b::a00:1, which leads to 10.0.0.1, a private address \
+             (RFC 1918); moat does not connect to private networks unless allowed"
+        );
     }
 }

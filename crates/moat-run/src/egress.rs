@@ -5,7 +5,9 @@
 //! `runs/<id>/proxy/proxy.sock`; that directory is mounted at `/run/moat/proxy`, and
 //! `moat-init` forwards `127.0.0.1:3128` to it with socat. A process that ignores
 //! `HTTPS_PROXY`, dials a raw IP or does its own DNS finds no route; host services are not
-//! reachable because the container shares no network with the host.
+//! reachable because the container shares no network with the host, and the proxy
+//! refuses the host's own addresses and, unless `network.allow` allows them, private
+//! ones.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,7 +38,9 @@ pub const CONTAINER_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 pub struct EgressSettings {
     /// `permissive` or `strict`.
     pub policy: String,
-    /// Host patterns a strict policy allows besides the granted hosts.
+    /// Host patterns, addresses and ranges from `network.allow` and the grants' hosts:
+    /// what a strict policy allows, and, under either policy, the private destinations
+    /// the proxy may connect to.
     pub allow: Vec<String>,
     /// Host patterns tunnelled without TLS interception (still subject to the policy).
     #[serde(default)]
@@ -181,17 +185,21 @@ pub(crate) async fn start_proxy(
         .map_err(|e| RunError::Egress(e.to_string()))?;
     let mut config = ProxyConfig::new(token, Arc::new(ca));
     config.rules = rules;
+    let allow: Vec<moat_proxy::HostPattern> = settings
+        .allow
+        .iter()
+        .map(|p| p.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e: moat_proxy::HostsError| RunError::Egress(e.to_string()))?;
     config.policy = match settings.policy.as_str() {
         "strict" => NetworkPolicy::Strict {
-            allow: settings
-                .allow
-                .iter()
-                .map(|p| p.parse())
-                .collect::<Result<_, _>>()
-                .map_err(|e: moat_proxy::HostsError| RunError::Egress(e.to_string()))?,
+            allow: allow.clone(),
         },
         _ => NetworkPolicy::Permissive,
     };
+    // Private addresses are refused under a permissive policy too; `network.allow` is
+    // how a run reaches a corporate registry or git server on one.
+    config.private_allow = allow;
     config.passthrough = settings
         .passthrough
         .iter()

@@ -8,5 +8,6 @@ mod injection;
 mod lifecycle;
 mod passthrough;
 mod policy;
+mod private;
 mod streaming;
 mod upgrade;

@@ -62,8 +62,12 @@ fn line(event: &NetworkEvent) -> String {
         "[{time}] {} {} {status} ({}ms)",
         event.method, event.url, event.duration_ms
     );
-    if event.blocked {
-        line.push_str(" BLOCKED by network policy");
+    // A block by the policy has no error; a refused destination (the host's own
+    // address, a private one) says which and why.
+    match (&event.error, event.blocked) {
+        (None, true) => line.push_str(" BLOCKED by network policy"),
+        (Some(error), true) => line.push_str(&format!(" BLOCKED: {error}")),
+        (_, false) => {}
     }
     if let Some(grant) = &event.grant {
         line.push_str(&format!(" [grant: {grant}]"));
@@ -74,4 +78,38 @@ fn line(event: &NetworkEvent) -> String {
         line.push_str(&format!(" — {error}"));
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(blocked: bool, error: Option<&str>) -> NetworkEvent {
+        NetworkEvent {
+            ts: jiff::Timestamp::UNIX_EPOCH,
+            method: "GET".into(),
+            url: "http://10.1.2.3:8000/f".into(),
+            status: 403,
+            duration_ms: 1,
+            request_bytes: 0,
+            response_bytes: 0,
+            grant: None,
+            blocked,
+            error: error.map(str::to_owned),
+            request_headers: Default::default(),
+            response_headers: Default::default(),
+            request_body: None,
+            response_body: None,
+        }
+    }
+
+    #[test]
+    fn a_block_says_whether_the_policy_or_the_destination_refused() {
+        assert!(line(&event(true, None)).ends_with(" 403 (1ms) BLOCKED by network policy"));
+        let private = "`10.1.2.3` is a private address (RFC 1918); moat does not connect to private networks unless allowed";
+        assert!(
+            line(&event(true, Some(private))).ends_with(&format!(" 403 (1ms) BLOCKED: {private}"))
+        );
+        assert!(line(&event(false, Some("timed out"))).ends_with(" — timed out"));
+    }
 }

@@ -1,11 +1,15 @@
 //! Enforced egress: a run's only way out is its proxy. Requests through it reach the
 //! (fake) upstream and are recorded; a process that ignores the proxy, dials a raw IP, does
 //! its own DNS or aims at the host's own services gets nowhere; strict policy blocks with
-//! an explanation.
+//! an explanation; private addresses are refused unless `network.allow` allows them.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
 
 use moat_test_support::{FakeUpstream, Reply};
 
-use crate::harness::{Out, TestEnv};
+use crate::harness::{BUSYBOX_IMAGE, Out, TestEnv, docker, wait_for};
 
 /// `moat run` with the upstream reachable as `host` through `MOAT_CONNECT_TO`, its CA
 /// trusted through `MOAT_EXTRA_CA_CERTS`, and curl in the image.
@@ -172,5 +176,148 @@ fn passthrough_hosts_are_tunnelled_without_interception() {
     assert_eq!(
         events[0]["method"], "CONNECT",
         "one tunnel, no inner request seen: {json}"
+    );
+}
+
+/// The label on what [`PrivateServer`] makes, so a leftover can be told apart.
+const PRIVATE_SERVER_LABEL: &str = "moat.test=egress-private-destination";
+
+/// An HTTP server on another container of this host, on a Docker network of its own:
+/// a private address the host routes to, as a database or an internal service would be.
+/// Serves `/f` on port 8000. The container and the network go when this is dropped,
+/// also when the test fails.
+struct PrivateServer {
+    name: String,
+    ip: String,
+    gateway: String,
+}
+
+impl PrivateServer {
+    fn start() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let mut server = PrivateServer {
+            name: format!("moat-it-private-{}-{nanos:x}", std::process::id()),
+            ip: String::new(),
+            gateway: String::new(),
+        };
+        let name = server.name.clone();
+        let out = docker(&["network", "create", "--label", PRIVATE_SERVER_LABEL, &name]);
+        assert_eq!(out.code, 0, "{out:?}");
+        let out = docker(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--network",
+            &name,
+            "--label",
+            PRIVATE_SERVER_LABEL,
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            "mkdir -p /www && echo 'the private file' > /www/f && exec httpd -f -p 8000 -h /www",
+        ]);
+        assert_eq!(out.code, 0, "{out:?}");
+        let inspect = |format: &str, what: &str| {
+            let out = docker(&[what, "inspect", "--format", format, &name]);
+            assert_eq!(out.code, 0, "{out:?}");
+            out.stdout.trim().to_owned()
+        };
+        server.ip = inspect(
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            "container",
+        );
+        server.gateway = inspect("{{range .IPAM.Config}}{{.Gateway}}{{end}}", "network");
+        assert!(
+            !server.ip.is_empty() && !server.gateway.is_empty(),
+            "{}",
+            server.name
+        );
+        // The host reaches it directly: wait until it answers.
+        let addr = format!("{}:8000", server.ip).parse().unwrap();
+        wait_for("the private server to answer", || {
+            let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+            stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+            stream.write_all(b"GET /f HTTP/1.0\r\n\r\n").ok()?;
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply).ok()?;
+            reply.contains("the private file").then_some(())
+        });
+        server
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.name]);
+        let _ = docker(&["network", "rm", &self.name]);
+    }
+}
+
+#[test]
+fn private_addresses_are_refused_under_a_permissive_policy_unless_allowed() {
+    let env = TestEnv::new();
+    let server = PrivateServer::start();
+    std::fs::write(env.workspace().join("moat.yaml"), "dependencies: [curl]\n").unwrap();
+    let url = format!("http://{}:8000/f", server.ip);
+    let fetch = |url: &str| format!("curl -s -w '\\n%{{http_code}}' {url}; echo");
+
+    // Permissive (the default), nothing allowed: refused, with the reason and the fix.
+    let out = env.run(&["run", "--", "sh", "-c", &fetch(&url)]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.trim_end().ends_with("\n403"), "{out:?}");
+    assert!(
+        out.stdout.contains(&format!(
+            "`{}` is a private address (RFC 1918); moat does not connect to private networks",
+            server.ip
+        )),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("`network.allow`"), "{out:?}");
+    assert!(
+        out.stdout.contains(&format!("- \"{}:8000\"", server.ip)),
+        "the entry to add, with its port: {out:?}"
+    );
+    assert!(!out.stdout.contains("the private file"), "{out:?}");
+
+    // The trace records the refusal.
+    let json: serde_json::Value =
+        serde_json::from_str(&env.run(&["trace", "--network", "--json"]).stdout).unwrap();
+    let events = json.as_array().unwrap();
+    let refused = events.iter().find(|e| e["url"] == url.as_str()).unwrap();
+    assert_eq!(refused["status"], 403, "{json}");
+    assert_eq!(refused["blocked"], true, "{json}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("a private address (RFC 1918)"),
+        "{json}"
+    );
+    let trace = env.run(&["trace", "--network"]);
+    assert!(trace.stdout.contains(" 403 ("), "{trace:?}");
+    assert!(trace.stdout.contains("BLOCKED: "), "{trace:?}");
+
+    // Allowed by address and port: the file arrives. The network's gateway is the host's
+    // own address, which stays refused.
+    let allow = format!("{}:8000", server.ip);
+    let script = format!(
+        "{}; {}",
+        fetch(&url),
+        fetch(&format!("http://{}:8000/f", server.gateway))
+    );
+    let out = env.run(&["run", "--allow-host", &allow, "--", "sh", "-c", &script]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.starts_with("the private file\n\n200\n"),
+        "allowed: {out:?}"
+    );
+    assert!(
+        out.stdout.contains("an address of the proxy's own host")
+            && out.stdout.trim_end().ends_with("403"),
+        "the gateway is the host: {out:?}"
     );
 }
