@@ -318,8 +318,8 @@ fn a_setuid_shell_from_a_trusted_hook_does_not_elevate_and_processes_are_bounded
     let started: u32 = out
         .stdout
         .lines()
-        .filter_map(|l| l.strip_prefix("started="))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("started="))
         .unwrap()
         .parse()
         .unwrap();
