@@ -9,7 +9,7 @@ use serde_saphyr::Spanned;
 
 use crate::error::{ConfigErrors, Problems};
 use crate::network::ConnectTo;
-use crate::settings::{DebugSettings, KeyringBackend, Mirrors, NetworkSection, ProxySettings};
+use crate::settings::{DebugSettings, KeyringMode, Mirrors, NetworkSection, ProxySettings};
 use crate::values::{self, Invalid};
 use crate::workspace::{Check, RawNetwork, choice_error};
 use crate::yaml::{self, FieldNotes, StringOrList, shown};
@@ -25,7 +25,7 @@ pub struct GlobalConfig {
     pub mirrors: Mirrors,
     /// Defaults for every workspace; a workspace's `network.policy` wins, `allow` lists add up.
     pub network: NetworkSection,
-    pub keyring: KeyringBackend,
+    pub keyring: KeyringMode,
     pub debug: DebugSettings,
     pub proxy: ProxySettings,
     /// Paths every workspace protects, besides moat's defaults.
@@ -76,8 +76,7 @@ pub fn parse_global(path: &Path, text: &str) -> Result<GlobalConfig, ConfigError
         .keyring
         .and_then(|word| {
             check.accept(&word, |w| {
-                KeyringBackend::parse(w)
-                    .ok_or_else(|| choice_error("keyring", w, KeyringBackend::WORDS))
+                KeyringMode::parse(w).ok_or_else(|| choice_error("keyring", w, KeyringMode::WORDS))
             })
         })
         .unwrap_or_default();
@@ -315,7 +314,7 @@ proxy:
         assert!(config.mirrors.github.is_some() && config.mirrors.rust.is_some());
         assert_eq!(config.network.policy, Some(NetworkPolicy::Strict));
         assert_eq!(config.network.allow[0].to_string(), "*.corp.example");
-        assert_eq!(config.keyring, KeyringBackend::File);
+        assert_eq!(config.keyring, KeyringMode::File);
         assert_eq!(config.debug.retention_days, 3);
         assert_eq!(config.proxy.port, 9090);
     }
@@ -335,7 +334,7 @@ proxy:
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(load_global(&dir.path().join("config.yaml")), Ok(None));
         let empty = parse_global(Path::new("config.yaml"), "").unwrap();
-        assert_eq!(empty.keyring, KeyringBackend::Auto);
+        assert_eq!(empty.keyring, KeyringMode::Auto);
         assert_eq!(empty.debug.retention_days, 14);
         assert_eq!(empty.proxy.port, 8080);
         assert_eq!(empty.mirrors, Mirrors::default());
@@ -347,7 +346,7 @@ proxy:
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, "keyring: file\n").unwrap();
         let config = load_global(&path).unwrap().unwrap();
-        assert_eq!(config.keyring, KeyringBackend::File);
+        assert_eq!(config.keyring, KeyringMode::File);
         assert_eq!(config.path, path);
     }
 

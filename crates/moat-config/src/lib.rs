@@ -36,11 +36,12 @@ pub use error::{ConfigError, ConfigErrors, SourceLocation};
 pub use global::{GlobalConfig, load_global, parse_global};
 pub use network::{ConnectTo, HostPattern, NetworkPolicy};
 pub use resolve::{
-    CliOverrides, ConfigFiles, HostSettings, Network, ResolvedConfig, resolve, resolve_host,
+    CliOverrides, ConfigFiles, DEFAULT_BASE_IMAGE, HostSettings, Network, ResolvedConfig, resolve,
+    resolve_host,
 };
 pub use settings::{
     ClaudeFile, ClaudeSettings, Command, ContainerLimits, ContainerSettings, DebugSettings,
-    DependencySpec, EnvVars, Hooks, KeyringBackend, LocalMcpServer, Marketplace, MarketplaceSource,
+    DependencySpec, EnvVars, Hooks, KeyringMode, LocalMcpServer, Marketplace, MarketplaceSource,
     McpAuth, Mirrors, Mount, NetworkSection, ProxySettings, RemoteMcpServer, SnapshotExclude,
     SnapshotRetention, SnapshotSettings, SnapshotTriggers, looks_secret,
 };
@@ -147,7 +148,7 @@ mod tests {
         );
         let global = parse_global(&home.path().join("config.yaml"), &text)
             .unwrap_or_else(|errors| panic!("{errors}"));
-        assert_eq!(global.keyring, KeyringBackend::File);
+        assert_eq!(global.keyring, KeyringMode::File);
         assert_eq!(global.connect_to.len(), 1);
     }
 }

@@ -12,7 +12,7 @@ use crate::global::{GlobalConfig, check_ca_file};
 use crate::network::{ConnectTo, HostPattern, NetworkPolicy, parse_port};
 use crate::settings::{
     ClaudeSettings, Command, ContainerSettings, DebugSettings, DependencySpec, EnvVars, Hooks,
-    KeyringBackend, Mirrors, Mount, ProxySettings, RemoteMcpServer, SnapshotSettings,
+    KeyringMode, Mirrors, Mount, ProxySettings, RemoteMcpServer, SnapshotSettings,
 };
 use crate::values::{self, Invalid};
 use crate::workspace::{WorkspaceConfig, choice_error, resolve_mount};
@@ -49,7 +49,12 @@ pub struct CliOverrides {
     pub keyring: Option<String>,
     /// `MOAT_PROXY_PORT`: replaces the global `proxy.port`.
     pub proxy_port: Option<String>,
+    /// `MOAT_BASE_IMAGE`: replaces [`DEFAULT_BASE_IMAGE`].
+    pub base_image: Option<String>,
 }
+
+/// The image every run's image is built on when `MOAT_BASE_IMAGE` names no other.
+pub const DEFAULT_BASE_IMAGE: &str = "debian:bookworm-slim";
 
 /// Everything a run needs, after precedence. `Serialize` (and [`ResolvedConfig::render`])
 /// show it for `moat config` and `moat run --dry-run`; secret-looking env values are hidden.
@@ -81,9 +86,11 @@ pub struct ResolvedConfig {
     pub extra_ca_certs: Option<PathBuf>,
     pub connect_to: Vec<ConnectTo>,
     pub mirrors: Mirrors,
-    pub keyring: KeyringBackend,
+    pub keyring: KeyringMode,
     pub debug: DebugSettings,
     pub proxy: ProxySettings,
+    /// The image a run's image is built on.
+    pub base_image: String,
     /// Paths the run may not change besides moat's defaults: the global list, then the
     /// workspace's.
     pub protect: Vec<String>,
@@ -287,6 +294,7 @@ pub fn resolve(
         connect_to,
         keyring,
         proxy,
+        base_image,
     } = host_settings(global, cli, &mut problems);
 
     let resolved = ResolvedConfig {
@@ -330,6 +338,7 @@ pub fn resolve(
         keyring,
         debug: global.debug.clone(),
         proxy,
+        base_image,
         protect: {
             let mut protect = global.protect.clone();
             for path in &file.protect {
@@ -350,8 +359,9 @@ pub fn resolve(
 pub struct HostSettings {
     pub extra_ca_certs: Option<PathBuf>,
     pub connect_to: Vec<ConnectTo>,
-    pub keyring: KeyringBackend,
+    pub keyring: KeyringMode,
     pub proxy: ProxySettings,
+    pub base_image: String,
 }
 
 /// The machine settings alone, for commands without a workspace (`moat grant`): moat's
@@ -387,11 +397,10 @@ fn host_settings(
         None => global.connect_to.clone(),
     };
     let keyring = match &cli.keyring {
-        Some(word) => KeyringBackend::parse(word)
+        Some(word) => KeyringMode::parse(word)
             .ok_or_else(|| {
                 problems.push(
-                    choice_error("keyring", word, KeyringBackend::WORDS)
-                        .for_input("`MOAT_KEYRING`"),
+                    choice_error("keyring", word, KeyringMode::WORDS).for_input("`MOAT_KEYRING`"),
                 )
             })
             .unwrap_or_default(),
@@ -408,11 +417,17 @@ fn host_settings(
         None => global.proxy.clone(),
     };
 
+    let base_image = match &cli.base_image {
+        Some(image) if !image.trim().is_empty() => image.clone(),
+        _ => DEFAULT_BASE_IMAGE.to_owned(),
+    };
+
     HostSettings {
         extra_ca_certs,
         connect_to,
         keyring,
         proxy,
+        base_image,
     }
 }
 
@@ -470,7 +485,7 @@ mod tests {
         assert_eq!(config.network.policy, NetworkPolicy::Permissive);
         assert!(!config.claude.sync_logs);
         assert_eq!(config.snapshots, SnapshotSettings::default());
-        assert_eq!(config.keyring, KeyringBackend::Auto);
+        assert_eq!(config.keyring, KeyringMode::Auto);
         assert_eq!(config.proxy.port, 8080);
         assert_eq!(config.debug.retention_days, 14);
         insta::assert_snapshot!(config.render(), @"
@@ -522,6 +537,7 @@ mod tests {
           retention_days: 14
         proxy:
           port: 8080
+        base_image: debian:bookworm-slim
         protect: []
         ");
     }
@@ -734,7 +750,7 @@ mod tests {
         let from_file = resolve_ok(None, Some(&global), &CliOverrides::default());
         assert_eq!(from_file.extra_ca_certs, Some(root.join("a.pem")));
         assert_eq!(from_file.connect_to[0].to_string(), "x.com:443:127.0.0.1:1");
-        assert_eq!(from_file.keyring, KeyringBackend::File);
+        assert_eq!(from_file.keyring, KeyringMode::File);
         assert_eq!(from_file.proxy.port, 9000);
 
         let cli = CliOverrides {
@@ -748,7 +764,7 @@ mod tests {
         assert_eq!(from_env.extra_ca_certs, Some(root.join("b.pem")));
         let rules: Vec<String> = from_env.connect_to.iter().map(|r| r.to_string()).collect();
         assert_eq!(rules, ["y.com:443:127.0.0.1:2", "z.com:443:127.0.0.1:3"]);
-        assert_eq!(from_env.keyring, KeyringBackend::Auto);
+        assert_eq!(from_env.keyring, KeyringMode::Auto);
         assert_eq!(from_env.proxy.port, 9100);
         assert_eq!(from_env.debug, global.debug);
     }
@@ -775,13 +791,17 @@ mod tests {
                 connect_to: run.connect_to,
                 keyring: run.keyring,
                 proxy: run.proxy,
+                base_image: run.base_image,
             }
         );
         assert_eq!(host.connect_to[0].to_string(), "y.com:443:127.0.0.1:2");
-        assert_eq!(host.keyring, KeyringBackend::File);
+        assert_eq!(host.keyring, KeyringMode::File);
         assert_eq!(
             resolve_host(None, &CliOverrides::default()).unwrap(),
-            HostSettings::default()
+            HostSettings {
+                base_image: DEFAULT_BASE_IMAGE.to_owned(),
+                ..HostSettings::default()
+            }
         );
 
         let bad = CliOverrides {
@@ -974,6 +994,7 @@ mcp:
           retention_days: 14
         proxy:
           port: 8080
+        base_image: debian:bookworm-slim
         protect: []
         "#);
     }

@@ -1,6 +1,7 @@
 //! The checked values of the configuration: what the files and flags mean once parsed,
 //! shared by the per-file results and the resolved configuration.
 
+pub use moat_home::KeyringMode;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
@@ -379,29 +380,6 @@ pub struct Mirrors {
     /// GitHub release downloads, replacing `https://github.com`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub github: Option<String>,
-}
-
-/// Where the key that encrypts stored credentials lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyringBackend {
-    /// The OS keychain when it works, else a `0600` key file in `$MOAT_HOME`.
-    #[default]
-    Auto,
-    /// Always the key file; for headless machines without a keychain.
-    File,
-}
-
-impl KeyringBackend {
-    pub const WORDS: &[&str] = &["auto", "file"];
-
-    pub(crate) fn parse(word: &str) -> Option<Self> {
-        match word {
-            "auto" => Some(KeyringBackend::Auto),
-            "file" => Some(KeyringBackend::File),
-            _ => None,
-        }
-    }
 }
 
 /// moat's own debug logs in `$MOAT_HOME/debug/`.

@@ -173,10 +173,10 @@ impl Credential {
             CredentialKind::OAuthToken {
                 refresh_token: Some(token),
                 ..
-            } => token.problem().map(|_| "its refresh token is malformed"),
+            } => crate::secret::problem(token).map(|_| "its refresh token is malformed"),
             _ => None,
         };
-        if let Some(reason) = secret.problem().or(refresh_problem) {
+        if let Some(reason) = crate::secret::problem(&secret).or(refresh_problem) {
             return Err(CredentialError::InvalidSecret { provider, reason });
         }
         Ok(Credential {

@@ -3,7 +3,7 @@
 //! the chain of both that moat uses, or memory (tests).
 //!
 //! Nothing here reads environment variables: `MOAT_KEYRING=file` is read by the CLI and
-//! arrives as [`KeyringMode::FileOnly`].
+//! arrives as [`KeyringMode::File`].
 //!
 //! The `keyring` 4 crate (`v1` facade) on headless Linux, as measured here (root, no
 //! desktop): without a session bus `Entry::new` fails with `NoDefaultStore` in about 1 ms
@@ -141,7 +141,7 @@ impl FileKeySource {
 
     /// `$MOAT_HOME/encryption.key`.
     pub fn in_home(home: &MoatHome) -> Self {
-        Self::new(home.root().join(KEY_FILE_NAME))
+        Self::new(home.key_file())
     }
 
     pub fn path(&self) -> &Path {
@@ -424,15 +424,7 @@ impl KeySource for KeyringKeySource {
     }
 }
 
-/// Whether moat may use the OS keyring. The CLI maps `MOAT_KEYRING=file` to `FileOnly`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum KeyringMode {
-    /// The keyring, else the key file.
-    #[default]
-    Auto,
-    /// Never touch the keyring: servers, CI, tests.
-    FileOnly,
-}
+pub use moat_home::KeyringMode;
 
 /// Where [`ChainKeySource::obtain`] found or put the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -468,11 +460,11 @@ impl ChainKeySource {
         ChainKeySource { keyring, file }
     }
 
-    /// The OS keyring (unless `FileOnly`) and `$MOAT_HOME/encryption.key`.
+    /// The OS keyring (unless `File`) and `$MOAT_HOME/encryption.key`.
     pub fn for_home(home: &MoatHome, mode: KeyringMode) -> Self {
         let keyring = match mode {
             KeyringMode::Auto => Some(KeyringKeySource::os()),
-            KeyringMode::FileOnly => None,
+            KeyringMode::File => None,
         };
         Self::new(keyring, FileKeySource::in_home(home))
     }
@@ -891,7 +883,7 @@ mod tests {
         assert_eq!(origin, KeyOrigin::File);
         assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
         let home = MoatHome::at(dir.path().to_owned());
-        let described = ChainKeySource::for_home(&home, KeyringMode::FileOnly).describe();
+        let described = ChainKeySource::for_home(&home, KeyringMode::File).describe();
         assert!(described.ends_with("encryption.key`"), "{described}");
     }
 

@@ -54,7 +54,7 @@ impl CredentialStore {
 
     /// `$MOAT_HOME/credentials` with `key`.
     pub fn in_home(home: &MoatHome, key: EncryptionKey) -> Self {
-        Self::new(home.root().join(CREDENTIALS_DIR_NAME), key)
+        Self::new(home.credentials_dir(), key)
     }
 
     /// `$MOAT_HOME/credentials` with the key from `keys` (created on first use).

@@ -22,27 +22,32 @@ pub enum HomeError {
 }
 
 impl MoatHome {
-    /// `$MOAT_HOME` when set and not empty, else `~/.moat`. The caller passes the variable's
-    /// value so that settings are read once, at the top.
-    pub fn resolve(moat_home_var: Option<&str>) -> Result<Self, HomeError> {
+    /// `$MOAT_HOME` when set and not empty, else `~/.moat`. The caller passes the
+    /// variable's value, the home directory and the working directory, so that the
+    /// environment is read once, at the top. A relative `$MOAT_HOME` is made absolute
+    /// from `cwd`: it would otherwise change meaning with the working directory, and the
+    /// supervisor runs from `/`.
+    pub fn resolve(
+        moat_home_var: Option<&str>,
+        home_dir: Option<&Path>,
+        cwd: Option<&Path>,
+    ) -> Result<Self, HomeError> {
         match moat_home_var.filter(|v| !v.is_empty()) {
-            Some(dir) => Ok(Self::at(PathBuf::from(dir))),
-            None => std::env::home_dir()
+            Some(dir) => {
+                let dir = PathBuf::from(dir);
+                Ok(Self::at(match cwd {
+                    Some(cwd) if dir.is_relative() => cwd.join(dir),
+                    _ => dir,
+                }))
+            }
+            None => home_dir
                 .map(|home| Self::at(home.join(".moat")))
                 .ok_or(HomeError::NoHomeDir),
         }
     }
 
+    /// The home at `root` (absolute).
     pub fn at(root: PathBuf) -> Self {
-        // A relative MOAT_HOME would change meaning with the working directory, and the
-        // supervisor runs from `/`: pin it now.
-        let root = if root.is_relative() {
-            std::env::current_dir()
-                .map(|cwd| cwd.join(&root))
-                .unwrap_or(root)
-        } else {
-            root
-        };
         MoatHome { root }
     }
 
@@ -67,6 +72,26 @@ impl MoatHome {
         self.root.join("trust")
     }
 
+    /// The encrypted credentials, one `<provider>.enc` each.
+    pub fn credentials_dir(&self) -> PathBuf {
+        self.root.join("credentials")
+    }
+
+    /// The credential key when it is not in the OS keyring.
+    pub fn key_file(&self) -> PathBuf {
+        self.root.join("encryption.key")
+    }
+
+    /// The CA the proxies sign with (`ca.crt`, `ca.key`).
+    pub fn proxy_ca_dir(&self) -> PathBuf {
+        self.root.join("proxy-ca")
+    }
+
+    /// The user's own providers, `*.yaml`.
+    pub fn providers_dir(&self) -> PathBuf {
+        self.root.join("providers")
+    }
+
     /// Create a private directory (0700) and its missing parents.
     pub fn create_private_dir(path: &Path) -> Result<(), HomeError> {
         use std::os::unix::fs::DirBuilderExt;
@@ -87,13 +112,16 @@ mod tests {
 
     #[test]
     fn moat_home_variable_wins_and_empty_means_unset() {
-        let home = MoatHome::resolve(Some("/tmp/x")).unwrap();
+        let user = Some(Path::new("/home/u"));
+        let cwd = Some(Path::new("/work"));
+        let home = MoatHome::resolve(Some("/tmp/x"), user, cwd).unwrap();
         assert_eq!(home.root(), Path::new("/tmp/x"));
         let id: RunId = "run_a1b2c3d4e5f6".parse().unwrap();
         assert_eq!(home.run_dir(&id), Path::new("/tmp/x/runs/run_a1b2c3d4e5f6"));
-        if std::env::home_dir().is_some() {
-            let default = MoatHome::resolve(Some("")).unwrap();
-            assert!(default.root().ends_with(".moat"));
-        }
+        let default = MoatHome::resolve(Some(""), user, cwd).unwrap();
+        assert_eq!(default.root(), Path::new("/home/u/.moat"));
+        let relative = MoatHome::resolve(Some("state"), user, cwd).unwrap();
+        assert_eq!(relative.root(), Path::new("/work/state"));
+        assert!(MoatHome::resolve(None, None, cwd).is_err());
     }
 }

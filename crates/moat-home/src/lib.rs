@@ -5,8 +5,10 @@
 
 mod atomic;
 mod ids;
+mod keyring;
 mod layout;
 
 pub use atomic::{write_atomic, write_private_atomic};
 pub use ids::{IdError, RunId};
+pub use keyring::KeyringMode;
 pub use layout::{HomeError, MoatHome};

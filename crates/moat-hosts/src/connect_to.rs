@@ -8,7 +8,7 @@
 use std::fmt;
 use std::net::Ipv6Addr;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::HostsError;
 use crate::name::{check_host_name, normalize_host, parse_port};
@@ -149,6 +149,15 @@ impl fmt::Debug for ConnectTo {
 impl Serialize for ConnectTo {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
+    }
+}
+
+/// Read back with the same parser as user input: a damaged or unknown value is an error,
+/// never a looser pattern.
+impl<'de> Deserialize<'de> for ConnectTo {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        ConnectTo::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 

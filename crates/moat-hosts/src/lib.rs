@@ -12,11 +12,13 @@
 mod connect_to;
 mod name;
 mod pattern;
+mod policy;
 mod range;
 
 pub use connect_to::{ConnectTo, reroute};
 pub use name::{check_host_name, is_valid_host, normalize_host, parse_port};
 pub use pattern::HostPattern;
+pub use policy::NetworkPolicy;
 pub use range::IpRange;
 
 /// A host pattern or `connect_to` rule that cannot be used: what was written, why, and

@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::HostsError;
 use crate::name::{check_host_name, normalize_host, parse_port};
@@ -376,6 +376,15 @@ impl fmt::Debug for HostPattern {
 impl Serialize for HostPattern {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
+    }
+}
+
+/// Read back with the same parser as user input: a damaged or unknown value is an error,
+/// never a looser pattern.
+impl<'de> Deserialize<'de> for HostPattern {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        HostPattern::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 

@@ -5,6 +5,8 @@
 //!  [--node-mirror URL] [--python-mirror URL] [--go-mirror URL] [--rust-mirror URL]
 //!  [--post-build-root SCRIPT] [--post-build SCRIPT] [--pre-run SCRIPT] DEPENDENCY...`
 
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::disallowed_methods)] // a program run by hand: its output is the point, its settings come from its environment
+
 use std::process::ExitCode;
 
 use moat_image::{ExtraCa, Hooks, ImageSpec, Mirrors, ResolvedDependencies};
@@ -62,7 +64,7 @@ fn run(args: Vec<String>) -> Result<String, String> {
     } else {
         Some(ExtraCa::from_pem(&pem).map_err(|e| e.to_string())?)
     };
-    let mut spec = ImageSpec::for_owner(uid, gid)
+    let mut spec = ImageSpec::new("debian:bookworm-slim", uid, gid)
         .with_dependencies(dependencies)
         .with_extra_ca(extra_ca)
         .with_hooks(hooks)

@@ -6,6 +6,17 @@
 pub const CA_DIR: &str = "/usr/local/share/ca-certificates";
 /// The bundle the image's system trust ends up in (and the build's tools are pointed at).
 pub const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// The variables of tools that keep their own roots (or replace the default bundle):
+/// pointed at [`SYSTEM_BUNDLE`] while an image builds, and in every run's container.
+pub const CA_BUNDLE_VARIABLES: &[&str] = &[
+    "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "PIP_CERT",
+    "REQUESTS_CA_BUNDLE",
+    "SSL_CERT_FILE",
+    "CARGO_HTTP_CAINFO",
+    "GIT_SSL_CAINFO",
+];
 
 const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
 const END: &str = "-----END CERTIFICATE-----";

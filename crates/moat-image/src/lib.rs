@@ -59,7 +59,7 @@ mod context;
 mod deps;
 mod dockerfile;
 
-pub use ca::{CA_DIR, CaError, ExtraCa, SYSTEM_BUNDLE};
+pub use ca::{CA_BUNDLE_VARIABLES, CA_DIR, CaError, ExtraCa, SYSTEM_BUNDLE};
 pub use deps::{
     DepError, Dependency, DependencyInfo, InstallMethod, PYTHON_STANDALONE_RELEASE, PrefixInfo,
     ResolvedDependencies, ResolvedDependency, Source, describe, list, prefixes,
@@ -70,8 +70,6 @@ use sha2::Digest;
 
 /// The repository every image moat builds is tagged in.
 pub const IMAGE_REPOSITORY: &str = "moat/run";
-/// The base image when nothing asks for another.
-pub const DEFAULT_BASE_IMAGE: &str = "debian:bookworm-slim";
 /// Where the workspace is mounted, and the working directory of every run.
 pub const WORKSPACE_DIR: &str = "/workspace";
 /// The unprivileged user every command runs as.
@@ -162,15 +160,16 @@ pub struct ImageSpec {
 }
 
 impl ImageSpec {
-    /// The default image for a workspace owned by `uid:gid`: no dependencies, no hooks.
-    pub fn for_owner(uid: u32, gid: u32) -> Self {
+    /// The image of `base_image` for a workspace owned by `uid:gid`: no dependencies, no
+    /// hooks. (Which base is the default is a setting: `moat_config` resolves it.)
+    pub fn new(base_image: impl Into<String>, uid: u32, gid: u32) -> Self {
         let (uid, gid) = if uid == 0 {
             (FALLBACK_ID, FALLBACK_ID)
         } else {
             (uid, gid)
         };
         ImageSpec {
-            base_image: DEFAULT_BASE_IMAGE.to_owned(),
+            base_image: base_image.into(),
             uid,
             gid,
             dependencies: ResolvedDependencies::default(),
@@ -247,6 +246,8 @@ pub fn plan(spec: &ImageSpec) -> BuildPlan {
 mod tests {
     use super::*;
 
+    const TEST_BASE: &str = "debian:bookworm-slim";
+
     fn representative() -> ImageSpec {
         let deps = ResolvedDependencies::parse_all(&[
             "git",
@@ -259,7 +260,7 @@ mod tests {
             "claude-code",
         ])
         .unwrap();
-        ImageSpec::for_owner(1234, 1234)
+        ImageSpec::new(TEST_BASE, 1234, 1234)
             .with_dependencies(deps)
             .with_hooks(Hooks {
                 pre_run: Some("true".into()),
@@ -269,8 +270,8 @@ mod tests {
 
     #[test]
     fn the_same_spec_gives_the_same_tag_and_bytes() {
-        let a = plan(&ImageSpec::for_owner(1234, 1234));
-        let b = plan(&ImageSpec::for_owner(1234, 1234));
+        let a = plan(&ImageSpec::new(TEST_BASE, 1234, 1234));
+        let b = plan(&ImageSpec::new(TEST_BASE, 1234, 1234));
         assert_eq!(a, b);
         assert!(a.tag.starts_with("moat/run:"));
         assert_eq!(a.tag.len(), "moat/run:".len() + 16);
@@ -297,14 +298,14 @@ mod tests {
 
     #[test]
     fn a_different_owner_gives_a_different_tag() {
-        let a = plan(&ImageSpec::for_owner(1234, 1234));
-        let b = plan(&ImageSpec::for_owner(1235, 1234));
+        let a = plan(&ImageSpec::new(TEST_BASE, 1234, 1234));
+        let b = plan(&ImageSpec::new(TEST_BASE, 1235, 1234));
         assert_ne!(a.tag, b.tag);
     }
 
     #[test]
     fn root_owned_workspaces_get_the_fallback_user() {
-        let spec = ImageSpec::for_owner(0, 0);
+        let spec = ImageSpec::new(TEST_BASE, 0, 0);
         assert_eq!((spec.uid, spec.gid), (FALLBACK_ID, FALLBACK_ID));
     }
 

@@ -5,6 +5,8 @@
 //! Run with `cargo bench -p moat-proxy --bench proxy_overhead`. Loopback only; every
 //! loop is bounded.
 
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::disallowed_methods)] // a program run by hand: its output is the point, its settings come from its environment
+
 #[path = "../tests/it/support.rs"]
 mod support;
 

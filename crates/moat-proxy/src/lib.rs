@@ -22,9 +22,9 @@
 //!     GrantRule::new("github", vec![HostPattern::parse("api.github.com")?])
 //!         .set_header("authorization", &bearer(&github_token))?,
 //! );
-//! config.policy = NetworkPolicy::Strict { allow: vec![HostPattern::parse("*.npmjs.org")?] };
-//! // Private addresses are refused under either policy unless allowed by name or range.
-//! config.private_allow = vec![HostPattern::parse("10.20.0.0/16")?];
+//! config.policy = NetworkPolicy::Strict;
+//! // What strict allows; private addresses, under either policy, only by name or range.
+//! config.allow = vec![HostPattern::parse("*.npmjs.org")?, HostPattern::parse("10.20.0.0/16")?];
 //! config.connect_to = ConnectTo::parse_list("api.github.com:443:127.0.0.1:8443")?;
 //!
 //! let (events, mut trace) = tokio::sync::mpsc::channel::<NetworkEvent>(1024);
@@ -50,7 +50,7 @@
 //! * bodies stream frame by frame; the trace samples them on the side;
 //! * credentials never reach events, `Debug` output or error messages;
 //! * the proxy never connects to an address of its own host, and to a private or
-//!   special-purpose address only when `private_allow` names the host or holds the
+//!   special-purpose address only when `allow` names the host or holds the
 //!   address; both are checked on the address connected to, after DNS (only
 //!   `connect_to` destinations, which the operator chose, are exempt).
 
@@ -76,8 +76,8 @@ pub use ca::{CA_CERT_FILE, CA_KEY_FILE, CaInfo, CertificateAuthority};
 pub use error::{CaError, ConfigError, ProxyError};
 pub use events::{BODY_SAMPLE_LIMIT, BodySample, EventSink, NetworkEvent, REDACTED};
 pub use local::BLOCKED_HEADER;
+pub use moat_hosts::NetworkPolicy;
 pub use moat_hosts::{ConnectTo, HostPattern, HostsError, IpRange, normalize_host};
-pub use policy::NetworkPolicy;
 pub use proxy::{DEFAULT_SHUTDOWN_GRACE, ListenAddress, Proxy, ProxyConfig, ProxyHandle};
 pub use rules::{GrantRule, basic, bearer};
 pub use secret::Secret;

@@ -1,25 +1,25 @@
 //! The network policy: which hosts a run may reach through the proxy, and what a blocked
 //! request is told. Host patterns themselves live in `moat-hosts`.
 
-use moat_hosts::HostPattern;
+use moat_hosts::{HostPattern, NetworkPolicy};
 
-/// Which hosts a run may reach.
+/// A run's policy and its allow list, as the proxy checks requests against them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum NetworkPolicy {
-    /// Every host (the default).
-    #[default]
-    Permissive,
-    /// Only hosts matching `allow`, plus the hosts of the run's grants.
-    Strict { allow: Vec<HostPattern> },
+pub(crate) struct Policy {
+    pub policy: NetworkPolicy,
+    pub allow: Vec<HostPattern>,
 }
 
-impl NetworkPolicy {
-    /// Whether `host:port` may be reached; `granted` are the hosts of the run's grants,
-    /// which are always allowed. `host` must be normalized (see [`moat_hosts::normalize_host`]).
+impl Policy {
+    /// Whether `host:port` may be asked for; `granted` are the hosts of the run's grants,
+    /// which are always allowed. `host` must be normalized (see
+    /// [`moat_hosts::normalize_host`]). Which addresses it may then be connected at is
+    /// the destination check's business.
     pub fn allows(&self, host: &str, port: u16, granted: &[HostPattern]) -> bool {
-        match self {
+        match self.policy {
             NetworkPolicy::Permissive => true,
-            NetworkPolicy::Strict { allow } => allow
+            NetworkPolicy::Strict => self
+                .allow
                 .iter()
                 .chain(granted)
                 .any(|p| p.matches_normalized(host, port)),
@@ -64,7 +64,8 @@ mod tests {
 
     #[test]
     fn strict_policy_allows_listed_and_granted_hosts_only() {
-        let policy = NetworkPolicy::Strict {
+        let policy = Policy {
+            policy: NetworkPolicy::Strict,
             allow: vec![p("*.example.com")],
         };
         let granted = [p("api.github.com")];
@@ -72,7 +73,7 @@ mod tests {
         assert!(policy.allows("api.github.com", 443, &granted));
         assert!(!policy.allows("github.com", 443, &granted));
         assert!(!policy.allows("a.example.com", 8080, &granted));
-        assert!(NetworkPolicy::Permissive.allows("anything.test", 1234, &[]));
+        assert!(Policy::default().allows("anything.test", 1234, &[]));
     }
 
     #[test]

@@ -15,11 +15,12 @@ use crate::ca::CertificateAuthority;
 use crate::destination::Destinations;
 use crate::error::ProxyError;
 use crate::events::EventSink;
-use crate::policy::NetworkPolicy;
+use crate::policy::Policy;
 use crate::rules::GrantRule;
 use crate::secret::Secret;
 use crate::serve::{Lifecycle, ServerTls, Shared, serve_client};
 use crate::upstream::Upstream;
+use moat_hosts::NetworkPolicy;
 use moat_hosts::{ConnectTo, HostPattern};
 
 /// How long [`ProxyHandle::shutdown`] lets requests in flight finish.
@@ -33,13 +34,15 @@ pub struct ProxyConfig {
     pub auth_token: Secret,
     /// What each grant injects, and where.
     pub rules: Vec<GrantRule>,
-    /// Which hosts may be reached; the rules' hosts are always allowed.
+    /// Which hosts may be reached: every public one, or (strict) only `allow`'s. The
+    /// rules' hosts are always allowed.
     pub policy: NetworkPolicy,
-    /// Hosts, addresses and ranges (`10.0.0.0/8`) the proxy may connect to although
-    /// their addresses are private or special-purpose (RFC 1918, CGNAT, unique-local,
-    /// ...), under either policy: `network.allow`. The rules' hosts are added. A host
-    /// matches by name; an address or range by the address connected to, after DNS.
-    pub private_allow: Vec<HostPattern>,
+    /// `network.allow`: hosts, addresses and ranges (`10.0.0.0/8`) a strict policy
+    /// allows, and, under either policy, the ones the proxy may connect to although their
+    /// addresses are private or special-purpose (RFC 1918, CGNAT, unique-local, ...). The
+    /// rules' hosts are added. A host matches by name; an address or range by the
+    /// address connected to, after DNS.
+    pub allow: Vec<HostPattern>,
     /// Hosts tunnelled without interception (pinned certificates, non-HTTP TLS). The
     /// policy still applies; no credential is injected and only byte counts are traced.
     pub passthrough: Vec<HostPattern>,
@@ -52,7 +55,7 @@ pub struct ProxyConfig {
     /// Whether the proxy may connect to addresses of its own host (loopback,
     /// link-local, its listening address, its interfaces' addresses) when a client names
     /// them. Off by default: the container must not reach host services through the
-    /// proxy. Private addresses still need `private_allow`. `connect_to` destinations
+    /// proxy. Private addresses still need `allow`. `connect_to` destinations
     /// are always allowed.
     pub allow_host_local: bool,
 }
@@ -64,7 +67,7 @@ impl ProxyConfig {
             auth_token,
             rules: Vec::new(),
             policy: NetworkPolicy::Permissive,
-            private_allow: Vec::new(),
+            allow: Vec::new(),
             passthrough: Vec::new(),
             extra_roots_pem: Vec::new(),
             connect_to: Vec::new(),
@@ -80,7 +83,7 @@ impl fmt::Debug for ProxyConfig {
             .field("auth_token", &self.auth_token)
             .field("rules", &self.rules)
             .field("policy", &self.policy)
-            .field("private_allow", &self.private_allow)
+            .field("allow", &self.allow)
             .field("passthrough", &self.passthrough)
             .field(
                 "extra_roots_pem",
@@ -155,7 +158,7 @@ impl Proxy {
             .iter()
             .flat_map(|rule| rule.hosts().iter().cloned())
             .collect();
-        let mut private_allow = config.private_allow;
+        let mut private_allow = config.allow.clone();
         for pattern in &granted {
             if !private_allow.contains(pattern) {
                 private_allow.push(pattern.clone());
@@ -171,7 +174,10 @@ impl Proxy {
             auth: ProxyAuth::new(&config.auth_token),
             rules: config.rules,
             granted,
-            policy: config.policy,
+            policy: Policy {
+                policy: config.policy,
+                allow: config.allow,
+            },
             passthrough: config.passthrough,
             upstream,
             tls: ServerTls::new(config.ca),

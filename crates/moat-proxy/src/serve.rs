@@ -33,7 +33,7 @@ use crate::events::{EventSink, Exchange, redacted_headers};
 use crate::forward::{forward, path_of, relay};
 use crate::io::Prefixed;
 use crate::local::{bad_request, blocked, connect_failure, finish_local, text_response};
-use crate::policy::NetworkPolicy;
+use crate::policy::Policy;
 use crate::rules::GrantRule;
 use crate::upstream::Upstream;
 use moat_hosts::{HostPattern, is_valid_host as is_valid_request_host, normalize_host};
@@ -49,7 +49,7 @@ pub(crate) struct Shared {
     pub auth: ProxyAuth,
     pub rules: Vec<GrantRule>,
     pub granted: Vec<HostPattern>,
-    pub policy: NetworkPolicy,
+    pub policy: Policy,
     pub passthrough: Vec<HostPattern>,
     pub upstream: Upstream,
     pub tls: ServerTls,

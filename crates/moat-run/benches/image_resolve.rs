@@ -6,6 +6,8 @@
 //! real build is needed, the spec's tag is pointed at the local `debian:bookworm-slim` for
 //! the duration (and removed after): what is measured is the resolution, not the image.
 
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::disallowed_methods)] // a program run by hand: its output is the point, its settings come from its environment
+
 use std::time::Instant;
 
 use moat_container::{Docker, resolve_endpoint};
@@ -31,7 +33,7 @@ async fn main() {
         "claude-code",
     ])
     .expect("valid dependencies");
-    let spec = ImageSpec::for_owner(1234, 1234).with_dependencies(deps);
+    let spec = ImageSpec::new("debian:bookworm-slim", 1234, 1234).with_dependencies(deps);
     let tag = moat_image::plan(&spec).tag;
     let made_tag = !docker.image_exists(&tag).await.unwrap();
     if made_tag {

@@ -13,8 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use moat_container::BindMount;
+use moat_home::KeyringMode;
 use moat_home::RunId;
-use moat_proxy::{CertificateAuthority, NetworkEvent, NetworkPolicy, ProxyConfig, Secret};
+use moat_proxy::{
+    CertificateAuthority, ConnectTo, HostPattern, NetworkEvent, NetworkPolicy, ProxyConfig, Secret,
+};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
@@ -28,31 +31,28 @@ const SOCKET_NAME: &str = "proxy.sock";
 const SETTINGS_FILE: &str = "egress.json";
 const TOKEN_FILE: &str = "proxy.token";
 const NETWORK_LOG: &str = "network.jsonl";
-/// The CA bundle every client in the container is pointed at: the system bundle, which
-/// holds moat's proxy CA once the image is built.
-pub const CONTAINER_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-
-/// What a run's proxy enforces, as plain strings so the record can be read back by the
-/// supervisor (and by people). No secret is in here: the proxy token has its own file.
+/// What a run's proxy enforces, as the CLI resolved it, carried typed to the supervisor
+/// through `egress.json`. Every field is read back with the parser that checked it at
+/// first, and nothing has a default: a damaged file, or one written by another version
+/// of moat, stops the run instead of loosening it. No secret is in here: the proxy token
+/// has its own file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EgressSettings {
-    /// `permissive` or `strict`.
-    pub policy: String,
-    /// Host patterns, addresses and ranges from `network.allow` and the grants' hosts:
-    /// what a strict policy allows, and, under either policy, the private destinations
-    /// the proxy may connect to.
-    pub allow: Vec<String>,
-    /// Host patterns tunnelled without TLS interception (still subject to the policy).
-    #[serde(default)]
-    pub passthrough: Vec<String>,
-    /// curl `--connect-to` rules, `HOST1:PORT1:HOST2:PORT2`.
-    pub connect_to: Vec<String>,
+    pub policy: NetworkPolicy,
+    /// `network.allow` and the grants' hosts: what a strict policy allows, and, under
+    /// either policy, the private destinations the proxy may connect to.
+    pub allow: Vec<HostPattern>,
+    /// Hosts tunnelled without TLS interception (still subject to the policy).
+    pub passthrough: Vec<HostPattern>,
+    /// Where connections for a host really go (curl's `--connect-to`).
+    pub connect_to: Vec<ConnectTo>,
     /// A PEM file of extra upstream roots.
     pub extra_ca_file: Option<PathBuf>,
     /// The grants of the run (credentials the proxy injects).
     pub grants: Vec<String>,
-    /// Where the credential key lives: `auto` (keyring, else file) or `file`.
-    pub keyring: String,
+    /// Where the credential key lives.
+    pub keyring: KeyringMode,
 }
 
 impl RunStore {
@@ -142,14 +142,8 @@ pub(crate) fn container_egress(
     env.push(("no_proxy".to_owned(), no_proxy));
     // Variables that replace a client's default bundle get the full system bundle, which
     // includes moat's CA; NODE_EXTRA_CA_CERTS adds to Node's own roots.
-    for name in [
-        "SSL_CERT_FILE",
-        "NODE_EXTRA_CA_CERTS",
-        "REQUESTS_CA_BUNDLE",
-        "CURL_CA_BUNDLE",
-        "GIT_SSL_CAINFO",
-    ] {
-        env.push((name.to_owned(), CONTAINER_CA_BUNDLE.to_owned()));
+    for name in moat_image::CA_BUNDLE_VARIABLES {
+        env.push(((*name).to_owned(), moat_image::SYSTEM_BUNDLE.to_owned()));
     }
     ("none".to_owned(), mount, env)
 }
@@ -169,11 +163,6 @@ impl RunningProxy {
     }
 }
 
-/// The directory of the CA moat's proxies sign with.
-pub fn proxy_ca_dir(store: &RunStore) -> PathBuf {
-    store.home().root().join("proxy-ca")
-}
-
 /// Start run `id`'s proxy on its unix socket, with the settings the CLI saved.
 pub(crate) async fn start_proxy(
     store: &RunStore,
@@ -181,37 +170,14 @@ pub(crate) async fn start_proxy(
     rules: Vec<moat_proxy::GrantRule>,
 ) -> Result<RunningProxy, RunError> {
     let (settings, token) = store.load_egress(id)?;
-    let ca = CertificateAuthority::load_or_create(&proxy_ca_dir(store))
+    let ca = CertificateAuthority::load_or_create(&store.home().proxy_ca_dir())
         .map_err(|e| RunError::Egress(e.to_string()))?;
     let mut config = ProxyConfig::new(token, Arc::new(ca));
     config.rules = rules;
-    let allow: Vec<moat_proxy::HostPattern> = settings
-        .allow
-        .iter()
-        .map(|p| p.parse())
-        .collect::<Result<_, _>>()
-        .map_err(|e: moat_proxy::HostsError| RunError::Egress(e.to_string()))?;
-    config.policy = match settings.policy.as_str() {
-        "strict" => NetworkPolicy::Strict {
-            allow: allow.clone(),
-        },
-        _ => NetworkPolicy::Permissive,
-    };
-    // Private addresses are refused under a permissive policy too; `network.allow` is
-    // how a run reaches a corporate registry or git server on one.
-    config.private_allow = allow;
-    config.passthrough = settings
-        .passthrough
-        .iter()
-        .map(|p| p.parse())
-        .collect::<Result<_, _>>()
-        .map_err(|e: moat_proxy::HostsError| RunError::Egress(e.to_string()))?;
-    config.connect_to = settings
-        .connect_to
-        .iter()
-        .map(|rule| moat_proxy::ConnectTo::parse(rule))
-        .collect::<Result<_, _>>()
-        .map_err(|e| RunError::Egress(e.to_string()))?;
+    config.policy = settings.policy;
+    config.allow = settings.allow;
+    config.passthrough = settings.passthrough;
+    config.connect_to = settings.connect_to;
     if let Some(file) = &settings.extra_ca_file {
         config.extra_roots_pem = std::fs::read(file).map_err(|e| RunError::io(file, e))?;
     }

@@ -1,5 +1,7 @@
 //! Host paths no run may mount, whatever its configuration says, and mounts that are
-//! allowed but give the container power over the host (said out loud).
+//! allowed but give the container power over the host (said out loud). The checks are
+//! made once, where a [`crate::Workspace`] or [`CheckedMounts`] is made; the types carry
+//! the proof to `prepare_run`.
 //!
 //! `MOAT_HOME` holds the credential key, the proxy CA's key and every run's record; a
 //! workspace or mount that is it, holds it or lies in it would hand them to the agent. `/`
@@ -7,6 +9,9 @@
 //! override them.
 
 use std::path::{Path, PathBuf};
+
+use moat_container::BindMount;
+use moat_home::MoatHome;
 
 use crate::RunError;
 
@@ -19,46 +24,32 @@ const RUNTIME_SOCKETS: &[&str] = &[
     "/run/podman/podman.sock",
 ];
 
-/// Check a run's workspace and extra mount sources (absolute, resolved) against
-/// `moat_home`. Returns warnings for sources that hand the container a container
-/// runtime's API; `docker_socket` is the socket this moat talks to, if it is one.
-pub fn check_sources(
-    moat_home: &Path,
-    workspace: &Path,
-    mount_sources: &[PathBuf],
+/// A run's extra mounts, checked against the host paths no run may mount. Only
+/// [`check_mounts`] makes one, so a [`crate::RunRequest`] cannot hold unchecked mounts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckedMounts {
+    mounts: Vec<BindMount>,
+}
+
+impl CheckedMounts {
+    pub fn as_slice(&self) -> &[BindMount] {
+        &self.mounts
+    }
+}
+
+/// Check `mounts` (sources absolute) against `moat_home`. Returns them with warnings for
+/// sources that hand the container a container runtime's API; `docker_socket` is the
+/// socket this moat talks to, if it is a local one.
+pub fn check_mounts(
+    moat_home: &MoatHome,
+    mounts: Vec<BindMount>,
     docker_socket: Option<&Path>,
-) -> Result<Vec<String>, RunError> {
-    let home = resolved(moat_home);
+) -> Result<(CheckedMounts, Vec<String>), RunError> {
     let mut warnings = Vec::new();
-    for (what, source) in std::iter::once(("workspace", workspace))
-        .chain(mount_sources.iter().map(|s| ("mount", s.as_path())))
-    {
-        let source = resolved(source);
-        let refuse = |reason: String| {
-            Err(RunError::ForbiddenMount {
-                path: source.clone(),
-                reason,
-            })
-        };
-        if source == Path::new("/") {
-            return refuse(format!("the {what} would be the host's whole file system"));
-        }
-        if source == home {
-            return refuse(format!("the {what} would be MOAT_HOME itself"));
-        }
-        if home.starts_with(&source) {
-            return refuse(format!(
-                "the {what} would contain MOAT_HOME (`{}`)",
-                home.display()
-            ));
-        }
-        if source.starts_with(&home) {
-            return refuse(format!(
-                "the {what} would be inside MOAT_HOME (`{}`)",
-                home.display()
-            ));
-        }
-        if what == "mount" && gives_runtime_api(&source, docker_socket) {
+    for mount in &mounts {
+        let source = resolved(Path::new(&mount.source));
+        refuse_protected(moat_home, &source, "mount")?;
+        if gives_runtime_api(&source, docker_socket) {
             warnings.push(format!(
                 "the mount `{}` gives the container a container runtime's API socket: \
                  anything in the run can start a privileged container and so become root \
@@ -67,7 +58,42 @@ pub fn check_sources(
             ));
         }
     }
-    Ok(warnings)
+    Ok((CheckedMounts { mounts }, warnings))
+}
+
+/// Refuse `source` (resolved) as a workspace or mount if it is `/`, MOAT_HOME, holds it
+/// or lies inside it.
+pub(crate) fn refuse_protected(
+    moat_home: &MoatHome,
+    source: &Path,
+    what: &str,
+) -> Result<(), RunError> {
+    let home = resolved(moat_home.root());
+    let refuse = |reason: String| {
+        Err(RunError::ForbiddenMount {
+            path: source.to_owned(),
+            reason,
+        })
+    };
+    if source == Path::new("/") {
+        return refuse(format!("the {what} would be the host's whole file system"));
+    }
+    if source == home {
+        return refuse(format!("the {what} would be MOAT_HOME itself"));
+    }
+    if home.starts_with(source) {
+        return refuse(format!(
+            "the {what} would contain MOAT_HOME (`{}`)",
+            home.display()
+        ));
+    }
+    if source.starts_with(&home) {
+        return refuse(format!(
+            "the {what} would be inside MOAT_HOME (`{}`)",
+            home.display()
+        ));
+    }
+    Ok(())
 }
 
 /// `path` with symlinks resolved as far as it exists.
@@ -76,59 +102,65 @@ fn resolved(path: &Path) -> PathBuf {
 }
 
 fn gives_runtime_api(source: &Path, docker_socket: Option<&Path>) -> bool {
-    let sockets = RUNTIME_SOCKETS
+    RUNTIME_SOCKETS
         .iter()
         .map(|s| resolved(Path::new(s)))
-        .chain(docker_socket.map(resolved));
-    let mut sockets = sockets;
-    sockets.any(|socket| socket.starts_with(source))
+        .chain(docker_socket.map(resolved))
+        .any(|socket| socket.starts_with(source))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Workspace;
+
+    fn mount(source: &Path) -> BindMount {
+        BindMount {
+            source: source.display().to_string(),
+            target: "/m".into(),
+            read_only: true,
+        }
+    }
 
     #[test]
     fn moat_home_and_the_root_are_refused_in_every_relation() {
         let dir = tempfile::tempdir().unwrap();
         let root = std::fs::canonicalize(dir.path()).unwrap();
-        let home = root.join("home/.moat");
-        std::fs::create_dir_all(home.join("runs")).unwrap();
+        let home = MoatHome::at(root.join("home/.moat"));
+        std::fs::create_dir_all(home.runs_dir()).unwrap();
         std::fs::create_dir_all(root.join("project")).unwrap();
-        let ok = root.join("project");
-        assert!(check_sources(&home, &ok, &[], None).unwrap().is_empty());
-        for (workspace, mounts) in [
-            (root.join("home"), vec![]),
-            (home.clone(), vec![]),
-            (home.join("runs"), vec![]),
-            (ok.clone(), vec![PathBuf::from("/")]),
-            (ok.clone(), vec![root.clone()]),
-        ] {
-            let e = check_sources(&home, &workspace, &mounts, None).unwrap_err();
+        assert!(Workspace::resolve(&root.join("project"), &home).is_ok());
+        for workspace in [root.join("home"), home.root().to_owned(), home.runs_dir()] {
+            let e = Workspace::resolve(&workspace, &home).unwrap_err();
             assert!(matches!(e, RunError::ForbiddenMount { .. }), "{e}");
             assert!(e.hint().unwrap().contains("MOAT_HOME"));
         }
+        for source in [PathBuf::from("/"), root.clone(), home.runs_dir()] {
+            let e = check_mounts(&home, vec![mount(&source)], None).unwrap_err();
+            assert!(matches!(e, RunError::ForbiddenMount { .. }), "{e}");
+        }
         // Through a symbolic link too.
-        std::os::unix::fs::symlink(&home, root.join("link")).unwrap();
-        assert!(check_sources(&home, &ok, &[root.join("link")], None).is_err());
+        std::os::unix::fs::symlink(home.root(), root.join("link")).unwrap();
+        assert!(check_mounts(&home, vec![mount(&root.join("link"))], None).is_err());
+        let (ok, warnings) = check_mounts(&home, vec![mount(&root.join("project"))], None).unwrap();
+        assert_eq!(ok.as_slice().len(), 1);
+        assert!(warnings.is_empty());
     }
 
     #[test]
     fn a_runtime_socket_is_allowed_with_a_warning() {
         let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join(".moat");
-        let ws = dir.path().join("ws");
-        std::fs::create_dir_all(&ws).unwrap();
+        let home = MoatHome::at(dir.path().join(".moat"));
         let socket = dir.path().join("run/docker.sock");
         std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
         std::fs::write(&socket, b"").unwrap();
-        let warnings = check_sources(&home, &ws, &[dir.path().join("run")], Some(&socket)).unwrap();
+        let (_, warnings) =
+            check_mounts(&home, vec![mount(&dir.path().join("run"))], Some(&socket)).unwrap();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("root on this host"));
-        assert!(
-            check_sources(&home, &ws, std::slice::from_ref(&ws), Some(&socket))
-                .unwrap()
-                .is_empty()
-        );
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(&ws).unwrap();
+        let (_, warnings) = check_mounts(&home, vec![mount(&ws)], Some(&socket)).unwrap();
+        assert!(warnings.is_empty());
     }
 }

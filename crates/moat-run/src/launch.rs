@@ -14,10 +14,50 @@ use moat_image::{CONTAINER_HOME, ImageSpec, WORKSPACE_DIR};
 
 use crate::{EgressSettings, RunError, RunRecord, RunState, RunStore, names};
 
+/// A run's workspace: an existing directory, absolute and symlink-free, that is neither
+/// `/` nor MOAT_HOME nor holds or lies in it. Only [`Workspace::resolve`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace(PathBuf);
+
+impl Workspace {
+    /// Check `path` once; everything downstream takes the result.
+    pub fn resolve(path: &std::path::Path, home: &moat_home::MoatHome) -> Result<Self, RunError> {
+        let canonical = check_workspace(path)?;
+        crate::host_paths::refuse_protected(home, &canonical, "workspace")?;
+        Ok(Workspace(canonical))
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+/// The image a run needs: what it is made of, and its build plan, made once from it.
+#[derive(Debug, Clone)]
+pub struct RunImage {
+    spec: ImageSpec,
+    plan: moat_image::BuildPlan,
+}
+
+impl RunImage {
+    pub fn new(spec: ImageSpec) -> Self {
+        let plan = moat_image::plan(&spec);
+        RunImage { spec, plan }
+    }
+
+    pub fn spec(&self) -> &ImageSpec {
+        &self.spec
+    }
+
+    pub fn plan(&self) -> &moat_image::BuildPlan {
+        &self.plan
+    }
+}
+
 /// What the user asked to run, with every setting already resolved.
 #[derive(Debug)]
 pub struct RunRequest {
-    pub workspace: PathBuf,
+    pub workspace: Workspace,
     /// Empty: the image's default shell.
     pub command: Vec<String>,
     pub name: Option<String>,
@@ -29,12 +69,12 @@ pub struct RunRequest {
     pub rebuild: bool,
     /// `TERM` for interactive runs (the host's).
     pub term: Option<String>,
-    /// The image the run needs (base, dependencies, CAs, hooks, owner ids).
-    pub image: ImageSpec,
+    /// The image the run needs (base, dependencies, CAs, hooks, owner ids) and its plan.
+    pub image: RunImage,
     /// Network for image builds (`MOAT_BUILD_NETWORK`), e.g. `host`.
     pub build_network: Option<String>,
-    /// Extra bind mounts from the configuration, besides the workspace.
-    pub mounts: Vec<BindMount>,
+    /// Extra bind mounts (configuration, agent), besides the workspace.
+    pub mounts: crate::CheckedMounts,
     /// Memory limit in MiB.
     pub memory_mb: u64,
     /// CPU limit, in cores.
@@ -45,11 +85,10 @@ pub struct RunRequest {
     pub protect: Vec<String>,
     /// The workspace's moat file (`moat.yaml`), read-only in the container.
     pub config_file: Option<String>,
-    /// The Docker socket moat talks to, when it is a local one: mounting it is warned about.
-    pub docker_socket: Option<PathBuf>,
     /// What the run's proxy enforces.
     pub egress: EgressSettings,
-    /// The run's proxy token (placeholders in `env` derive from it).
+    /// The run's proxy token, made once by the caller (placeholders in `env` derive from
+    /// it); the container and the supervisor get this one.
     pub proxy_token: moat_proxy::Secret,
     /// Files put into the container user's home before the command starts (an agent's
     /// settings). The run keeps them in its directory; the container gets copies it can
@@ -122,24 +161,13 @@ pub async fn prepare_run(
     rollback: &mut Rollback,
     on_event: &mut (dyn FnMut(PrepareEvent) + Send),
 ) -> Result<RunRecord, RunError> {
-    let workspace = check_workspace(&request.workspace)?;
-    let sources: Vec<PathBuf> = request
-        .mounts
-        .iter()
-        .map(|m| PathBuf::from(&m.source))
-        .collect();
-    crate::check_sources(
-        store.home().root(),
-        &workspace,
-        &sources,
-        request.docker_socket.as_deref(),
-    )?;
+    let workspace = request.workspace.path().to_owned();
     let name = choose_name(store, request.name.as_deref())?;
-    let plan = moat_image::plan(&request.image);
+    let plan = request.image.plan();
 
     ensure_image(
         docker,
-        &plan,
+        plan,
         request.rebuild,
         request.build_network.as_deref(),
         on_event,
@@ -185,10 +213,9 @@ pub async fn prepare_run(
     store.create(&record)?;
     rollback.run = Some((store.clone(), id.clone()));
     store.save_dockerfile(&id, &plan.dockerfile)?;
-    let token = moat_proxy::Secret::random_token().map_err(|e| RunError::Egress(e.to_string()))?;
-    store.save_egress(&id, &request.egress, &token)?;
+    store.save_egress(&id, &request.egress, &request.proxy_token)?;
     let (network_mode, proxy_mount, proxy_env) =
-        crate::egress::container_egress(store, &id, &token);
+        crate::egress::container_egress(store, &id, &request.proxy_token);
     let protected: Vec<String> = crate::DEFAULT_PROTECTED
         .iter()
         .map(|p| (*p).to_owned())
@@ -241,7 +268,7 @@ pub async fn prepare_run(
             read_only: false,
         })
         .chain(protection.mounts(&workspace))
-        .chain(request.mounts.iter().cloned())
+        .chain(request.mounts.as_slice().iter().cloned())
         .chain(std::iter::once(proxy_mount))
         .chain(home_mount)
         .collect(),
@@ -359,7 +386,7 @@ pub async fn ensure_image(
 }
 
 /// The workspace as an absolute, symlink-free directory path.
-pub fn check_workspace(path: &std::path::Path) -> Result<PathBuf, RunError> {
+fn check_workspace(path: &std::path::Path) -> Result<PathBuf, RunError> {
     let workspace_error = |reason: &str| RunError::Workspace {
         path: path.to_owned(),
         reason: reason.to_owned(),

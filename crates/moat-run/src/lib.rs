@@ -18,14 +18,11 @@ mod store;
 mod supervisor;
 
 pub use agent::{AgentSession, InvalidSessionId, SessionId, latest_session};
-pub use egress::{
-    CONTAINER_CA_BUNDLE, CONTAINER_PROXY_DIR, CONTAINER_PROXY_PORT, EgressSettings, proxy_ca_dir,
-    read_network_log,
-};
+pub use egress::{CONTAINER_PROXY_DIR, CONTAINER_PROXY_PORT, EgressSettings, read_network_log};
 pub use error::RunError;
-pub use host_paths::check_sources;
+pub use host_paths::{CheckedMounts, check_mounts};
 pub use launch::{
-    HomeFile, PrepareEvent, Rollback, RunRequest, check_workspace, ensure_image, prepare_run,
+    HomeFile, PrepareEvent, Rollback, RunImage, RunRequest, Workspace, ensure_image, prepare_run,
 };
 pub use lifecycle::{destroy_run, reconcile, stop_run, supervisor_alive, wait_for_supervisor};
 pub use logs::{LogLine, LogWriter, Stream, read_from};

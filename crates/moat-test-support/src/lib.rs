@@ -11,6 +11,8 @@
 //! A handler answers with a whole [`Reply`] or, through [`Answer`], with a body streamed in
 //! timed chunks (Server-Sent Events) or a WebSocket echo.
 
+#![allow(clippy::disallowed_methods)] // a test crate: it reads the environment the tests were given
+
 pub mod anthropic;
 mod streams;
 

@@ -3,6 +3,8 @@
 //! answer, and the recorded message requests. (Against the real Claude Code it was
 //! checked by hand; that needs Docker and the npm package, so it is not a test here.)
 
+#![allow(clippy::disallowed_methods)] // test code may read the environment it was given
+
 use std::net::SocketAddr;
 
 use moat_test_support::FakeAnthropic;

@@ -1,6 +1,8 @@
 //! The `fake-anthropic` binary: prints `PORT CA_FILE`, serves, and on SIGTERM (or, with
 //! `--until-stdin-eof`, when its stdin closes) stops, writes `--dump` and removes its CA.
 
+#![allow(clippy::disallowed_methods)] // test code may read the environment it was given
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::PathBuf;

@@ -38,14 +38,21 @@ impl Supervisor {
             // Nothing of the user's environment is needed, so none of it (secrets
             // included) is handed to a long-lived process.
             .env_clear()
-            .envs(std::env::var_os("PATH").map(|p| ("PATH", p)))
-            .envs(std::env::var_os("RUST_LOG").map(|p| ("RUST_LOG", p)))
+            .envs(ctx.env.path.clone().map(|p| ("PATH", p)))
+            .envs(ctx.env.rust_log.clone().map(|p| ("RUST_LOG", p)))
             // The OS keyring (Secret Service) is reached over the session bus.
             .envs(
-                std::env::var_os("DBUS_SESSION_BUS_ADDRESS")
+                ctx.env
+                    .dbus_session_bus_address
+                    .clone()
                     .map(|v| ("DBUS_SESSION_BUS_ADDRESS", v)),
             )
-            .envs(std::env::var_os("XDG_RUNTIME_DIR").map(|v| ("XDG_RUNTIME_DIR", v)))
+            .envs(
+                ctx.env
+                    .xdg_runtime_dir
+                    .clone()
+                    .map(|v| ("XDG_RUNTIME_DIR", v)),
+            )
             .current_dir("/")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

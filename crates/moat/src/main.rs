@@ -22,7 +22,8 @@ pub const EXIT_CANCELLED: i32 = 130;
 
 fn main() {
     let cli = Cli::parse();
-    init_tracing(cli.verbose);
+    let env = settings::Environment::read();
+    init_tracing(cli.verbose, env.rust_log.as_deref());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -31,13 +32,13 @@ fn main() {
         cli.command,
         Command::Run(_) | Command::Attach(_) | Command::Claude(_) | Command::Resume(_)
     );
-    let code = match runtime.block_on(dispatch(cli.command)) {
+    let code = match runtime.block_on(dispatch(cli.command, env)) {
         Ok(code) => code,
         Err(err) => {
             if is_broken_pipe(&err) {
                 0
             } else if is_cancelled(&err) {
-                eprintln!("moat: cancelled; nothing was left behind");
+                crate::ui::errln!("moat: cancelled; nothing was left behind");
                 EXIT_CANCELLED
             } else {
                 ui::print_error(&err);
@@ -49,11 +50,10 @@ fn main() {
     std::process::exit(code);
 }
 
-async fn dispatch(command: Command) -> anyhow::Result<i32> {
+async fn dispatch(command: Command, env: settings::Environment) -> anyhow::Result<i32> {
     if let Command::Supervise(args) = command {
         return cmd::supervise::supervise(args).await;
     }
-    let env = settings::Environment::read();
     let ctx = settings::Context::new(&env)?;
     match command {
         Command::Run(args) => cmd::run::run(&ctx, args).await,
@@ -77,12 +77,14 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
     }
 }
 
-fn init_tracing(verbose: bool) {
+/// Logs on stderr: debug with `-v`, else what `RUST_LOG` asks for, else warnings.
+fn init_tracing(verbose: bool, rust_log: Option<&str>) {
     let filter = if verbose {
         tracing_subscriber::EnvFilter::new("moat=debug,moat_run=debug,moat_container=debug,info")
     } else {
-        tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+        rust_log
+            .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
+            .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("warn"))
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 use moat_config::{CliOverrides, ConfigErrors, ResolvedConfig};
 use moat_container::{BindMount, Docker, DockerEndpoint};
 use moat_home::MoatHome;
-use moat_image::{BuildPlan, ImageSpec, ResolvedDependencies};
+use moat_image::{ImageSpec, ResolvedDependencies};
 use moat_run::{RunRequest, RunStore};
 
 use crate::cli::ExecArgs;
@@ -17,9 +17,20 @@ use crate::ui::UserError;
 use moat_credentials::{KeyringMode, Secret};
 use moat_providers::HttpOptions;
 
-/// The variables of the host environment moat reads.
+/// What moat reads of its process environment: variables, the home directory and the
+/// working directory. Read once, here; nothing else in moat reads the environment (the
+/// build enforces it: `clippy.toml` disallows `std::env::var*`, `current_dir` and
+/// `home_dir` everywhere but in this function).
 #[derive(Debug, Clone, Default)]
 pub struct Environment {
+    /// The working directory, where relative paths on the command line start.
+    pub cwd: Option<PathBuf>,
+    /// `PATH`, `RUST_LOG`, and what reaches the OS keyring (the session bus): handed to a
+    /// run's supervisor, which gets no other variable.
+    pub path: Option<std::ffi::OsString>,
+    pub rust_log: Option<String>,
+    pub dbus_session_bus_address: Option<std::ffi::OsString>,
+    pub xdg_runtime_dir: Option<std::ffi::OsString>,
     pub moat_home: Option<String>,
     pub docker_host: Option<String>,
     pub home: Option<PathBuf>,
@@ -41,9 +52,16 @@ pub struct Environment {
 }
 
 impl Environment {
+    #[allow(clippy::disallowed_methods)] // the one place the environment is read
     pub fn read() -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let var_os = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
         Environment {
+            cwd: std::env::current_dir().ok(),
+            path: var_os("PATH"),
+            rust_log: var("RUST_LOG"),
+            dbus_session_bus_address: var_os("DBUS_SESSION_BUS_ADDRESS"),
+            xdg_runtime_dir: var_os("XDG_RUNTIME_DIR"),
             moat_home: var("MOAT_HOME"),
             docker_host: var("DOCKER_HOST"),
             home: std::env::home_dir(),
@@ -61,6 +79,20 @@ impl Environment {
             token_vars: TokenVars::read(),
         }
     }
+
+    /// moat's own variables as the configuration's overrides (`MOAT_EXTRA_CA_CERTS`,
+    /// `MOAT_CONNECT_TO`, `MOAT_KEYRING`, `MOAT_PROXY_PORT`, `MOAT_BASE_IMAGE`), for
+    /// `moat_config` to apply with its precedence.
+    pub fn overrides(&self) -> CliOverrides {
+        CliOverrides {
+            extra_ca_certs: self.extra_ca_certs.as_ref().map(PathBuf::from),
+            connect_to: self.connect_to.clone(),
+            keyring: self.keyring.clone(),
+            proxy_port: self.proxy_port.clone(),
+            base_image: self.base_image.clone(),
+            ..CliOverrides::default()
+        }
+    }
 }
 
 /// What every command works with.
@@ -73,7 +105,11 @@ pub struct Context {
 
 impl Context {
     pub fn new(env: &Environment) -> Result<Self> {
-        let home = MoatHome::resolve(env.moat_home.as_deref())?;
+        let home = MoatHome::resolve(
+            env.moat_home.as_deref(),
+            env.home.as_deref(),
+            env.cwd.as_deref(),
+        )?;
         Ok(Context {
             store: RunStore::new(home),
             endpoint: moat_container::resolve_endpoint(
@@ -93,13 +129,12 @@ impl Context {
     }
 }
 
-/// A run, fully resolved: what to ask `moat-run` for, the merged configuration it came
-/// from, and the image it needs.
+/// A run, fully resolved: what to ask `moat-run` for and the merged configuration it came
+/// from (the request holds the image and its plan).
 #[derive(Debug)]
 pub struct RunPlan {
     pub request: RunRequest,
     pub config: ResolvedConfig,
-    pub image: BuildPlan,
     /// Things to tell the user before the run starts (a credential about to expire).
     pub warnings: Vec<String>,
     /// The workspace file and whether the user trusts it (`None`: there is none).
@@ -127,30 +162,72 @@ pub fn plan_run(
     command: Vec<String>,
     purpose: Purpose,
 ) -> Result<RunPlan> {
-    plan_agent_run(ctx, path, exec, command, purpose, &AgentDefaults::default())
+    plan_agent_run(ctx, path, exec, command, purpose, &NoAgent)
 }
 
-/// What an agent command (`moat claude`) adds to every run of its own.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AgentDefaults {
+/// What an agent command (`moat claude`) adds to every run of its own. Its parts go into
+/// the plan before the plan is finished, so the request is made once, whole.
+pub trait Agent {
     /// Dependencies the image always has; a declared one of the same name (with its
     /// version) takes the place of each.
-    pub dependencies: &'static [&'static str],
+    fn dependencies(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Grants the run always has, before the configuration's and `--grant`s.
-    pub grants: &'static [&'static str],
+    fn grants(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The agent's own part of the run, once the settings, the grants' placeholders and
+    /// the image's owner are known.
+    fn contribute(&self, _inputs: &AgentInputs<'_>) -> Result<AgentParts> {
+        Ok(AgentParts::default())
+    }
 }
 
-/// [`plan_run`] for an agent command: its implied dependencies and grants included.
+/// A plain `moat run`.
+struct NoAgent;
+
+impl Agent for NoAgent {}
+
+/// What an agent is told about the run it joins.
+#[derive(Debug)]
+pub struct AgentInputs<'a> {
+    pub workspace: &'a std::path::Path,
+    /// The container's credential placeholders (variable, value); empty when the plan only
+    /// shows settings.
+    pub placeholders: &'a [(String, String)],
+}
+
+/// What an agent adds to a run.
+#[derive(Debug, Default)]
+pub struct AgentParts {
+    pub env: Vec<(String, String)>,
+    pub home_files: Vec<moat_run::HomeFile>,
+    pub mounts: Vec<BindMount>,
+    pub session: Option<moat_run::AgentSession>,
+    /// Replaces the configuration's `interactive`.
+    pub interactive: Option<bool>,
+    pub no_stdin: bool,
+    pub warnings: Vec<String>,
+}
+
+/// [`plan_run`] for an agent command: its implied dependencies and grants, and its parts.
 pub fn plan_agent_run(
     ctx: &Context,
     path: Option<PathBuf>,
     exec: &ExecArgs,
     command: Vec<String>,
     purpose: Purpose,
-    agent: &AgentDefaults,
+    agent: &dyn Agent,
 ) -> Result<RunPlan> {
-    let cwd = std::env::current_dir().context("reading the current directory")?;
-    let workspace = moat_run::check_workspace(&path.unwrap_or_else(|| cwd.clone()))?;
+    let cwd = ctx
+        .env
+        .cwd
+        .clone()
+        .context("reading the current directory")?;
+    let workspace = moat_run::Workspace::resolve(&path.unwrap_or_else(|| cwd.clone()), ctx.home())?;
     let env = exec
         .env
         .iter()
@@ -159,7 +236,7 @@ pub fn plan_agent_run(
     let overrides = CliOverrides {
         name: exec.name.clone(),
         grants: agent
-            .grants
+            .grants()
             .iter()
             .map(|g| (*g).to_owned())
             .chain(exec.grant.iter().cloned())
@@ -171,53 +248,33 @@ pub fn plan_agent_run(
         mounts: exec.mount.iter().map(|m| absolute_mount(m, &cwd)).collect(),
         allow_hosts: exec.allow_host.clone(),
         no_snapshots: exec.no_snapshots,
-        extra_ca_certs: ctx.env.extra_ca_certs.as_ref().map(PathBuf::from),
-        connect_to: ctx.env.connect_to.clone(),
-        keyring: ctx.env.keyring.clone(),
-        proxy_port: ctx.env.proxy_port.clone(),
+        ..ctx.env.overrides()
     };
     let moat_config::Loaded {
         config,
         workspace_file,
-    } = moat_config::load(&workspace, &ctx.home().config_file(), &overrides)?;
-    // Refusals no file can override come first: a trusted file cannot lift them either.
-    let docker_socket = ctx.endpoint.host.strip_prefix("unix://").map(PathBuf::from);
-    let mut warnings = moat_run::check_sources(
-        ctx.home().root(),
-        &workspace,
-        &config
-            .mounts
-            .iter()
-            .map(|m| m.source.clone())
-            .collect::<Vec<_>>(),
-        docker_socket.as_deref(),
-    )?;
-    warnings.extend(config.warnings.iter().cloned());
+    } = moat_config::load(workspace.path(), &ctx.home().config_file(), &overrides)?;
+    let mut warnings = config.warnings.clone();
     // Dependencies are checked first: a file that does not validate is reported as such,
     // before any trust question.
-    let image_spec = image_spec(ctx, &workspace, &config, agent.dependencies)?;
+    let image_spec = image_spec(ctx, workspace.path(), &config, agent.dependencies())?;
     // Nothing the file asks for is looked at (credentials) or acted on (image hooks)
     // before the user trusts it.
     let trust = crate::trust::gate(
         ctx,
-        &workspace,
+        workspace.path(),
         workspace_file.as_ref(),
         exec.trust,
         purpose == Purpose::Run,
     )?;
-    let image = moat_image::plan(&image_spec);
     let proxy_token = moat_proxy::Secret::random_token().context("making the run's proxy token")?;
     let mut env: Vec<(String, String)> = config
         .env
         .iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-    let mut allow: Vec<String> = config
-        .network
-        .allow
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let mut allow = config.network.allow.clone();
+    let mut placeholders = Vec::new();
     if purpose == Purpose::Run && !config.grants.is_empty() {
         let grants = moat_providers::grants_for_run(
             &credential_store(ctx, config.keyring)?,
@@ -226,17 +283,38 @@ pub fn plan_agent_run(
             proxy_token.expose(),
             jiff::Timestamp::now(),
         )?;
-        // Placeholders win over a same-named variable: a real token must never be there.
-        env.retain(|(k, _)| !grants.env.iter().any(|(g, _)| g == k));
-        env.extend(grants.env);
         for host in grants.hosts {
-            let host = host.to_string();
             if !allow.contains(&host) {
                 allow.push(host);
             }
         }
+        placeholders = grants.env;
         warnings.extend(grants.warnings);
     }
+    let parts = agent.contribute(&AgentInputs {
+        workspace: workspace.path(),
+        placeholders: &placeholders,
+    })?;
+    warnings.extend(parts.warnings);
+    env.extend(parts.env);
+    // Placeholders win over a same-named variable: a real token must never be there.
+    env.retain(|(k, _)| !placeholders.iter().any(|(p, _)| p == k));
+    env.extend(placeholders);
+    let mounts = config
+        .mounts
+        .iter()
+        .map(|m| BindMount {
+            source: m.source.display().to_string(),
+            target: m.target.clone(),
+            read_only: m.read_only,
+        })
+        .chain(parts.mounts)
+        .collect();
+    // Refusals no file can override: a trusted file cannot lift them either.
+    let docker_socket = ctx.endpoint.host.strip_prefix("unix://").map(PathBuf::from);
+    let (mounts, mount_warnings) =
+        moat_run::check_mounts(ctx.home(), mounts, docker_socket.as_deref())?;
+    warnings.extend(mount_warnings);
     let request = RunRequest {
         workspace,
         command: config
@@ -246,82 +324,55 @@ pub fn plan_agent_run(
             .unwrap_or_default(),
         name: config.name.clone(),
         env,
-        interactive: config.interactive,
+        interactive: parts.interactive.unwrap_or(config.interactive),
         detach: exec.detach,
         keep: exec.keep,
         rebuild: exec.rebuild,
         term: ctx.env.term.clone(),
-        image: image_spec,
+        image: moat_run::RunImage::new(image_spec),
         build_network: ctx.env.build_network.clone(),
-        mounts: config
-            .mounts
-            .iter()
-            .map(|m| BindMount {
-                source: m.source.display().to_string(),
-                target: m.target.clone(),
-                read_only: m.read_only,
-            })
-            .collect(),
+        mounts,
         memory_mb: config.container.memory_mb,
         cpus: config.container.cpus,
         pids_limit: config.container.pids_limit,
         protect: config.protect.clone(),
         config_file: workspace_file.as_ref().map(|f| f.name().to_owned()),
-        docker_socket,
         egress: moat_run::EgressSettings {
-            policy: config.network.policy.to_string(),
+            policy: config.network.policy,
             allow,
-            passthrough: config
-                .network
-                .passthrough
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-            connect_to: config.connect_to.iter().map(ToString::to_string).collect(),
+            passthrough: config.network.passthrough.clone(),
+            connect_to: config.connect_to.clone(),
             extra_ca_file: config.extra_ca_certs.clone(),
             grants: config.grants.clone(),
-            keyring: keyring_word(config.keyring).to_owned(),
+            keyring: config.keyring,
         },
         proxy_token,
-        home_files: Vec::new(),
-        agent: None,
-        no_stdin: false,
+        home_files: parts.home_files,
+        agent: parts.session,
+        no_stdin: parts.no_stdin,
     };
     Ok(RunPlan {
         request,
         config,
-        image,
         warnings,
         trust,
     })
 }
 
-fn keyring_word(backend: moat_config::KeyringBackend) -> &'static str {
-    match backend {
-        moat_config::KeyringBackend::File => "file",
-        _ => "auto",
-    }
-}
-
 /// The credential store, with its key from the keyring or the key file as `keyring` says.
 pub fn credential_store(
     ctx: &Context,
-    keyring: moat_config::KeyringBackend,
+    keyring: KeyringMode,
 ) -> Result<moat_credentials::CredentialStore> {
-    credential_store_in(ctx.home(), keyring_word(keyring))
+    credential_store_in(ctx.home(), keyring)
 }
 
-/// The credential store under `home`; `keyring` is `file` or `auto`.
+/// The credential store under `home`.
 pub fn credential_store_in(
     home: &MoatHome,
-    keyring: &str,
+    keyring: KeyringMode,
 ) -> Result<moat_credentials::CredentialStore> {
-    let mode = if keyring == "file" {
-        moat_credentials::KeyringMode::FileOnly
-    } else {
-        moat_credentials::KeyringMode::Auto
-    };
-    let keys = moat_credentials::ChainKeySource::for_home(home, mode);
+    let keys = moat_credentials::ChainKeySource::for_home(home, keyring);
     Ok(moat_credentials::CredentialStore::open(home, &keys)?)
 }
 
@@ -332,7 +383,7 @@ pub fn provider_registry(ctx: &Context) -> Result<moat_providers::ProviderRegist
 
 pub fn provider_registry_in(home: &MoatHome) -> Result<moat_providers::ProviderRegistry> {
     Ok(moat_providers::ProviderRegistry::load(
-        &home.root().join("providers"),
+        &home.providers_dir(),
     )?)
 }
 
@@ -394,7 +445,7 @@ fn image_spec(
         go: config.mirrors.go.clone().unwrap_or(defaults.go),
         rust: config.mirrors.rust.clone().unwrap_or(defaults.rust),
     };
-    let mut spec = ImageSpec::for_owner(owner.uid(), owner.gid())
+    let spec = ImageSpec::new(config.base_image.clone(), owner.uid(), owner.gid())
         .with_dependencies(dependencies)
         .with_extra_ca(extra_ca)
         .with_hooks(moat_image::Hooks {
@@ -403,12 +454,9 @@ fn image_spec(
             pre_run: config.hooks.pre_run.clone(),
         })
         .with_mirrors(mirrors);
-    if let Some(base) = &ctx.env.base_image {
-        spec = spec.with_base_image(base.clone());
-    }
     // Every run reaches the outside only through its proxy: the image trusts the proxy's CA
     // (made here on first use; its key never leaves the host).
-    let ca_dir = moat_run::proxy_ca_dir(&ctx.store);
+    let ca_dir = ctx.home().proxy_ca_dir();
     let ca = moat_proxy::CertificateAuthority::load_or_create(&ca_dir)
         .with_context(|| format!("preparing the proxy CA in `{}`", ca_dir.display()))?;
     Ok(spec.with_proxy_ca(ca.cert_pem()))
@@ -471,6 +519,7 @@ impl Environment {
 pub struct TokenVars(std::collections::BTreeMap<String, Secret>);
 
 impl TokenVars {
+    #[allow(clippy::disallowed_methods)] // part of `Environment::read`
     fn read() -> Self {
         TokenVars(
             std::env::vars_os()
@@ -516,34 +565,15 @@ pub fn keyring_mode(
     env: &Environment,
     global: Option<&moat_config::GlobalConfig>,
 ) -> Result<KeyringMode> {
-    let overrides = CliOverrides {
-        keyring: env.keyring.clone(),
-        ..CliOverrides::default()
-    };
-    Ok(keyring_mode_of(
-        moat_config::resolve_host(global, &overrides)?.keyring,
-    ))
-}
-
-fn keyring_mode_of(backend: moat_config::KeyringBackend) -> KeyringMode {
-    match backend {
-        moat_config::KeyringBackend::File => KeyringMode::FileOnly,
-        _ => KeyringMode::Auto,
-    }
+    Ok(moat_config::resolve_host(global, &env.overrides())?.keyring)
 }
 
 /// `MOAT_KEYRING`, `MOAT_EXTRA_CA_CERTS` and `MOAT_CONNECT_TO`, each falling back to the
 /// global `config.yaml` (`keyring:`, `extra_ca_certs:`, `connect_to:`), with the
 /// precedence and checks of a run (`moat_config::load_host`).
 pub fn grant_settings(ctx: &Context) -> Result<GrantSettings> {
-    let overrides = CliOverrides {
-        extra_ca_certs: ctx.env.extra_ca_certs.as_ref().map(PathBuf::from),
-        connect_to: ctx.env.connect_to.clone(),
-        keyring: ctx.env.keyring.clone(),
-        ..CliOverrides::default()
-    };
-    let host = moat_config::load_host(&ctx.home().config_file(), &overrides)?;
-    let keyring = keyring_mode_of(host.keyring);
+    let host = moat_config::load_host(&ctx.home().config_file(), &ctx.env.overrides())?;
+    let keyring = host.keyring;
     let extra_roots_pem = match &host.extra_ca_certs {
         Some(path) => std::fs::read(path)
             .with_context(|| format!("reading extra CA certificates `{}`", path.display()))?,

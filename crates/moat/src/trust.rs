@@ -45,7 +45,7 @@ pub fn gate(
     }
     if approve {
         let record = store.approve(workspace, file.name(), &file.text, jiff::Timestamp::now())?;
-        eprintln!(
+        crate::ui::errln!(
             "moat: trusted `{}` as it is now ({})",
             file.path.display(),
             short_hash(&record.sha256)
@@ -56,7 +56,7 @@ pub fn gate(
         return trusted(state);
     }
     if prompt::stdin_is_terminal() && std::io::stderr().is_terminal() {
-        eprint!("{}", explain(file, &state, workspace));
+        crate::ui::err!("{}", explain(file, &state, workspace));
         if prompt::confirm("Trust this file and go on? [y/N] ", false)? {
             let record =
                 store.approve(workspace, file.name(), &file.text, jiff::Timestamp::now())?;

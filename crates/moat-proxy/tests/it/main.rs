@@ -1,6 +1,8 @@
 //! In-process tests of the proxy against local upstreams (127.0.0.1 only) that have their
 //! own test CA.
 
+#![allow(clippy::disallowed_methods)] // test code may read the environment it was given
+
 mod support;
 
 mod auth;

@@ -68,7 +68,7 @@ async fn passthrough_hosts_are_tunnelled_without_interception() {
 async fn passthrough_is_still_subject_to_the_policy() {
     let ca = TestCa::new();
     let mut h = Harness::start(&ca, |c| {
-        c.policy = NetworkPolicy::Strict { allow: vec![] };
+        c.policy = NetworkPolicy::Strict;
         c.passthrough = vec![HostPattern::parse("pinned.test").unwrap()];
     })
     .await;

@@ -5,13 +5,13 @@ use moat_proxy::{BLOCKED_HEADER, ConnectTo, GrantRule, HostPattern, NetworkPolic
 
 use crate::support::*;
 
-fn strict(allow: &[&str]) -> NetworkPolicy {
-    NetworkPolicy::Strict {
-        allow: allow
-            .iter()
-            .map(|h| HostPattern::parse(h).unwrap())
-            .collect(),
-    }
+/// A strict policy allowing `allow`.
+fn strict(c: &mut moat_proxy::ProxyConfig, allow: &[&str]) {
+    c.policy = NetworkPolicy::Strict;
+    c.allow = allow
+        .iter()
+        .map(|h| HostPattern::parse(h).unwrap())
+        .collect();
 }
 
 #[tokio::test]
@@ -19,7 +19,7 @@ async fn strict_policy_blocks_connect_with_an_explained_403() {
     let ca = TestCa::new();
     let upstream = https_upstream(&ca, &["api.github.com"], &[b"http/1.1"], hello()).await;
     let mut h = Harness::start(&ca, |c| {
-        c.policy = strict(&["*.allowed.test"]);
+        strict(c, &["*.allowed.test"]);
         c.rules = vec![GrantRule::new(
             "github",
             vec![HostPattern::parse("api.github.com").unwrap()],
@@ -73,7 +73,7 @@ async fn strict_policy_blocks_connect_with_an_explained_403() {
 #[tokio::test]
 async fn strict_policy_blocks_plain_http_requests() {
     let ca = TestCa::new();
-    let mut h = Harness::start(&ca, |c| c.policy = strict(&[])).await;
+    let mut h = Harness::start(&ca, |c| strict(c, &[])).await;
     let mut sender = h.client.plain().await;
     let response = sender
         .send_request(

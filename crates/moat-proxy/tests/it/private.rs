@@ -103,10 +103,8 @@ async fn an_allowed_range_passes_a_strict_policy_but_never_opens_the_host() {
     let port = plain.port();
     let mut h = Harness::start(&ca, |c| {
         let allow = patterns(&[&format!("127.0.0.0/8:{port}"), "10.0.0.0/8:8000"]);
-        c.policy = NetworkPolicy::Strict {
-            allow: allow.clone(),
-        };
-        c.private_allow = allow;
+        c.policy = NetworkPolicy::Strict;
+        c.allow = allow;
     })
     .await;
     let auth = h.client.proxy_authorization().unwrap();

@@ -11,6 +11,8 @@
 //! JSON, else text). Stdin EOF is
 //! opt-in because a background job of a script (`fake-anthropic &`) reads /dev/null.
 
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a program: its output is the point
+
 use std::io::Write;
 use std::time::Duration;
 

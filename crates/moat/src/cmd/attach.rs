@@ -41,15 +41,16 @@ pub async fn attach(ctx: &Context, args: AttachArgs) -> Result<i32> {
             .into());
         }
         let attached = docker.attach(&container, true).await?;
-        eprintln!("moat: attached to run {} ({})", record.id, record.name);
-        eprintln!("{ESCAPE_HELP}\r");
+        crate::ui::errln!("moat: attached to run {} ({})", record.id, record.name);
+        crate::ui::errln!("{ESCAPE_HELP}\r");
         session::terminal_session(&docker, &container, attached, true).await?
     } else {
         // Its stdin belonged to whoever started it: follow the output; Ctrl-C leaves.
         let attached = docker.attach(&container, false).await?;
-        eprintln!(
+        crate::ui::errln!(
             "moat: attached to run {} ({}); Ctrl-C detaches",
-            record.id, record.name
+            record.id,
+            record.name
         );
         session::pipe_session(&docker, &container, attached, false, CtrlC::Detach).await?
     };

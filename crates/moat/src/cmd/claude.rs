@@ -18,7 +18,7 @@ use moat_run::{AgentSession, HomeFile, RunError, RunRecord, SessionId};
 use serde::Serialize;
 
 use crate::cli::{ClaudeArgs, ClaudeCommand as ClaudeSubcommand, ClaudeRunArgs};
-use crate::settings::{self, AgentDefaults, Context};
+use crate::settings::{self, Context};
 use crate::ui::{UserError, age, outln, table};
 
 /// Which conversation the user asked for.
@@ -64,12 +64,13 @@ async fn start(ctx: &Context, args: ClaudeRunArgs, wanted: Wanted) -> Result<i32
         UserError::new("cannot tell your home directory, where Claude Code keeps its state")
             .hint("set `HOME`")
     })?;
-    let defaults = AgentDefaults {
-        dependencies: moat_claude::IMPLIED_DEPENDENCIES,
-        grants: &[moat_claude::IMPLIED_GRANT],
-    };
     let dry_run = args.exec.dry_run;
-    let mut plan = settings::plan_agent_run(
+    let agent = ClaudeAgent {
+        command: &command,
+        home: &home,
+        stdin_is_terminal: std::io::stdin().is_terminal(),
+    };
+    let plan = settings::plan_agent_run(
         ctx,
         args.path.or(resumed_workspace),
         &args.exec,
@@ -79,54 +80,15 @@ async fn start(ctx: &Context, args: ClaudeRunArgs, wanted: Wanted) -> Result<i32
         } else {
             settings::Purpose::Run
         },
-        &defaults,
+        &agent,
     )
     .map_err(credential_advice)?;
-
-    let request = &mut plan.request;
-    request.interactive = command.interactive();
-    // `claude -p` reads piped input as part of the prompt; a terminal's is not meant so.
-    request.no_stdin = std::io::stdin().is_terminal();
-    request.env.extend(
-        moat_claude::CONTAINER_ENV
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    let api_key = request
-        .env
-        .iter()
-        .find(|(k, _)| k == "ANTHROPIC_API_KEY")
-        .map(|(_, v)| v.clone());
-    let host_claude_json = read_optional(&home.join(moat_claude::CLAUDE_JSON))?;
-    let (claude_json, problem) = moat_claude::container_claude_json(
-        host_claude_json.as_deref(),
-        command.skip_permissions,
-        api_key.as_deref(),
-    );
-    if let Some(problem) = problem {
-        plan.warnings.push(problem.to_string());
-    }
-    request.home_files.push(HomeFile {
-        path: moat_claude::CLAUDE_JSON.to_owned(),
-        contents: claude_json,
-    });
-    let project_dir = moat_claude::host_project_dir(&home, &request.workspace);
-    request.mounts.push(BindMount {
-        source: project_dir.display().to_string(),
-        target: moat_claude::container_project_dir(),
-        read_only: false,
-    });
-    request.agent = Some(AgentSession {
-        agent: moat_claude::AGENT.to_owned(),
-        session_id: command.conversation.known_id().cloned(),
-        sessions_dir: project_dir.clone(),
-    });
     if dry_run {
         super::config::print_plan(&plan)?;
         return Ok(0);
     }
     for warning in &plan.warnings {
-        eprintln!("warning: {warning}");
+        crate::ui::errln!("warning: {warning}");
     }
     let request = plan.request;
     let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
@@ -135,8 +97,70 @@ async fn start(ctx: &Context, args: ClaudeRunArgs, wanted: Wanted) -> Result<i32
             .hint("give a prompt with `-p \"...\"` to get an answer without one, or add `-d` and `moat attach` later")
             .into());
     }
-    make_project_dir(&project_dir, request.image.uid, request.image.gid)?;
+    let project_dir = moat_claude::host_project_dir(&home, request.workspace.path());
+    let image = request.image.spec();
+    make_project_dir(&project_dir, image.uid, image.gid)?;
     super::run::execute(ctx, request).await
+}
+
+/// What Claude Code adds to a run: node, git and Claude Code in the image, the
+/// `anthropic` grant, its environment, the container's `~/.claude.json` (made from the
+/// host's allow-listed keys, with the credential placeholder approved), and the
+/// workspace's conversation directory.
+struct ClaudeAgent<'a> {
+    command: &'a ClaudeCommand,
+    home: &'a Path,
+    stdin_is_terminal: bool,
+}
+
+impl settings::Agent for ClaudeAgent<'_> {
+    fn dependencies(&self) -> &'static [&'static str] {
+        moat_claude::IMPLIED_DEPENDENCIES
+    }
+
+    fn grants(&self) -> &'static [&'static str] {
+        &[moat_claude::IMPLIED_GRANT]
+    }
+
+    fn contribute(&self, inputs: &settings::AgentInputs<'_>) -> Result<settings::AgentParts> {
+        let api_key = inputs
+            .placeholders
+            .iter()
+            .find(|(k, _)| k == "ANTHROPIC_API_KEY")
+            .map(|(_, v)| v.as_str());
+        let host_claude_json = read_optional(&self.home.join(moat_claude::CLAUDE_JSON))?;
+        let (claude_json, problem) = moat_claude::container_claude_json(
+            host_claude_json.as_deref(),
+            self.command.skip_permissions,
+            api_key,
+        );
+        let project_dir = moat_claude::host_project_dir(self.home, inputs.workspace);
+        Ok(settings::AgentParts {
+            env: moat_claude::CONTAINER_ENV
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            home_files: vec![HomeFile {
+                path: moat_claude::CLAUDE_JSON.to_owned(),
+                contents: claude_json,
+            }],
+            mounts: vec![BindMount {
+                source: project_dir.display().to_string(),
+                target: moat_claude::container_project_dir(),
+                read_only: false,
+            }],
+            session: Some(AgentSession {
+                agent: moat_claude::AGENT.to_owned(),
+                session_id: self.command.conversation.known_id().cloned(),
+                sessions_dir: project_dir,
+            }),
+            interactive: Some(self.command.interactive()),
+            // `claude -p` reads piped input as part of the prompt; a terminal's is not
+            // meant so.
+            no_stdin: self.stdin_is_terminal,
+            warnings: problem.map(|p| p.to_string()).into_iter().collect(),
+        })
+    }
 }
 
 /// Turn "`anthropic` is not granted" into what a `moat claude` user needs to hear.
@@ -291,7 +315,7 @@ async fn sessions(ctx: &Context, json: bool) -> Result<i32> {
         return Ok(0);
     }
     if rows.is_empty() {
-        eprintln!("No Claude Code sessions yet. Start one with `moat claude`.");
+        crate::ui::errln!("No Claude Code sessions yet. Start one with `moat claude`.");
         return Ok(0);
     }
     let now = jiff::Timestamp::now();

@@ -42,10 +42,11 @@ pub fn print_plan(plan: &RunPlan) -> std::io::Result<()> {
     out!("{}", plan.config.render())?;
     outln!()?;
     outln!("# image")?;
-    outln!("tag: {}", plan.image.tag)?;
+    outln!("tag: {}", plan.request.image.plan().tag)?;
     let deps: Vec<String> = plan
         .request
         .image
+        .spec()
         .dependencies
         .iter()
         .map(|d| {
@@ -68,5 +69,5 @@ pub fn print_plan(plan: &RunPlan) -> std::io::Result<()> {
     }
     outln!()?;
     outln!("# Dockerfile")?;
-    out!("{}", plan.image.dockerfile)
+    out!("{}", plan.request.image.plan().dockerfile)
 }

@@ -39,12 +39,16 @@ pub async fn doctor(ctx: &Context, args: DoctorArgs) -> Result<i32> {
             None
         }
     };
-    findings.push(base_image(ctx, docker.as_ref()).await);
+    let (config_finding, global) = checks::global_config(&ctx.home().config_file());
+    // The machine settings with a run's precedence; values that do not resolve are
+    // reported by their own checks below, and the defaults stand in for them here.
+    let host = moat_config::resolve_host(global.as_ref(), &ctx.env.overrides())
+        .or_else(|_| moat_config::resolve_host(None, &moat_config::CliOverrides::default()))?;
+    findings.push(base_image(ctx, &host.base_image, docker.as_ref()).await);
     findings.push(checks::home_writable(ctx.home().root()));
 
-    let (config_finding, global) = checks::global_config(&ctx.home().config_file());
     credentials(ctx, global.as_ref(), now, &mut findings);
-    findings.push(checks::proxy_ca(&moat_run::proxy_ca_dir(&ctx.store), now));
+    findings.push(checks::proxy_ca(&ctx.home().proxy_ca_dir(), now));
 
     let extra_ca = ctx.env.extra_ca_certs.as_ref().map(PathBuf::from);
     if let Some(path) = &extra_ca {
@@ -62,10 +66,7 @@ pub async fn doctor(ctx: &Context, args: DoctorArgs) -> Result<i32> {
             "skipped; `moat doctor --build` builds the minimal image",
         ),
         (None, true) => Finding::skip(BUILD, "skipped: Docker is not reachable"),
-        (Some(docker), true) => {
-            let extra_ca = extra_ca.or_else(|| global.as_ref()?.extra_ca_certs.clone());
-            build(ctx, docker, extra_ca.as_deref()).await?
-        }
+        (Some(docker), true) => build(ctx, docker, &host).await?,
     });
 
     if args.json {
@@ -90,11 +91,12 @@ async fn docker_finding(docker: &Docker) -> Finding {
 }
 
 /// The base image every moat image starts `FROM`; nothing can be pulled without it.
-async fn base_image(ctx: &Context, docker: Option<&Docker>) -> Finding {
+async fn base_image(ctx: &Context, image: &str, docker: Option<&Docker>) -> Finding {
     const CHECK: &str = "base image";
-    let (image, from) = match &ctx.env.base_image {
-        Some(image) => (image.as_str(), " (MOAT_BASE_IMAGE)"),
-        None => (moat_image::DEFAULT_BASE_IMAGE, ""),
+    let from = if ctx.env.base_image.is_some() {
+        " (MOAT_BASE_IMAGE)"
+    } else {
+        ""
     };
     let Some(docker) = docker else {
         return Finding::skip(
@@ -135,10 +137,7 @@ fn credentials(
             return;
         }
     };
-    let dir = ctx
-        .home()
-        .root()
-        .join(moat_credentials::CREDENTIALS_DIR_NAME);
+    let dir = ctx.home().credentials_dir();
     let stored = checks::has_stored_credentials(&dir);
     let keys = ChainKeySource::for_home(ctx.home(), mode);
     let (key_finding, key) = checks::credential_key(&keys, stored);
@@ -207,24 +206,28 @@ fn provider_of(path: &Path) -> String {
 
 /// Build (or find cached) the image of an empty workspace here: the base image, the
 /// workspace owner's user, the extra CAs and the proxy CA if it exists already.
-async fn build(ctx: &Context, docker: &Docker, extra_ca: Option<&Path>) -> Result<Finding> {
+async fn build(
+    ctx: &Context,
+    docker: &Docker,
+    host: &moat_config::HostSettings,
+) -> Result<Finding> {
     const CHECK: &str = "image build";
-    let (uid, gid) = std::env::current_dir()
-        .and_then(std::fs::metadata)
+    let (uid, gid) = ctx
+        .env
+        .cwd
+        .as_deref()
+        .and_then(|cwd| std::fs::metadata(cwd).ok())
         .map(|m| (m.uid(), m.gid()))
         .unwrap_or((moat_image::FALLBACK_ID, moat_image::FALLBACK_ID));
-    let mut spec = moat_image::ImageSpec::for_owner(uid, gid);
-    if let Some(base) = &ctx.env.base_image {
-        spec = spec.with_base_image(base.clone());
-    }
-    if let Some(path) = extra_ca {
+    let mut spec = moat_image::ImageSpec::new(host.base_image.clone(), uid, gid);
+    if let Some(path) = &host.extra_ca_certs {
         // A bad file is reported by its own check; build without it.
         let ca = std::fs::read(path)
             .ok()
             .and_then(|pem| moat_image::ExtraCa::from_pem(&pem).ok());
         spec = spec.with_extra_ca(ca);
     }
-    let ca_cert = moat_run::proxy_ca_dir(&ctx.store).join(moat_proxy::CA_CERT_FILE);
+    let ca_cert = ctx.home().proxy_ca_dir().join(moat_proxy::CA_CERT_FILE);
     if let Ok(pem) = std::fs::read_to_string(&ca_cert) {
         spec = spec.with_proxy_ca(pem);
     }

@@ -257,16 +257,15 @@ fn gh_auth_token() -> Option<Secret> {
 
 /// `moat grant list [--json]`.
 fn list(ctx: &Context, json: bool) -> Result<i32> {
-    let dir = ctx
-        .home()
-        .root()
-        .join(moat_credentials::CREDENTIALS_DIR_NAME);
+    let dir = ctx.home().credentials_dir();
     if !dir.exists() {
         // Nothing granted yet: no reason to create the encryption key.
         if json {
             outln!("[]")?;
         } else {
-            eprintln!("No credentials granted yet. Grant one with `moat grant <provider>`.");
+            crate::ui::errln!(
+                "No credentials granted yet. Grant one with `moat grant <provider>`."
+            );
         }
         return Ok(0);
     }
@@ -302,7 +301,7 @@ fn list(ctx: &Context, json: bool) -> Result<i32> {
         return Ok(0);
     }
     if listed.is_empty() {
-        eprintln!("No credentials granted yet. Grant one with `moat grant <provider>`.");
+        crate::ui::errln!("No credentials granted yet. Grant one with `moat grant <provider>`.");
         return Ok(0);
     }
     let header = ["PROVIDER", "KIND", "SOURCE", "EXPIRES", "GRANTED"].map(String::from);
@@ -345,9 +344,9 @@ fn list(ctx: &Context, json: bool) -> Result<i32> {
     }
     out!("{}", crate::ui::table(&header, &rows))?;
     for error in problems {
-        eprintln!("warning: {error}");
+        crate::ui::errln!("warning: {error}");
         if let Some(hint) = error.hint() {
-            eprintln!("hint: {hint}");
+            crate::ui::errln!("hint: {hint}");
         }
     }
     Ok(0)
@@ -396,9 +395,7 @@ pub fn revoke(ctx: &Context, args: RevokeArgs) -> Result<i32> {
     };
     // Removing a file needs no key: a placeholder key keeps the keyring untouched.
     let store = CredentialStore::new(
-        ctx.home()
-            .root()
-            .join(moat_credentials::CREDENTIALS_DIR_NAME),
+        ctx.home().credentials_dir(),
         EncryptionKey::from_bytes([0; 32]),
     );
     match store.remove(&name) {
@@ -419,8 +416,7 @@ pub fn revoke(ctx: &Context, args: RevokeArgs) -> Result<i32> {
 }
 
 fn registry(ctx: &Context) -> Result<ProviderRegistry> {
-    ProviderRegistry::load(&ctx.home().root().join(moat_providers::PROVIDERS_DIR_NAME))
-        .map_err(provider_error)
+    ProviderRegistry::load(&ctx.home().providers_dir()).map_err(provider_error)
 }
 
 fn open_store(ctx: &Context, settings: &GrantSettings) -> Result<CredentialStore> {

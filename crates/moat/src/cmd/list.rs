@@ -16,7 +16,7 @@ pub async fn list(ctx: &Context, args: ListArgs) -> Result<i32> {
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&runs)?)?;
     } else if runs.is_empty() {
-        eprintln!("No runs yet. Start one with `moat run`.");
+        crate::ui::errln!("No runs yet. Start one with `moat run`.");
     } else {
         outln!("{}", runs_table(&runs))?;
     }

@@ -22,7 +22,7 @@ pub async fn logs(ctx: &Context, args: LogsArgs) -> Result<i32> {
     print_lines(&lines, args.timestamps)?;
     if !args.follow {
         if let Some(notice) = crate::ui::held_back_notice(&record) {
-            eprintln!("{notice}");
+            crate::ui::errln!("{notice}");
         }
         return Ok(0);
     }
@@ -38,7 +38,7 @@ pub async fn logs(ctx: &Context, args: LogsArgs) -> Result<i32> {
                 let (lines, _) = moat_run::read_from(&path, offset)?;
                 print_lines(&lines, args.timestamps)?;
                 if let Some(notice) = crate::ui::held_back_notice(&current) {
-                    eprintln!("{notice}");
+                    crate::ui::errln!("{notice}");
                 }
                 return Ok(0);
             }

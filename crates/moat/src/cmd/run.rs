@@ -27,7 +27,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
         return Ok(0);
     }
     for warning in &plan.warnings {
-        eprintln!("warning: {warning}");
+        crate::ui::errln!("warning: {warning}");
     }
     let mut request = plan.request;
     let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
@@ -124,15 +124,16 @@ async fn launch(
 
     let Some(attached) = attached else {
         outln!("{}", record.id)?;
-        eprintln!(
+        crate::ui::errln!(
             "moat: run {} ({}) started in the background\n  moat logs {0}     see its output\n  moat attach {0}   reconnect\n  moat stop {0}     stop it",
-            record.id, record.name
+            record.id,
+            record.name
         );
         return Ok(0);
     };
 
     let end = if record.interactive {
-        eprintln!("{ESCAPE_HELP}\r");
+        crate::ui::errln!("{ESCAPE_HELP}\r");
         session::terminal_session(docker, &container, attached, false).await?
     } else {
         session::pipe_session(docker, &container, attached, with_stdin, CtrlC::Forward).await?
@@ -150,14 +151,15 @@ pub async fn finish(
 ) -> Result<i32> {
     match end {
         SessionEnd::Detached => {
-            eprintln!(
+            crate::ui::errln!(
                 "\r\nmoat: detached from run {} ({}); it keeps running. `moat attach {0}` to return.",
-                record.id, record.name
+                record.id,
+                record.name
             );
             return Ok(0);
         }
         SessionEnd::StopRequested => {
-            eprintln!("\r\nmoat: stopping run {}", record.id);
+            crate::ui::errln!("\r\nmoat: stopping run {}", record.id);
             moat_run::stop_run(docker, &ctx.store, record).await?;
         }
         SessionEnd::Exited => {}
@@ -172,7 +174,7 @@ pub async fn finish(
     }
     let record = super::wait_until_final(ctx, docker, record).await?;
     if let Some(notice) = crate::ui::held_back_notice(&record) {
-        eprintln!("\r\n{}\r", notice.replace('\n', "\r\n"));
+        crate::ui::errln!("\r\n{}\r", notice.replace('\n', "\r\n"));
     }
     Ok(super::exit_code_of(&record))
 }

@@ -22,13 +22,13 @@ pub async fn stop(ctx: &Context, args: StopArgs) -> Result<i32> {
         match active.first() {
             Some(newest) => vec![newest.clone()],
             None => {
-                eprintln!("No running runs.");
+                crate::ui::errln!("No running runs.");
                 return Ok(0);
             }
         }
     };
     if targets.is_empty() {
-        eprintln!("No running runs.");
+        crate::ui::errln!("No running runs.");
         return Ok(0);
     }
     let docker = lazy.get().await?.clone();

@@ -20,7 +20,7 @@ fn grant_rules(store: &RunStore, id: &RunId) -> Result<Vec<moat_proxy::GrantRule
     }
     let home = store.home();
     let grants = moat_providers::grants_for_run(
-        &crate::settings::credential_store_in(home, &settings.keyring)?,
+        &crate::settings::credential_store_in(home, settings.keyring)?,
         &crate::settings::provider_registry_in(home)?,
         &settings.grants,
         token.expose(),

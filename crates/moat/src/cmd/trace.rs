@@ -19,7 +19,7 @@ pub fn trace(ctx: &Context, args: TraceArgs) -> Result<i32> {
         return Ok(0);
     }
     if events.is_empty() {
-        eprintln!("Run {} made no requests through its proxy.", record.id);
+        crate::ui::errln!("Run {} made no requests through its proxy.", record.id);
         return Ok(0);
     }
     for event in &events {

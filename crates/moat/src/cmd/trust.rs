@@ -16,7 +16,7 @@ pub fn trust(ctx: &Context, args: TrustArgs) -> Result<i32> {
     if args.list {
         return list(ctx, args.json);
     }
-    let workspace = workspace(args.path)?;
+    let workspace = workspace(ctx, args.path)?;
     let loaded = moat_config::load(
         &workspace,
         &ctx.home().config_file(),
@@ -55,7 +55,7 @@ pub fn trust(ctx: &Context, args: TrustArgs) -> Result<i32> {
 }
 
 pub fn untrust(ctx: &Context, args: UntrustArgs) -> Result<i32> {
-    let workspace = workspace(args.path)?;
+    let workspace = workspace(ctx, args.path)?;
     match TrustStore::new(ctx.home()).revoke(&workspace)? {
         Some(record) => outln!(
             "No longer trusting `{}` in `{}`: the next run asks again.",
@@ -68,12 +68,18 @@ pub fn untrust(ctx: &Context, args: UntrustArgs) -> Result<i32> {
 }
 
 /// The workspace as records name it: absolute, symlinks resolved.
-fn workspace(path: Option<PathBuf>) -> Result<PathBuf> {
+fn workspace(ctx: &Context, path: Option<PathBuf>) -> Result<PathBuf> {
     let path = match path {
         Some(path) => path,
-        None => std::env::current_dir().context("reading the current directory")?,
+        None => ctx
+            .env
+            .cwd
+            .clone()
+            .context("reading the current directory")?,
     };
-    Ok(moat_run::check_workspace(&path)?)
+    Ok(moat_run::Workspace::resolve(&path, ctx.home())?
+        .path()
+        .to_owned())
 }
 
 /// One line of `moat trust --list`.
@@ -112,7 +118,7 @@ fn list(ctx: &Context, json: bool) -> Result<i32> {
         return Ok(0);
     }
     if rows.is_empty() {
-        eprintln!("No trusted workspaces. `moat trust PATH` trusts one.");
+        crate::ui::errln!("No trusted workspaces. `moat trust PATH` trusts one.");
         return Ok(0);
     }
     let now = jiff::Timestamp::now();

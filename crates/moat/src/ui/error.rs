@@ -33,12 +33,12 @@ impl std::error::Error for UserError {}
 
 /// Print an error chain and the first hint any error in it offers.
 pub fn print_error(err: &anyhow::Error) {
-    eprintln!("error: {}", message(err));
+    crate::ui::errln!("error: {}", message(err));
     if let Some(details) = details(err) {
-        eprintln!("{details}");
+        crate::ui::errln!("{details}");
     }
     if let Some(hint) = hint(err) {
-        eprintln!("hint: {hint}");
+        crate::ui::errln!("hint: {hint}");
     }
 }
 

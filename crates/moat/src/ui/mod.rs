@@ -20,6 +20,28 @@ macro_rules! out {
 }
 pub(crate) use out;
 
+/// `eprintln!` for moat's own messages (notes, warnings, questions): stderr, never a
+/// panic when stderr is gone. With `outln!`/`out!` these are the only ways moat writes to
+/// the terminal; the workspace lints deny `println!` and `eprintln!` everywhere.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+pub(crate) use errln;
+
+/// `eprint!` with the same care as [`errln!`] (a prompt, a line finished later).
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(stderr, $($arg)*);
+        let _ = stderr.flush();
+    }};
+}
+pub(crate) use err;
+
 mod error;
 mod progress;
 pub mod prompt;

@@ -36,7 +36,7 @@ impl BuildProgress {
                     bar.enable_steady_tick(std::time::Duration::from_millis(120));
                     self.bar = Some(bar);
                 } else {
-                    eprintln!("moat: building image {tag}");
+                    crate::ui::errln!("moat: building image {tag}");
                 }
             }
             PrepareEvent::Build(BuildEvent::Step {
@@ -51,7 +51,7 @@ impl BuildProgress {
                         bar.set_position(u64::from(index.saturating_sub(1)));
                         bar.set_message(instruction);
                     }
-                    None => eprintln!("moat: step {index}/{total}: {instruction}"),
+                    None => crate::ui::errln!("moat: step {index}/{total}: {instruction}"),
                 }
             }
             PrepareEvent::Build(BuildEvent::Output(line)) => {
@@ -61,7 +61,7 @@ impl BuildProgress {
                 if let Some(bar) = self.bar.take() {
                     bar.finish_and_clear();
                 }
-                eprintln!("moat: built image {tag} in {seconds:.1}s");
+                crate::ui::errln!("moat: built image {tag} in {seconds:.1}s");
             }
         }
     }

@@ -273,11 +273,8 @@ fn without_a_credential_nothing_starts() {
 fn an_expired_oauth_token_says_so() {
     let claude = Claude::new("unused");
     let home = MoatHome::at(claude.env.moat_home());
-    let store = CredentialStore::open(
-        &home,
-        &ChainKeySource::for_home(&home, KeyringMode::FileOnly),
-    )
-    .unwrap();
+    let store =
+        CredentialStore::open(&home, &ChainKeySource::for_home(&home, KeyringMode::File)).unwrap();
     let expired = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2);
     let credential = Credential::new(
         ProviderName::anthropic(),

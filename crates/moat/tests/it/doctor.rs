@@ -63,11 +63,8 @@ fn assert_no_secret(out: &Out) {
 /// Save a credential straight into the test's store.
 fn store_credential(env: &TestEnv, provider: &str, kind: CredentialKind, secret: &str) {
     let home = MoatHome::at(env.moat_home());
-    let store = CredentialStore::open(
-        &home,
-        &ChainKeySource::for_home(&home, KeyringMode::FileOnly),
-    )
-    .unwrap();
+    let store =
+        CredentialStore::open(&home, &ChainKeySource::for_home(&home, KeyringMode::File)).unwrap();
     let credential = Credential::new(
         ProviderName::parse(provider).unwrap(),
         kind,

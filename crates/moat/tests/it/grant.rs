@@ -63,11 +63,8 @@ fn credential_file(env: &TestEnv, provider: &str) -> PathBuf {
 /// The stored secret, decrypted with the test's key file.
 fn stored_secret(env: &TestEnv, provider: &str) -> String {
     let home = MoatHome::at(env.moat_home());
-    let store = CredentialStore::open(
-        &home,
-        &ChainKeySource::for_home(&home, KeyringMode::FileOnly),
-    )
-    .unwrap();
+    let store =
+        CredentialStore::open(&home, &ChainKeySource::for_home(&home, KeyringMode::File)).unwrap();
     store
         .require(&ProviderName::parse(provider).unwrap())
         .unwrap()

@@ -1,6 +1,8 @@
 //! End-to-end tests: the built `moat` binary against the real Docker daemon, each test in
 //! its own `MOAT_HOME` and workspace.
 
+#![allow(clippy::disallowed_methods)] // test code may read the environment it was given
+
 mod claude;
 mod config;
 mod deps;

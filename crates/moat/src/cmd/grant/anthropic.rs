@@ -51,7 +51,7 @@ pub(super) async fn grant(g: &Granting<'_>, provider: &Provider) -> Result<()> {
                 .into(),
         );
     }
-    eprint!("{MENU}");
+    crate::ui::err!("{MENU}");
     let Some(choice) = prompt::choose(
         "Enter choice [1, 2, or 3]: ",
         3,
