@@ -266,7 +266,7 @@ fn private_addresses_are_refused_under_a_permissive_policy_unless_allowed() {
     let fetch = |url: &str| format!("curl -s -w '\\n%{{http_code}}' {url}; echo");
 
     // Permissive (the default), nothing allowed: refused, with the reason and the fix.
-    let out = env.run(&["run", "--", "sh", "-c", &fetch(&url)]);
+    let out = env.run(&["run", "--trust", "--", "sh", "-c", &fetch(&url)]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.trim_end().ends_with("\n403"), "{out:?}");
     assert!(
