@@ -58,35 +58,43 @@ pub fn message(err: &anyhow::Error) -> String {
 
 /// The first hint any error in the chain offers.
 pub fn hint(err: &anyhow::Error) -> Option<String> {
-    err.chain().find_map(|cause| {
-        if let Some(e) = cause.downcast_ref::<UserError>() {
-            e.hint.clone()
-        } else if let Some(e) = cause.downcast_ref::<moat_run::RunError>() {
-            e.hint()
-        } else if let Some(e) = cause.downcast_ref::<moat_container::RuntimeError>() {
-            e.hint()
-        } else if let Some(e) = cause.downcast_ref::<moat_config::ConfigErrors>() {
-            e.hint().map(str::to_owned)
-        } else if let Some(e) = cause.downcast_ref::<moat_image::DepError>() {
-            e.hint()
-        } else if let Some(e) = cause.downcast_ref::<moat_image::CaError>() {
-            e.hint()
-        } else if let Some(e) = cause.downcast_ref::<moat_providers::ProviderError>() {
-            e.hint()
-        } else if let Some(e) = cause.downcast_ref::<moat_credentials::CredentialError>() {
-            e.hint()
-        } else if let Some(e) = cause.downcast_ref::<moat_credentials::KeyError>() {
-            e.hint()
-        } else if let Some(e) = cause.downcast_ref::<moat_proxy::CaError>() {
-            e.hint()
-        } else if let Some(e) = cause.downcast_ref::<moat_proxy::ConfigError>() {
-            e.hint()
-        } else if let Some(e) = cause.downcast_ref::<moat_trust::TrustError>() {
-            e.hint()
-        } else {
-            None
-        }
-    })
+    err.chain()
+        .find_map(|cause| match cause.downcast_ref::<UserError>() {
+            Some(e) => e.hint.clone(),
+            None => library_hint(cause),
+        })
+}
+
+/// What `cause` says to do, if it is one of the libraries' errors that can say it. Every
+/// library type with a `hint()` is listed here once; a test (below) fails when one is
+/// missing, so no hint is lost on its way to the user.
+fn library_hint(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
+    macro_rules! ask {
+        ($($error:ty),* $(,)?) => {
+            $(
+                if let Some(e) = cause.downcast_ref::<$error>() {
+                    return e.hint().map(Into::into);
+                }
+            )*
+        };
+    }
+    ask!(
+        moat_run::RunError,
+        moat_container::RuntimeError,
+        moat_config::ConfigErrors,
+        moat_config::ConfigError,
+        moat_image::DepError,
+        moat_image::CaError,
+        moat_providers::ProviderError,
+        moat_credentials::CredentialError,
+        moat_credentials::KeyError,
+        moat_proxy::ProxyError,
+        moat_proxy::CaError,
+        moat_proxy::ConfigError,
+        moat_hosts::HostsError,
+        moat_trust::TrustError,
+    );
+    None
 }
 
 /// Extra lines some errors carry: the output of a failed build step, the candidates of
@@ -123,4 +131,54 @@ fn details(err: &anyhow::Error) -> Option<String> {
             _ => None,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every library error type that has a `hint()`, found in the sources, must be in
+    /// `library_hint`'s list.
+    #[test]
+    fn every_library_error_with_a_hint_is_asked() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let listed = include_str!("error.rs");
+        let mut missing = Vec::new();
+        let mut found = 0;
+        for krate in std::fs::read_dir(&root).unwrap().flatten() {
+            let name = krate.file_name().to_string_lossy().into_owned();
+            if name == "moat" || name == "moat-test-support" {
+                continue;
+            }
+            let mut stack = vec![krate.path().join("src")];
+            while let Some(dir) = stack.pop() {
+                let Ok(entries) = std::fs::read_dir(&dir) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    if path.is_dir() {
+                        stack.push(path);
+                        continue;
+                    }
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let mut current = None;
+                    for line in text.lines() {
+                        if let Some(rest) = line.strip_prefix("impl ") {
+                            current = rest.split([' ', '{', '<']).next().map(str::to_owned);
+                        }
+                        if line.trim_start().starts_with("pub fn hint(&self)")
+                            && let Some(ty) = &current
+                        {
+                            found += 1;
+                            let path = format!("        {}::{ty},", name.replace('-', "_"));
+                            if !listed.contains(&path) {
+                                missing.push(path.trim().to_owned());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(found >= 14, "the scan found only {found} hints");
+        assert!(missing.is_empty(), "add to `library_hint`: {missing:?}");
+    }
 }

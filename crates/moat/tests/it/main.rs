@@ -3,6 +3,7 @@
 
 #![allow(clippy::disallowed_methods)] // test code may read the environment it was given
 
+mod architecture;
 mod claude;
 mod config;
 mod deps;

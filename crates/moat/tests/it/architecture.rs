@@ -1,0 +1,139 @@
+//! The crate dependency rules of ARCHITECTURE.md, checked against `cargo metadata`: each
+//! library's moat crates are the ones its floor allows, bollard stays in moat-container,
+//! terminal crates stay in the binary, and test support never ships. Adding a forbidden
+//! edge fails here, naming it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+/// Each workspace crate and the moat crates it may depend on (normal dependencies).
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("moat-text", &[]),
+    ("moat-secret", &[]),
+    ("moat-hosts", &[]),
+    ("moat-home", &[]),
+    ("moat-image", &["moat-text"]),
+    ("moat-config", &["moat-home", "moat-hosts", "moat-text"]),
+    ("moat-trust", &["moat-config", "moat-home"]),
+    // The proxy never talks to Docker, and knows nothing of the CLI or the store.
+    ("moat-proxy", &["moat-home", "moat-hosts", "moat-secret"]),
+    // Credentials never depend on the container runtime or the proxy.
+    ("moat-credentials", &["moat-home", "moat-secret"]),
+    ("moat-container", &[]),
+    (
+        "moat-providers",
+        &["moat-credentials", "moat-hosts", "moat-proxy"],
+    ),
+    (
+        "moat-run",
+        &["moat-container", "moat-home", "moat-image", "moat-proxy"],
+    ),
+    ("moat-claude", &["moat-image", "moat-run"]),
+    ("moat-test-support", &[]),
+];
+
+/// Crates that draw on or read the terminal: the binary's business only.
+const TERMINAL_CRATES: &[&str] = &[
+    "clap",
+    "console",
+    "crossterm",
+    "indicatif",
+    "tracing-subscriber",
+];
+
+/// Normal (not dev, not build) dependencies of every workspace package.
+fn dependencies() -> BTreeMap<String, BTreeSet<String>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|package| {
+            let deps = package["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["kind"].is_null())
+                .map(|d| d["name"].as_str().unwrap().to_owned())
+                .collect();
+            (package["name"].as_str().unwrap().to_owned(), deps)
+        })
+        .collect()
+}
+
+/// What breaks the rules, one line each.
+fn violations(deps: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    let allowed: BTreeMap<&str, &[&str]> = ALLOWED.iter().copied().collect();
+    let mut problems = Vec::new();
+    for (krate, uses) in deps {
+        if krate == "moat" {
+            continue;
+        }
+        let Some(may) = allowed.get(krate.as_str()) else {
+            problems.push(format!("{krate}: not in ALLOWED; give it a floor"));
+            continue;
+        };
+        for dep in uses {
+            if dep == "moat" || dep == "moat-test-support" {
+                problems.push(format!("{krate} -> {dep}: never a normal dependency"));
+            } else if dep.starts_with("moat-") && !may.contains(&dep.as_str()) {
+                problems.push(format!("{krate} -> {dep}: not allowed by its floor"));
+            } else if dep == "bollard" && krate != "moat-container" {
+                problems.push(format!(
+                    "{krate} -> bollard: only moat-container talks to Docker"
+                ));
+            } else if TERMINAL_CRATES.contains(&dep.as_str()) {
+                problems.push(format!(
+                    "{krate} -> {dep}: only the binary uses the terminal"
+                ));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn crates_depend_only_on_what_their_floor_allows() {
+    let deps = dependencies();
+    assert!(deps.contains_key("moat-proxy"), "{deps:?}");
+    let problems = violations(&deps);
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn a_forbidden_edge_is_named() {
+    let mut deps = dependencies();
+    deps.get_mut("moat-proxy")
+        .unwrap()
+        .insert("moat-container".into());
+    deps.get_mut("moat-credentials")
+        .unwrap()
+        .insert("bollard".into());
+    deps.get_mut("moat-run").unwrap().insert("clap".into());
+    let problems = violations(&deps);
+    assert_eq!(
+        problems,
+        [
+            "moat-credentials -> bollard: only moat-container talks to Docker",
+            "moat-proxy -> moat-container: not allowed by its floor",
+            "moat-run -> clap: only the binary uses the terminal",
+        ]
+    );
+}
