@@ -319,7 +319,7 @@ fn a_setuid_shell_from_a_trusted_hook_does_not_elevate_and_processes_are_bounded
         .stdout
         .lines()
         .filter_map(|l| l.strip_prefix("started="))
-        .last()
+        .next_back()
         .unwrap()
         .parse()
         .unwrap();
