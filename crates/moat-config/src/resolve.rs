@@ -287,6 +287,7 @@ pub fn resolve(
         connect_to,
         keyring,
         proxy,
+        mirrors,
     } = host_settings(global, cli, &mut problems);
 
     let resolved = ResolvedConfig {
@@ -326,7 +327,7 @@ pub fn resolve(
         mcp: file.mcp.clone(),
         extra_ca_certs,
         connect_to,
-        mirrors: global.mirrors.clone(),
+        mirrors,
         keyring,
         debug: global.debug.clone(),
         proxy,
@@ -345,13 +346,16 @@ pub fn resolve(
 }
 
 /// The machine's own settings, which no workspace file can change: where upstream TLS
-/// roots, `connect_to` rules, the credential key and the proxy port come from.
+/// roots, `connect_to` rules, the credential key, the proxy port and the download mirrors
+/// come from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostSettings {
     pub extra_ca_certs: Option<PathBuf>,
     pub connect_to: Vec<ConnectTo>,
     pub keyring: KeyringBackend,
     pub proxy: ProxySettings,
+    /// The global file's; no variable replaces them.
+    pub mirrors: Mirrors,
 }
 
 /// The machine settings alone, for commands without a workspace (`moat grant`): moat's
@@ -413,6 +417,7 @@ fn host_settings(
         connect_to,
         keyring,
         proxy,
+        mirrors: global.mirrors.clone(),
     }
 }
 
@@ -759,7 +764,7 @@ mod tests {
         std::fs::write(home.path().join("a.pem"), PEM).unwrap();
         let global = parse_global(
             &home.path().join("config.yaml"),
-            "extra_ca_certs: a.pem\nconnect_to: \"x.com:443:127.0.0.1:1\"\nkeyring: file\n",
+            "extra_ca_certs: a.pem\nconnect_to: \"x.com:443:127.0.0.1:1\"\nkeyring: file\nmirrors:\n  npm: https://npm.corp.example\n",
         )
         .unwrap();
         let cli = CliOverrides {
@@ -775,7 +780,12 @@ mod tests {
                 connect_to: run.connect_to,
                 keyring: run.keyring,
                 proxy: run.proxy,
+                mirrors: run.mirrors,
             }
+        );
+        assert_eq!(
+            host.mirrors.npm.as_deref(),
+            Some("https://npm.corp.example")
         );
         assert_eq!(host.connect_to[0].to_string(), "y.com:443:127.0.0.1:2");
         assert_eq!(host.keyring, KeyringBackend::File);

@@ -387,13 +387,7 @@ fn image_spec(
     };
     let owner = std::fs::metadata(workspace)
         .with_context(|| format!("reading `{}`", workspace.display()))?;
-    let defaults = moat_image::Mirrors::default();
-    let mirrors = moat_image::Mirrors {
-        node: config.mirrors.node.clone().unwrap_or(defaults.node),
-        python: config.mirrors.python.clone().unwrap_or(defaults.python),
-        go: config.mirrors.go.clone().unwrap_or(defaults.go),
-        rust: config.mirrors.rust.clone().unwrap_or(defaults.rust),
-    };
+    let mirrors = image_mirrors(&config.mirrors);
     let mut spec = ImageSpec::for_owner(owner.uid(), owner.gid())
         .with_dependencies(dependencies)
         .with_extra_ca(extra_ca)
@@ -412,6 +406,32 @@ fn image_spec(
     let ca = moat_proxy::CertificateAuthority::load_or_create(&ca_dir)
         .with_context(|| format!("preparing the proxy CA in `{}`", ca_dir.display()))?;
     Ok(spec.with_proxy_ca(ca.cert_pem()))
+}
+
+/// The global file's `mirrors:` as the image planner takes them: upstream's URL for each
+/// one unset, and python-build-standalone's releases under the GitHub mirror unless
+/// `mirrors.python` names a place of their own.
+pub fn image_mirrors(config: &moat_config::Mirrors) -> moat_image::Mirrors {
+    let defaults = moat_image::Mirrors::default();
+    let or = |set: &Option<String>, default: String| set.clone().unwrap_or(default);
+    moat_image::Mirrors {
+        debian: or(&config.debian, defaults.debian),
+        debian_security: or(&config.debian_security, defaults.debian_security),
+        node: or(&config.node, defaults.node),
+        python: config.python.clone(),
+        go: or(&config.go, defaults.go),
+        rust: or(&config.rust, defaults.rust),
+        npm: or(&config.npm, defaults.npm),
+        pypi: or(&config.pypi, defaults.pypi),
+        github: or(&config.github, defaults.github),
+    }
+}
+
+/// The download mirrors of `$MOAT_HOME/config.yaml`, for commands without a workspace
+/// (`moat deps`): the same file and checks a run uses.
+pub fn host_mirrors(ctx: &Context) -> Result<moat_image::Mirrors> {
+    let host = moat_config::load_host(&ctx.home().config_file(), &CliOverrides::default())?;
+    Ok(image_mirrors(&host.mirrors))
 }
 
 /// `SRC:DST[:MODE]` with a relative SRC made absolute from `cwd`.
@@ -576,6 +596,40 @@ mod tests {
     fn a_bad_env_never_echoes_its_value() {
         let e = parse_env("sk-ant-secret-token").unwrap_err();
         assert!(!e.to_string().contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn every_configured_mirror_reaches_the_image() {
+        let config = moat_config::Mirrors {
+            debian: Some("http://deb.corp.example/debian".into()),
+            debian_security: Some("http://deb.corp.example/security".into()),
+            node: Some("https://corp.example/node".into()),
+            python: None,
+            go: Some("https://corp.example/go".into()),
+            rust: Some("https://corp.example/rust".into()),
+            npm: Some("https://npm.corp.example".into()),
+            pypi: Some("https://pypi.corp.example/simple".into()),
+            github: Some("https://gh.corp.example".into()),
+        };
+        let mirrors = image_mirrors(&config);
+        assert_eq!(
+            mirrors,
+            moat_image::Mirrors {
+                debian: "http://deb.corp.example/debian".into(),
+                debian_security: "http://deb.corp.example/security".into(),
+                node: "https://corp.example/node".into(),
+                python: None,
+                go: "https://corp.example/go".into(),
+                rust: "https://corp.example/rust".into(),
+                npm: "https://npm.corp.example".into(),
+                pypi: "https://pypi.corp.example/simple".into(),
+                github: "https://gh.corp.example".into(),
+            }
+        );
+        assert_eq!(
+            image_mirrors(&moat_config::Mirrors::default()),
+            moat_image::Mirrors::default()
+        );
     }
 
     #[test]
