@@ -125,6 +125,7 @@ fn mirrors(check: &mut Check<'_>, raw: RawMirrors) -> Mirrors {
     };
     Mirrors {
         debian: url(raw.debian),
+        debian_security: url(raw.debian_security),
         node: url(raw.node),
         python: url(raw.python),
         go: url(raw.go),
@@ -212,6 +213,7 @@ struct RawGlobal {
 #[serde(deny_unknown_fields)]
 struct RawMirrors {
     debian: Option<Spanned<String>>,
+    debian_security: Option<Spanned<String>>,
     node: Option<Spanned<String>>,
     python: Option<Spanned<String>>,
     go: Option<Spanned<String>>,
@@ -274,6 +276,7 @@ connect_to:
   - ":80:proxy.corp:3128"
 mirrors:
   debian: http://deb.corp.example/debian/
+  debian_security: http://deb.corp.example/debian-security
   node: https://mirror.corp.example/node
   python: https://mirror.corp.example/python
   go: https://mirror.corp.example/go
@@ -306,6 +309,10 @@ proxy:
         assert_eq!(
             config.mirrors.debian.as_deref(),
             Some("http://deb.corp.example/debian")
+        );
+        assert_eq!(
+            config.mirrors.debian_security.as_deref(),
+            Some("http://deb.corp.example/debian-security")
         );
         assert_eq!(
             config.mirrors.pypi.as_deref(),

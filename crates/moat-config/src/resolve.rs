@@ -85,7 +85,8 @@ pub struct ResolvedConfig {
     /// Extra CA certificates (PEM) trusted upstream and installed into built images.
     pub extra_ca_certs: Option<PathBuf>,
     pub connect_to: Vec<ConnectTo>,
-    pub mirrors: Mirrors,
+    /// Where image builds download from: the global file's mirrors, else upstream.
+    pub mirrors: moat_image::Mirrors,
     pub keyring: KeyringMode,
     pub debug: DebugSettings,
     pub proxy: ProxySettings,
@@ -295,6 +296,7 @@ pub fn resolve(
         keyring,
         proxy,
         base_image,
+        mirrors,
     } = host_settings(global, cli, &mut problems);
 
     let resolved = ResolvedConfig {
@@ -334,7 +336,7 @@ pub fn resolve(
         mcp: file.mcp.clone(),
         extra_ca_certs,
         connect_to,
-        mirrors: global.mirrors.clone(),
+        mirrors,
         keyring,
         debug: global.debug.clone(),
         proxy,
@@ -354,7 +356,8 @@ pub fn resolve(
 }
 
 /// The machine's own settings, which no workspace file can change: where upstream TLS
-/// roots, `connect_to` rules, the credential key and the proxy port come from.
+/// roots, `connect_to` rules, the credential key, the proxy port and the download mirrors
+/// come from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostSettings {
     pub extra_ca_certs: Option<PathBuf>,
@@ -362,6 +365,9 @@ pub struct HostSettings {
     pub keyring: KeyringMode,
     pub proxy: ProxySettings,
     pub base_image: String,
+    /// The global file's; no variable replaces them.
+    /// Where image builds download from: the global file's mirrors, else upstream.
+    pub mirrors: moat_image::Mirrors,
 }
 
 /// The machine settings alone, for commands without a workspace (`moat grant`): moat's
@@ -428,6 +434,26 @@ fn host_settings(
         keyring,
         proxy,
         base_image,
+        mirrors: resolve_mirrors(&global.mirrors),
+    }
+}
+
+/// The global file's `mirrors:` over the upstream defaults, as the image planner takes
+/// them; python-build-standalone's releases stay under the GitHub mirror unless
+/// `mirrors.python` names a place of their own.
+fn resolve_mirrors(file: &Mirrors) -> moat_image::Mirrors {
+    let defaults = moat_image::Mirrors::default();
+    let or = |set: &Option<String>, default: String| set.clone().unwrap_or(default);
+    moat_image::Mirrors {
+        debian: or(&file.debian, defaults.debian),
+        debian_security: or(&file.debian_security, defaults.debian_security),
+        node: or(&file.node, defaults.node),
+        python: file.python.clone(),
+        go: or(&file.go, defaults.go),
+        rust: or(&file.rust, defaults.rust),
+        npm: or(&file.npm, defaults.npm),
+        pypi: or(&file.pypi, defaults.pypi),
+        github: or(&file.github, defaults.github),
     }
 }
 
@@ -451,6 +477,41 @@ fn shown_path(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_configured_mirror_reaches_the_image() {
+        let config = Mirrors {
+            debian: Some("http://deb.corp.example/debian".into()),
+            debian_security: Some("http://deb.corp.example/security".into()),
+            node: Some("https://corp.example/node".into()),
+            python: None,
+            go: Some("https://corp.example/go".into()),
+            rust: Some("https://corp.example/rust".into()),
+            npm: Some("https://npm.corp.example".into()),
+            pypi: Some("https://pypi.corp.example/simple".into()),
+            github: Some("https://gh.corp.example".into()),
+        };
+        let mirrors = resolve_mirrors(&config);
+        assert_eq!(
+            mirrors,
+            moat_image::Mirrors {
+                debian: "http://deb.corp.example/debian".into(),
+                debian_security: "http://deb.corp.example/security".into(),
+                node: "https://corp.example/node".into(),
+                python: None,
+                go: "https://corp.example/go".into(),
+                rust: "https://corp.example/rust".into(),
+                npm: "https://npm.corp.example".into(),
+                pypi: "https://pypi.corp.example/simple".into(),
+                github: "https://gh.corp.example".into(),
+            }
+        );
+        assert_eq!(
+            resolve_mirrors(&Mirrors::default()),
+            moat_image::Mirrors::default()
+        );
+    }
+
     use crate::global::parse_global;
     use crate::workspace::parse_workspace;
 
@@ -531,7 +592,16 @@ mod tests {
         mcp: []
         extra_ca_certs: null
         connect_to: []
-        mirrors: {}
+        mirrors:
+          debian: http://deb.debian.org/debian
+          debian_security: http://deb.debian.org/debian-security
+          node: https://nodejs.org/dist
+          python: null
+          go: https://dl.google.com/go
+          rust: https://static.rust-lang.org
+          npm: https://registry.npmjs.org
+          pypi: https://pypi.org/simple
+          github: https://github.com
         keyring: auto
         debug:
           retention_days: 14
@@ -775,7 +845,7 @@ mod tests {
         std::fs::write(home.path().join("a.pem"), PEM).unwrap();
         let global = parse_global(
             &home.path().join("config.yaml"),
-            "extra_ca_certs: a.pem\nconnect_to: \"x.com:443:127.0.0.1:1\"\nkeyring: file\n",
+            "extra_ca_certs: a.pem\nconnect_to: \"x.com:443:127.0.0.1:1\"\nkeyring: file\nmirrors:\n  npm: https://npm.corp.example\n",
         )
         .unwrap();
         let cli = CliOverrides {
@@ -792,8 +862,10 @@ mod tests {
                 keyring: run.keyring,
                 proxy: run.proxy,
                 base_image: run.base_image,
+                mirrors: run.mirrors,
             }
         );
+        assert_eq!(host.mirrors.npm, "https://npm.corp.example");
         assert_eq!(host.connect_to[0].to_string(), "y.com:443:127.0.0.1:2");
         assert_eq!(host.keyring, KeyringMode::File);
         assert_eq!(
@@ -988,7 +1060,15 @@ mcp:
         extra_ca_certs: null
         connect_to: []
         mirrors:
+          debian: http://deb.debian.org/debian
+          debian_security: http://deb.debian.org/debian-security
           node: https://mirror.example/node
+          python: null
+          go: https://dl.google.com/go
+          rust: https://static.rust-lang.org
+          npm: https://registry.npmjs.org
+          pypi: https://pypi.org/simple
+          github: https://github.com
         keyring: auto
         debug:
           retention_days: 14

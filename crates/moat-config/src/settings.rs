@@ -353,19 +353,26 @@ pub struct McpAuth {
 }
 
 /// Download locations that replace the upstream defaults, for networks that can only
-/// reach a mirror. Each is a base URL without a trailing `/`; `None` means upstream.
+/// reach a mirror. Each is a base URL without a trailing `/`; `None` means upstream. Image
+/// builds use a mirror only where the image installs what it mirrors.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Mirrors {
-    /// Debian packages (apt), replacing `http://deb.debian.org/debian`.
+    /// Debian's main archive in the base image's apt sources, replacing
+    /// `http://deb.debian.org/debian`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub debian: Option<String>,
+    /// Debian's security archive in the apt sources, replacing
+    /// `http://deb.debian.org/debian-security` (and `http://security.debian.org`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub debian_security: Option<String>,
     /// Official Node.js builds, replacing `https://nodejs.org/dist`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
-    /// Standalone Python builds, for versions Debian does not package.
+    /// Standalone Python builds, for versions Debian does not package; unset, they come
+    /// from python-build-standalone's releases under `github`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub python: Option<String>,
-    /// Go toolchains, replacing `https://go.dev/dl`.
+    /// Go toolchains, replacing `https://dl.google.com/go`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub go: Option<String>,
     /// Rust toolchains (rustup), replacing `https://static.rust-lang.org`.

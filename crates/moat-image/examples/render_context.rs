@@ -3,6 +3,8 @@
 //!
 //! `render_context OUT_DIR [--uid N] [--gid N] [--base IMAGE] [--ca PEM_FILE]...
 //!  [--node-mirror URL] [--python-mirror URL] [--go-mirror URL] [--rust-mirror URL]
+//!  [--debian-mirror URL] [--debian-security-mirror URL] [--npm-registry URL]
+//!  [--pypi-index URL] [--github-mirror URL]
 //!  [--post-build-root SCRIPT] [--post-build SCRIPT] [--pre-run SCRIPT] DEPENDENCY...`
 
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::disallowed_methods)] // a program run by hand: its output is the point, its settings come from its environment
@@ -48,9 +50,14 @@ fn run(args: Vec<String>) -> Result<String, String> {
                 pem.push(b'\n');
             }
             "--node-mirror" => mirrors.node = value()?,
-            "--python-mirror" => mirrors.python = value()?,
+            "--python-mirror" => mirrors.python = Some(value()?),
             "--go-mirror" => mirrors.go = value()?,
             "--rust-mirror" => mirrors.rust = value()?,
+            "--debian-mirror" => mirrors.debian = value()?,
+            "--debian-security-mirror" => mirrors.debian_security = value()?,
+            "--npm-registry" => mirrors.npm = value()?,
+            "--pypi-index" => mirrors.pypi = value()?,
+            "--github-mirror" => mirrors.github = value()?,
             "--post-build-root" => hooks.post_build_root = Some(value()?),
             "--post-build" => hooks.post_build = Some(value()?),
             "--pre-run" => hooks.pre_run = Some(value()?),

@@ -3,7 +3,7 @@
 //!
 //! An [`ImageSpec`] says what goes in: the base image, the owner of the workspace, the
 //! resolved [dependencies](ResolvedDependencies), extra CA certificates, build hooks and the
-//! download mirrors of the runtimes. [`plan`] turns it into a [`BuildPlan`].
+//! [download mirrors](Mirrors). [`plan`] turns it into a [`BuildPlan`].
 //!
 //! Pure: no Docker, no network, no files. The same spec always gives the same bytes and the
 //! same `moat/run:<hash>` tag, which is what makes the image cache work. Versions given as a
@@ -35,6 +35,24 @@
 //! The base image must be Debian-based (`apt-get`, `dpkg`). Runtimes are installed even when
 //! the base image already has one.
 //!
+//! # Mirrors
+//!
+//! [`Mirrors`] holds a base URL per upstream. A configured one lands in the image where the
+//! tools look for it, so that the build and the runs of the image both use it:
+//!
+//! - `debian` / `debian_security`: the apt layer first rewrites the base image's apt
+//!   sources (`/etc/apt/sources.list`, `sources.list.d/*.list` and deb822 `*.sources`),
+//!   replacing Debian's main archive (`deb.debian.org/debian`) and its security archive
+//!   (`deb.debian.org/debian-security`, `security.debian.org`) respectively, before the
+//!   first `apt-get update`. A `debian` mirror that no source ends up naming fails the
+//!   build: the base image does not use Debian's archive.
+//! - `npm`: npm's global config (`/usr/local/etc/npmrc`, `registry`), written after Node is
+//!   installed: the lowest precedence, so a project's `.npmrc` still wins at run time.
+//! - `pypi`: pip's global config (`/etc/pip.conf`, `index-url`, and `trusted-host` for an
+//!   `http://` one), written after Python is installed.
+//! - `node`, `python` (else python-build-standalone's releases under `github`), `go`,
+//!   `rust`: the runtime downloads.
+//!
 //! # Extra CA certificates
 //!
 //! With [`ExtraCa`] the image trusts the certificates system-wide, and the build steps after
@@ -54,10 +72,12 @@
 //! makes a Node.js mirror from the npm registry for machines that cannot reach nodejs.org.
 //! A mirror on the host's loopback needs the build to use the host network.
 
+mod apt;
 mod ca;
 mod context;
 mod deps;
 mod dockerfile;
+mod mirrors;
 
 pub use ca::{CA_BUNDLE_VARIABLES, CA_DIR, CaError, ExtraCa, SYSTEM_BUNDLE};
 pub use deps::{
@@ -65,6 +85,11 @@ pub use deps::{
     ResolvedDependencies, ResolvedDependency, Source, describe, list, prefixes,
 };
 pub use dockerfile::{HOOKS_DIR, render_dockerfile};
+pub use mirrors::{
+    DEFAULT_DEBIAN_MIRROR, DEFAULT_DEBIAN_SECURITY_MIRROR, DEFAULT_GITHUB_MIRROR,
+    DEFAULT_GO_MIRROR, DEFAULT_NODE_MIRROR, DEFAULT_NPM_REGISTRY, DEFAULT_PYPI_INDEX,
+    DEFAULT_PYTHON_MIRROR, DEFAULT_RUST_MIRROR, MirrorUse, Mirrors, PYTHON_STANDALONE_RELEASES,
+};
 
 use sha2::Digest;
 
@@ -89,44 +114,6 @@ pub const PROXY_CA_PATH: &str = "/usr/local/share/ca-certificates/moat-proxy-ca.
 
 /// Path of the entrypoint inside the image.
 pub const INIT_PATH: &str = "/usr/local/bin/moat-init";
-
-/// Official download locations of the runtimes.
-pub const DEFAULT_NODE_MIRROR: &str = "https://nodejs.org/dist";
-pub const DEFAULT_PYTHON_MIRROR: &str =
-    "https://github.com/astral-sh/python-build-standalone/releases/download";
-pub const DEFAULT_GO_MIRROR: &str = "https://dl.google.com/go";
-pub const DEFAULT_RUST_MIRROR: &str = "https://static.rust-lang.org";
-
-/// Base URLs the runtimes are downloaded from, for users behind mirrors (and for tests,
-/// which serve a local one). Only the mirrors of runtimes an image installs affect it.
-///
-/// Layouts, the same as the official sites:
-/// - `node`: `<node>/latest-v22.x/SHASUMS256.txt` and the `node-v22.*-linux-x64.tar.gz` it
-///   lists; a full version reads `<node>/v22.11.0/` instead.
-/// - `python`: `<python>/<release>/SHA256SUMS` and the `cpython-*-install_only.tar.gz` it
-///   lists, where `<release>` is [`PYTHON_STANDALONE_RELEASE`] (uv's
-///   `UV_PYTHON_INSTALL_MIRROR` layout).
-/// - `go`: `<go>/go1.26.2.linux-amd64.tar.gz` and its `.sha256`.
-/// - `rust`: a rustup dist server, `<rust>/rustup/dist/<triple>/rustup-init` (+ `.sha256`)
-///   and the toolchains (`RUSTUP_DIST_SERVER`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mirrors {
-    pub node: String,
-    pub python: String,
-    pub go: String,
-    pub rust: String,
-}
-
-impl Default for Mirrors {
-    fn default() -> Self {
-        Mirrors {
-            node: DEFAULT_NODE_MIRROR.to_owned(),
-            python: DEFAULT_PYTHON_MIRROR.to_owned(),
-            go: DEFAULT_GO_MIRROR.to_owned(),
-            rust: DEFAULT_RUST_MIRROR.to_owned(),
-        }
-    }
-}
 
 /// Shell scripts from the configuration's `hooks:`. Each runs with `sh -e` (it stops at the
 /// first failing command); blank ones count as absent.
@@ -340,23 +327,69 @@ mod tests {
 
     #[test]
     fn unused_mirrors_do_not_change_the_image() {
+        let changes = |spec: &ImageSpec, mirrors: Mirrors| {
+            plan(spec).tag != plan(&spec.clone().with_mirrors(mirrors)).tag
+        };
+        let m = |edit: fn(&mut Mirrors)| {
+            let mut mirrors = Mirrors::default();
+            edit(&mut mirrors);
+            mirrors
+        };
+        let debian = m(|m| m.debian = "http://mirror.example/debian".into());
+        let security = m(|m| m.debian_security = "http://mirror.example/security".into());
+        let node = m(|m| m.node = "https://mirror.example/node".into());
+        let python = m(|m| m.python = Some("https://mirror.example/python".into()));
+        let go = m(|m| m.go = "https://mirror.example/go".into());
+        let npm = m(|m| m.npm = "https://npm.example".into());
+        let pypi = m(|m| m.pypi = "https://pypi.example/simple".into());
+        let github = m(|m| m.github = "https://gh.example".into());
+        let all = [
+            &debian, &security, &node, &python, &go, &npm, &pypi, &github,
+        ];
+
+        // No apt layer, no runtime: nothing to mirror.
+        let bare = ImageSpec::new("debian:bookworm-slim", 1234, 1234);
+        for mirrors in all {
+            assert!(!changes(&bare, mirrors.clone()), "{mirrors:?}");
+        }
+        // The proxy's packages (ca-certificates, curl, socat) are an apt layer.
+        let proxied = bare.clone().with_proxy_ca("PEM");
+        assert!(changes(&proxied, debian.clone()));
+        assert!(changes(&proxied, security.clone()));
+        for mirrors in [&node, &python, &go, &npm, &pypi, &github] {
+            assert!(!changes(&proxied, mirrors.clone()), "{mirrors:?}");
+        }
+        // Node, Debian's Python 3.11, npm and pip packages: no Go, no standalone Python.
         let base = representative();
-        let other_go = Mirrors {
-            go: "https://mirror.example/go".into(),
-            ..Mirrors::default()
+        for mirrors in [&debian, &security, &node, &npm, &pypi] {
+            assert!(changes(&base, mirrors.clone()), "{mirrors:?}");
+        }
+        for mirrors in [&go, &python, &github] {
+            assert!(!changes(&base, mirrors.clone()), "{mirrors:?}");
+        }
+        // A standalone Python comes from the GitHub mirror, unless the Python one is set.
+        let standalone = bare
+            .clone()
+            .with_dependencies(ResolvedDependencies::parse_all(&["python@3.12"]).unwrap());
+        assert!(changes(&standalone, github.clone()));
+        assert!(changes(&standalone, python.clone()));
+        assert!(changes(&standalone, pypi.clone()));
+        assert!(!changes(&standalone, npm.clone()));
+        let python_and_github = Mirrors {
+            github: github.github.clone(),
+            ..python.clone()
         };
         assert_eq!(
-            plan(&base).tag,
-            plan(&base.clone().with_mirrors(other_go)).tag
+            plan(&standalone.clone().with_mirrors(python.clone())).tag,
+            plan(&standalone.with_mirrors(python_and_github)).tag
         );
-        let other_node = Mirrors {
-            node: "https://mirror.example/node".into(),
+        // Mirrors that name upstream itself are upstream.
+        let upstream = Mirrors {
+            debian: "http://deb.debian.org/debian/".into(),
+            npm: DEFAULT_NPM_REGISTRY.into(),
             ..Mirrors::default()
         };
-        assert_ne!(
-            plan(&base).tag,
-            plan(&base.clone().with_mirrors(other_node)).tag
-        );
+        assert!(!changes(&base, upstream));
     }
 
     #[test]

@@ -10,13 +10,18 @@
 //!
 //! A handler answers with a whole [`Reply`] or, through [`Answer`], with a body streamed in
 //! timed chunks (Server-Sent Events) or a WebSocket echo.
+//!
+//! [`mirror::ForwardingMirror`] is of another kind: a plain-HTTP package mirror that
+//! forwards to the real registries, for image builds that may reach nothing else.
 
 #![allow(clippy::disallowed_methods)] // a test crate: it reads the environment the tests were given
 
 pub mod anthropic;
+pub mod mirror;
 mod streams;
 
 pub use anthropic::{FakeAnthropic, MessagesRequest};
+pub use mirror::{ForwardingMirror, Route, Served};
 pub use streams::{Answer, Streamed, accept_key};
 
 use std::collections::BTreeMap;

@@ -64,7 +64,7 @@ async fn dispatch(command: Command, env: settings::Environment) -> anyhow::Resul
         Command::Destroy(args) => cmd::destroy::destroy(&ctx, args).await,
         Command::Trace(args) => cmd::trace::trace(&ctx, args),
         Command::Config(args) => cmd::config::config(&ctx, args),
-        Command::Deps(command) => cmd::deps::deps(command),
+        Command::Deps(command) => cmd::deps::deps(&ctx, command),
         Command::Supervise(_) => unreachable!("handled above"),
         Command::Grant(args) => cmd::grant::grant(&ctx, args).await,
         Command::Revoke(args) => cmd::grant::revoke(&ctx, args),

@@ -438,13 +438,7 @@ fn image_spec(
     };
     let owner = std::fs::metadata(workspace)
         .with_context(|| format!("reading `{}`", workspace.display()))?;
-    let defaults = moat_image::Mirrors::default();
-    let mirrors = moat_image::Mirrors {
-        node: config.mirrors.node.clone().unwrap_or(defaults.node),
-        python: config.mirrors.python.clone().unwrap_or(defaults.python),
-        go: config.mirrors.go.clone().unwrap_or(defaults.go),
-        rust: config.mirrors.rust.clone().unwrap_or(defaults.rust),
-    };
+    let mirrors = config.mirrors.clone();
     let spec = ImageSpec::new(config.base_image.clone(), owner.uid(), owner.gid())
         .with_dependencies(dependencies)
         .with_extra_ca(extra_ca)
@@ -460,6 +454,13 @@ fn image_spec(
     let ca = moat_proxy::CertificateAuthority::load_or_create(&ca_dir)
         .with_context(|| format!("preparing the proxy CA in `{}`", ca_dir.display()))?;
     Ok(spec.with_proxy_ca(ca.cert_pem()))
+}
+
+/// The download mirrors of `$MOAT_HOME/config.yaml`, for commands without a workspace
+/// (`moat deps`): the same file and checks a run uses.
+pub fn host_mirrors(ctx: &Context) -> Result<moat_image::Mirrors> {
+    let host = moat_config::load_host(&ctx.home().config_file(), &ctx.env.overrides())?;
+    Ok(host.mirrors)
 }
 
 /// `SRC:DST[:MODE]` with a relative SRC made absolute from `cwd`.

@@ -5,14 +5,15 @@
 //! Runtimes come from official distributions under a configurable base URL (see
 //! [`crate::Mirrors`]); minor or major versions are resolved to the newest patch at build
 //! time, from the checksum list the distribution publishes, and the download is verified
-//! against it.
+//! against it. A configured npm registry or Python index is written into npm's and pip's
+//! global configuration right before their first layer.
 
 use std::collections::BTreeSet;
 
 use super::registry::{self, Install, Runtime};
 use super::{ResolvedDependencies, Source};
-use crate::Mirrors;
 use crate::dockerfile::{quote, run_step};
+use crate::mirrors::{Mirror, Mirrors};
 
 /// Where moat's Python environment lives; its `bin` goes first on `PATH`.
 pub(crate) const VENV: &str = "/opt/moat/venv";
@@ -182,15 +183,11 @@ fn arch_case(var: &str, amd64: &str, arm64: &str, what: &str) -> String {
     )
 }
 
-fn trimmed(url: &str) -> &str {
-    url.trim_end_matches('/')
-}
-
 impl RuntimeInstall {
     /// The Dockerfile lines that install this runtime.
     pub(crate) fn render(&self, mirrors: &Mirrors) -> String {
         match self {
-            RuntimeInstall::Node { version } => node(version, trimmed(&mirrors.node)),
+            RuntimeInstall::Node { version } => node(version, &mirrors.url(Mirror::Node)),
             RuntimeInstall::Python {
                 version,
                 debian: true,
@@ -204,9 +201,9 @@ impl RuntimeInstall {
             RuntimeInstall::Python {
                 version,
                 debian: false,
-            } => python_standalone(version, trimmed(&mirrors.python)),
-            RuntimeInstall::Go { version } => go(version, trimmed(&mirrors.go)),
-            RuntimeInstall::Rust { toolchain } => rust(toolchain, trimmed(&mirrors.rust)),
+            } => python_standalone(version, &mirrors.url(Mirror::Python)),
+            RuntimeInstall::Go { version } => go(version, &mirrors.url(Mirror::Go)),
+            RuntimeInstall::Rust { toolchain } => rust(toolchain, &mirrors.url(Mirror::Rust)),
         }
     }
 }
@@ -363,8 +360,10 @@ fn rust(toolchain: &str, mirror: &str) -> String {
 }
 
 /// The package layers, in order: npm tools, npm packages, pip tools, pip packages, crates,
-/// Go commands. Each is one `RUN`, absent when its list is empty.
-pub(crate) fn package_layers(plan: &InstallPlan) -> Vec<String> {
+/// Go commands. Each is one `RUN`, absent when its list is empty. A configured npm registry
+/// comes first when the image has Node (npm), a configured Python index before the pip
+/// layers when it has Python: npm and pip in runs of the image use them too.
+pub(crate) fn package_layers(plan: &InstallPlan, mirrors: &Mirrors) -> Vec<String> {
     let quoted =
         |set: &BTreeSet<String>| set.iter().map(|p| quote(p)).collect::<Vec<_>>().join(" ");
     let npm = |what: &str, set: &BTreeSet<String>| {
@@ -386,12 +385,19 @@ pub(crate) fn package_layers(plan: &InstallPlan) -> Vec<String> {
             )],
         )
     };
+    let has = |wanted: fn(&RuntimeInstall) -> bool| plan.runtimes.iter().any(wanted);
     let mut layers = Vec::new();
+    if has(|r| matches!(r, RuntimeInstall::Node { .. })) && !mirrors.is_default(Mirror::Npm) {
+        layers.push(npm_registry(&mirrors.url(Mirror::Npm)));
+    }
     if !plan.npm_tools.is_empty() {
         layers.push(npm("npm tools", &plan.npm_tools));
     }
     if !plan.npm_packages.is_empty() {
         layers.push(npm("npm: packages", &plan.npm_packages));
+    }
+    if has(|r| matches!(r, RuntimeInstall::Python { .. })) && !mirrors.is_default(Mirror::Pypi) {
+        layers.push(pip_index(&mirrors.url(Mirror::Pypi)));
     }
     if !plan.pip_tools.is_empty() {
         layers.push(pip("pip tools", &plan.pip_tools));
@@ -423,6 +429,47 @@ pub(crate) fn package_layers(plan: &InstallPlan) -> Vec<String> {
         layers.push(run_step("go: commands", &commands));
     }
     layers
+}
+
+/// npm's global config (`$PREFIX/etc/npmrc`, `/usr/local/etc/npmrc` for moat's Node): the
+/// lowest precedence, so a project's or the user's `.npmrc` still choose their registry.
+/// Tarball URLs of lockfiles that name registry.npmjs.org are sent to it too (npm's
+/// `replace-registry-host`).
+fn npm_registry(registry: &str) -> String {
+    run_step(
+        "npm registry: mirrors.npm, in npm's global config",
+        &[
+            format!(
+                "npm config set --location=global registry {}",
+                quote(registry)
+            ),
+            "npm config get registry".into(),
+        ],
+    )
+}
+
+/// pip's global config, which every pip reads (moat's environment, a standalone Python,
+/// a project's own environment) below a user's or an environment's own `pip.conf`. pip
+/// refuses an index over plain HTTP unless its host is trusted, and whoever configured an
+/// `http://` mirror chose that, so its host is trusted; an `https://` one is left to TLS.
+fn pip_index(index: &str) -> String {
+    let mut format = String::from(r"[global]\nindex-url = %s\n");
+    let mut values = vec![quote(index)];
+    if let Some(rest) = index.strip_prefix("http://") {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+        let host = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host);
+        format.push_str(r"trusted-host = %s\n");
+        values.push(quote(host));
+    }
+    run_step(
+        "Python package index: mirrors.pypi, in pip's global config",
+        &[format!(
+            "printf '{format}' {} > /etc/pip.conf",
+            values.join(" ")
+        )],
+    )
 }
 
 #[cfg(test)]

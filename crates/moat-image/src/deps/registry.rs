@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use super::{DepError, Source, suggest};
+use crate::mirrors::{Mirror, MirrorUse, Mirrors};
 
 /// One named dependency of the registry.
 pub(crate) struct Entry {
@@ -482,6 +483,8 @@ pub struct DependencyInfo {
     pub requires: Vec<String>,
     /// A snippet of `moat.yaml` declaring it.
     pub example_yaml: String,
+    /// The mirror settings its install downloads through, with the URLs in effect.
+    pub mirrors: Vec<MirrorUse>,
 }
 
 /// What `moat deps` shows about a prefix such as `npm:`.
@@ -494,20 +497,35 @@ pub struct PrefixInfo {
     pub installs: String,
     pub requires: Vec<String>,
     pub example_yaml: String,
+    /// The mirror settings such a package downloads through (none for crates.io and Go
+    /// modules, which have no mirror setting), with the URLs in effect.
+    pub mirrors: Vec<MirrorUse>,
 }
 
-/// Every registry entry, sorted by name.
-pub fn list() -> Vec<DependencyInfo> {
-    ENTRIES.iter().map(info).collect()
+/// Every registry entry, sorted by name, with the download URLs of `mirrors`.
+pub fn list(mirrors: &Mirrors) -> Vec<DependencyInfo> {
+    ENTRIES.iter().map(|e| info(e, mirrors)).collect()
 }
 
-/// The registry entry called `name` (or aliased so).
-pub fn describe(name: &str) -> Result<DependencyInfo, DepError> {
-    find(name).map(info)
+/// The registry entry called `name` (or aliased so), with the download URLs of `mirrors`.
+pub fn describe(name: &str, mirrors: &Mirrors) -> Result<DependencyInfo, DepError> {
+    find(name).map(|e| info(e, mirrors))
+}
+
+/// What Debian packages download through: the main archive, and the security archive
+/// when the base image's sources name it.
+fn apt_mirrors(mirrors: &Mirrors, what: &str) -> Vec<MirrorUse> {
+    vec![
+        mirrors.usage(Mirror::Debian, what),
+        mirrors.usage(
+            Mirror::DebianSecurity,
+            "their security updates, when the base image's apt sources list Debian's security archive",
+        ),
+    ]
 }
 
 /// The prefixes that install packages from other registries.
-pub fn prefixes() -> Vec<PrefixInfo> {
+pub fn prefixes(mirrors: &Mirrors) -> Vec<PrefixInfo> {
     [
         Source::Npm,
         Source::Pip,
@@ -553,12 +571,20 @@ pub fn prefixes() -> Vec<PrefixInfo> {
                 .map(|r| vec![r.to_owned()])
                 .unwrap_or_default(),
             example_yaml: format!("dependencies:\n  - {example}\n"),
+            mirrors: match source {
+                Source::Npm => vec![mirrors.usage(Mirror::Npm, "the package and its dependencies")],
+                Source::Pip => {
+                    vec![mirrors.usage(Mirror::Pypi, "the package and its dependencies")]
+                }
+                Source::Apt | Source::Registry => apt_mirrors(mirrors, "the package"),
+                Source::Cargo | Source::Go => Vec::new(),
+            },
         }
     })
     .collect()
 }
 
-fn info(entry: &'static Entry) -> DependencyInfo {
+fn info(entry: &'static Entry, mirrors: &Mirrors) -> DependencyInfo {
     let (method, installs) = match &entry.install {
         Install::Apt { packages, after } => {
             let list = packages
@@ -602,6 +628,52 @@ fn info(entry: &'static Entry) -> DependencyInfo {
         version_rule: entry.versions.rule(),
         requires: entry.requires.iter().map(|r| (*r).to_owned()).collect(),
         example_yaml: format!("dependencies:\n  - {example}\n"),
+        mirrors: install_mirrors(&entry.install, mirrors),
+    }
+}
+
+/// The mirrors an install downloads through.
+fn install_mirrors(install: &Install, mirrors: &Mirrors) -> Vec<MirrorUse> {
+    match install {
+        Install::Apt { .. } => apt_mirrors(mirrors, "the Debian packages"),
+        Install::Runtime(Runtime::Node) => vec![mirrors.usage(
+            Mirror::Node,
+            "the Node.js tarball and its SHASUMS256.txt; npm comes with it",
+        )],
+        Install::Runtime(Runtime::Python) => {
+            let mut uses = vec![mirrors.usage(
+                Mirror::Python,
+                "python-build-standalone builds, for versions Debian's python3 is not",
+            )];
+            // The standalone builds are GitHub release assets: without a Python mirror of
+            // their own they come from the GitHub one.
+            if mirrors.python.is_none() {
+                uses.push(mirrors.usage(
+                    Mirror::Github,
+                    "python-build-standalone's releases, while mirrors.python is unset",
+                ));
+            }
+            uses.extend(apt_mirrors(
+                mirrors,
+                "Debian's python3 and python3-venv, for 3.11 on a Debian bookworm base",
+            ));
+            uses.push(mirrors.usage(
+                Mirror::Pypi,
+                "pip's index in the image, for pip: packages and pip in runs",
+            ));
+            uses
+        }
+        Install::Runtime(Runtime::Go) => {
+            vec![mirrors.usage(Mirror::Go, "the Go archive and its .sha256")]
+        }
+        Install::Runtime(Runtime::Rust) => vec![mirrors.usage(
+            Mirror::Rust,
+            "rustup-init and the toolchain (rustup's dist server)",
+        )],
+        Install::NpmGlobal(_) => {
+            vec![mirrors.usage(Mirror::Npm, "the package and its dependencies")]
+        }
+        Install::Pip(_) => vec![mirrors.usage(Mirror::Pypi, "the package and its dependencies")],
     }
 }
 
@@ -693,9 +765,9 @@ mod tests {
         ] {
             assert!(lookup(name).is_some(), "{name} missing");
         }
-        let node = describe("node").unwrap();
+        let node = describe("node", &Mirrors::default()).unwrap();
         assert_eq!(node.versions, ["18", "20", "22", "24"]);
-        let python = describe("python").unwrap();
+        let python = describe("python", &Mirrors::default()).unwrap();
         for v in ["3.10", "3.11", "3.12", "3.13"] {
             assert!(python.versions.contains(&v.to_owned()));
         }
@@ -725,7 +797,7 @@ mod tests {
 
     #[test]
     fn describe_claude_code() {
-        let info = describe("claude").unwrap();
+        let info = describe("claude", &Mirrors::default()).unwrap();
         assert_eq!(info.name, "claude-code");
         assert_eq!(info.method, InstallMethod::NpmGlobal);
         assert_eq!(info.requires, ["git", "node"]);
@@ -739,21 +811,93 @@ mod tests {
 
     #[test]
     fn describe_node_and_fd() {
-        let node = describe("node").unwrap();
+        let node = describe("node", &Mirrors::default()).unwrap();
         assert_eq!(node.default_version.as_deref(), Some("24"));
         assert_eq!(node.example_yaml, "dependencies:\n  - node@24\n");
         assert_eq!(
             node.version_rule,
             "18, 20, 22, 24, or a full version under one of them (`24.1.0`)"
         );
-        let fd = describe("fd").unwrap();
+        let fd = describe("fd", &Mirrors::default()).unwrap();
         assert_eq!(fd.installs, "Debian packages `fd-find` (with a `fd` link)");
         assert_eq!(fd.version_rule, "none: Debian's version is installed");
     }
 
     #[test]
+    fn describe_names_the_mirrors_in_effect() {
+        let settings = |info: &DependencyInfo| {
+            info.mirrors
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{} {}{}",
+                        m.setting,
+                        m.url,
+                        if m.default { " (default)" } else { "" }
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let defaults = Mirrors::default();
+        assert_eq!(
+            settings(&describe("claude-code", &defaults).unwrap()),
+            ["mirrors.npm https://registry.npmjs.org (default)"]
+        );
+        assert_eq!(
+            settings(&describe("jq", &defaults).unwrap()),
+            [
+                "mirrors.debian http://deb.debian.org/debian (default)",
+                "mirrors.debian_security http://deb.debian.org/debian-security (default)"
+            ]
+        );
+        let corp = Mirrors {
+            github: "https://gh.corp.example".into(),
+            pypi: "https://pypi.corp.example/simple/".into(),
+            ..Mirrors::default()
+        };
+        assert_eq!(
+            settings(&describe("python", &corp).unwrap()),
+            [
+                "mirrors.python https://gh.corp.example/astral-sh/python-build-standalone/releases/download",
+                "mirrors.github https://gh.corp.example",
+                "mirrors.debian http://deb.debian.org/debian (default)",
+                "mirrors.debian_security http://deb.debian.org/debian-security (default)",
+                "mirrors.pypi https://pypi.corp.example/simple",
+            ]
+        );
+        let python = Mirrors {
+            python: Some("https://py.corp.example".into()),
+            ..corp.clone()
+        };
+        let uses = describe("python", &python).unwrap().mirrors;
+        assert!(
+            uses.iter().all(|m| m.setting != "mirrors.github"),
+            "{uses:?}"
+        );
+        assert_eq!(
+            settings(&describe("uv", &corp).unwrap()),
+            ["mirrors.pypi https://pypi.corp.example/simple"]
+        );
+        let prefixes = prefixes(&corp);
+        let of = |p: &str| {
+            prefixes
+                .iter()
+                .find(|i| i.prefix == p)
+                .unwrap()
+                .mirrors
+                .iter()
+                .map(|m| m.setting.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(of("pip:"), ["mirrors.pypi"]);
+        assert_eq!(of("npm:"), ["mirrors.npm"]);
+        assert_eq!(of("apt:"), ["mirrors.debian", "mirrors.debian_security"]);
+        assert!(of("cargo:").is_empty() && of("go:").is_empty());
+    }
+
+    #[test]
     fn describe_unknown_suggests() {
-        let err = describe("ripgrp").unwrap_err();
+        let err = describe("ripgrp", &Mirrors::default()).unwrap_err();
         assert_eq!(err.to_string(), "unknown dependency `ripgrp`");
         assert_eq!(
             err.hint().as_deref(),
@@ -763,12 +907,12 @@ mod tests {
 
     #[test]
     fn list_serializes_to_json() {
-        let json = serde_json::to_value(list()).unwrap();
+        let json = serde_json::to_value(list(&Mirrors::default())).unwrap();
         let first = &json[0];
         assert_eq!(first["name"], "aws");
         assert_eq!(first["method"], "pip");
         assert_eq!(first["requires"][0], "python");
-        let prefixes = serde_json::to_value(prefixes()).unwrap();
+        let prefixes = serde_json::to_value(prefixes(&Mirrors::default())).unwrap();
         assert_eq!(prefixes[0]["prefix"], "npm:");
         assert_eq!(prefixes[0]["requires"][0], "node");
     }

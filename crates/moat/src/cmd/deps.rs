@@ -1,23 +1,26 @@
-//! `moat deps list [--json]` and `moat deps info NAME [--json]`: the dependency registry.
+//! `moat deps list [--json]` and `moat deps info NAME [--json]`: the dependency registry,
+//! with the download mirrors of `$MOAT_HOME/config.yaml` each install would use.
 
 use anyhow::Result;
-use moat_image::{self as deps, DependencyInfo};
+use moat_image::{self as deps, DependencyInfo, MirrorUse};
 
 use crate::cli::DepsCommand;
+use crate::settings::Context;
 use crate::ui::{out, outln};
 
-pub fn deps(command: DepsCommand) -> Result<i32> {
+pub fn deps(ctx: &Context, command: DepsCommand) -> Result<i32> {
+    let mirrors = crate::settings::host_mirrors(ctx)?;
     match command {
         DepsCommand::List { json: true } => {
             let listing = serde_json::json!({
-                "dependencies": deps::list(),
-                "prefixes": deps::prefixes(),
+                "dependencies": deps::list(&mirrors),
+                "prefixes": deps::prefixes(&mirrors),
             });
             outln!("{}", serde_json::to_string_pretty(&listing)?)?;
         }
-        DepsCommand::List { json: false } => print_list(&deps::list())?,
+        DepsCommand::List { json: false } => print_list(&deps::list(&mirrors), &mirrors)?,
         DepsCommand::Info { name, json } => {
-            let info = deps::describe(&name)?;
+            let info = deps::describe(&name, &mirrors)?;
             if json {
                 outln!("{}", serde_json::to_string_pretty(&info)?)?;
             } else {
@@ -28,7 +31,7 @@ pub fn deps(command: DepsCommand) -> Result<i32> {
     Ok(0)
 }
 
-fn print_list(entries: &[DependencyInfo]) -> std::io::Result<()> {
+fn print_list(entries: &[DependencyInfo], mirrors: &deps::Mirrors) -> std::io::Result<()> {
     let rows: Vec<[String; 4]> = entries
         .iter()
         .map(|e| {
@@ -44,7 +47,7 @@ fn print_list(entries: &[DependencyInfo]) -> std::io::Result<()> {
     out!("{}", crate::ui::table(&header, &rows))?;
     outln!()?;
     outln!("Also: packages from other registries with a prefix:")?;
-    for prefix in deps::prefixes() {
+    for prefix in deps::prefixes(mirrors) {
         outln!("  {:<6} {}", prefix.prefix, prefix.description)?;
     }
     Ok(())
@@ -70,5 +73,18 @@ fn print_info(info: &DependencyInfo) -> std::io::Result<()> {
     if !info.requires.is_empty() {
         outln!("requires: {}", info.requires.join(", "))?;
     }
+    for (i, mirror) in info.mirrors.iter().enumerate() {
+        let label = if i == 0 { "mirrors:" } else { "" };
+        outln!("{label:<10}{}", mirror_line(mirror))?;
+    }
     outln!("\nexample:\n{}", info.example_yaml.trim_end())
+}
+
+/// `mirrors.npm = https://registry.npmjs.org (default): the package and its dependencies`.
+fn mirror_line(mirror: &MirrorUse) -> String {
+    let default = if mirror.default { " (default)" } else { "" };
+    format!(
+        "{} = {}{default}: {}",
+        mirror.setting, mirror.url, mirror.fetches
+    )
 }

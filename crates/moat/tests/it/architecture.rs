@@ -13,7 +13,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("moat-hosts", &[]),
     ("moat-home", &[]),
     ("moat-image", &["moat-text"]),
-    ("moat-config", &["moat-home", "moat-hosts", "moat-text"]),
+    (
+        "moat-config",
+        &["moat-home", "moat-hosts", "moat-image", "moat-text"],
+    ),
     ("moat-trust", &["moat-config", "moat-home"]),
     // The proxy never talks to Docker, and knows nothing of the CLI or the store.
     ("moat-proxy", &["moat-home", "moat-hosts", "moat-secret"]),

@@ -201,3 +201,50 @@ fn deps_list_and_info() {
     assert_eq!(unknown.code, 1, "{unknown:?}");
     assert!(unknown.stderr.contains("hint: "), "{unknown:?}");
 }
+
+/// `moat deps info` names the mirror settings an install downloads through, with the URL
+/// in effect: the global file's, or upstream's marked as the default.
+#[test]
+fn deps_info_shows_the_mirrors_in_effect() {
+    let env = TestEnv::new();
+    let info = env.run(&["deps", "info", "claude-code"]);
+    assert_eq!(info.code, 0, "{info:?}");
+    assert!(
+        info.stdout.contains(
+            "mirrors:  mirrors.npm = https://registry.npmjs.org (default): the package and its dependencies"
+        ),
+        "{info:?}"
+    );
+    std::fs::write(
+        env.moat_home().join("config.yaml"),
+        "mirrors:\n  npm: https://npm.corp.example/\n  github: https://gh.corp.example\n",
+    )
+    .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&env.run(&["deps", "info", "claude-code", "--json"]).stdout).unwrap();
+    assert_eq!(
+        json["mirrors"],
+        serde_json::json!([{
+            "setting": "mirrors.npm",
+            "fetches": "the package and its dependencies",
+            "url": "https://npm.corp.example",
+            "default": false,
+        }])
+    );
+    let python = env.run(&["deps", "info", "python"]);
+    assert!(
+        python.stdout.contains(
+            "mirrors.python = https://gh.corp.example/astral-sh/python-build-standalone/releases/download:"
+        ) && python.stdout.contains("mirrors.pypi = https://pypi.org/simple (default)"),
+        "{python:?}"
+    );
+    // A broken global file is reported, not skipped.
+    std::fs::write(
+        env.moat_home().join("config.yaml"),
+        "mirrors:\n  npm: npm.corp\n",
+    )
+    .unwrap();
+    let bad = env.run(&["deps", "info", "claude-code"]);
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(bad.stderr.contains("config.yaml:2:8"), "{bad:?}");
+}

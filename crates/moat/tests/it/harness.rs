@@ -219,7 +219,8 @@ fn ensure_base_images() {
     });
 }
 
-fn build_image(tag: &str, dockerfile: &str, files: &[(&str, &[u8])]) {
+/// Build `dockerfile` with `files` (mode 0755) beside it as `tag`.
+pub fn build_image(tag: &str, dockerfile: &str, files: &[(&str, &[u8])]) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
     for (name, bytes) in files {
