@@ -139,7 +139,7 @@ fn mirrors(check: &mut Check<'_>, raw: RawMirrors) -> Mirrors {
 /// The extra CA file must exist and hold at least one PEM certificate: a wrong file would
 /// otherwise only show up as TLS failures inside image builds.
 pub(crate) fn check_ca_file(path: &Path) -> Result<PathBuf, Invalid> {
-    let resolved = std::fs::canonicalize(path).map_err(|error| {
+    let resolved = fs_err::canonicalize(path).map_err(|error| {
         if error.kind() == std::io::ErrorKind::NotFound {
             Invalid::new(format!("CA file `{}` does not exist", path.display()))
                 .with_hint("point it at a PEM file of CA certificates, e.g. `/usr/local/share/ca-certificates/corp.crt`")
@@ -147,7 +147,7 @@ pub(crate) fn check_ca_file(path: &Path) -> Result<PathBuf, Invalid> {
             Invalid::new(format!("cannot use CA file `{}`: {error}", path.display()))
         }
     })?;
-    let text = std::fs::read(&resolved).map_err(|error| {
+    let text = fs_err::read(&resolved).map_err(|error| {
         Invalid::new(format!("cannot read CA file `{}`: {error}", path.display()))
     })?;
     let pem = String::from_utf8_lossy(&text);
@@ -245,8 +245,8 @@ mod tests {
     /// A `$MOAT_HOME` with `corp.pem` in it.
     fn home() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("corp.pem"), PEM).unwrap();
-        std::fs::write(dir.path().join("not-a-cert.txt"), "hello").unwrap();
+        fs_err::write(dir.path().join("corp.pem"), PEM).unwrap();
+        fs_err::write(dir.path().join("not-a-cert.txt"), "hello").unwrap();
         dir
     }
 
@@ -296,7 +296,7 @@ proxy:
         let config = parse_global(&path, text).unwrap();
         assert_eq!(
             config.extra_ca_certs,
-            Some(std::fs::canonicalize(dir.path().join("corp.pem")).unwrap())
+            Some(fs_err::canonicalize(dir.path().join("corp.pem")).unwrap())
         );
         let rules: Vec<String> = config.connect_to.iter().map(|r| r.to_string()).collect();
         assert_eq!(
@@ -351,7 +351,7 @@ proxy:
     fn load_reads_the_file() {
         let dir = home();
         let path = dir.path().join("config.yaml");
-        std::fs::write(&path, "keyring: file\n").unwrap();
+        fs_err::write(&path, "keyring: file\n").unwrap();
         let config = load_global(&path).unwrap().unwrap();
         assert_eq!(config.keyring, KeyringMode::File);
         assert_eq!(config.path, path);

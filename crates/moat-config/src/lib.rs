@@ -96,7 +96,7 @@ pub fn load_host(global_file: &Path, cli: &CliOverrides) -> Result<HostSettings,
 
 /// Read a configuration file as text, naming it in the error.
 fn read_config_file(path: &Path) -> Result<String, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|error| {
+    let bytes = fs_err::read(path).map_err(|error| {
         ConfigError::in_file(path, format!("cannot read the file: {error}"))
             .with_hint("check that it is a readable file")
     })?;
@@ -124,7 +124,7 @@ mod tests {
         assert_eq!(examples.len(), 2);
 
         let workspace = tempfile::tempdir().unwrap();
-        std::fs::create_dir(workspace.path().join("fixtures")).unwrap();
+        fs_err::create_dir(workspace.path().join("fixtures")).unwrap();
         let file = parse_workspace(Path::new("moat.yaml"), &examples[0], workspace.path())
             .unwrap_or_else(|errors| panic!("{errors}"));
         assert_eq!(file.name.as_deref(), Some("code-review"));
@@ -137,7 +137,7 @@ mod tests {
 
         let home = tempfile::tempdir().unwrap();
         let pem = home.path().join("corp.crt");
-        std::fs::write(
+        fs_err::write(
             &pem,
             "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
         )

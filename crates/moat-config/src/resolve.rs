@@ -689,9 +689,9 @@ mod tests {
     fn mount_flags_add_and_replace_by_target() {
         let dir = tempfile::tempdir().unwrap();
         for sub in ["a", "b", "c"] {
-            std::fs::create_dir(dir.path().join(sub)).unwrap();
+            fs_err::create_dir(dir.path().join(sub)).unwrap();
         }
-        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let root = fs_err::canonicalize(dir.path()).unwrap();
         let file = file("mounts: [\"a:/one\", \"b:/two:ro\"]\n", dir.path());
         let cli = CliOverrides {
             mounts: vec![
@@ -808,14 +808,14 @@ mod tests {
     #[test]
     fn environment_variables_replace_global_settings() {
         let home = tempfile::tempdir().unwrap();
-        std::fs::write(home.path().join("a.pem"), PEM).unwrap();
-        std::fs::write(home.path().join("b.pem"), PEM).unwrap();
+        fs_err::write(home.path().join("a.pem"), PEM).unwrap();
+        fs_err::write(home.path().join("b.pem"), PEM).unwrap();
         let global = parse_global(
             &home.path().join("config.yaml"),
             "extra_ca_certs: a.pem\nconnect_to: \"x.com:443:127.0.0.1:1\"\nkeyring: file\nproxy: {port: 9000}\n",
         )
         .unwrap();
-        let root = std::fs::canonicalize(home.path()).unwrap();
+        let root = fs_err::canonicalize(home.path()).unwrap();
 
         let from_file = resolve_ok(None, Some(&global), &CliOverrides::default());
         assert_eq!(from_file.extra_ca_certs, Some(root.join("a.pem")));
@@ -842,7 +842,7 @@ mod tests {
     #[test]
     fn machine_settings_alone_follow_the_same_precedence_as_a_run() {
         let home = tempfile::tempdir().unwrap();
-        std::fs::write(home.path().join("a.pem"), PEM).unwrap();
+        fs_err::write(home.path().join("a.pem"), PEM).unwrap();
         let global = parse_global(
             &home.path().join("config.yaml"),
             "extra_ca_certs: a.pem\nconnect_to: \"x.com:443:127.0.0.1:1\"\nkeyring: file\nmirrors:\n  npm: https://npm.corp.example\n",
@@ -935,13 +935,13 @@ mod tests {
     fn load_reads_both_files_and_renders_the_result() {
         let home = tempfile::tempdir().unwrap();
         let workspace = tempfile::tempdir().unwrap();
-        std::fs::create_dir(workspace.path().join("data")).unwrap();
-        std::fs::write(
+        fs_err::create_dir(workspace.path().join("data")).unwrap();
+        fs_err::write(
             home.path().join("config.yaml"),
             "mirrors:\n  node: https://mirror.example/node\nnetwork:\n  allow: [\"*.corp.example\"]\n",
         )
         .unwrap();
-        std::fs::write(
+        fs_err::write(
             workspace.path().join("moat.yaml"),
             "\
 name: demo
@@ -980,7 +980,7 @@ mcp:
         let rendered = config
             .render()
             .replace(
-                &std::fs::canonicalize(workspace.path())
+                &fs_err::canonicalize(workspace.path())
                     .unwrap()
                     .display()
                     .to_string(),
@@ -1083,8 +1083,8 @@ mcp:
     fn load_reports_problems_of_both_files_together() {
         let home = tempfile::tempdir().unwrap();
         let workspace = tempfile::tempdir().unwrap();
-        std::fs::write(home.path().join("config.yaml"), "keyring: nope\n").unwrap();
-        std::fs::write(workspace.path().join("agent.yaml"), "grant: [github]\n").unwrap();
+        fs_err::write(home.path().join("config.yaml"), "keyring: nope\n").unwrap();
+        fs_err::write(workspace.path().join("agent.yaml"), "grant: [github]\n").unwrap();
         let errors = crate::load(
             workspace.path(),
             &home.path().join("config.yaml"),

@@ -913,7 +913,7 @@ pub(crate) fn existing_path(
 ) -> Result<PathBuf, Invalid> {
     // `components()` drops the `.` parts, so `./data` shows as `<base>/data`.
     let joined: PathBuf = base.join(path).components().collect();
-    match std::fs::canonicalize(&joined) {
+    match fs_err::canonicalize(&joined) {
         Ok(resolved) if directory && !resolved.is_dir() => Err(Invalid::new(format!(
             "{what} `{}` is not a directory",
             joined.display()
@@ -998,8 +998,8 @@ mod tests {
     /// A workspace with a `data/` directory and a `notes.txt` file for mounts.
     fn workspace() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("data")).unwrap();
-        std::fs::write(dir.path().join("notes.txt"), "hi").unwrap();
+        fs_err::create_dir(dir.path().join("data")).unwrap();
+        fs_err::write(dir.path().join("notes.txt"), "hi").unwrap();
         dir
     }
 
@@ -1020,7 +1020,7 @@ mod tests {
         let dir = workspace();
         let result = parse_workspace(Path::new("agent.yaml"), text, dir.path());
         let errors = result.expect_err("the file should be refused");
-        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let root = fs_err::canonicalize(dir.path()).unwrap();
         errors
             .iter()
             .map(|e| match e.hint() {
@@ -1190,7 +1190,7 @@ mcp:
     url: https://mcp.example.com/
 "#;
         let config = parse_workspace(Path::new("agent.yaml"), text, dir.path()).unwrap();
-        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let root = fs_err::canonicalize(dir.path()).unwrap();
         assert_eq!(config.name.as_deref(), Some("demo"));
         let deps: Vec<(&str, usize, usize)> = config
             .dependencies
@@ -1663,12 +1663,12 @@ mcp:
     fn finds_either_name_and_refuses_both() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(find_workspace_file(dir.path()), Ok(None));
-        std::fs::write(dir.path().join("agent.yaml"), "").unwrap();
+        fs_err::write(dir.path().join("agent.yaml"), "").unwrap();
         assert_eq!(
             find_workspace_file(dir.path()),
             Ok(Some(dir.path().join("agent.yaml")))
         );
-        std::fs::write(dir.path().join("moat.yaml"), "").unwrap();
+        fs_err::write(dir.path().join("moat.yaml"), "").unwrap();
         let error = find_workspace_file(dir.path()).unwrap_err();
         let shown = format!("{error}\nhint: {}", error.hint().unwrap())
             .replace(&dir.path().display().to_string(), "<ws>");
@@ -1676,7 +1676,7 @@ mcp:
         <ws>/moat.yaml: both `<ws>/agent.yaml` and `<ws>/moat.yaml` are present
         hint: keep one: merge the settings into `moat.yaml` (the newer name) and delete `agent.yaml`, or the other way round
         ");
-        std::fs::remove_file(dir.path().join("agent.yaml")).unwrap();
+        fs_err::remove_file(dir.path().join("agent.yaml")).unwrap();
         assert_eq!(
             find_workspace_file(dir.path()),
             Ok(Some(dir.path().join("moat.yaml")))
@@ -1686,7 +1686,7 @@ mcp:
     #[test]
     fn a_yml_spelling_is_not_silently_skipped() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("moat.yml"), "name: x\n").unwrap();
+        fs_err::write(dir.path().join("moat.yml"), "name: x\n").unwrap();
         let error = find_workspace_file(dir.path()).unwrap_err();
         let shown = format!("{error}\nhint: {}", error.hint().unwrap())
             .replace(&dir.path().display().to_string(), "<ws>");
@@ -1700,7 +1700,7 @@ mcp:
     fn load_reads_the_file_and_reports_with_its_path() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(load_workspace(dir.path()), Ok(None));
-        std::fs::write(dir.path().join("moat.yaml"), "name: ok\nmcp: {}\n").unwrap();
+        fs_err::write(dir.path().join("moat.yaml"), "name: ok\nmcp: {}\n").unwrap();
         let errors = load_workspace(dir.path()).unwrap_err();
         assert_eq!(
             errors.first().path.as_deref(),
@@ -1710,7 +1710,7 @@ mcp:
             (errors.first().line, errors.first().column),
             (Some(2), Some(6))
         );
-        std::fs::write(dir.path().join("moat.yaml"), "name: ok\n").unwrap();
+        fs_err::write(dir.path().join("moat.yaml"), "name: ok\n").unwrap();
         let config = load_workspace(dir.path()).unwrap().unwrap();
         assert_eq!(config.name.as_deref(), Some("ok"));
         assert_eq!(config.path, dir.path().join("moat.yaml"));
@@ -1719,11 +1719,11 @@ mcp:
     #[test]
     fn unreadable_files_are_errors() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("agent.yaml"), [0xff, 0xfe, 0x00]).unwrap();
+        fs_err::write(dir.path().join("agent.yaml"), [0xff, 0xfe, 0x00]).unwrap();
         let errors = load_workspace(dir.path()).unwrap_err();
         assert_eq!(errors.first().message, "the file is not valid UTF-8");
-        std::fs::remove_file(dir.path().join("agent.yaml")).unwrap();
-        std::fs::create_dir(dir.path().join("agent.yaml")).unwrap();
+        fs_err::remove_file(dir.path().join("agent.yaml")).unwrap();
+        fs_err::create_dir(dir.path().join("agent.yaml")).unwrap();
         let errors = load_workspace(dir.path()).unwrap_err();
         assert!(errors.first().message.starts_with("cannot read the file: "));
     }

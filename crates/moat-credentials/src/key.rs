@@ -15,7 +15,8 @@
 
 use std::fmt;
 use std::io::Read;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use fs_err::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
@@ -159,7 +160,7 @@ impl FileKeySource {
     /// The key if the file exists. A file others can read is refused, not used: the key
     /// may have leaked, and the user should know.
     pub fn read(&self) -> Result<Option<EncryptionKey>, KeyError> {
-        let mut file = match std::fs::File::open(&self.path) {
+        let mut file = match fs_err::File::open(&self.path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(KeyError::file(&self.path, e)),
@@ -201,7 +202,7 @@ impl FileKeySource {
             })?;
         }
         let lock_path = self.lock_path();
-        let file = std::fs::OpenOptions::new()
+        let file = fs_err::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
@@ -243,7 +244,7 @@ impl KeySource for FileKeySource {
 
 /// The exclusive `flock` on the lock file; released when the file closes.
 struct KeyLock {
-    _file: std::fs::File,
+    _file: fs_err::File,
 }
 
 /// One entry in an OS keyring, reduced to what moat needs, so the chain and the timeout
@@ -660,7 +661,7 @@ mod tests {
     }
 
     fn mode(path: &Path) -> u32 {
-        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+        fs_err::metadata(path).unwrap().permissions().mode() & 0o777
     }
 
     #[test]
@@ -684,10 +685,10 @@ mod tests {
         assert!(first.same_as(&second));
         assert_eq!(mode(&dir.join(KEY_FILE_NAME)), 0o600);
         assert_eq!(mode(&dir), 0o700);
-        let text = std::fs::read_to_string(dir.join(KEY_FILE_NAME)).unwrap();
+        let text = fs_err::read_to_string(dir.join(KEY_FILE_NAME)).unwrap();
         assert_eq!(text.trim().len(), 44, "base64 of 32 bytes");
         // Only the key and its lock: no temp file left behind.
-        let mut names: Vec<_> = std::fs::read_dir(&dir)
+        let mut names: Vec<_> = fs_err::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
@@ -701,7 +702,7 @@ mod tests {
         let path = dir.path().join(KEY_FILE_NAME);
         let source = FileKeySource::new(path.clone());
         source.get_or_create().unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = source.get_or_create().unwrap_err();
         assert!(
             matches!(err, KeyError::KeyFilePermissions { mode: 0o644, .. }),
@@ -765,7 +766,7 @@ mod tests {
             assert!(chain(dir.path(), &fake).find().unwrap().is_none());
             assert!(fake.value.lock().unwrap().is_none());
         }
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert_eq!(fs_err::read_dir(dir.path()).unwrap().count(), 0);
 
         let fake = FakeKeyring::with(Behaviour::Works);
         let (key, _) = chain(dir.path(), &fake).obtain().unwrap();

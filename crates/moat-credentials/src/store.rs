@@ -87,7 +87,7 @@ impl CredentialStore {
     /// The credential of `provider`, `None` if none is granted.
     pub fn load(&self, provider: &ProviderName) -> Result<Option<Credential>, CredentialError> {
         let path = self.path_of(provider);
-        let bytes = match std::fs::read(&path) {
+        let bytes = match fs_err::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(CredentialError::file(path, e)),
@@ -114,7 +114,7 @@ impl CredentialStore {
     /// Every credential file, sorted by provider. A file that cannot be read is listed
     /// with its error rather than failing the listing; only an unreadable directory fails.
     pub fn list(&self) -> Result<Vec<ListedCredential>, CredentialError> {
-        let entries = match std::fs::read_dir(&self.dir) {
+        let entries = match fs_err::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(CredentialError::file(&self.dir, e)),
@@ -150,7 +150,7 @@ impl CredentialStore {
     /// Delete the credential of `provider`; `NotFound` if there is none.
     pub fn remove(&self, provider: &ProviderName) -> Result<PathBuf, CredentialError> {
         let path = self.path_of(provider);
-        match std::fs::remove_file(&path) {
+        match fs_err::remove_file(&path) {
             Ok(()) => Ok(path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(CredentialError::NotFound {
                 provider: provider.clone(),
@@ -165,12 +165,12 @@ impl CredentialStore {
             moat_home::HomeError::Create { path, source } => CredentialError::file(path, source),
             other => CredentialError::file(&self.dir, std::io::Error::other(other.to_string())),
         })?;
-        let mode = std::fs::metadata(&self.dir)
+        let mode = fs_err::metadata(&self.dir)
             .map_err(|e| CredentialError::file(&self.dir, e))?
             .permissions()
             .mode();
         if mode & 0o077 != 0 {
-            std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
+            fs_err::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
                 .map_err(|e| CredentialError::file(&self.dir, e))?;
         }
         Ok(())
@@ -181,7 +181,7 @@ impl CredentialStore {
     /// failure here is logged, not returned: the credential itself was saved.
     fn remove_stale_temp_files(&self, provider: &ProviderName) {
         let prefix = format!(".{provider}.{EXTENSION}.");
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+        let Ok(entries) = fs_err::read_dir(&self.dir) else {
             return;
         };
         let now = SystemTime::now();
@@ -197,7 +197,7 @@ impl CredentialStore {
                 .is_ok_and(|modified| {
                     now.duration_since(modified).unwrap_or_default() > STALE_TEMP_AGE
                 });
-            if stale && let Err(error) = std::fs::remove_file(entry.path()) {
+            if stale && let Err(error) = fs_err::remove_file(entry.path()) {
                 tracing::debug!(path = %entry.path().display(), %error, "cannot remove stale temp file");
             }
         }
@@ -282,7 +282,7 @@ mod tests {
     }
 
     fn mode(path: &Path) -> u32 {
-        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+        fs_err::metadata(path).unwrap().permissions().mode() & 0o777
     }
 
     fn undecryptable_reason(err: CredentialError) -> DecryptFailure {
@@ -302,7 +302,7 @@ mod tests {
         assert_eq!(loaded.secret().expose(), API_KEY);
         assert_eq!(loaded.summary(), api_key("anthropic", API_KEY).summary());
         // The file holds no plaintext.
-        let bytes = std::fs::read(&path).unwrap();
+        let bytes = fs_err::read(&path).unwrap();
         assert!(!bytes.windows(9).any(|w| w == b"TOPSECRET"));
         assert!(!bytes.windows(9).any(|w| w == b"anthropic"));
     }
@@ -324,9 +324,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store_in(dir.path());
         let path = store.save(&api_key("anthropic", "sk-ant-old")).unwrap();
-        let first = std::fs::read(&path).unwrap();
+        let first = fs_err::read(&path).unwrap();
         store.save(&api_key("anthropic", "sk-ant-old")).unwrap();
-        let second = std::fs::read(&path).unwrap();
+        let second = fs_err::read(&path).unwrap();
         assert_ne!(first[..NONCE_LEN], second[..NONCE_LEN]);
         store.save(&api_key("anthropic", "sk-ant-new")).unwrap();
         let loaded = store.require(&provider("anthropic")).unwrap();
@@ -342,7 +342,7 @@ mod tests {
         }
         assert_eq!(mode(store.dir()), 0o700);
         let mut names = Vec::new();
-        for entry in std::fs::read_dir(store.dir()).unwrap() {
+        for entry in fs_err::read_dir(store.dir()).unwrap() {
             let entry = entry.unwrap();
             assert_eq!(mode(&entry.path()), 0o600);
             names.push(entry.file_name().into_string().unwrap());
@@ -355,8 +355,8 @@ mod tests {
     fn a_loose_directory_is_tightened() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_in(dir.path());
-        std::fs::create_dir(store.dir()).unwrap();
-        std::fs::set_permissions(store.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        fs_err::create_dir(store.dir()).unwrap();
+        fs_err::set_permissions(store.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
         store.save(&api_key("github", API_KEY)).unwrap();
         assert_eq!(mode(store.dir()), 0o700);
     }
@@ -370,11 +370,11 @@ mod tests {
         let fresh = store.dir().join(".github.enc.ba9876543210.tmp");
         let other = store.dir().join(".anthropic.enc.0123456789ab.tmp");
         for path in [&stale, &fresh, &other] {
-            std::fs::write(path, b"partial").unwrap();
+            fs_err::write(path, b"partial").unwrap();
         }
         let old = SystemTime::now() - Duration::from_secs(3600);
         for path in [&stale, &other] {
-            std::fs::File::options()
+            fs_err::File::options()
                 .write(true)
                 .open(path)
                 .unwrap()
@@ -397,11 +397,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store_in(dir.path());
         let path = store.save(&api_key("anthropic", API_KEY)).unwrap();
-        let good = std::fs::read(&path).unwrap();
+        let good = fs_err::read(&path).unwrap();
         for at in [0, NONCE_LEN, good.len() / 2, good.len() - 1] {
             let mut bad = good.clone();
             bad[at] ^= 0x01;
-            std::fs::write(&path, &bad).unwrap();
+            fs_err::write(&path, &bad).unwrap();
             let err = store.load(&provider("anthropic")).unwrap_err();
             let text = format!("{err} {err:?} {}", err.hint().unwrap());
             assert!(!text.contains("TOPSECRET"));
@@ -418,14 +418,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store_in(dir.path());
         let path = store.save(&api_key("anthropic", API_KEY)).unwrap();
-        let good = std::fs::read(&path).unwrap();
+        let good = fs_err::read(&path).unwrap();
         for len in [0, 5, NONCE_LEN + TAG_LEN - 1] {
-            std::fs::write(&path, &good[..len]).unwrap();
+            fs_err::write(&path, &good[..len]).unwrap();
             let reason = undecryptable_reason(store.load(&provider("anthropic")).unwrap_err());
             assert_eq!(reason, DecryptFailure::TooShort { len });
         }
         for len in [NONCE_LEN + TAG_LEN, good.len() - 1] {
-            std::fs::write(&path, &good[..len]).unwrap();
+            fs_err::write(&path, &good[..len]).unwrap();
             let reason = undecryptable_reason(store.load(&provider("anthropic")).unwrap_err());
             assert_eq!(reason, DecryptFailure::AuthenticationFailed);
         }
@@ -451,7 +451,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store_in(dir.path());
         let path = store.save(&api_key("github", API_KEY)).unwrap();
-        std::fs::rename(&path, store.path_of(&provider("anthropic"))).unwrap();
+        fs_err::rename(&path, store.path_of(&provider("anthropic"))).unwrap();
         let err = store.load(&provider("anthropic")).unwrap_err();
         assert_eq!(
             undecryptable_reason(err),
@@ -466,7 +466,7 @@ mod tests {
         store.ensure_private_dir().unwrap();
         let p = provider("github");
         let sealed = seal(&key(7), &p, br#"{"secret": 42, "leak": "ghp_LEAKME"}"#).unwrap();
-        std::fs::write(store.path_of(&p), sealed).unwrap();
+        fs_err::write(store.path_of(&p), sealed).unwrap();
         let err = store.load(&p).unwrap_err();
         assert!(!format!("{err} {err:?}").contains("LEAKME"));
         assert!(matches!(
@@ -504,9 +504,9 @@ mod tests {
         let store = store_in(dir.path());
         store.save(&api_key("github", API_KEY)).unwrap();
         store.save(&api_key("anthropic", API_KEY)).unwrap();
-        std::fs::write(store.path_of(&provider("openai")), b"short").unwrap();
-        std::fs::write(store.dir().join("Bad Name.enc"), b"whatever").unwrap();
-        std::fs::write(store.dir().join("notes.txt"), b"ignored").unwrap();
+        fs_err::write(store.path_of(&provider("openai")), b"short").unwrap();
+        fs_err::write(store.dir().join("Bad Name.enc"), b"whatever").unwrap();
+        fs_err::write(store.dir().join("notes.txt"), b"ignored").unwrap();
         let listed = store.list().unwrap();
         let lines: Vec<String> = listed
             .iter()
@@ -567,12 +567,12 @@ mod tests {
         // A directory in the credential's place makes the final rename fail after the
         // temp file was written (root ignores permission bits, so those cannot be used).
         let blocker = store.path_of(&provider("github"));
-        std::fs::create_dir(&blocker).unwrap();
-        std::fs::write(blocker.join("x"), b"").unwrap();
+        fs_err::create_dir(&blocker).unwrap();
+        fs_err::write(blocker.join("x"), b"").unwrap();
         let err = store.save(&api_key("github", API_KEY)).unwrap_err();
         assert!(matches!(err, CredentialError::File { .. }), "{err:?}");
         assert!(!format!("{err} {err:?}").contains("TOPSECRET"));
-        let mut names: Vec<_> = std::fs::read_dir(store.dir())
+        let mut names: Vec<_> = fs_err::read_dir(store.dir())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();

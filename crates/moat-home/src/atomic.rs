@@ -35,7 +35,7 @@ fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> 
         fs_err::rename(&tmp, path)
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = fs_err::remove_file(&tmp);
     }
     result
 }
@@ -51,10 +51,10 @@ mod tests {
         let path = dir.path().join("metadata.json");
         write_private_atomic(&path, b"one").unwrap();
         write_private_atomic(&path, b"two").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"two");
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(fs_err::read(&path).unwrap(), b"two");
+        let mode = fs_err::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        let names: Vec<_> = fs_err::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
     }
 
@@ -65,10 +65,10 @@ mod tests {
         write_atomic(&path, b"old").unwrap();
         // Renaming onto a directory fails after the temp file was written.
         let target = dir.path().join("sub");
-        std::fs::create_dir(&target).unwrap();
-        std::fs::write(target.join("x"), b"").unwrap();
+        fs_err::create_dir(&target).unwrap();
+        fs_err::write(target.join("x"), b"").unwrap();
         assert!(write_atomic(&target, b"new").is_err());
-        assert_eq!(std::fs::read(&path).unwrap(), b"old");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        assert_eq!(fs_err::read(&path).unwrap(), b"old");
+        assert_eq!(fs_err::read_dir(dir.path()).unwrap().count(), 2);
     }
 }

@@ -163,11 +163,11 @@ mod tests {
     #[test]
     fn the_host_s_certificates_parse() {
         // This machine's re-signing CAs, when present; the test proves nothing elsewhere.
-        let Ok(dir) = std::fs::read_dir(CA_DIR) else {
+        let Ok(dir) = fs_err::read_dir(CA_DIR) else {
             return;
         };
         for entry in dir.flatten() {
-            let pem = std::fs::read(entry.path()).unwrap();
+            let pem = fs_err::read(entry.path()).unwrap();
             let ca = ExtraCa::from_pem(&pem).unwrap();
             assert!(!ca.certificates().is_empty());
         }

@@ -226,8 +226,8 @@ mod tests {
                 EncryptionKey::from_bytes([7; 32]),
             );
             let providers = dir.path().join("providers");
-            std::fs::create_dir(&providers).unwrap();
-            std::fs::write(
+            fs_err::create_dir(&providers).unwrap();
+            fs_err::write(
                 providers.join("acme.yaml"),
                 "name: acme\ndescription: Acme\ntoken_env: ACME_TOKEN\nhosts: [api.acme.test, \"*.acme.dev\"]\ninject: {header: X-Acme-Key, value: \"Key {token}\"}\ncontainer_env: [ACME_TOKEN, ACME_KEY]\n",
             )
@@ -470,10 +470,10 @@ mod tests {
         let world = World::new();
         world.grant("github", CredentialKind::Token, "ghp_REAL");
         let path = world.store.path_of(&ProviderName::parse("github").unwrap());
-        let mut bytes = std::fs::read(&path).unwrap();
+        let mut bytes = fs_err::read(&path).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
-        std::fs::write(&path, bytes).unwrap();
+        fs_err::write(&path, bytes).unwrap();
         let err = world.run(&["github"]).unwrap_err();
         assert!(err.to_string().starts_with("cannot decrypt"), "{err}");
         assert!(
@@ -487,7 +487,7 @@ mod tests {
     fn two_grants_may_not_set_the_same_variable() {
         let world = World::new();
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
+        fs_err::write(
             dir.path().join("ghe.yaml"),
             "name: ghe\ndescription: GHE\ntoken_env: GHE_TOKEN\nhosts: [ghe.test]\ninject: {header: Authorization}\ncontainer_env: GH_TOKEN\n",
         )

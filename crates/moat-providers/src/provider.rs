@@ -309,7 +309,7 @@ impl ProviderRegistry {
     /// an error naming it: a grant must never silently mean something else.
     pub fn load(user_providers_dir: &Path) -> Result<Self, ProviderError> {
         let mut registry = Self::builtin();
-        let entries = match std::fs::read_dir(user_providers_dir) {
+        let entries = match fs_err::read_dir(user_providers_dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(registry),
             Err(source) => {
@@ -336,7 +336,7 @@ impl ProviderRegistry {
         }
         files.sort();
         for path in files {
-            let text = std::fs::read_to_string(&path).map_err(|source| ProviderError::Read {
+            let text = fs_err::read_to_string(&path).map_err(|source| ProviderError::Read {
                 path: path.clone(),
                 source,
             })?;
@@ -401,7 +401,7 @@ mod tests {
 
     fn write(dir: &Path, file: &str, text: &str) -> PathBuf {
         let path = dir.join(file);
-        std::fs::write(&path, text).unwrap();
+        fs_err::write(&path, text).unwrap();
         path
     }
 

@@ -136,7 +136,7 @@ impl Proxy {
             source,
         };
         let listener = UnixListener::bind(path).map_err(bind_error)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+        fs_err::set_permissions(path, std::fs::Permissions::from_mode(0o666))
             .map_err(bind_error)?;
         let shared = Self::shared(config, None, events)?;
         shared
@@ -312,7 +312,7 @@ mod tests {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let proxy = Proxy::start_unix(config, &path, tx).await.unwrap();
         assert_eq!(proxy.address(), &ListenAddress::Unix(path.clone()));
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        let mode = fs_err::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o666);
 
         let mut stream = tokio::net::UnixStream::connect(&path).await.unwrap();

@@ -230,8 +230,8 @@ mod tests {
 
     fn summary(yaml: &str) -> String {
         let ws = tempfile::tempdir().unwrap();
-        let ws = std::fs::canonicalize(ws.path()).unwrap();
-        std::fs::create_dir(ws.join("data")).unwrap();
+        let ws = fs_err::canonicalize(ws.path()).unwrap();
+        fs_err::create_dir(ws.join("data")).unwrap();
         let config = moat_config::parse_workspace(&ws.join("moat.yaml"), yaml, &ws)
             .unwrap_or_else(|e| panic!("{e}"));
         Summary::of(&config, &ws)

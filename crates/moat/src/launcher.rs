@@ -22,7 +22,7 @@ impl Supervisor {
     pub fn spawn(ctx: &Context, id: &RunId) -> Result<Self> {
         let exe = std::env::current_exe().context("finding the moat executable")?;
         let log_path = ctx.store.supervisor_log_path(id);
-        let log = std::fs::OpenOptions::new()
+        let log = fs_err::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
@@ -56,7 +56,7 @@ impl Supervisor {
             .current_dir("/")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(log);
+            .stderr(log.into_file());
         let mut child = command.spawn().context("starting the run's supervisor")?;
         let stdout = child.stdout.take().expect("stdout is piped");
         Ok(Supervisor {

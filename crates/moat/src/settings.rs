@@ -426,7 +426,7 @@ fn image_spec(
     })?;
     let extra_ca = match &config.extra_ca_certs {
         Some(path) => {
-            let pem = std::fs::read(path)
+            let pem = fs_err::read(path)
                 .with_context(|| format!("reading extra CA certificates `{}`", path.display()))?;
             Some(
                 moat_image::ExtraCa::from_pem(&pem).with_context(|| {
@@ -436,7 +436,7 @@ fn image_spec(
         }
         None => None,
     };
-    let owner = std::fs::metadata(workspace)
+    let owner = fs_err::metadata(workspace)
         .with_context(|| format!("reading `{}`", workspace.display()))?;
     let mirrors = config.mirrors.clone();
     let spec = ImageSpec::new(config.base_image.clone(), owner.uid(), owner.gid())
@@ -576,7 +576,7 @@ pub fn grant_settings(ctx: &Context) -> Result<GrantSettings> {
     let host = moat_config::load_host(&ctx.home().config_file(), &ctx.env.overrides())?;
     let keyring = host.keyring;
     let extra_roots_pem = match &host.extra_ca_certs {
-        Some(path) => std::fs::read(path)
+        Some(path) => fs_err::read(path)
             .with_context(|| format!("reading extra CA certificates `{}`", path.display()))?,
         None => Vec::new(),
     };

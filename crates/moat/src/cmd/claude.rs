@@ -245,7 +245,7 @@ fn session_of(record: &RunRecord) -> Option<&SessionId> {
 
 /// The host's file, or `None` if there is none.
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
-    match std::fs::read(path) {
+    match fs_err::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading `{}`", path.display())),
@@ -258,8 +258,8 @@ fn make_project_dir(dir: &Path, uid: u32, gid: u32) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating `{}`", dir.display()))?;
-    let ours = std::fs::metadata(dir)?;
+    fs_err::create_dir_all(dir).with_context(|| format!("creating `{}`", dir.display()))?;
+    let ours = fs_err::metadata(dir)?;
     if ours.uid() != uid || ours.gid() != gid {
         // Only root can give a directory away; anyone else already is the owner.
         if nix::unistd::geteuid().is_root() {

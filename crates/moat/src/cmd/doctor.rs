@@ -216,19 +216,19 @@ async fn build(
         .env
         .cwd
         .as_deref()
-        .and_then(|cwd| std::fs::metadata(cwd).ok())
+        .and_then(|cwd| fs_err::metadata(cwd).ok())
         .map(|m| (m.uid(), m.gid()))
         .unwrap_or((moat_image::FALLBACK_ID, moat_image::FALLBACK_ID));
     let mut spec = moat_image::ImageSpec::new(host.base_image.clone(), uid, gid);
     if let Some(path) = &host.extra_ca_certs {
         // A bad file is reported by its own check; build without it.
-        let ca = std::fs::read(path)
+        let ca = fs_err::read(path)
             .ok()
             .and_then(|pem| moat_image::ExtraCa::from_pem(&pem).ok());
         spec = spec.with_extra_ca(ca);
     }
     let ca_cert = ctx.home().proxy_ca_dir().join(moat_proxy::CA_CERT_FILE);
-    if let Ok(pem) = std::fs::read_to_string(&ca_cert) {
+    if let Ok(pem) = fs_err::read_to_string(&ca_cert) {
         spec = spec.with_proxy_ca(pem);
     }
     let plan = moat_image::plan(&spec);

@@ -99,7 +99,7 @@ fn list(ctx: &Context, json: bool) -> Result<i32> {
         .into_iter()
         .map(|record| {
             let path = record.workspace.join(&record.file);
-            let status = match std::fs::read(&path) {
+            let status = match fs_err::read(&path) {
                 Ok(bytes) if moat_trust::content_hash(&bytes) == record.sha256 => "trusted",
                 Ok(_) => "changed",
                 Err(_) => "missing",

@@ -143,14 +143,14 @@ mod tests {
         let listed = include_str!("error.rs");
         let mut missing = Vec::new();
         let mut found = 0;
-        for krate in std::fs::read_dir(&root).unwrap().flatten() {
+        for krate in fs_err::read_dir(&root).unwrap().flatten() {
             let name = krate.file_name().to_string_lossy().into_owned();
             if name == "moat" || name == "moat-test-support" {
                 continue;
             }
             let mut stack = vec![krate.path().join("src")];
             while let Some(dir) = stack.pop() {
-                let Ok(entries) = std::fs::read_dir(&dir) else {
+                let Ok(entries) = fs_err::read_dir(&dir) else {
                     continue;
                 };
                 for entry in entries.flatten() {
@@ -159,7 +159,7 @@ mod tests {
                         stack.push(path);
                         continue;
                     }
-                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let text = fs_err::read_to_string(&path).unwrap_or_default();
                     let mut current = None;
                     for line in text.lines() {
                         if let Some(rest) = line.strip_prefix("impl ") {

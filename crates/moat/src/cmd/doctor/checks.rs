@@ -177,20 +177,20 @@ pub fn rough_duration(d: Duration) -> String {
 pub fn home_writable(root: &Path) -> Finding {
     const CHECK: &str = "moat home";
     let elsewhere = "or set MOAT_HOME to a directory you can write";
-    match std::fs::metadata(root) {
+    match fs_err::metadata(root) {
         Ok(meta) if !meta.is_dir() => {
             Finding::fail(CHECK, format!("`{}` is not a directory", root.display()))
                 .hint(format!("move it out of the way, {elsewhere}"))
         }
         Ok(_) => {
             let probe = root.join(format!(".doctor-probe-{}", std::process::id()));
-            let written = std::fs::OpenOptions::new()
+            let written = fs_err::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(&probe);
             match written {
                 Ok(_) => {
-                    let _ = std::fs::remove_file(&probe);
+                    let _ = fs_err::remove_file(&probe);
                     Finding::ok(CHECK, format!("`{}` is writable", root.display()))
                 }
                 Err(e) => {
@@ -239,7 +239,7 @@ pub fn home_writable(root: &Path) -> Finding {
 
 /// Whether a credential file (`*.enc`) is stored in `dir`.
 pub fn has_stored_credentials(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|entries| {
+    fs_err::read_dir(dir).is_ok_and(|entries| {
         entries.filter_map(Result::ok).any(|e| {
             let name = e.file_name();
             let name = name.to_string_lossy();
@@ -424,7 +424,7 @@ pub fn proxy_ca(dir: &Path, now: Timestamp) -> Finding {
 /// `MOAT_EXTRA_CA_CERTS`: a readable PEM file with at least one certificate.
 pub fn extra_ca_certs(path: &Path) -> Finding {
     const CHECK: &str = "MOAT_EXTRA_CA_CERTS";
-    let pem = match std::fs::read(path) {
+    let pem = match fs_err::read(path) {
         Ok(pem) => pem,
         Err(e) => {
             return Finding::fail(CHECK, format!("cannot read `{}`: {e}", path.display()))
@@ -586,7 +586,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let f = home_writable(tmp.path());
         assert_eq!(f.status, Status::Ok, "{f:?}");
-        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+        assert_eq!(fs_err::read_dir(tmp.path()).unwrap().count(), 0);
 
         let missing = tmp.path().join("a/b/.moat");
         let f = home_writable(&missing);
@@ -595,7 +595,7 @@ mod tests {
         assert!(!tmp.path().join("a").exists(), "nothing is created");
 
         let file = tmp.path().join("file");
-        std::fs::write(&file, "").unwrap();
+        fs_err::write(&file, "").unwrap();
         let f = home_writable(&file);
         assert_eq!(f.status, Status::Fail, "{f:?}");
         assert!(f.hint.unwrap().contains("MOAT_HOME"));
@@ -625,7 +625,7 @@ mod tests {
         assert!(key.is_some());
 
         let path = tmp.path().join(KEY_FILE_NAME);
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let (f, key) = credential_key(&keys, true);
         assert_eq!(f.status, Status::Fail, "{f:?}");
         assert!(f.hint.unwrap().contains("chmod 600"));
@@ -636,9 +636,9 @@ mod tests {
     fn stored_credentials_are_the_enc_files() {
         let tmp = tempfile::tempdir().unwrap();
         assert!(!has_stored_credentials(&tmp.path().join("missing")));
-        std::fs::write(tmp.path().join(".github.enc.tmp"), "").unwrap();
+        fs_err::write(tmp.path().join(".github.enc.tmp"), "").unwrap();
         assert!(!has_stored_credentials(tmp.path()));
-        std::fs::write(tmp.path().join("github.enc"), "").unwrap();
+        fs_err::write(tmp.path().join("github.enc"), "").unwrap();
         assert!(has_stored_credentials(tmp.path()));
     }
 
@@ -662,7 +662,7 @@ mod tests {
         assert!(f.detail.contains("expired"), "{f:?}");
 
         let key = dir.join(moat_proxy::CA_KEY_FILE);
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        fs_err::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
         let f = proxy_ca(&dir, Timestamp::now());
         assert_eq!(f.status, Status::Fail, "{f:?}");
         assert!(f.hint.as_deref().unwrap().contains("chmod 600"), "{f:?}");
@@ -674,11 +674,11 @@ mod tests {
         let f = extra_ca_certs(&tmp.path().join("none.pem"));
         assert_eq!(f.status, Status::Fail, "{f:?}");
         let garbage = tmp.path().join("garbage.pem");
-        std::fs::write(&garbage, "hello\n").unwrap();
+        fs_err::write(&garbage, "hello\n").unwrap();
         assert_eq!(extra_ca_certs(&garbage).status, Status::Fail);
         let ca = moat_proxy::CertificateAuthority::ephemeral().unwrap();
         let good = tmp.path().join("good.pem");
-        std::fs::write(&good, ca.cert_pem()).unwrap();
+        fs_err::write(&good, ca.cert_pem()).unwrap();
         let f = extra_ca_certs(&good);
         assert_eq!(f.status, Status::Ok, "{f:?}");
         assert!(f.detail.ends_with("1 certificate"), "{f:?}");
@@ -692,7 +692,7 @@ mod tests {
         let (f, config) = global_config(&tmp.path().join("config.yaml"));
         assert_eq!(f.status, Status::Ok, "{f:?}");
         assert!(config.is_none());
-        std::fs::write(tmp.path().join("config.yaml"), "keyring: nowhere\n").unwrap();
+        fs_err::write(tmp.path().join("config.yaml"), "keyring: nowhere\n").unwrap();
         let (f, _) = global_config(&tmp.path().join("config.yaml"));
         assert_eq!(f.status, Status::Fail, "{f:?}");
     }

@@ -187,7 +187,7 @@ fn read_claude_code_credentials(g: &Granting<'_>) -> Result<(zeroize::Zeroizing<
     let Some(home) = g.ctx.env.home.as_deref() else {
         return Err(not_found("the home directory is unknown".into()));
     };
-    match std::fs::read(home.join(CLAUDE_CODE_CREDENTIALS_PATH)) {
+    match fs_err::read(home.join(CLAUDE_CODE_CREDENTIALS_PATH)) {
         Ok(bytes) => Ok((zeroize::Zeroizing::new(bytes), origin.clone())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Err(not_found("the file does not exist".into()))
