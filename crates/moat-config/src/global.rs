@@ -30,6 +30,8 @@ pub struct GlobalConfig {
     pub proxy: ProxySettings,
     /// Paths every workspace protects, besides moat's defaults.
     pub protect: Vec<String>,
+    /// Settings the file sets that no run carries out yet (see `WorkspaceConfig`).
+    pub not_yet: Vec<crate::ConfigError>,
 }
 
 /// Read and check the global file. `Ok(None)` when it does not exist: defaults apply.
@@ -45,6 +47,21 @@ pub fn load_global(path: &Path) -> Result<Option<GlobalConfig>, ConfigErrors> {
 /// are resolved against its directory.
 pub fn parse_global(path: &Path, text: &str) -> Result<GlobalConfig, ConfigErrors> {
     let raw: RawGlobal = yaml::parse(path, text, &NOTES)?;
+    let mut not_yet = Vec::new();
+    if raw.debug.as_ref().is_some_and(|d| d.retention_days.is_some()) {
+        not_yet.push(crate::workspace::not_supported(
+            path,
+            "debug.retention_days",
+            "moat keeps no debug logs yet",
+        ));
+    }
+    if raw.proxy.as_ref().is_some_and(|p| p.port.is_some()) {
+        not_yet.push(crate::workspace::not_supported(
+            path,
+            "proxy.port",
+            "moat does not route to services in a run's container yet",
+        ));
+    }
     let base = path.parent().unwrap_or(Path::new("."));
     let mut check = Check {
         path,
@@ -115,6 +132,7 @@ pub fn parse_global(path: &Path, text: &str) -> Result<GlobalConfig, ConfigError
         debug,
         proxy,
         protect,
+        not_yet,
     };
     check.problems.finish(config)
 }

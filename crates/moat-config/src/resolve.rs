@@ -95,6 +95,10 @@ pub struct ResolvedConfig {
     /// Paths the run may not change besides moat's defaults: the global list, then the
     /// workspace's.
     pub protect: Vec<String>,
+    /// Settings that are set but not carried out yet, from both files and the environment:
+    /// a run refuses them; showing the settings lists them.
+    #[serde(skip)]
+    pub not_yet: Vec<ConfigError>,
     /// What the user should know about how the layers combined (a workspace setting the
     /// machine's settings overrule). Not part of the settings themselves.
     #[serde(skip)]
@@ -349,6 +353,19 @@ pub fn resolve(
                 }
             }
             protect
+        },
+        not_yet: {
+            let mut not_yet: Vec<ConfigError> = global.not_yet.clone();
+            not_yet.extend(file.not_yet.iter().cloned());
+            if cli.proxy_port.is_some() {
+                not_yet.push(
+                    ConfigError::input(
+                        "`MOAT_PROXY_PORT` is not supported yet: moat does not route to services in a run's container yet",
+                    )
+                    .with_hint("unset it; moat would not act on it"),
+                );
+            }
+            not_yet
         },
         warnings,
     };

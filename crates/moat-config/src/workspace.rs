@@ -47,6 +47,9 @@ pub struct WorkspaceConfig {
     /// Paths in the workspace the run may not change, besides moat's defaults (relative,
     /// without `..`).
     pub protect: Vec<String>,
+    /// Settings the file sets that this moat does not carry out yet: a run refuses them
+    /// (`moat config` shows them), so none is accepted and silently ignored.
+    pub not_yet: Vec<ConfigError>,
 }
 
 /// The workspace file in `workspace`, if there is one.
@@ -373,6 +376,7 @@ impl Check<'_> {
     }
 
     fn workspace(&mut self, raw: RawWorkspace) -> WorkspaceConfig {
+        let not_yet = self.not_yet(&raw);
         let name = raw
             .name
             .and_then(|name| self.accept(&name, |n| values::check_run_name(n).map(|_| n.clone())));
@@ -424,7 +428,47 @@ impl Check<'_> {
             claude,
             mcp,
             protect,
+            not_yet,
         }
+    }
+
+    /// The settings of `raw` that no run carries out yet, each with what is missing.
+    fn not_yet(&self, raw: &RawWorkspace) -> Vec<ConfigError> {
+        let claude = raw.claude.as_ref();
+        let set = [
+            (raw.ports.is_some(), "ports", "moat does not route to services in a run's container yet"),
+            (raw.snapshots.is_some(), "snapshots", "moat does not take workspace snapshots yet"),
+            (
+                claude.is_some_and(|c| c.plugins.is_some()),
+                "claude.plugins",
+                "moat claude does not install plugins yet",
+            ),
+            (
+                claude.is_some_and(|c| c.marketplaces.is_some()),
+                "claude.marketplaces",
+                "moat claude does not add plugin marketplaces yet",
+            ),
+            (
+                claude.is_some_and(|c| c.mcp.is_some()),
+                "claude.mcp",
+                "moat claude does not start MCP servers yet",
+            ),
+            (
+                claude.is_some_and(|c| c.sync_logs.is_some()),
+                "claude.sync_logs",
+                "moat claude always keeps the workspace's conversations in `~/.claude/projects`",
+            ),
+            (raw.mcp.is_some(), "mcp", "moat does not route remote MCP servers yet"),
+            (
+                raw.container.as_ref().is_some_and(|c| c.dns.is_some()),
+                "container.dns",
+                "a run has no network of its own; its proxy resolves names on the host",
+            ),
+        ];
+        set.into_iter()
+            .filter(|(present, ..)| *present)
+            .map(|(_, field, why)| not_supported(self.path, field, why))
+            .collect()
     }
 
     /// `protect`: workspace-relative paths, each once.
@@ -871,6 +915,12 @@ impl Check<'_> {
     }
 }
 
+/// `field` is set in `path` but not carried out: said so, with how to go on.
+pub(crate) fn not_supported(path: &Path, field: &str, why: &str) -> ConfigError {
+    ConfigError::in_file(path, format!("`{field}` is not supported yet: {why}"))
+        .with_hint(format!("remove `{field}` from the file; moat would not act on it"))
+}
+
 /// An unknown word where one of a few is expected, with the nearest as a suggestion.
 pub(crate) fn choice_error(what: &str, word: &str, words: &[&str]) -> Invalid {
     let invalid = Invalid::new(format!(
@@ -1013,6 +1063,25 @@ mod tests {
             Ok(config) => config,
             Err(errors) => panic!("{errors}"),
         }
+    }
+
+    #[test]
+    fn settings_no_run_carries_out_yet_are_listed_not_ignored() {
+        let config = parse_ok(
+            "ports: {web: 3000}\nsnapshots: {disabled: true}\nmcp: []\n\
+             claude: {plugins: {\"a@b\": true}, sync_logs: true}\ncontainer: {dns: [1.1.1.1]}\n",
+        );
+        let listed: Vec<String> = config.not_yet.iter().map(ToString::to_string).collect();
+        insta::assert_snapshot!(listed.join("\n"), @r"
+        agent.yaml: `ports` is not supported yet: moat does not route to services in a run's container yet
+        agent.yaml: `snapshots` is not supported yet: moat does not take workspace snapshots yet
+        agent.yaml: `claude.plugins` is not supported yet: moat claude does not install plugins yet
+        agent.yaml: `claude.sync_logs` is not supported yet: moat claude always keeps the workspace's conversations in `~/.claude/projects`
+        agent.yaml: `mcp` is not supported yet: moat does not route remote MCP servers yet
+        agent.yaml: `container.dns` is not supported yet: a run has no network of its own; its proxy resolves names on the host
+        ");
+        assert!(config.not_yet[0].hint().unwrap().contains("remove `ports`"));
+        assert!(parse_ok("name: plain\n").not_yet.is_empty());
     }
 
     /// Every problem with its hint, the temporary workspace path replaced by `<ws>`.

@@ -255,6 +255,16 @@ pub fn plan_agent_run(
         workspace_file,
     } = moat_config::load(workspace.path(), &ctx.home().config_file(), &overrides)?;
     let mut warnings = config.warnings.clone();
+    // A setting no run carries out yet is refused, never accepted and ignored; showing
+    // the settings lists it.
+    match purpose {
+        Purpose::Run => {
+            if let Some(errors) = ConfigErrors::from_vec(config.not_yet.clone()) {
+                return Err(errors.into());
+            }
+        }
+        Purpose::Show => warnings.extend(config.not_yet.iter().map(ToString::to_string)),
+    }
     // Dependencies are checked first: a file that does not validate is reported as such,
     // before any trust question.
     let image_spec = image_spec(ctx, workspace.path(), &config, agent.dependencies())?;

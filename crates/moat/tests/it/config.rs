@@ -248,3 +248,25 @@ fn deps_info_shows_the_mirrors_in_effect() {
     assert_eq!(bad.code, 1, "{bad:?}");
     assert!(bad.stderr.contains("config.yaml:2:8"), "{bad:?}");
 }
+
+#[test]
+fn a_setting_no_run_carries_out_yet_is_refused_not_ignored() {
+    let env = TestEnv::new();
+    write(&env, "moat.yaml", "ports:\n  web: 3000\nsnapshots:\n  disabled: true\n");
+    let out = env.run(&["run", "--trust", "--", "true"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(
+        out.stderr.contains("`ports` is not supported yet")
+            && out.stderr.contains("`snapshots` is not supported yet"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("hint: remove `ports`"), "{out:?}");
+    assert!(env.run_dirs().is_empty(), "nothing started");
+    // `moat config` shows the settings and names what a run would refuse.
+    let out = env.run(&["config"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("# warning: ") && out.stdout.contains("`ports` is not supported yet"),
+        "{out:?}"
+    );
+}
