@@ -48,7 +48,11 @@ pub fn load_global(path: &Path) -> Result<Option<GlobalConfig>, ConfigErrors> {
 pub fn parse_global(path: &Path, text: &str) -> Result<GlobalConfig, ConfigErrors> {
     let raw: RawGlobal = yaml::parse(path, text, &NOTES)?;
     let mut not_yet = Vec::new();
-    if raw.debug.as_ref().is_some_and(|d| d.retention_days.is_some()) {
+    if raw
+        .debug
+        .as_ref()
+        .is_some_and(|d| d.retention_days.is_some())
+    {
         not_yet.push(crate::workspace::not_supported(
             path,
             "debug.retention_days",

@@ -436,8 +436,16 @@ impl Check<'_> {
     fn not_yet(&self, raw: &RawWorkspace) -> Vec<ConfigError> {
         let claude = raw.claude.as_ref();
         let set = [
-            (raw.ports.is_some(), "ports", "moat does not route to services in a run's container yet"),
-            (raw.snapshots.is_some(), "snapshots", "moat does not take workspace snapshots yet"),
+            (
+                raw.ports.is_some(),
+                "ports",
+                "moat does not route to services in a run's container yet",
+            ),
+            (
+                raw.snapshots.is_some(),
+                "snapshots",
+                "moat does not take workspace snapshots yet",
+            ),
             (
                 claude.is_some_and(|c| c.plugins.is_some()),
                 "claude.plugins",
@@ -458,7 +466,11 @@ impl Check<'_> {
                 "claude.sync_logs",
                 "moat claude always keeps the workspace's conversations in `~/.claude/projects`",
             ),
-            (raw.mcp.is_some(), "mcp", "moat does not route remote MCP servers yet"),
+            (
+                raw.mcp.is_some(),
+                "mcp",
+                "moat does not route remote MCP servers yet",
+            ),
             (
                 raw.container.as_ref().is_some_and(|c| c.dns.is_some()),
                 "container.dns",
@@ -917,8 +929,9 @@ impl Check<'_> {
 
 /// `field` is set in `path` but not carried out: said so, with how to go on.
 pub(crate) fn not_supported(path: &Path, field: &str, why: &str) -> ConfigError {
-    ConfigError::in_file(path, format!("`{field}` is not supported yet: {why}"))
-        .with_hint(format!("remove `{field}` from the file; moat would not act on it"))
+    ConfigError::in_file(path, format!("`{field}` is not supported yet: {why}")).with_hint(format!(
+        "remove `{field}` from the file; moat would not act on it"
+    ))
 }
 
 /// An unknown word where one of a few is expected, with the nearest as a suggestion.

@@ -13,9 +13,9 @@
 //! timeout exists for, a running but locked gnome-keyring waiting on an unlock prompt that
 //! never shows, could not be reproduced here and is covered by a hanging fake backend.
 
+use fs_err::os::unix::fs::OpenOptionsExt;
 use std::fmt;
 use std::io::Read;
-use fs_err::os::unix::fs::OpenOptionsExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};

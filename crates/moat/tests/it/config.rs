@@ -252,7 +252,11 @@ fn deps_info_shows_the_mirrors_in_effect() {
 #[test]
 fn a_setting_no_run_carries_out_yet_is_refused_not_ignored() {
     let env = TestEnv::new();
-    write(&env, "moat.yaml", "ports:\n  web: 3000\nsnapshots:\n  disabled: true\n");
+    write(
+        &env,
+        "moat.yaml",
+        "ports:\n  web: 3000\nsnapshots:\n  disabled: true\n",
+    );
     let out = env.run(&["run", "--trust", "--", "true"]);
     assert_eq!(out.code, 125, "{out:?}");
     assert!(

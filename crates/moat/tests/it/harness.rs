@@ -156,6 +156,38 @@ impl From<Output> for Out {
     }
 }
 
+impl TestEnv {
+    /// insta settings that make this test's output stable: its temporary root, run IDs,
+    /// random run names, ages, hashes and timings are replaced by placeholders.
+    pub fn snapshot_settings(&self) -> insta::Settings {
+        let mut settings = insta::Settings::clone_current();
+        let root = self.root.path().display().to_string();
+        settings.add_filter(&regex_escape(&root), "[ROOT]");
+        settings.add_filter(r"run_[0-9a-f]{12}", "run_[ID]");
+        settings.add_filter(r"sha256:[0-9a-f]{12,64}", "sha256:[HASH]");
+        settings.add_filter(r"moat/run:[0-9a-f]{16}", "moat/run:[TAG]");
+        settings.add_filter(r"\b\d+(s|m|h|d) ago\b", "[AGE] ago");
+        // The AGE column of `moat list`.
+        settings.add_filter(r"(?m)\b\d+[smhd]$", "[AGE]");
+        settings.add_filter(r"\b\d+\.\d+s\b", "[SECONDS]s");
+        settings.add_filter(r"\b[a-z]+-[a-z]+ (run_\[ID\])", "[NAME] $1");
+        settings.add_filter(r"\(([a-z]+-[a-z]+)\)", "([NAME])");
+        settings
+    }
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-' {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect()
+}
+
 /// Poll `check` until it returns `Some`, for at most 60 s.
 pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(60);
