@@ -20,22 +20,28 @@ fn assert_error(out: &Out, code: i32, message: &str) {
     );
 }
 
+/// The exit code and everything on stderr, for a snapshot: an error says what happened
+/// and what to do.
+fn shown(out: &Out) -> String {
+    format!("exit {}\n{}", out.code, out.stderr)
+}
+
 #[test]
 fn docker_not_running() {
     let env = TestEnv::new();
-    let out = env
-        .moat()
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .args(["run", "--", "true"])
-        .output()
-        .unwrap();
-    let out = Out::from(out);
-    assert_error(
-        &out,
-        125,
-        "cannot connect to the Docker daemon at `unix:///nonexistent/docker.sock`",
+    let out = Out::from(
+        env.moat()
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .args(["run", "--", "true"])
+            .output()
+            .unwrap(),
     );
-    assert!(out.stderr.contains("docker.io"), "{out:?}");
+    env.snapshot_settings()
+        .bind(|| insta::assert_snapshot!(shown(&out), @"
+        exit 125
+        error: cannot connect to the Docker daemon at `unix:///nonexistent/docker.sock`: the socket `/nonexistent/docker.sock` does not exist
+        hint: start Docker (`sudo systemctl start docker`, or `sudo dockerd &`), install it with `sudo apt-get install docker.io` if it is missing, or point DOCKER_HOST at a running daemon
+        "));
     assert!(env.run_dirs().is_empty());
 }
 
@@ -44,47 +50,57 @@ fn workspace_missing_or_not_a_directory() {
     let env = TestEnv::new();
     let missing = env.workspace().join("missing");
     let out = env.run(&["run", missing.to_str().unwrap(), "--", "true"]);
-    assert_error(
-        &out,
-        125,
-        &format!("workspace `{}` does not exist", missing.display()),
-    );
     let file = env.workspace().join("file");
     std::fs::write(&file, b"").unwrap();
-    let out = env.run(&["run", file.to_str().unwrap(), "--", "true"]);
-    assert_error(&out, 125, "is not a directory");
+    let not_dir = env.run(&["run", file.to_str().unwrap(), "--", "true"]);
+    env.snapshot_settings().bind(|| {
+        insta::assert_snapshot!(shown(&out), @"
+        exit 125
+        error: workspace `[ROOT]/workspace/missing` does not exist
+        hint: pass an existing directory: `moat run PATH -- COMMAND`
+        ");
+        insta::assert_snapshot!(shown(&not_dir), @"
+        exit 125
+        error: workspace `[ROOT]/workspace/file` is not a directory
+        hint: pass an existing directory: `moat run PATH -- COMMAND`
+        ");
+    });
     assert!(env.run_dirs().is_empty());
 }
 
 #[test]
 fn bad_env_and_bad_names() {
     let env = TestEnv::new();
-    assert_error(
-        &env.run(&["run", "-e", "1X=y", "--", "true"]),
-        125,
-        "invalid --env key `1X`",
-    );
-    assert_error(
-        &env.run(&["run", "-e", "NOEQUALS", "--", "true"]),
-        125,
-        "invalid --env",
-    );
-    assert_error(
-        &env.run(&["run", "--name", "has space", "--", "true"]),
-        125,
-        "`has space` is not a valid run name",
-    );
+    let outs = [
+        env.run(&["run", "-e", "1X=y", "--", "true"]),
+        env.run(&["run", "-e", "NOEQUALS", "--", "true"]),
+        env.run(&["run", "--name", "has space", "--", "true"]),
+    ];
+    let text: Vec<String> = outs.iter().map(shown).collect();
+    insta::assert_snapshot!(text.join("\n"), @"
+    exit 125
+    error: invalid --env key `1X`: not a valid variable name
+    hint: names are letters, digits and `_`, not starting with a digit, e.g. `MY_VAR=1`
+
+    exit 125
+    error: invalid --env `NOE…`: expected KEY=VALUE
+    hint: for example `-e DEBUG=1`
+
+    exit 125
+    error: `--name`: `has space` is not a valid run name: use 1 to 64 letters, digits, `.`, `_` or `-`, starting with a letter or digit
+    hint: for example `name: feature-auth`
+    ");
     assert!(env.run_dirs().is_empty());
 }
 
 #[test]
 fn interactive_without_a_terminal() {
     let env = TestEnv::new();
-    assert_error(
-        &env.run(&["run", "-i", "--", "sh"]),
-        125,
-        "an interactive session needs a terminal",
-    );
+    insta::assert_snapshot!(shown(&env.run(&["run", "-i", "--", "sh"])), @"
+    exit 125
+    error: an interactive session needs a terminal
+    hint: run it from a terminal, drop `-i` to pipe stdin, or add `-d` and `moat attach` later
+    ");
 }
 
 #[test]
