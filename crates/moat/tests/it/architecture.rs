@@ -44,6 +44,13 @@ const TERMINAL_CRATES: &[&str] = &[
     "tracing-subscriber",
 ];
 
+/// Crates that are pure (values in, values out): no async runtime, no Docker, no network.
+const PURE: &[&str] = &["moat-text", "moat-hosts", "moat-image", "moat-config", "moat-trust"];
+/// What a pure crate must not use.
+const IO_CRATES: &[&str] = &["tokio", "bollard", "hyper", "reqwest", "rustls"];
+/// Only the credential store decrypts.
+const CRYPTO: &[(&str, &str)] = &[("aes-gcm", "moat-credentials")];
+
 /// Normal (not dev, not build) dependencies of every workspace package.
 fn dependencies() -> BTreeMap<String, BTreeSet<String>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -106,6 +113,12 @@ fn violations(deps: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
                 problems.push(format!(
                     "{krate} -> {dep}: only the binary uses the terminal"
                 ));
+            } else if PURE.contains(&krate.as_str()) && IO_CRATES.contains(&dep.as_str()) {
+                problems.push(format!("{krate} -> {dep}: a pure crate does no I/O"));
+            } else if let Some((_, owner)) = CRYPTO.iter().find(|(c, _)| c == dep)
+                && krate != owner
+            {
+                problems.push(format!("{krate} -> {dep}: only {owner} decrypts"));
             }
         }
     }
@@ -130,11 +143,15 @@ fn a_forbidden_edge_is_named() {
         .unwrap()
         .insert("bollard".into());
     deps.get_mut("moat-run").unwrap().insert("clap".into());
+    deps.get_mut("moat-image").unwrap().insert("tokio".into());
+    deps.get_mut("moat-proxy").unwrap().insert("aes-gcm".into());
     let problems = violations(&deps);
     assert_eq!(
         problems,
         [
             "moat-credentials -> bollard: only moat-container talks to Docker",
+            "moat-image -> tokio: a pure crate does no I/O",
+            "moat-proxy -> aes-gcm: only moat-credentials decrypts",
             "moat-proxy -> moat-container: not allowed by its floor",
             "moat-run -> clap: only the binary uses the terminal",
         ]
