@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use moat_container::{BindMount, BuildEvent, BuildOptions, ContainerSpec, Docker};
+use moat_container::{BindMount, BuildEvent, BuildOptions, ContainerSpec, Runtime};
 use moat_home::RunId;
 use moat_image::{CONTAINER_HOME, ImageSpec, WORKSPACE_DIR};
 
@@ -132,9 +132,9 @@ pub struct Rollback {
 
 impl Rollback {
     /// Remove what was made. Best effort: each step runs even if an earlier one failed.
-    pub async fn undo(&mut self, docker: &Docker) {
+    pub async fn undo(&mut self, runtime: &impl Runtime) {
         if let Some(id) = self.container.take()
-            && let Err(e) = docker.remove_container(&id, true).await
+            && let Err(e) = runtime.remove_container(&id, true).await
         {
             tracing::warn!(container = %id, error = %e, "rollback: removing the container failed");
         }
@@ -155,7 +155,7 @@ impl Rollback {
 /// Make everything a run needs short of starting it: the image, the run's record and
 /// directory, and the (created, not started) container.
 pub async fn prepare_run(
-    docker: &Docker,
+    runtime: &impl Runtime,
     store: &RunStore,
     request: &RunRequest,
     rollback: &mut Rollback,
@@ -166,7 +166,7 @@ pub async fn prepare_run(
     let plan = request.image.plan();
 
     ensure_image(
-        docker,
+        runtime,
         plan,
         request.rebuild,
         request.build_network.as_deref(),
@@ -286,7 +286,7 @@ pub async fn prepare_run(
         stdin_once: open_stdin && !request.interactive,
         run_id: id.to_string(),
     };
-    let container_id = docker.create_container(&container).await?;
+    let container_id = runtime.create_container(&container).await?;
     rollback.container = Some(container_id.clone());
     let record = store.update(&id, |r| r.container_id = Some(container_id))?;
     Ok(record)
@@ -344,15 +344,15 @@ fn walk_dirs(dir: &std::path::Path) -> Vec<PathBuf> {
 
 /// Find the image in the cache, or build it (always when `rebuild`).
 pub async fn ensure_image(
-    docker: &Docker,
+    runtime: &impl Runtime,
     plan: &moat_image::BuildPlan,
     rebuild: bool,
     build_network: Option<&str>,
     on_event: &mut (dyn FnMut(PrepareEvent) + Send),
 ) -> Result<(), RunError> {
     if rebuild {
-        docker.remove_image(&plan.tag).await?;
-    } else if docker.image_exists(&plan.tag).await? {
+        runtime.remove_image(&plan.tag).await?;
+    } else if runtime.image_exists(&plan.tag).await? {
         on_event(PrepareEvent::ImageCached {
             tag: plan.tag.clone(),
         });
@@ -366,12 +366,12 @@ pub async fn ensure_image(
         no_cache: rebuild,
         network_mode: build_network.map(str::to_owned),
     };
-    let mut events = std::pin::pin!(docker.build_image(&plan.tag, plan.context.clone(), &options));
+    let mut events = std::pin::pin!(runtime.build_image(&plan.tag, plan.context.clone(), &options));
     while let Some(event) = events.next().await {
         on_event(PrepareEvent::Build(event?));
     }
     // The classic builder reports some failures only by not tagging.
-    if !docker.image_exists(&plan.tag).await? {
+    if !runtime.image_exists(&plan.tag).await? {
         return Err(RunError::Runtime(moat_container::RuntimeError::Build {
             step: "the last step".into(),
             message: "the build ended without producing the image".into(),

@@ -1,6 +1,6 @@
 //! Acting on existing runs: is its supervisor alive, what is its real state, stop, destroy.
 
-use moat_container::Docker;
+use moat_container::Runtime;
 
 use crate::{RunError, RunRecord, RunState, RunStore};
 
@@ -27,7 +27,7 @@ pub fn supervisor_alive(record: &RunRecord) -> bool {
 /// gone is checked against Docker: a finished container gives the real exit code, a
 /// missing one means the run failed. The corrected record is saved and returned.
 pub async fn reconcile(
-    docker: &Docker,
+    runtime: &impl Runtime,
     store: &RunStore,
     record: RunRecord,
 ) -> Result<RunRecord, RunError> {
@@ -41,7 +41,7 @@ pub async fn reconcile(
             r.error = Some("moat stopped before the container was created".into());
         });
     };
-    match docker.container_state(&container).await? {
+    match runtime.container_state(&container).await? {
         Some(state) if state.running => Ok(record),
         Some(state) if state.status == "created" => store.update(&record.id, |r| {
             r.state = RunState::Failed;
@@ -69,7 +69,7 @@ pub async fn reconcile(
                 );
             })?;
             if !updated.keep {
-                docker.remove_container(&container, true).await?;
+                runtime.remove_container(&container, true).await?;
             }
             Ok(updated)
         }
@@ -84,7 +84,7 @@ pub async fn reconcile(
 /// Stop an active run: SIGTERM, then SIGKILL after the grace period. The supervisor
 /// records the end as `stopped`; without a supervisor the record is fixed here.
 pub async fn stop_run(
-    docker: &Docker,
+    runtime: &impl Runtime,
     store: &RunStore,
     record: &RunRecord,
 ) -> Result<RunRecord, RunError> {
@@ -93,18 +93,18 @@ pub async fn stop_run(
     }
     store.request_stop(&record.id)?;
     if let Some(container) = &record.container_id {
-        docker
+        runtime
             .stop_container(container, crate::STOP_GRACE_SECS)
             .await?;
     }
-    wait_for_supervisor(docker, store, record).await
+    wait_for_supervisor(runtime, store, record).await
 }
 
 /// Wait until the run's supervisor has finished with it (record final, container removed,
 /// process gone), then return the record; after a while, or without a supervisor, ask
 /// Docker instead.
 pub async fn wait_for_supervisor(
-    docker: &Docker,
+    runtime: &impl Runtime,
     store: &RunStore,
     record: &RunRecord,
 ) -> Result<RunRecord, RunError> {
@@ -113,7 +113,7 @@ pub async fn wait_for_supervisor(
         let current = store.load(&record.id)?;
         let alive = supervisor_alive(&current);
         if !alive || std::time::Instant::now() > deadline {
-            return reconcile(docker, store, current).await;
+            return reconcile(runtime, store, current).await;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
@@ -122,22 +122,22 @@ pub async fn wait_for_supervisor(
 /// Remove a run: its container (if kept) and its directory. A running run is refused
 /// unless `force`, which stops it first.
 pub async fn destroy_run(
-    docker: &Docker,
+    runtime: &impl Runtime,
     store: &RunStore,
     record: &RunRecord,
     force: bool,
 ) -> Result<(), RunError> {
-    let record = reconcile(docker, store, record.clone()).await?;
+    let record = reconcile(runtime, store, record.clone()).await?;
     if record.state.is_active() {
         if !force {
             return Err(RunError::StillRunning {
                 id: record.id.to_string(),
             });
         }
-        stop_run(docker, store, &record).await?;
+        stop_run(runtime, store, &record).await?;
     }
     if let Some(container) = &record.container_id {
-        docker.remove_container(container, true).await?;
+        runtime.remove_container(container, true).await?;
     }
     store.delete(&record.id)
 }

@@ -1,12 +1,12 @@
 //! The supervisor: the process that owns a run from its start to its end.
 //!
-//! It starts the container, copies Docker's log into `logs.jsonl` line by line while the
-//! command runs, waits for the exit, records how the run ended and removes the container
-//! (unless kept). It outlives the CLI, so a detached run keeps all of this (and, later, its
-//! proxy) with nobody attached.
+//! It starts the run's proxy and then the container, copies the container's log into
+//! `logs.jsonl` line by line while the command runs, waits for the exit, records how the
+//! run ended and removes the container (unless kept). It outlives the CLI, so a detached
+//! run keeps all of this with nobody attached.
 
 use futures_util::StreamExt;
-use moat_container::Docker;
+use moat_container::Runtime;
 use moat_home::RunId;
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +30,7 @@ pub enum SupervisorEvent {
 /// Drive run `id` to its end. `emit` receives the events above as they happen; `stop`
 /// resolves when the supervisor itself is asked to stop (SIGTERM), which stops the run.
 pub async fn supervise<S>(
-    docker: &Docker,
+    runtime: &impl Runtime,
     store: &RunStore,
     id: &RunId,
     rules: Vec<moat_proxy::GrantRule>,
@@ -48,7 +48,7 @@ where
 
     // The proxy first: the container's first request must find it.
     let started = match crate::egress::start_proxy(store, id, rules).await {
-        Ok(proxy) => docker
+        Ok(proxy) => runtime
             .start_container(&container)
             .await
             .map(|()| proxy)
@@ -65,7 +65,7 @@ where
                 r.finished_at = Some(jiff::Timestamp::now());
             })?;
             if !record.keep {
-                docker.remove_container(&container, true).await?;
+                runtime.remove_container(&container, true).await?;
             }
             emit(&SupervisorEvent::Failed { error: message });
             return Ok(());
@@ -81,11 +81,10 @@ where
     // Docker keeps the whole log from the start, so following it now loses nothing.
     let logs_path = store.logs_path(id);
     let follow = {
-        let docker = docker.clone();
-        let container = container.clone();
+        let stream = runtime.follow_logs(&container);
         tokio::spawn(async move {
             let mut writer = LogWriter::open(&logs_path)?;
-            let mut stream = std::pin::pin!(docker.follow_logs(&container));
+            let mut stream = std::pin::pin!(stream);
             while let Some(chunk) = stream.next().await {
                 match chunk {
                     Ok(chunk) => writer.write_chunk(&chunk)?,
@@ -99,13 +98,13 @@ where
         })
     };
 
-    let wait = docker.wait_container(&container);
+    let wait = runtime.wait_container(&container);
     tokio::pin!(wait);
     let waited = tokio::select! {
         result = &mut wait => result,
         () = stop => {
             store.request_stop(id)?;
-            docker.stop_container(&container, crate::STOP_GRACE_SECS).await?;
+            runtime.stop_container(&container, crate::STOP_GRACE_SECS).await?;
             wait.await
         }
     };
@@ -147,7 +146,7 @@ where
         }
     })?;
     if !record.keep {
-        docker.remove_container(&container, true).await?;
+        runtime.remove_container(&container, true).await?;
     }
     emit(&SupervisorEvent::Finished { state, exit_code });
     Ok(())
