@@ -1,5 +1,5 @@
 //! The seam between runs and the daemon: [`Runtime`], what a run's life needs from a
-//! container runtime, implemented by [`Docker`].
+//! container runtime, implemented by [`Docker`] (and by `fake::FakeRuntime` for tests).
 //!
 //! The trait holds what `moat-run` calls: images (exists, remove, build) and containers
 //! (create, start, wait, follow logs, stop, remove, inspect). Attaching, resizing a
