@@ -38,6 +38,8 @@ pub const STOP_GRACE_SECS: i32 = 10;
 
 #[cfg(test)]
 pub(crate) mod test_support {
+    use moat_container::Runtime;
+    use moat_container::fake::FakeRuntime;
     use moat_home::MoatHome;
 
     use crate::{RunImage, RunRecord, RunRequest, RunState, RunStore, Workspace};
@@ -95,6 +97,22 @@ pub(crate) mod test_support {
                 agent: None,
                 no_stdin: false,
             }
+        }
+
+        /// Prepare `request` on `fake` with its image cached, as `moat run` does before it
+        /// hands the run to its supervisor; the fake's calls so far are forgotten.
+        pub(crate) async fn prepare(&self, fake: &FakeRuntime, request: &RunRequest) -> RunRecord {
+            let tag = &request.image.plan().tag;
+            if !fake.image_exists(tag).await.unwrap() {
+                fake.add_image(tag);
+            }
+            let mut rollback = crate::Rollback::default();
+            let record = crate::prepare_run(fake, &self.store, request, &mut rollback, &mut |_| {})
+                .await
+                .unwrap();
+            rollback.disarm();
+            fake.clear_calls();
+            record
         }
 
         /// The run directories under MOAT_HOME.
