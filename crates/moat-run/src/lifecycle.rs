@@ -141,3 +141,166 @@ pub async fn destroy_run(
     }
     store.delete(&record.id)
 }
+
+#[cfg(test)]
+mod tests {
+    use moat_container::fake::{Call, CallKind, FakeRuntime, FakeStatus};
+    use moat_home::MoatHome;
+
+    use super::*;
+    use crate::test_support::record;
+
+    /// A store holding one active run whose supervisor is gone (no pid), with the
+    /// container `container` (an id in `fake`, or one that does not exist).
+    fn orphan(container: Option<&str>, keep: bool) -> (tempfile::TempDir, RunStore, RunRecord) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(MoatHome::at(dir.path().to_owned()));
+        let mut r = record("run_aaaaaaaaaaaa", "a", 100);
+        r.state = RunState::Running;
+        r.container_id = container.map(str::to_owned);
+        r.keep = keep;
+        store.create(&r).unwrap();
+        (dir, store, r)
+    }
+
+    #[tokio::test]
+    async fn reconcile_records_the_exit_of_a_container_nobody_watched() {
+        let fake = FakeRuntime::new();
+        let id = fake.add_container("run_aaaaaaaaaaaa", FakeStatus::Exited(3));
+        let (_dir, store, r) = orphan(Some(&id), false);
+        let after = reconcile(&fake, &store, r).await.unwrap();
+        assert_eq!(after.state, RunState::Exited);
+        assert_eq!(after.exit_code, Some(3));
+        assert_eq!(
+            after.finished_at,
+            Some("2026-01-02T03:04:05.000000006Z".parse().unwrap()),
+            "Docker's time of the end, not the time moat noticed"
+        );
+        assert_eq!(store.load(&after.id).unwrap(), after);
+        assert_eq!(
+            fake.kinds(),
+            [CallKind::ContainerState, CallKind::RemoveContainer]
+        );
+        assert!(fake.containers().is_empty());
+    }
+
+    #[tokio::test]
+    async fn reconcile_says_stopped_when_a_stop_was_requested_and_keeps_a_kept_container() {
+        let fake = FakeRuntime::new();
+        let id = fake.add_container("run_aaaaaaaaaaaa", FakeStatus::Exited(143));
+        let (_dir, store, r) = orphan(Some(&id), true);
+        store.request_stop(&r.id).unwrap();
+        let after = reconcile(&fake, &store, r).await.unwrap();
+        assert_eq!(after.state_label(), "stopped (143)");
+        assert_eq!(fake.containers().len(), 1, "a kept container stays");
+    }
+
+    #[tokio::test]
+    async fn reconcile_fails_a_run_whose_container_is_gone() {
+        let fake = FakeRuntime::new();
+        let (_dir, store, r) = orphan(Some("vanished"), false);
+        let after = reconcile(&fake, &store, r).await.unwrap();
+        assert_eq!(after.state, RunState::Failed);
+        assert!(after.error.unwrap().contains("disappeared"));
+        assert!(after.finished_at.is_some());
+    }
+
+    #[tokio::test]
+    async fn reconcile_fails_a_run_whose_container_never_started_or_never_existed() {
+        let fake = FakeRuntime::new();
+        let id = fake.add_container("run_aaaaaaaaaaaa", FakeStatus::Created);
+        let (_dir, store, r) = orphan(Some(&id), false);
+        let after = reconcile(&fake, &store, r).await.unwrap();
+        assert_eq!(after.state, RunState::Failed);
+        assert!(after.error.unwrap().contains("before starting"));
+
+        let fake = FakeRuntime::new();
+        let (_dir, store, r) = orphan(None, false);
+        let after = reconcile(&fake, &store, r).await.unwrap();
+        assert_eq!(after.state, RunState::Failed);
+        assert_eq!(fake.calls(), [], "nothing to ask Docker about");
+    }
+
+    #[tokio::test]
+    async fn reconcile_leaves_a_running_container_and_a_finished_run_alone() {
+        let fake = FakeRuntime::new();
+        let id = fake.add_container("run_aaaaaaaaaaaa", FakeStatus::Running);
+        let (_dir, store, r) = orphan(Some(&id), false);
+        let after = reconcile(&fake, &store, r.clone()).await.unwrap();
+        assert_eq!(after, r);
+        assert_eq!(store.load(&r.id).unwrap(), r);
+        assert_eq!(fake.containers().len(), 1);
+
+        let fake = FakeRuntime::new();
+        let (_dir, store, mut r) = orphan(Some("whatever"), false);
+        r = store
+            .update(&r.id, |r| {
+                r.state = RunState::Exited;
+                r.exit_code = Some(0);
+            })
+            .unwrap();
+        assert_eq!(reconcile(&fake, &store, r.clone()).await.unwrap(), r);
+        assert_eq!(fake.calls(), []);
+    }
+
+    #[tokio::test]
+    async fn stop_run_stops_the_container_and_records_the_stop() {
+        let fake = FakeRuntime::new();
+        let id = fake.add_container("run_aaaaaaaaaaaa", FakeStatus::Running);
+        let (_dir, store, r) = orphan(Some(&id), false);
+        let after = stop_run(&fake, &store, &r).await.unwrap();
+        assert_eq!(after.state_label(), "stopped (143)");
+        assert!(store.stop_requested(&r.id));
+        assert_eq!(
+            fake.calls()[0],
+            Call::StopContainer {
+                id: id.clone(),
+                grace_secs: crate::STOP_GRACE_SECS
+            }
+        );
+        assert!(fake.containers().is_empty(), "removed once recorded");
+    }
+
+    #[tokio::test]
+    async fn stop_run_leaves_a_finished_run_alone() {
+        let fake = FakeRuntime::new();
+        let (_dir, store, r) = orphan(Some("c"), false);
+        let r = store.update(&r.id, |r| r.state = RunState::Failed).unwrap();
+        assert_eq!(stop_run(&fake, &store, &r).await.unwrap(), r);
+        assert!(!store.stop_requested(&r.id));
+        assert_eq!(fake.calls(), []);
+    }
+
+    #[tokio::test]
+    async fn destroy_run_removes_a_kept_container_and_the_run_directory() {
+        let fake = FakeRuntime::new();
+        let id = fake.add_container("run_aaaaaaaaaaaa", FakeStatus::Exited(0));
+        let (_dir, store, r) = orphan(Some(&id), true);
+        let r = store
+            .update(&r.id, |r| {
+                r.state = RunState::Exited;
+                r.exit_code = Some(0);
+            })
+            .unwrap();
+        destroy_run(&fake, &store, &r, false).await.unwrap();
+        assert!(fake.containers().is_empty());
+        assert!(matches!(store.load(&r.id), Err(RunError::UnknownRun(_))));
+        assert!(!store.run_dir(&r.id).exists());
+    }
+
+    #[tokio::test]
+    async fn destroy_run_refuses_a_running_run_unless_forced() {
+        let fake = FakeRuntime::new();
+        let id = fake.add_container("run_aaaaaaaaaaaa", FakeStatus::Running);
+        let (_dir, store, r) = orphan(Some(&id), false);
+        let e = destroy_run(&fake, &store, &r, false).await.unwrap_err();
+        assert!(matches!(e, RunError::StillRunning { .. }), "{e}");
+        assert_eq!(fake.containers().len(), 1);
+        assert!(store.load(&r.id).is_ok());
+
+        destroy_run(&fake, &store, &r, true).await.unwrap();
+        assert!(fake.kinds().contains(&CallKind::StopContainer));
+        assert!(fake.containers().is_empty());
+        assert!(!store.run_dir(&r.id).exists());
+    }
+}
