@@ -126,6 +126,7 @@ pub enum PrepareEvent {
 /// What a half-prepared run has made so far, to be undone if it cannot go on.
 #[derive(Debug, Default)]
 pub struct Rollback {
+    /// The container's id, or its name while the daemon has not answered with the id.
     container: Option<String>,
     run: Option<(RunStore, RunId)>,
 }
@@ -286,6 +287,10 @@ pub async fn prepare_run(
         stdin_once: open_stdin && !request.interactive,
         run_id: id.to_string(),
     };
+    // Registered by name before the call: a Ctrl-C while the daemon creates the container
+    // drops this future before its id comes back, and the container must still go. (The
+    // name is the new run's id, so it names no one else's container.)
+    rollback.container = Some(container.name.clone());
     let container_id = runtime.create_container(&container).await?;
     rollback.container = Some(container_id.clone());
     let record = store.update(&id, |r| r.container_id = Some(container_id))?;
@@ -731,6 +736,26 @@ mod tests {
             }
             () = fake.hung() => {}
         }
+        rollback.undo(&fake).await;
+        assert_nothing_left(&fake, &run);
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_while_the_daemon_creates_the_container_leaves_nothing() {
+        let run = TestRun::new();
+        let fake = FakeRuntime::new();
+        let request = run.request();
+        fake.add_image(&request.image.plan().tag);
+        fake.hang_on(CallKind::CreateContainer);
+        let mut rollback = Rollback::default();
+        let mut on_event = |_| {};
+        tokio::select! {
+            _ = prepare_run(&fake, &run.store, &request, &mut rollback, &mut on_event) => {
+                panic!("the preparation finished past a hung create")
+            }
+            () = fake.hung() => {}
+        }
+        assert_eq!(fake.containers().len(), 1, "the daemon made the container");
         rollback.undo(&fake).await;
         assert_nothing_left(&fake, &run);
     }
