@@ -33,120 +33,117 @@ pub struct BuildOptions {
 /// How many output lines a failed build keeps to show the user.
 const KEPT_OUTPUT_LINES: usize = 40;
 
-impl Docker {
-    pub async fn image_exists(&self, tag: &str) -> Result<bool, RuntimeError> {
-        match self.api.inspect_image(tag).await {
-            Ok(_) => Ok(true),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(false),
-            Err(e) => Err(RuntimeError::api(format!("inspecting image `{tag}`"))(e)),
-        }
+pub(crate) async fn image_exists(docker: &Docker, tag: &str) -> Result<bool, RuntimeError> {
+    match docker.api.inspect_image(tag).await {
+        Ok(_) => Ok(true),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(false),
+        Err(e) => Err(RuntimeError::api(format!("inspecting image `{tag}`"))(e)),
     }
+}
 
-    /// Remove an image tag; a tag that does not exist is not an error.
-    pub async fn remove_image(&self, tag: &str) -> Result<(), RuntimeError> {
-        let options = bollard::query_parameters::RemoveImageOptionsBuilder::default()
-            .force(true)
-            .build();
-        match self.api.remove_image(tag, Some(options), None).await {
-            Ok(_)
-            | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            Err(e) => Err(RuntimeError::api(format!("removing image `{tag}`"))(e)),
-        }
+/// Remove an image tag; a tag that does not exist is not an error.
+pub(crate) async fn remove_image(docker: &Docker, tag: &str) -> Result<(), RuntimeError> {
+    let options = bollard::query_parameters::RemoveImageOptionsBuilder::default()
+        .force(true)
+        .build();
+    match docker.api.remove_image(tag, Some(options), None).await {
+        Ok(_)
+        | Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
+        Err(e) => Err(RuntimeError::api(format!("removing image `{tag}`"))(e)),
     }
+}
 
-    /// Build `context` (a tar holding a `Dockerfile`) and tag it `tag`.
-    ///
-    /// The tag only appears when the last step succeeds, so a failed or cancelled build
-    /// (drop the stream) leaves no tag behind.
-    pub fn build_image(
-        &self,
-        tag: &str,
-        context: Vec<u8>,
-        options: &BuildOptions,
-    ) -> impl Stream<Item = Result<BuildEvent, RuntimeError>> + Send + 'static {
-        let labels = std::collections::HashMap::from([(MANAGED_LABEL, "true")]);
-        let mut builder = bollard::query_parameters::BuildImageOptionsBuilder::default()
-            .dockerfile("Dockerfile")
-            .t(tag)
-            .rm(true)
-            .forcerm(true)
-            .nocache(options.no_cache)
-            .labels(&labels);
-        if let Some(network) = &options.network_mode {
-            builder = builder.networkmode(network);
-        }
-        let options = builder.build();
-        let api = self.api.clone();
-        let tag = tag.to_owned();
-        async_stream(move |tx| async move {
-            let mut stream =
-                api.build_image(options, None, Some(bollard::body_full(context.into())));
-            let mut step = String::from("the first step");
-            let mut recent: std::collections::VecDeque<String> = Default::default();
-            let mut pending = String::new();
-            while let Some(item) = stream.next().await {
-                let info = match item {
-                    Ok(info) => info,
-                    Err(e) => {
-                        let message = match e {
-                            bollard::errors::Error::DockerStreamError { error } => error,
-                            other => other.to_string(),
-                        };
-                        let _ = tx
-                            .send(Err(RuntimeError::Build {
-                                step,
-                                message: message.trim().to_owned(),
-                                output: recent.into_iter().collect(),
-                            }))
-                            .await;
-                        return;
-                    }
-                };
-                if let Some(detail) = info.error_detail {
+/// Build `context` (a tar holding a `Dockerfile`) and tag it `tag`.
+///
+/// The tag only appears when the last step succeeds, so a failed or cancelled build
+/// (drop the stream) leaves no tag behind.
+pub(crate) fn build_image(
+    docker: &Docker,
+    tag: &str,
+    context: Vec<u8>,
+    options: &BuildOptions,
+) -> impl Stream<Item = Result<BuildEvent, RuntimeError>> + Send + 'static {
+    let labels = std::collections::HashMap::from([(MANAGED_LABEL, "true")]);
+    let mut builder = bollard::query_parameters::BuildImageOptionsBuilder::default()
+        .dockerfile("Dockerfile")
+        .t(tag)
+        .rm(true)
+        .forcerm(true)
+        .nocache(options.no_cache)
+        .labels(&labels);
+    if let Some(network) = &options.network_mode {
+        builder = builder.networkmode(network);
+    }
+    let options = builder.build();
+    let api = docker.api.clone();
+    let tag = tag.to_owned();
+    async_stream(move |tx| async move {
+        let mut stream = api.build_image(options, None, Some(bollard::body_full(context.into())));
+        let mut step = String::from("the first step");
+        let mut recent: std::collections::VecDeque<String> = Default::default();
+        let mut pending = String::new();
+        while let Some(item) = stream.next().await {
+            let info = match item {
+                Ok(info) => info,
+                Err(e) => {
+                    let message = match e {
+                        bollard::errors::Error::DockerStreamError { error } => error,
+                        other => other.to_string(),
+                    };
                     let _ = tx
                         .send(Err(RuntimeError::Build {
                             step,
-                            message: detail.message.unwrap_or_default().trim().to_owned(),
+                            message: message.trim().to_owned(),
                             output: recent.into_iter().collect(),
                         }))
                         .await;
                     return;
                 }
-                let Some(text) = info.stream else { continue };
-                pending.push_str(&text);
-                while let Some(nl) = pending.find('\n') {
-                    let line: String = pending.drain(..=nl).collect();
-                    let line = strip_escapes(line.trim_end_matches(['\n', '\r']));
-                    let event = match parse_step(&line) {
-                        Some((index, total, instruction)) => {
-                            step = format!("step {index}/{total} ({instruction})");
-                            recent.clear();
-                            BuildEvent::Step {
-                                index,
-                                total,
-                                instruction,
-                            }
+            };
+            if let Some(detail) = info.error_detail {
+                let _ = tx
+                    .send(Err(RuntimeError::Build {
+                        step,
+                        message: detail.message.unwrap_or_default().trim().to_owned(),
+                        output: recent.into_iter().collect(),
+                    }))
+                    .await;
+                return;
+            }
+            let Some(text) = info.stream else { continue };
+            pending.push_str(&text);
+            while let Some(nl) = pending.find('\n') {
+                let line: String = pending.drain(..=nl).collect();
+                let line = strip_escapes(line.trim_end_matches(['\n', '\r']));
+                let event = match parse_step(&line) {
+                    Some((index, total, instruction)) => {
+                        step = format!("step {index}/{total} ({instruction})");
+                        recent.clear();
+                        BuildEvent::Step {
+                            index,
+                            total,
+                            instruction,
                         }
-                        None => {
-                            if recent.len() == KEPT_OUTPUT_LINES {
-                                recent.pop_front();
-                            }
-                            recent.push_back(line.clone());
-                            BuildEvent::Output(line)
-                        }
-                    };
-                    if tx.send(Ok(event)).await.is_err() {
-                        return; // the caller went away: dropping `stream` cancels the build
                     }
+                    None => {
+                        if recent.len() == KEPT_OUTPUT_LINES {
+                            recent.pop_front();
+                        }
+                        recent.push_back(line.clone());
+                        BuildEvent::Output(line)
+                    }
+                };
+                if tx.send(Ok(event)).await.is_err() {
+                    return; // the caller went away: dropping `stream` cancels the build
                 }
             }
-            tracing::debug!(%tag, "image build finished");
-        })
-    }
+        }
+        tracing::debug!(%tag, "image build finished");
+    })
 }
 
 /// Drop terminal escape sequences (`ESC [ ... letter`): the classic builder colours

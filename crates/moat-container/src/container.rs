@@ -1,4 +1,7 @@
 //! Container lifecycle: create, attach, start, wait, logs, resize, signal, stop, remove.
+//!
+//! The calls a run makes are functions of this module behind `Runtime for Docker`; the
+//! attached session's (attach, resize, signal) are methods of [`Docker`].
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -101,70 +104,6 @@ impl std::fmt::Debug for Attached {
 }
 
 impl Docker {
-    /// Create (not start) a container. Returns its id.
-    pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
-        let labels = HashMap::from([
-            (MANAGED_LABEL.to_owned(), "true".to_owned()),
-            (RUN_LABEL.to_owned(), spec.run_id.clone()),
-        ]);
-        let mounts = spec
-            .mounts
-            .iter()
-            .map(|m| Mount {
-                source: Some(m.source.clone()),
-                target: Some(m.target.clone()),
-                typ: Some(MountType::BIND),
-                read_only: Some(m.read_only),
-                ..Default::default()
-            })
-            .collect();
-        let body = ContainerCreateBody {
-            image: Some(spec.image.clone()),
-            cmd: spec.cmd.clone(),
-            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-            working_dir: Some(spec.working_dir.clone()),
-            user: spec.user.clone(),
-            tty: Some(spec.tty),
-            open_stdin: Some(spec.open_stdin),
-            stdin_once: Some(spec.stdin_once),
-            attach_stdin: Some(spec.open_stdin),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            labels: Some(labels),
-            host_config: Some(HostConfig {
-                mounts: Some(mounts),
-                // docker-init (tini) as PID 1: signals reach the command, zombies are reaped.
-                init: Some(true),
-                memory: spec
-                    .memory_mb
-                    .map(|mb| i64::try_from(mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX)),
-                nano_cpus: spec.cpus.map(|cpus| (cpus * 1e9).round() as i64),
-                network_mode: spec.network_mode.clone(),
-                pids_limit: spec
-                    .pids_limit
-                    .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
-                security_opt: spec
-                    .no_new_privileges
-                    .then(|| vec!["no-new-privileges:true".to_owned()]),
-                cap_drop: spec.drop_all_capabilities.then(|| vec!["ALL".to_owned()]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let options = q::CreateContainerOptionsBuilder::default()
-            .name(&spec.name)
-            .build();
-        let created = self
-            .api
-            .create_container(Some(options), body)
-            .await
-            .map_err(RuntimeError::api(format!(
-                "creating container `{}`",
-                spec.name
-            )))?;
-        Ok(created.id)
-    }
-
     /// Attach to a container's output (and stdin when `stdin`), before or after it starts.
     /// Attaching before the start is how no output is lost.
     pub async fn attach(&self, id: &str, stdin: bool) -> Result<Attached, RuntimeError> {
@@ -209,64 +148,6 @@ impl Docker {
         })
     }
 
-    pub async fn start_container(&self, id: &str) -> Result<(), RuntimeError> {
-        self.api
-            .start_container(id, None::<q::StartContainerOptions>)
-            .await
-            .map_err(RuntimeError::api(format!("starting container `{id}`")))
-    }
-
-    /// Wait until the container is not running and return its exit code.
-    pub async fn wait_container(&self, id: &str) -> Result<i64, RuntimeError> {
-        let options = q::WaitContainerOptionsBuilder::default()
-            .condition("not-running")
-            .build();
-        let mut stream = self.api.wait_container(id, Some(options));
-        match stream.next().await {
-            Some(Ok(response)) => Ok(response.status_code),
-            // bollard reports a non-zero exit as an error; it is an ordinary outcome here.
-            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
-            Some(Err(e)) => Err(RuntimeError::api(format!("waiting for container `{id}`"))(
-                e,
-            )),
-            None => Err(RuntimeError::NotFound(format!("container `{id}`"))),
-        }
-    }
-
-    /// The container's whole log from its start, following it until the container stops.
-    /// Each entry carries the time Docker received it.
-    pub fn follow_logs(
-        &self,
-        id: &str,
-    ) -> impl Stream<Item = Result<LogChunk, RuntimeError>> + Send + 'static {
-        let options = q::LogsOptionsBuilder::default()
-            .follow(true)
-            .stdout(true)
-            .stderr(true)
-            .timestamps(true)
-            .build();
-        let context = format!("reading logs of container `{id}`");
-        self.api.logs(id, Some(options)).map(move |item| {
-            let (stream, message) = match item {
-                Ok(bollard::container::LogOutput::StdErr { message }) => {
-                    (LogStream::Stderr, message)
-                }
-                Ok(
-                    bollard::container::LogOutput::StdOut { message }
-                    | bollard::container::LogOutput::Console { message }
-                    | bollard::container::LogOutput::StdIn { message },
-                ) => (LogStream::Stdout, message),
-                Err(e) => return Err(RuntimeError::api(context.clone())(e)),
-            };
-            let (timestamp, bytes) = split_timestamp(message);
-            Ok(LogChunk {
-                timestamp,
-                stream,
-                bytes,
-            })
-        })
-    }
-
     pub async fn resize_tty(&self, id: &str, cols: u16, rows: u16) -> Result<(), RuntimeError> {
         let options = q::ResizeContainerTTYOptionsBuilder::default()
             .w(i32::from(cols))
@@ -290,59 +171,194 @@ impl Docker {
             .await
             .map_err(RuntimeError::api(format!("signalling container `{id}`")))
     }
+}
 
-    /// Ask the container to stop (SIGTERM), killing it after `grace_secs`.
-    pub async fn stop_container(&self, id: &str, grace_secs: i32) -> Result<(), RuntimeError> {
-        let options = q::StopContainerOptionsBuilder::default()
-            .t(grace_secs)
-            .build();
-        match self.api.stop_container(id, Some(options)).await {
-            // 304: already stopped.
-            Ok(())
-            | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 304, ..
-            }) => Ok(()),
-            Err(e) => Err(RuntimeError::api(format!("stopping container `{id}`"))(e)),
-        }
+/// Create (not start) a container. Returns its id.
+pub(crate) async fn create_container(
+    docker: &Docker,
+    spec: &ContainerSpec,
+) -> Result<String, RuntimeError> {
+    let labels = HashMap::from([
+        (MANAGED_LABEL.to_owned(), "true".to_owned()),
+        (RUN_LABEL.to_owned(), spec.run_id.clone()),
+    ]);
+    let mounts = spec
+        .mounts
+        .iter()
+        .map(|m| Mount {
+            source: Some(m.source.clone()),
+            target: Some(m.target.clone()),
+            typ: Some(MountType::BIND),
+            read_only: Some(m.read_only),
+            ..Default::default()
+        })
+        .collect();
+    let body = ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: spec.cmd.clone(),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        working_dir: Some(spec.working_dir.clone()),
+        user: spec.user.clone(),
+        tty: Some(spec.tty),
+        open_stdin: Some(spec.open_stdin),
+        stdin_once: Some(spec.stdin_once),
+        attach_stdin: Some(spec.open_stdin),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            mounts: Some(mounts),
+            // docker-init (tini) as PID 1: signals reach the command, zombies are reaped.
+            init: Some(true),
+            memory: spec
+                .memory_mb
+                .map(|mb| i64::try_from(mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX)),
+            nano_cpus: spec.cpus.map(|cpus| (cpus * 1e9).round() as i64),
+            network_mode: spec.network_mode.clone(),
+            pids_limit: spec
+                .pids_limit
+                .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+            security_opt: spec
+                .no_new_privileges
+                .then(|| vec!["no-new-privileges:true".to_owned()]),
+            cap_drop: spec.drop_all_capabilities.then(|| vec!["ALL".to_owned()]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let options = q::CreateContainerOptionsBuilder::default()
+        .name(&spec.name)
+        .build();
+    let created = docker
+        .api
+        .create_container(Some(options), body)
+        .await
+        .map_err(RuntimeError::api(format!(
+            "creating container `{}`",
+            spec.name
+        )))?;
+    Ok(created.id)
+}
+
+pub(crate) async fn start_container(docker: &Docker, id: &str) -> Result<(), RuntimeError> {
+    docker
+        .api
+        .start_container(id, None::<q::StartContainerOptions>)
+        .await
+        .map_err(RuntimeError::api(format!("starting container `{id}`")))
+}
+
+/// Wait until the container is not running and return its exit code.
+pub(crate) async fn wait_container(docker: &Docker, id: &str) -> Result<i64, RuntimeError> {
+    let options = q::WaitContainerOptionsBuilder::default()
+        .condition("not-running")
+        .build();
+    let mut stream = docker.api.wait_container(id, Some(options));
+    match stream.next().await {
+        Some(Ok(response)) => Ok(response.status_code),
+        // bollard reports a non-zero exit as an error; it is an ordinary outcome here.
+        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+        Some(Err(e)) => Err(RuntimeError::api(format!("waiting for container `{id}`"))(
+            e,
+        )),
+        None => Err(RuntimeError::NotFound(format!("container `{id}`"))),
     }
+}
 
-    /// Remove a container, killing it first when `force`. A missing container is fine.
-    pub async fn remove_container(&self, id: &str, force: bool) -> Result<(), RuntimeError> {
-        let options = q::RemoveContainerOptionsBuilder::default()
-            .force(force)
-            .build();
-        match self.api.remove_container(id, Some(options)).await {
-            // 404: already gone; 409: someone else is removing it right now.
-            Ok(())
-            | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404 | 409,
-                ..
-            }) => Ok(()),
-            Err(e) => Err(RuntimeError::api(format!("removing container `{id}`"))(e)),
-        }
+/// The container's whole log from its start, following it until the container stops.
+/// Each entry carries the time Docker received it.
+pub(crate) fn follow_logs(
+    docker: &Docker,
+    id: &str,
+) -> impl Stream<Item = Result<LogChunk, RuntimeError>> + Send + 'static {
+    let options = q::LogsOptionsBuilder::default()
+        .follow(true)
+        .stdout(true)
+        .stderr(true)
+        .timestamps(true)
+        .build();
+    let context = format!("reading logs of container `{id}`");
+    docker.api.logs(id, Some(options)).map(move |item| {
+        let (stream, message) = match item {
+            Ok(bollard::container::LogOutput::StdErr { message }) => (LogStream::Stderr, message),
+            Ok(
+                bollard::container::LogOutput::StdOut { message }
+                | bollard::container::LogOutput::Console { message }
+                | bollard::container::LogOutput::StdIn { message },
+            ) => (LogStream::Stdout, message),
+            Err(e) => return Err(RuntimeError::api(context.clone())(e)),
+        };
+        let (timestamp, bytes) = split_timestamp(message);
+        Ok(LogChunk {
+            timestamp,
+            stream,
+            bytes,
+        })
+    })
+}
+
+/// Ask the container to stop (SIGTERM), killing it after `grace_secs`.
+pub(crate) async fn stop_container(
+    docker: &Docker,
+    id: &str,
+    grace_secs: i32,
+) -> Result<(), RuntimeError> {
+    let options = q::StopContainerOptionsBuilder::default()
+        .t(grace_secs)
+        .build();
+    match docker.api.stop_container(id, Some(options)).await {
+        // 304: already stopped.
+        Ok(())
+        | Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 304, ..
+        }) => Ok(()),
+        Err(e) => Err(RuntimeError::api(format!("stopping container `{id}`"))(e)),
     }
+}
 
-    /// The container's state, or `None` when it no longer exists.
-    pub async fn container_state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError> {
-        match self
-            .api
-            .inspect_container(id, None::<q::InspectContainerOptions>)
-            .await
-        {
-            Ok(inspect) => {
-                let state = inspect.state.unwrap_or_default();
-                Ok(Some(ContainerState {
-                    status: state.status.map(|s| s.to_string()).unwrap_or_default(),
-                    running: state.running.unwrap_or(false),
-                    exit_code: state.exit_code,
-                    finished_at: state.finished_at,
-                }))
-            }
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(None),
-            Err(e) => Err(RuntimeError::api(format!("inspecting container `{id}`"))(e)),
+/// Remove a container, killing it first when `force`. A missing container is fine.
+pub(crate) async fn remove_container(
+    docker: &Docker,
+    id: &str,
+    force: bool,
+) -> Result<(), RuntimeError> {
+    let options = q::RemoveContainerOptionsBuilder::default()
+        .force(force)
+        .build();
+    match docker.api.remove_container(id, Some(options)).await {
+        // 404: already gone; 409: someone else is removing it right now.
+        Ok(())
+        | Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404 | 409,
+            ..
+        }) => Ok(()),
+        Err(e) => Err(RuntimeError::api(format!("removing container `{id}`"))(e)),
+    }
+}
+
+/// The container's state, or `None` when it no longer exists.
+pub(crate) async fn container_state(
+    docker: &Docker,
+    id: &str,
+) -> Result<Option<ContainerState>, RuntimeError> {
+    match docker
+        .api
+        .inspect_container(id, None::<q::InspectContainerOptions>)
+        .await
+    {
+        Ok(inspect) => {
+            let state = inspect.state.unwrap_or_default();
+            Ok(Some(ContainerState {
+                status: state.status.map(|s| s.to_string()).unwrap_or_default(),
+                running: state.running.unwrap_or(false),
+                exit_code: state.exit_code,
+                finished_at: state.finished_at,
+            }))
         }
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(None),
+        Err(e) => Err(RuntimeError::api(format!("inspecting container `{id}`"))(e)),
     }
 }
 

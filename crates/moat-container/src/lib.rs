@@ -3,11 +3,18 @@
 //! This is the only crate that imports bollard. It takes plain values ([`ContainerSpec`],
 //! a build context as bytes) and returns plain values and streams; it never prints and
 //! knows nothing of runs, `MOAT_HOME` or the CLI.
+//!
+//! What a run's life needs is the [`Runtime`] trait, which [`Docker`] implements; with the
+//! `fake` feature, `fake::FakeRuntime` implements it in memory for other crates' tests.
+//! The attached session's calls (attach, resize, signal) are [`Docker`]'s alone.
 
 mod build;
 mod connect;
 mod container;
 mod error;
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
+mod runtime;
 
 pub use build::{BuildEvent, BuildOptions};
 pub use connect::{DockerEndpoint, resolve_endpoint};
@@ -15,6 +22,7 @@ pub use container::{
     Attached, BindMount, ContainerSpec, ContainerState, LogChunk, LogStream, OutputChunk,
 };
 pub use error::RuntimeError;
+pub use runtime::Runtime;
 
 /// A connection to one Docker daemon.
 #[derive(Debug, Clone)]

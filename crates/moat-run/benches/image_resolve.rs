@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use moat_container::{Docker, resolve_endpoint};
+use moat_container::{Docker, Runtime as _, resolve_endpoint};
 use moat_image::{ImageSpec, ResolvedDependencies};
 use moat_run::PrepareEvent;
 

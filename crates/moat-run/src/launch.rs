@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use moat_container::{BindMount, BuildEvent, BuildOptions, ContainerSpec, Docker};
+use moat_container::{BindMount, BuildEvent, BuildOptions, ContainerSpec, Runtime};
 use moat_home::RunId;
 use moat_image::{CONTAINER_HOME, ImageSpec, WORKSPACE_DIR};
 
@@ -126,15 +126,16 @@ pub enum PrepareEvent {
 /// What a half-prepared run has made so far, to be undone if it cannot go on.
 #[derive(Debug, Default)]
 pub struct Rollback {
+    /// The container's id, or its name while the daemon has not answered with the id.
     container: Option<String>,
     run: Option<(RunStore, RunId)>,
 }
 
 impl Rollback {
     /// Remove what was made. Best effort: each step runs even if an earlier one failed.
-    pub async fn undo(&mut self, docker: &Docker) {
+    pub async fn undo(&mut self, runtime: &impl Runtime) {
         if let Some(id) = self.container.take()
-            && let Err(e) = docker.remove_container(&id, true).await
+            && let Err(e) = runtime.remove_container(&id, true).await
         {
             tracing::warn!(container = %id, error = %e, "rollback: removing the container failed");
         }
@@ -155,7 +156,7 @@ impl Rollback {
 /// Make everything a run needs short of starting it: the image, the run's record and
 /// directory, and the (created, not started) container.
 pub async fn prepare_run(
-    docker: &Docker,
+    runtime: &impl Runtime,
     store: &RunStore,
     request: &RunRequest,
     rollback: &mut Rollback,
@@ -166,7 +167,7 @@ pub async fn prepare_run(
     let plan = request.image.plan();
 
     ensure_image(
-        docker,
+        runtime,
         plan,
         request.rebuild,
         request.build_network.as_deref(),
@@ -286,7 +287,11 @@ pub async fn prepare_run(
         stdin_once: open_stdin && !request.interactive,
         run_id: id.to_string(),
     };
-    let container_id = docker.create_container(&container).await?;
+    // Registered by name before the call: a Ctrl-C while the daemon creates the container
+    // drops this future before its id comes back, and the container must still go. (The
+    // name is the new run's id, so it names no one else's container.)
+    rollback.container = Some(container.name.clone());
+    let container_id = runtime.create_container(&container).await?;
     rollback.container = Some(container_id.clone());
     let record = store.update(&id, |r| r.container_id = Some(container_id))?;
     Ok(record)
@@ -344,15 +349,15 @@ fn walk_dirs(dir: &std::path::Path) -> Vec<PathBuf> {
 
 /// Find the image in the cache, or build it (always when `rebuild`).
 pub async fn ensure_image(
-    docker: &Docker,
+    runtime: &impl Runtime,
     plan: &moat_image::BuildPlan,
     rebuild: bool,
     build_network: Option<&str>,
     on_event: &mut (dyn FnMut(PrepareEvent) + Send),
 ) -> Result<(), RunError> {
     if rebuild {
-        docker.remove_image(&plan.tag).await?;
-    } else if docker.image_exists(&plan.tag).await? {
+        runtime.remove_image(&plan.tag).await?;
+    } else if runtime.image_exists(&plan.tag).await? {
         on_event(PrepareEvent::ImageCached {
             tag: plan.tag.clone(),
         });
@@ -366,12 +371,12 @@ pub async fn ensure_image(
         no_cache: rebuild,
         network_mode: build_network.map(str::to_owned),
     };
-    let mut events = std::pin::pin!(docker.build_image(&plan.tag, plan.context.clone(), &options));
+    let mut events = std::pin::pin!(runtime.build_image(&plan.tag, plan.context.clone(), &options));
     while let Some(event) = events.next().await {
         on_event(PrepareEvent::Build(event?));
     }
     // The classic builder reports some failures only by not tagging.
-    if !docker.image_exists(&plan.tag).await? {
+    if !runtime.image_exists(&plan.tag).await? {
         return Err(RunError::Runtime(moat_container::RuntimeError::Build {
             step: "the last step".into(),
             message: "the build ended without producing the image".into(),
@@ -434,7 +439,326 @@ fn choose_name(store: &RunStore, requested: Option<&str>) -> Result<String, RunE
 
 #[cfg(test)]
 mod tests {
+    use moat_container::fake::{Call, CallKind, FakeRuntime, FakeStatus, daemon_error};
+
     use super::*;
+    use crate::test_support::TestRun;
+
+    fn step() -> BuildEvent {
+        BuildEvent::Step {
+            index: 1,
+            total: 1,
+            instruction: "FROM debian:bookworm-slim".into(),
+        }
+    }
+
+    /// Prepare `request` the way `moat run` does: on failure, undo what was made.
+    async fn prepare(
+        fake: &FakeRuntime,
+        run: &TestRun,
+        request: &RunRequest,
+    ) -> (Result<RunRecord, RunError>, Vec<PrepareEvent>) {
+        let mut events = Vec::new();
+        let mut rollback = Rollback::default();
+        let result = prepare_run(fake, &run.store, request, &mut rollback, &mut |e| {
+            events.push(e)
+        })
+        .await;
+        if result.is_err() {
+            rollback.undo(fake).await;
+        }
+        (result, events)
+    }
+
+    /// Nothing of the run is left: no container, no run directory.
+    fn assert_nothing_left(fake: &FakeRuntime, run: &TestRun) {
+        assert_eq!(fake.containers(), vec![], "a container was left behind");
+        assert_eq!(
+            run.run_dirs(),
+            Vec::<PathBuf>::new(),
+            "a run directory was left"
+        );
+    }
+
+    fn created_spec(fake: &FakeRuntime) -> ContainerSpec {
+        fake.calls()
+            .into_iter()
+            .find_map(|c| match c {
+                Call::CreateContainer { spec } => Some(spec),
+                _ => None,
+            })
+            .expect("a container was created")
+    }
+
+    #[tokio::test]
+    async fn prepare_builds_a_missing_image_and_creates_a_hardened_container() {
+        let run = TestRun::new();
+        let ws = run.workspace.path();
+        std::fs::create_dir_all(ws.join(".git/hooks")).unwrap();
+        std::fs::write(ws.join(".git/config"), "[core]\n").unwrap();
+        std::fs::write(ws.join("moat.yaml"), "{}\n").unwrap();
+        let mut request = run.request();
+        request.command = vec!["echo".into(), "hi".into()];
+        request.env = vec![("FOO".into(), "bar".into())];
+        request.memory_mb = 2048;
+        request.pids_limit = 512;
+        request.config_file = Some("moat.yaml".into());
+        let plan = request.image.plan().clone();
+        let fake = FakeRuntime::new();
+        fake.set_build_output(vec![step()]);
+
+        let (record, events) = prepare(&fake, &run, &request).await;
+        let record = record.unwrap();
+
+        assert_eq!(
+            fake.kinds(),
+            [
+                CallKind::ImageExists,
+                CallKind::BuildImage,
+                CallKind::ImageExists,
+                CallKind::CreateContainer
+            ]
+        );
+        assert_eq!(
+            fake.calls()[1],
+            Call::BuildImage {
+                tag: plan.tag.clone(),
+                options: BuildOptions::default(),
+                context: plan.context.clone(),
+            }
+        );
+        assert!(matches!(
+            events.as_slice(),
+            [
+                PrepareEvent::BuildStarted { .. },
+                PrepareEvent::Build(BuildEvent::Step { .. }),
+                PrepareEvent::BuildFinished { .. }
+            ]
+        ));
+
+        let spec = created_spec(&fake);
+        let id = record.id.to_string();
+        assert_eq!(spec.name, id);
+        assert_eq!(spec.run_id, id);
+        assert_eq!(spec.image, plan.tag);
+        assert_eq!(spec.cmd, Some(vec!["echo".to_owned(), "hi".to_owned()]));
+        assert_eq!(spec.working_dir, WORKSPACE_DIR);
+        // The hardening every run gets.
+        assert!(spec.no_new_privileges);
+        assert!(spec.drop_all_capabilities);
+        assert_eq!(spec.pids_limit, Some(512));
+        assert_eq!(spec.memory_mb, Some(2048));
+        assert_eq!(spec.network_mode.as_deref(), Some("none"));
+        let mount = |target: &str| {
+            spec.mounts
+                .iter()
+                .find(|m| m.target == target)
+                .unwrap_or_else(|| panic!("no mount at {target}: {:#?}", spec.mounts))
+                .clone()
+        };
+        let ws = ws.display().to_string();
+        assert_eq!(
+            mount(WORKSPACE_DIR),
+            BindMount {
+                source: ws.clone(),
+                target: WORKSPACE_DIR.into(),
+                read_only: false
+            }
+        );
+        assert_eq!(
+            mount(crate::CONTAINER_PROXY_DIR),
+            BindMount {
+                source: run.store.proxy_dir(&record.id).display().to_string(),
+                target: crate::CONTAINER_PROXY_DIR.into(),
+                read_only: true
+            }
+        );
+        for path in [".git/hooks", ".git/config", "moat.yaml"] {
+            let m = mount(&format!("{WORKSPACE_DIR}/{path}"));
+            assert_eq!(m.source, format!("{ws}/{path}"));
+            assert!(m.read_only, "{path} is mounted read-only");
+        }
+        assert!(
+            !mount(&format!("{WORKSPACE_DIR}/.git")).read_only,
+            "the directory above a protected path is anchored by a mount of its own"
+        );
+        assert!(spec.env.contains(&("FOO".into(), "bar".into())));
+        assert!(spec.env.contains(&("MOAT_RUN_ID".into(), id.clone())));
+
+        // The record on disk names the container; the egress settings are there for the
+        // supervisor.
+        let container = &fake.containers()[0];
+        assert_eq!(container.status, FakeStatus::Created);
+        assert_eq!(record.container_id.as_deref(), Some(container.id.as_str()));
+        assert_eq!(run.store.load(&record.id).unwrap(), record);
+        assert_eq!(record.state, RunState::Created);
+        assert_eq!(record.env_keys, ["FOO"]);
+        let (egress, token) = run.store.load_egress(&record.id).unwrap();
+        assert_eq!(egress, request.egress);
+        assert_eq!(token.expose(), request.proxy_token.expose());
+        assert!(run.store.dockerfile_path(&record.id).exists());
+    }
+
+    #[tokio::test]
+    async fn a_cached_image_is_not_built() {
+        let run = TestRun::new();
+        let plan = run.request().image.plan().clone();
+        let fake = FakeRuntime::new();
+        fake.add_image(&plan.tag);
+        let mut events = Vec::new();
+        ensure_image(&fake, &plan, false, None, &mut |e| events.push(e))
+            .await
+            .unwrap();
+        assert_eq!(fake.kinds(), [CallKind::ImageExists]);
+        assert!(matches!(
+            events.as_slice(),
+            [PrepareEvent::ImageCached { .. }]
+        ));
+    }
+
+    #[tokio::test]
+    async fn rebuild_removes_the_tag_and_builds_without_the_cache() {
+        let run = TestRun::new();
+        let plan = run.request().image.plan().clone();
+        let fake = FakeRuntime::new();
+        fake.add_image(&plan.tag);
+        ensure_image(&fake, &plan, true, Some("host"), &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!(
+            fake.kinds(),
+            [
+                CallKind::RemoveImage,
+                CallKind::BuildImage,
+                CallKind::ImageExists
+            ]
+        );
+        let Call::BuildImage { options, .. } = &fake.calls()[1] else {
+            unreachable!()
+        };
+        assert_eq!(
+            options,
+            &BuildOptions {
+                no_cache: true,
+                network_mode: Some("host".into())
+            }
+        );
+        assert_eq!(fake.images(), [plan.tag]);
+    }
+
+    #[tokio::test]
+    async fn a_build_that_leaves_no_image_fails() {
+        let run = TestRun::new();
+        let plan = run.request().image.plan().clone();
+        let fake = FakeRuntime::new();
+        fake.build_leaves_no_image();
+        let e = ensure_image(&fake, &plan, false, None, &mut |_| {})
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                RunError::Runtime(moat_container::RuntimeError::Build { .. })
+            ),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_build_leaves_nothing() {
+        let run = TestRun::new();
+        let fake = FakeRuntime::new();
+        fake.fail_on(
+            CallKind::BuildImage,
+            moat_container::RuntimeError::Build {
+                step: "step 1/1 (FROM x)".into(),
+                message: "manifest unknown".into(),
+                output: vec![],
+            },
+        );
+        let (result, _) = prepare(&fake, &run, &run.request()).await;
+        assert!(matches!(
+            result,
+            Err(RunError::Runtime(
+                moat_container::RuntimeError::Build { .. }
+            ))
+        ));
+        assert_nothing_left(&fake, &run);
+        assert_eq!(fake.images(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_failed_create_leaves_nothing() {
+        let run = TestRun::new();
+        let fake = FakeRuntime::new();
+        let request = run.request();
+        fake.add_image(&request.image.plan().tag);
+        fake.fail_on(
+            CallKind::CreateContainer,
+            daemon_error("creating container"),
+        );
+        let mut rollback = Rollback::default();
+        let result = prepare_run(&fake, &run.store, &request, &mut rollback, &mut |_| {}).await;
+        assert!(matches!(result, Err(RunError::Runtime(_))));
+        assert_eq!(run.run_dirs().len(), 1, "the run directory was made");
+        rollback.undo(&fake).await;
+        assert_nothing_left(&fake, &run);
+    }
+
+    #[tokio::test]
+    async fn a_failure_after_the_run_directory_leaves_nothing() {
+        let run = TestRun::new();
+        let fake = FakeRuntime::new();
+        let mut request = run.request();
+        fake.add_image(&request.image.plan().tag);
+        request.home_files = vec![HomeFile {
+            path: "../outside".into(),
+            contents: b"x".to_vec(),
+        }];
+        let (result, _) = prepare(&fake, &run, &request).await;
+        assert!(matches!(result, Err(RunError::File { .. })));
+        assert!(!fake.kinds().contains(&CallKind::CreateContainer));
+        assert_nothing_left(&fake, &run);
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_during_the_build_leaves_nothing() {
+        let run = TestRun::new();
+        let fake = FakeRuntime::new();
+        fake.hang_on(CallKind::BuildImage);
+        let request = run.request();
+        let mut rollback = Rollback::default();
+        let mut on_event = |_| {};
+        // As `moat run` does: the preparation is dropped when Ctrl-C wins the race.
+        tokio::select! {
+            _ = prepare_run(&fake, &run.store, &request, &mut rollback, &mut on_event) => {
+                panic!("the preparation finished past a hung build")
+            }
+            () = fake.hung() => {}
+        }
+        rollback.undo(&fake).await;
+        assert_nothing_left(&fake, &run);
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_while_the_daemon_creates_the_container_leaves_nothing() {
+        let run = TestRun::new();
+        let fake = FakeRuntime::new();
+        let request = run.request();
+        fake.add_image(&request.image.plan().tag);
+        fake.hang_on(CallKind::CreateContainer);
+        let mut rollback = Rollback::default();
+        let mut on_event = |_| {};
+        tokio::select! {
+            _ = prepare_run(&fake, &run.store, &request, &mut rollback, &mut on_event) => {
+                panic!("the preparation finished past a hung create")
+            }
+            () = fake.hung() => {}
+        }
+        assert_eq!(fake.containers().len(), 1, "the daemon made the container");
+        rollback.undo(&fake).await;
+        assert_nothing_left(&fake, &run);
+    }
 
     #[test]
     fn workspace_must_be_an_existing_directory() {

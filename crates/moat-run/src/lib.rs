@@ -38,7 +38,92 @@ pub const STOP_GRACE_SECS: i32 = 10;
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    use crate::{RunRecord, RunState};
+    use moat_container::Runtime;
+    use moat_container::fake::FakeRuntime;
+    use moat_home::MoatHome;
+
+    use crate::{RunImage, RunRecord, RunRequest, RunState, RunStore, Workspace};
+
+    /// A MOAT_HOME and a workspace of their own, each in a temporary directory (apart, as
+    /// a run requires).
+    pub(crate) struct TestRun {
+        pub(crate) store: RunStore,
+        pub(crate) workspace: Workspace,
+        _home: tempfile::TempDir,
+        _workspace: tempfile::TempDir,
+    }
+
+    impl TestRun {
+        pub(crate) fn new() -> Self {
+            let home = tempfile::tempdir().unwrap();
+            let workspace_dir = tempfile::tempdir().unwrap();
+            let store = RunStore::new(MoatHome::at(home.path().to_owned()));
+            let workspace = Workspace::resolve(workspace_dir.path(), store.home()).unwrap();
+            TestRun {
+                store,
+                workspace,
+                _home: home,
+                _workspace: workspace_dir,
+            }
+        }
+
+        /// A plain attached run of `true` in the workspace, as the CLI would resolve it.
+        pub(crate) fn request(&self) -> RunRequest {
+            RunRequest {
+                workspace: self.workspace.clone(),
+                command: vec!["true".into()],
+                name: None,
+                env: vec![],
+                interactive: false,
+                detach: false,
+                keep: false,
+                rebuild: false,
+                term: None,
+                image: RunImage::new(moat_image::ImageSpec::new(
+                    "debian:bookworm-slim",
+                    1000,
+                    1000,
+                )),
+                build_network: None,
+                mounts: crate::CheckedMounts::default(),
+                memory_mb: 4096,
+                cpus: None,
+                pids_limit: 1024,
+                protect: vec![],
+                config_file: None,
+                egress: crate::EgressSettings::default(),
+                proxy_token: moat_proxy::Secret::new("test-proxy-token"),
+                home_files: vec![],
+                agent: None,
+                no_stdin: false,
+            }
+        }
+
+        /// Prepare `request` on `fake` with its image cached, as `moat run` does before it
+        /// hands the run to its supervisor; the fake's calls so far are forgotten.
+        pub(crate) async fn prepare(&self, fake: &FakeRuntime, request: &RunRequest) -> RunRecord {
+            let tag = &request.image.plan().tag;
+            if !fake.image_exists(tag).await.unwrap() {
+                fake.add_image(tag);
+            }
+            let mut rollback = crate::Rollback::default();
+            let record = crate::prepare_run(fake, &self.store, request, &mut rollback, &mut |_| {})
+                .await
+                .unwrap();
+            rollback.disarm();
+            fake.clear_calls();
+            record
+        }
+
+        /// The run directories under MOAT_HOME.
+        pub(crate) fn run_dirs(&self) -> Vec<std::path::PathBuf> {
+            match std::fs::read_dir(self.store.home().runs_dir()) {
+                Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
 
     pub(crate) fn record(id: &str, name: &str, created: i64) -> RunRecord {
         RunRecord {

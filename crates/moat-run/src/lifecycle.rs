@@ -1,6 +1,6 @@
 //! Acting on existing runs: is its supervisor alive, what is its real state, stop, destroy.
 
-use moat_container::Docker;
+use moat_container::Runtime;
 
 use crate::{RunError, RunRecord, RunState, RunStore};
 
@@ -27,7 +27,7 @@ pub fn supervisor_alive(record: &RunRecord) -> bool {
 /// gone is checked against Docker: a finished container gives the real exit code, a
 /// missing one means the run failed. The corrected record is saved and returned.
 pub async fn reconcile(
-    docker: &Docker,
+    runtime: &impl Runtime,
     store: &RunStore,
     record: RunRecord,
 ) -> Result<RunRecord, RunError> {
@@ -41,7 +41,7 @@ pub async fn reconcile(
             r.error = Some("moat stopped before the container was created".into());
         });
     };
-    match docker.container_state(&container).await? {
+    match runtime.container_state(&container).await? {
         Some(state) if state.running => Ok(record),
         Some(state) if state.status == "created" => store.update(&record.id, |r| {
             r.state = RunState::Failed;
@@ -69,7 +69,7 @@ pub async fn reconcile(
                 );
             })?;
             if !updated.keep {
-                docker.remove_container(&container, true).await?;
+                runtime.remove_container(&container, true).await?;
             }
             Ok(updated)
         }
@@ -84,7 +84,7 @@ pub async fn reconcile(
 /// Stop an active run: SIGTERM, then SIGKILL after the grace period. The supervisor
 /// records the end as `stopped`; without a supervisor the record is fixed here.
 pub async fn stop_run(
-    docker: &Docker,
+    runtime: &impl Runtime,
     store: &RunStore,
     record: &RunRecord,
 ) -> Result<RunRecord, RunError> {
@@ -93,18 +93,18 @@ pub async fn stop_run(
     }
     store.request_stop(&record.id)?;
     if let Some(container) = &record.container_id {
-        docker
+        runtime
             .stop_container(container, crate::STOP_GRACE_SECS)
             .await?;
     }
-    wait_for_supervisor(docker, store, record).await
+    wait_for_supervisor(runtime, store, record).await
 }
 
 /// Wait until the run's supervisor has finished with it (record final, container removed,
 /// process gone), then return the record; after a while, or without a supervisor, ask
 /// Docker instead.
 pub async fn wait_for_supervisor(
-    docker: &Docker,
+    runtime: &impl Runtime,
     store: &RunStore,
     record: &RunRecord,
 ) -> Result<RunRecord, RunError> {
@@ -113,7 +113,7 @@ pub async fn wait_for_supervisor(
         let current = store.load(&record.id)?;
         let alive = supervisor_alive(&current);
         if !alive || std::time::Instant::now() > deadline {
-            return reconcile(docker, store, current).await;
+            return reconcile(runtime, store, current).await;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
@@ -122,22 +122,185 @@ pub async fn wait_for_supervisor(
 /// Remove a run: its container (if kept) and its directory. A running run is refused
 /// unless `force`, which stops it first.
 pub async fn destroy_run(
-    docker: &Docker,
+    runtime: &impl Runtime,
     store: &RunStore,
     record: &RunRecord,
     force: bool,
 ) -> Result<(), RunError> {
-    let record = reconcile(docker, store, record.clone()).await?;
+    let record = reconcile(runtime, store, record.clone()).await?;
     if record.state.is_active() {
         if !force {
             return Err(RunError::StillRunning {
                 id: record.id.to_string(),
             });
         }
-        stop_run(docker, store, &record).await?;
+        stop_run(runtime, store, &record).await?;
     }
     if let Some(container) = &record.container_id {
-        docker.remove_container(container, true).await?;
+        runtime.remove_container(container, true).await?;
     }
     store.delete(&record.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use moat_container::fake::{Call, CallKind, FakeRuntime, FakeStatus};
+    use moat_home::MoatHome;
+
+    use super::*;
+    use crate::test_support::record;
+
+    /// A store holding one active run whose supervisor is gone (no pid), with the
+    /// container `container` (an id in `fake`, or one that does not exist).
+    fn orphan(container: Option<&str>, keep: bool) -> (tempfile::TempDir, RunStore, RunRecord) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(MoatHome::at(dir.path().to_owned()));
+        let mut r = record("run_aaaaaaaaaaaa", "a", 100);
+        r.state = RunState::Running;
+        r.container_id = container.map(str::to_owned);
+        r.keep = keep;
+        store.create(&r).unwrap();
+        (dir, store, r)
+    }
+
+    #[tokio::test]
+    async fn reconcile_records_the_exit_of_a_container_nobody_watched() {
+        let fake = FakeRuntime::new();
+        let id = fake.add_container("run_aaaaaaaaaaaa", FakeStatus::Exited(3));
+        let (_dir, store, r) = orphan(Some(&id), false);
+        let after = reconcile(&fake, &store, r).await.unwrap();
+        assert_eq!(after.state, RunState::Exited);
+        assert_eq!(after.exit_code, Some(3));
+        assert_eq!(
+            after.finished_at,
+            Some("2026-01-02T03:04:05.000000006Z".parse().unwrap()),
+            "Docker's time of the end, not the time moat noticed"
+        );
+        assert_eq!(store.load(&after.id).unwrap(), after);
+        assert_eq!(
+            fake.kinds(),
+            [CallKind::ContainerState, CallKind::RemoveContainer]
+        );
+        assert!(fake.containers().is_empty());
+    }
+
+    #[tokio::test]
+    async fn reconcile_says_stopped_when_a_stop_was_requested_and_keeps_a_kept_container() {
+        let fake = FakeRuntime::new();
+        let id = fake.add_container("run_aaaaaaaaaaaa", FakeStatus::Exited(143));
+        let (_dir, store, r) = orphan(Some(&id), true);
+        store.request_stop(&r.id).unwrap();
+        let after = reconcile(&fake, &store, r).await.unwrap();
+        assert_eq!(after.state_label(), "stopped (143)");
+        assert_eq!(fake.containers().len(), 1, "a kept container stays");
+    }
+
+    #[tokio::test]
+    async fn reconcile_fails_a_run_whose_container_is_gone() {
+        let fake = FakeRuntime::new();
+        let (_dir, store, r) = orphan(Some("vanished"), false);
+        let after = reconcile(&fake, &store, r).await.unwrap();
+        assert_eq!(after.state, RunState::Failed);
+        assert!(after.error.unwrap().contains("disappeared"));
+        assert!(after.finished_at.is_some());
+    }
+
+    #[tokio::test]
+    async fn reconcile_fails_a_run_whose_container_never_started_or_never_existed() {
+        let fake = FakeRuntime::new();
+        let id = fake.add_container("run_aaaaaaaaaaaa", FakeStatus::Created);
+        let (_dir, store, r) = orphan(Some(&id), false);
+        let after = reconcile(&fake, &store, r).await.unwrap();
+        assert_eq!(after.state, RunState::Failed);
+        assert!(after.error.unwrap().contains("before starting"));
+
+        let fake = FakeRuntime::new();
+        let (_dir, store, r) = orphan(None, false);
+        let after = reconcile(&fake, &store, r).await.unwrap();
+        assert_eq!(after.state, RunState::Failed);
+        assert_eq!(fake.calls(), [], "nothing to ask Docker about");
+    }
+
+    #[tokio::test]
+    async fn reconcile_leaves_a_running_container_and_a_finished_run_alone() {
+        let fake = FakeRuntime::new();
+        let id = fake.add_container("run_aaaaaaaaaaaa", FakeStatus::Running);
+        let (_dir, store, r) = orphan(Some(&id), false);
+        let after = reconcile(&fake, &store, r.clone()).await.unwrap();
+        assert_eq!(after, r);
+        assert_eq!(store.load(&r.id).unwrap(), r);
+        assert_eq!(fake.containers().len(), 1);
+
+        let fake = FakeRuntime::new();
+        let (_dir, store, mut r) = orphan(Some("whatever"), false);
+        r = store
+            .update(&r.id, |r| {
+                r.state = RunState::Exited;
+                r.exit_code = Some(0);
+            })
+            .unwrap();
+        assert_eq!(reconcile(&fake, &store, r.clone()).await.unwrap(), r);
+        assert_eq!(fake.calls(), []);
+    }
+
+    #[tokio::test]
+    async fn stop_run_stops_the_container_and_records_the_stop() {
+        let fake = FakeRuntime::new();
+        let id = fake.add_container("run_aaaaaaaaaaaa", FakeStatus::Running);
+        let (_dir, store, r) = orphan(Some(&id), false);
+        let after = stop_run(&fake, &store, &r).await.unwrap();
+        assert_eq!(after.state_label(), "stopped (143)");
+        assert!(store.stop_requested(&r.id));
+        assert_eq!(
+            fake.calls()[0],
+            Call::StopContainer {
+                id: id.clone(),
+                grace_secs: crate::STOP_GRACE_SECS
+            }
+        );
+        assert!(fake.containers().is_empty(), "removed once recorded");
+    }
+
+    #[tokio::test]
+    async fn stop_run_leaves_a_finished_run_alone() {
+        let fake = FakeRuntime::new();
+        let (_dir, store, r) = orphan(Some("c"), false);
+        let r = store.update(&r.id, |r| r.state = RunState::Failed).unwrap();
+        assert_eq!(stop_run(&fake, &store, &r).await.unwrap(), r);
+        assert!(!store.stop_requested(&r.id));
+        assert_eq!(fake.calls(), []);
+    }
+
+    #[tokio::test]
+    async fn destroy_run_removes_a_kept_container_and_the_run_directory() {
+        let fake = FakeRuntime::new();
+        let id = fake.add_container("run_aaaaaaaaaaaa", FakeStatus::Exited(0));
+        let (_dir, store, r) = orphan(Some(&id), true);
+        let r = store
+            .update(&r.id, |r| {
+                r.state = RunState::Exited;
+                r.exit_code = Some(0);
+            })
+            .unwrap();
+        destroy_run(&fake, &store, &r, false).await.unwrap();
+        assert!(fake.containers().is_empty());
+        assert!(matches!(store.load(&r.id), Err(RunError::UnknownRun(_))));
+        assert!(!store.run_dir(&r.id).exists());
+    }
+
+    #[tokio::test]
+    async fn destroy_run_refuses_a_running_run_unless_forced() {
+        let fake = FakeRuntime::new();
+        let id = fake.add_container("run_aaaaaaaaaaaa", FakeStatus::Running);
+        let (_dir, store, r) = orphan(Some(&id), false);
+        let e = destroy_run(&fake, &store, &r, false).await.unwrap_err();
+        assert!(matches!(e, RunError::StillRunning { .. }), "{e}");
+        assert_eq!(fake.containers().len(), 1);
+        assert!(store.load(&r.id).is_ok());
+
+        destroy_run(&fake, &store, &r, true).await.unwrap();
+        assert!(fake.kinds().contains(&CallKind::StopContainer));
+        assert!(fake.containers().is_empty());
+        assert!(!store.run_dir(&r.id).exists());
+    }
 }

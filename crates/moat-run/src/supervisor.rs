@@ -1,12 +1,12 @@
 //! The supervisor: the process that owns a run from its start to its end.
 //!
-//! It starts the container, copies Docker's log into `logs.jsonl` line by line while the
-//! command runs, waits for the exit, records how the run ended and removes the container
-//! (unless kept). It outlives the CLI, so a detached run keeps all of this (and, later, its
-//! proxy) with nobody attached.
+//! It starts the run's proxy and then the container, copies the container's log into
+//! `logs.jsonl` line by line while the command runs, waits for the exit, records how the
+//! run ended and removes the container (unless kept). It outlives the CLI, so a detached
+//! run keeps all of this with nobody attached.
 
 use futures_util::StreamExt;
-use moat_container::Docker;
+use moat_container::Runtime;
 use moat_home::RunId;
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +30,7 @@ pub enum SupervisorEvent {
 /// Drive run `id` to its end. `emit` receives the events above as they happen; `stop`
 /// resolves when the supervisor itself is asked to stop (SIGTERM), which stops the run.
 pub async fn supervise<S>(
-    docker: &Docker,
+    runtime: &impl Runtime,
     store: &RunStore,
     id: &RunId,
     rules: Vec<moat_proxy::GrantRule>,
@@ -48,7 +48,7 @@ where
 
     // The proxy first: the container's first request must find it.
     let started = match crate::egress::start_proxy(store, id, rules).await {
-        Ok(proxy) => docker
+        Ok(proxy) => runtime
             .start_container(&container)
             .await
             .map(|()| proxy)
@@ -65,7 +65,7 @@ where
                 r.finished_at = Some(jiff::Timestamp::now());
             })?;
             if !record.keep {
-                docker.remove_container(&container, true).await?;
+                runtime.remove_container(&container, true).await?;
             }
             emit(&SupervisorEvent::Failed { error: message });
             return Ok(());
@@ -81,11 +81,10 @@ where
     // Docker keeps the whole log from the start, so following it now loses nothing.
     let logs_path = store.logs_path(id);
     let follow = {
-        let docker = docker.clone();
-        let container = container.clone();
+        let stream = runtime.follow_logs(&container);
         tokio::spawn(async move {
             let mut writer = LogWriter::open(&logs_path)?;
-            let mut stream = std::pin::pin!(docker.follow_logs(&container));
+            let mut stream = std::pin::pin!(stream);
             while let Some(chunk) = stream.next().await {
                 match chunk {
                     Ok(chunk) => writer.write_chunk(&chunk)?,
@@ -99,13 +98,13 @@ where
         })
     };
 
-    let wait = docker.wait_container(&container);
+    let wait = runtime.wait_container(&container);
     tokio::pin!(wait);
     let waited = tokio::select! {
         result = &mut wait => result,
         () = stop => {
             store.request_stop(id)?;
-            docker.stop_container(&container, crate::STOP_GRACE_SECS).await?;
+            runtime.stop_container(&container, crate::STOP_GRACE_SECS).await?;
             wait.await
         }
     };
@@ -147,8 +146,275 @@ where
         }
     })?;
     if !record.keep {
-        docker.remove_container(&container, true).await?;
+        runtime.remove_container(&container, true).await?;
     }
     emit(&SupervisorEvent::Finished { state, exit_code });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use moat_container::fake::{CallKind, FakeRuntime, FakeStatus, daemon_error};
+    use moat_container::{LogChunk, LogStream};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::test_support::TestRun;
+    use crate::{RunRecord, Stream};
+
+    /// Supervise `record`'s run on `fake` until it ends (or `stop` resolves); return the
+    /// events it emitted and the record it left.
+    async fn supervise_run(
+        fake: &FakeRuntime,
+        run: &TestRun,
+        record: &RunRecord,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> (Vec<SupervisorEvent>, RunRecord) {
+        let mut events = Vec::new();
+        supervise(
+            fake,
+            &run.store,
+            &record.id,
+            vec![],
+            |e| events.push(e.clone()),
+            stop,
+        )
+        .await
+        .unwrap();
+        (events, run.store.load(&record.id).unwrap())
+    }
+
+    fn chunk(stream: LogStream, text: &'static str) -> LogChunk {
+        LogChunk {
+            timestamp: Some("2026-11-23T08:00:00Z".parse().unwrap()),
+            stream,
+            bytes: text.as_bytes().into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_is_started_logged_recorded_and_cleaned_up() {
+        let run = TestRun::new();
+        let fake = FakeRuntime::new();
+        let record = run.prepare(&fake, &run.request()).await;
+        let container = record.container_id.clone().unwrap();
+        fake.set_exit_code(&container, 7);
+        fake.serve_logs(vec![
+            chunk(LogStream::Stdout, "hello\n"),
+            chunk(LogStream::Stderr, "oops\n"),
+        ]);
+
+        let (events, after) = supervise_run(&fake, &run, &record, std::future::pending()).await;
+
+        assert_eq!(
+            events,
+            [
+                SupervisorEvent::Started,
+                SupervisorEvent::Finished {
+                    state: RunState::Exited,
+                    exit_code: Some(7)
+                }
+            ]
+        );
+        assert_eq!(
+            fake.kinds(),
+            [
+                CallKind::StartContainer,
+                CallKind::FollowLogs,
+                CallKind::WaitContainer,
+                CallKind::RemoveContainer
+            ]
+        );
+        assert!(fake.containers().is_empty(), "the container is removed");
+        assert_eq!(after.state, RunState::Exited);
+        assert_eq!(after.exit_code, Some(7));
+        assert_eq!(after.error, None);
+        assert_eq!(after.supervisor_pid, Some(std::process::id()));
+        assert!(after.started_at.is_some() && after.finished_at.is_some());
+        let (lines, _) = crate::read_from(&run.store.logs_path(&record.id), 0).unwrap();
+        let lines: Vec<_> = lines.iter().map(|l| (l.stream, l.line.as_str())).collect();
+        assert_eq!(lines, [(Stream::Stdout, "hello"), (Stream::Stderr, "oops")]);
+        // The run's proxy was started: the proxy CA exists from its first use.
+        assert!(
+            run.store
+                .home()
+                .proxy_ca_dir()
+                .join(moat_proxy::CA_CERT_FILE)
+                .exists()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_kept_run_keeps_its_container() {
+        let run = TestRun::new();
+        let fake = FakeRuntime::new();
+        let mut request = run.request();
+        request.keep = true;
+        let record = run.prepare(&fake, &request).await;
+        let (events, after) = supervise_run(&fake, &run, &record, std::future::pending()).await;
+        assert_eq!(events.len(), 2);
+        assert_eq!(after.exit_code, Some(0));
+        assert!(!fake.kinds().contains(&CallKind::RemoveContainer));
+        let kept = fake.container(&record.container_id.unwrap()).unwrap();
+        assert_eq!(kept.status, FakeStatus::Exited(0));
+    }
+
+    #[tokio::test]
+    async fn a_start_failure_is_recorded_as_failed_and_the_container_removed() {
+        let run = TestRun::new();
+        let fake = FakeRuntime::new();
+        let record = run.prepare(&fake, &run.request()).await;
+        fake.fail_on(
+            CallKind::StartContainer,
+            daemon_error("starting container `x`"),
+        );
+
+        let (events, after) = supervise_run(&fake, &run, &record, std::future::pending()).await;
+
+        let [SupervisorEvent::Failed { error }] = events.as_slice() else {
+            panic!("{events:?}")
+        };
+        assert!(error.contains("starting container"), "{error}");
+        assert_eq!(after.state, RunState::Failed);
+        assert_eq!(after.error.as_deref(), Some(error.as_str()));
+        assert!(after.finished_at.is_some());
+        assert_eq!(
+            fake.kinds(),
+            [CallKind::StartContainer, CallKind::RemoveContainer]
+        );
+        assert!(fake.containers().is_empty());
+    }
+
+    /// A request through the run's proxy socket, as the container's socat forwards it;
+    /// returns the start of the answer.
+    async fn request_through(socket: &std::path::Path) -> String {
+        let mut stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+        stream
+            .write_all(
+                b"GET http://127.0.0.1/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                  Proxy-Authorization: Basic bW9hdDp0ZXN0LXByb3h5LXRva2Vu\r\n\
+                  Connection: close\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut answer = vec![0; 256];
+        let n = stream.read(&mut answer).await.unwrap();
+        String::from_utf8_lossy(&answer[..n]).into_owned()
+    }
+
+    #[tokio::test]
+    async fn a_stop_request_ends_the_run_as_stopped_and_the_proxy_serves_until_then() {
+        let run = TestRun::new();
+        let fake = FakeRuntime::new();
+        let record = run.prepare(&fake, &run.request()).await;
+        let container = record.container_id.clone().unwrap();
+        fake.keep_running(&container);
+        let socket = run.store.proxy_dir(&record.id).join("proxy.sock");
+        let stop = {
+            let fake = fake.clone();
+            async move {
+                let running = fake.container(&container).map(|c| c.status);
+                assert_eq!(running, Some(FakeStatus::Running));
+                // While the container runs, its proxy answers (and refuses the host).
+                let answer = request_through(&socket).await;
+                assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+            }
+        };
+
+        let (events, after) = supervise_run(&fake, &run, &record, stop).await;
+
+        assert_eq!(
+            events.last(),
+            Some(&SupervisorEvent::Finished {
+                state: RunState::Stopped,
+                exit_code: Some(143)
+            })
+        );
+        assert_eq!(after.state, RunState::Stopped);
+        assert!(run.store.stop_requested(&record.id));
+        assert!(
+            fake.calls()
+                .contains(&moat_container::fake::Call::StopContainer {
+                    id: record.container_id.clone().unwrap(),
+                    grace_secs: crate::STOP_GRACE_SECS
+                })
+        );
+        assert!(fake.containers().is_empty());
+        // The proxy's event is on disk by the time the run is recorded as over.
+        let network = crate::read_network_log(&run.store.network_log_path(&record.id)).unwrap();
+        assert_eq!(network.len(), 1, "{network:?}");
+        assert!(network[0].blocked);
+    }
+
+    #[tokio::test]
+    async fn a_failed_wait_is_recorded_as_failed() {
+        let run = TestRun::new();
+        let fake = FakeRuntime::new();
+        let record = run.prepare(&fake, &run.request()).await;
+        fake.fail_on(
+            CallKind::WaitContainer,
+            daemon_error("waiting for container"),
+        );
+        let (events, after) = supervise_run(&fake, &run, &record, std::future::pending()).await;
+        assert_eq!(
+            events.last(),
+            Some(&SupervisorEvent::Finished {
+                state: RunState::Failed,
+                exit_code: None
+            })
+        );
+        assert!(after.error.unwrap().contains("waiting for container"));
+        assert!(fake.containers().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_broken_log_stream_does_not_end_the_run() {
+        let run = TestRun::new();
+        let fake = FakeRuntime::new();
+        let record = run.prepare(&fake, &run.request()).await;
+        fake.serve_logs(vec![chunk(LogStream::Stdout, "before\n")]);
+        fake.fail_on(CallKind::FollowLogs, daemon_error("reading logs"));
+        let (_, after) = supervise_run(&fake, &run, &record, std::future::pending()).await;
+        assert_eq!(after.state, RunState::Exited);
+        let (lines, _) = crate::read_from(&run.store.logs_path(&record.id), 0).unwrap();
+        assert_eq!(lines.len(), 1, "what came before the break is kept");
+    }
+
+    /// A damaged `egress.json` (or one from another moat, with a field this one does not
+    /// know) must not run the container with a policy nobody chose.
+    #[tokio::test]
+    async fn a_damaged_or_unknown_egress_file_fails_the_run_closed() {
+        let damaged: [fn(&str) -> String; 2] = [
+            |_| "{ not json".to_owned(),
+            |saved| {
+                let mut value: serde_json::Value = serde_json::from_str(saved).unwrap();
+                value["allow_everything"] = serde_json::Value::Bool(true);
+                value.to_string()
+            },
+        ];
+        for damage in damaged {
+            let run = TestRun::new();
+            let fake = FakeRuntime::new();
+            let record = run.prepare(&fake, &run.request()).await;
+            let path = run.store.run_dir(&record.id).join("egress.json");
+            let saved = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(&path, damage(&saved)).unwrap();
+
+            let (events, after) = supervise_run(&fake, &run, &record, std::future::pending()).await;
+
+            assert!(
+                matches!(events.as_slice(), [SupervisorEvent::Failed { .. }]),
+                "{events:?}"
+            );
+            assert_eq!(after.state, RunState::Failed);
+            let error = after.error.unwrap();
+            assert!(error.contains("egress.json"), "{error}");
+            assert_eq!(
+                fake.kinds(),
+                [CallKind::RemoveContainer],
+                "the container never starts"
+            );
+            assert!(fake.containers().is_empty());
+        }
+    }
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use jiff::Timestamp;
-use moat_container::Docker;
+use moat_container::{Docker, Runtime as _};
 use moat_credentials::{ChainKeySource, CredentialStore, ListedCredential, ProviderName};
 use moat_run::{PrepareEvent, RunError};
 

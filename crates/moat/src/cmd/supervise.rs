@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::{Context as _, Result};
-use moat_container::{Docker, DockerEndpoint};
+use moat_container::{Docker, DockerEndpoint, Runtime as _};
 use moat_home::{MoatHome, RunId};
 use moat_run::{RunState, RunStore, SupervisorEvent};
 use tokio::signal::unix::{SignalKind, signal};
