@@ -95,8 +95,9 @@ pub fn load_host(global_file: &Path, cli: &CliOverrides) -> Result<HostSettings,
 }
 
 /// Read a configuration file as text, naming it in the error.
+#[allow(clippy::disallowed_methods)] // the error names the path itself
 fn read_config_file(path: &Path) -> Result<String, ConfigError> {
-    let bytes = fs_err::read(path).map_err(|error| {
+    let bytes = std::fs::read(path).map_err(|error| {
         ConfigError::in_file(path, format!("cannot read the file: {error}"))
             .with_hint("check that it is a readable file")
     })?;

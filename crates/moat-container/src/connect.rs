@@ -47,7 +47,7 @@ pub fn resolve_endpoint(docker_host: Option<&str>, home: Option<&Path>) -> Docke
 /// The endpoint of the current Docker context, unless it is `default` or unreadable.
 fn context_host(home: &Path) -> Option<String> {
     let config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(home.join(".docker/config.json")).ok()?).ok()?;
+        serde_json::from_slice(&fs_err::read(home.join(".docker/config.json")).ok()?).ok()?;
     let name = config.get("currentContext")?.as_str()?;
     if name.is_empty() || name == "default" {
         return None;
@@ -57,7 +57,7 @@ fn context_host(home: &Path) -> Option<String> {
         .join(".docker/contexts/meta")
         .join(digest)
         .join("meta.json");
-    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(meta_path).ok()?).ok()?;
+    let meta: serde_json::Value = serde_json::from_slice(&fs_err::read(meta_path).ok()?).ok()?;
     Some(meta.pointer("/Endpoints/docker/Host")?.as_str()?.to_owned())
 }
 
@@ -128,12 +128,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().to_owned();
         let docker = home.join(".docker");
-        std::fs::create_dir_all(&docker).unwrap();
-        std::fs::write(docker.join("config.json"), r#"{"currentContext":"colima"}"#).unwrap();
+        fs_err::create_dir_all(&docker).unwrap();
+        fs_err::write(docker.join("config.json"), r#"{"currentContext":"colima"}"#).unwrap();
         let digest = hex::encode(sha2::Sha256::digest(b"colima"));
         let meta = docker.join("contexts/meta").join(digest);
-        std::fs::create_dir_all(&meta).unwrap();
-        std::fs::write(
+        fs_err::create_dir_all(&meta).unwrap();
+        fs_err::write(
             meta.join("meta.json"),
             r#"{"Name":"colima","Endpoints":{"docker":{"Host":"unix:///c.sock"}}}"#,
         )

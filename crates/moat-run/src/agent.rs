@@ -117,7 +117,7 @@ impl AgentSession {
     /// When the conversation's log last changed, if it exists.
     pub fn last_active(&self) -> Option<Timestamp> {
         let id = self.session_id.as_ref()?;
-        let modified = std::fs::metadata(id.log_file(&self.sessions_dir))
+        let modified = fs_err::metadata(id.log_file(&self.sessions_dir))
             .ok()?
             .modified()
             .ok()?;
@@ -130,7 +130,7 @@ impl AgentSession {
 pub fn latest_session(dir: &Path, since: Option<Timestamp>) -> Option<SessionId> {
     let since = since.map(SystemTime::from);
     let mut newest: Option<(SystemTime, SessionId)> = None;
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+    for entry in fs_err::read_dir(dir).ok()?.flatten() {
         let name = entry.file_name();
         let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".jsonl")) else {
             continue;
@@ -197,13 +197,13 @@ mod tests {
         let old = SessionId::generate();
         let new = SessionId::generate();
         let set_mtime = |path: &Path, secs: i64| {
-            let f = std::fs::File::options().write(true).open(path).unwrap();
+            let f = fs_err::File::options().write(true).open(path).unwrap();
             f.set_modified(SystemTime::from(Timestamp::from_second(secs).unwrap()))
                 .unwrap();
         };
-        std::fs::write(old.log_file(dir.path()), b"{}\n").unwrap();
-        std::fs::write(new.log_file(dir.path()), b"{}\n").unwrap();
-        std::fs::write(dir.path().join("notes.jsonl"), b"").unwrap();
+        fs_err::write(old.log_file(dir.path()), b"{}\n").unwrap();
+        fs_err::write(new.log_file(dir.path()), b"{}\n").unwrap();
+        fs_err::write(dir.path().join("notes.jsonl"), b"").unwrap();
         set_mtime(&old.log_file(dir.path()), 1_000);
         set_mtime(&new.log_file(dir.path()), 2_000);
         assert_eq!(latest_session(dir.path(), None), Some(new.clone()));

@@ -80,13 +80,13 @@ impl RunStore {
         moat_home::write_private_atomic(&path, token.expose().as_bytes())
             .map_err(|e| RunError::io(&path, e))?;
         let proxy_dir = self.proxy_dir(id);
-        std::fs::create_dir(&proxy_dir).map_err(|e| RunError::io(&proxy_dir, e))?;
+        fs_err::create_dir(&proxy_dir).map_err(|e| RunError::io(&proxy_dir, e))?;
         use std::os::unix::fs::PermissionsExt;
         // The container user (maybe another UID) must reach the socket inside.
-        std::fs::set_permissions(&proxy_dir, std::fs::Permissions::from_mode(0o755))
+        fs_err::set_permissions(&proxy_dir, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| RunError::io(&proxy_dir, e))?;
         let log = self.network_log_path(id);
-        std::fs::File::create(&log).map_err(|e| RunError::io(&log, e))?;
+        fs_err::File::create(&log).map_err(|e| RunError::io(&log, e))?;
         Ok(())
     }
 
@@ -94,13 +94,13 @@ impl RunStore {
     pub fn load_egress(&self, id: &RunId) -> Result<(EgressSettings, Secret), RunError> {
         let dir = self.run_dir(id);
         let path = dir.join(SETTINGS_FILE);
-        let bytes = std::fs::read(&path).map_err(|e| RunError::io(&path, e))?;
+        let bytes = fs_err::read(&path).map_err(|e| RunError::io(&path, e))?;
         let settings = serde_json::from_slice(&bytes).map_err(|e| RunError::Corrupt {
             path: path.clone(),
             reason: e.to_string(),
         })?;
         let path = dir.join(TOKEN_FILE);
-        let token = std::fs::read_to_string(&path).map_err(|e| RunError::io(&path, e))?;
+        let token = fs_err::read_to_string(&path).map_err(|e| RunError::io(&path, e))?;
         Ok((settings, Secret::new(token.trim().to_owned())))
     }
 }
@@ -179,7 +179,7 @@ pub(crate) async fn start_proxy(
     config.passthrough = settings.passthrough;
     config.connect_to = settings.connect_to;
     if let Some(file) = &settings.extra_ca_file {
-        config.extra_roots_pem = std::fs::read(file).map_err(|e| RunError::io(file, e))?;
+        config.extra_roots_pem = fs_err::read(file).map_err(|e| RunError::io(file, e))?;
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<NetworkEvent>();
     let socket = store.proxy_dir(id).join(SOCKET_NAME);
@@ -216,7 +216,7 @@ async fn write_events(path: PathBuf, mut rx: tokio::sync::mpsc::UnboundedReceive
 
 /// Read `network.jsonl`; lines that do not parse are skipped.
 pub fn read_network_log(path: &Path) -> std::io::Result<Vec<NetworkEvent>> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match fs_err::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),

@@ -71,7 +71,12 @@ pub enum RunError {
 }
 
 impl RunError {
+    /// An I/O error about `path`. One from `fs_err` names the path already: kept as it
+    /// is, so the path is said once.
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        if source.to_string().contains(&path.display().to_string()) {
+            return RunError::Io(source);
+        }
         RunError::File {
             path: path.to_owned(),
             source,

@@ -98,7 +98,7 @@ pub(crate) fn refuse_protected(
 
 /// `path` with symlinks resolved as far as it exists.
 fn resolved(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+    fs_err::canonicalize(path).unwrap_or_else(|_| path.to_owned())
 }
 
 fn gives_runtime_api(source: &Path, docker_socket: Option<&Path>) -> bool {
@@ -125,10 +125,10 @@ mod tests {
     #[test]
     fn moat_home_and_the_root_are_refused_in_every_relation() {
         let dir = tempfile::tempdir().unwrap();
-        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let root = fs_err::canonicalize(dir.path()).unwrap();
         let home = MoatHome::at(root.join("home/.moat"));
-        std::fs::create_dir_all(home.runs_dir()).unwrap();
-        std::fs::create_dir_all(root.join("project")).unwrap();
+        fs_err::create_dir_all(home.runs_dir()).unwrap();
+        fs_err::create_dir_all(root.join("project")).unwrap();
         assert!(Workspace::resolve(&root.join("project"), &home).is_ok());
         for workspace in [root.join("home"), home.root().to_owned(), home.runs_dir()] {
             let e = Workspace::resolve(&workspace, &home).unwrap_err();
@@ -152,14 +152,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let home = MoatHome::at(dir.path().join(".moat"));
         let socket = dir.path().join("run/docker.sock");
-        std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
-        std::fs::write(&socket, b"").unwrap();
+        fs_err::create_dir_all(socket.parent().unwrap()).unwrap();
+        fs_err::write(&socket, b"").unwrap();
         let (_, warnings) =
             check_mounts(&home, vec![mount(&dir.path().join("run"))], Some(&socket)).unwrap();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("root on this host"));
         let ws = dir.path().join("ws");
-        std::fs::create_dir_all(&ws).unwrap();
+        fs_err::create_dir_all(&ws).unwrap();
         let (_, warnings) = check_mounts(&home, vec![mount(&ws)], Some(&socket)).unwrap();
         assert!(warnings.is_empty());
     }

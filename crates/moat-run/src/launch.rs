@@ -318,14 +318,14 @@ fn write_home_files(dir: &std::path::Path, files: &[HomeFile]) -> Result<(), Run
         }
         let path = dir.join(relative);
         let parent = path.parent().expect("a joined path has a parent");
-        std::fs::create_dir_all(parent).map_err(RunError::Io)?;
-        std::fs::write(&path, &file.contents).map_err(RunError::Io)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+        fs_err::create_dir_all(parent).map_err(RunError::Io)?;
+        fs_err::write(&path, &file.contents).map_err(RunError::Io)?;
+        fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
             .map_err(RunError::Io)?;
     }
     // Directories the container user can enter (the run's directory itself is private).
     for entry in walk_dirs(dir) {
-        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o755))
+        fs_err::set_permissions(&entry, std::fs::Permissions::from_mode(0o755))
             .map_err(RunError::Io)?;
     }
     Ok(())
@@ -335,7 +335,7 @@ fn walk_dirs(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut out = vec![dir.to_owned()];
     let mut i = 0;
     while i < out.len() {
-        if let Ok(entries) = std::fs::read_dir(&out[i]) {
+        if let Ok(entries) = fs_err::read_dir(&out[i]) {
             for entry in entries.flatten() {
                 if entry.file_type().is_ok_and(|t| t.is_dir()) {
                     out.push(entry.path());
@@ -396,7 +396,7 @@ fn check_workspace(path: &std::path::Path) -> Result<PathBuf, RunError> {
         path: path.to_owned(),
         reason: reason.to_owned(),
     };
-    let canonical = match std::fs::canonicalize(path) {
+    let canonical = match fs_err::canonicalize(path) {
         Ok(p) => p,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(workspace_error("does not exist"));
@@ -494,9 +494,9 @@ mod tests {
     async fn prepare_builds_a_missing_image_and_creates_a_hardened_container() {
         let run = TestRun::new();
         let ws = run.workspace.path();
-        std::fs::create_dir_all(ws.join(".git/hooks")).unwrap();
-        std::fs::write(ws.join(".git/config"), "[core]\n").unwrap();
-        std::fs::write(ws.join("moat.yaml"), "{}\n").unwrap();
+        fs_err::create_dir_all(ws.join(".git/hooks")).unwrap();
+        fs_err::write(ws.join(".git/config"), "[core]\n").unwrap();
+        fs_err::write(ws.join("moat.yaml"), "{}\n").unwrap();
         let mut request = run.request();
         request.command = vec!["echo".into(), "hi".into()];
         request.env = vec![("FOO".into(), "bar".into())];
@@ -764,7 +764,7 @@ mod tests {
     fn workspace_must_be_an_existing_directory() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");
-        std::fs::write(&file, b"").unwrap();
+        fs_err::write(&file, b"").unwrap();
         assert!(check_workspace(dir.path()).is_ok());
         let e = check_workspace(&file).unwrap_err().to_string();
         assert!(e.ends_with("is not a directory"), "{e}");

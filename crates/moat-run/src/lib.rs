@@ -117,7 +117,7 @@ pub(crate) mod test_support {
 
         /// The run directories under MOAT_HOME.
         pub(crate) fn run_dirs(&self) -> Vec<std::path::PathBuf> {
-            match std::fs::read_dir(self.store.home().runs_dir()) {
+            match fs_err::read_dir(self.store.home().runs_dir()) {
                 Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
                 Err(e) => panic!("{e}"),

@@ -16,7 +16,7 @@ pub fn supervisor_alive(record: &RunRecord) -> bool {
     if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid_i32), None).is_err() {
         return false;
     }
-    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+    match fs_err::read(format!("/proc/{pid}/cmdline")) {
         Ok(cmdline) => String::from_utf8_lossy(&cmdline).contains(record.id.as_str()),
         // No procfs (macOS): the signal check above is all there is.
         Err(_) => true,

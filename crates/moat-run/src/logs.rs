@@ -76,7 +76,7 @@ impl LogWriter {
 /// Reads `logs.jsonl` from a byte offset on, returning complete lines and the offset to
 /// continue from. A half-written last line is left for the next call.
 pub fn read_from(path: &Path, offset: u64) -> std::io::Result<(Vec<LogLine>, u64)> {
-    let mut file = match std::fs::File::open(path) {
+    let mut file = match fs_err::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), offset)),
         Err(e) => return Err(e),
@@ -144,17 +144,14 @@ mod tests {
     fn a_half_written_line_waits_for_the_next_read() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("logs.jsonl");
-        std::fs::write(
+        fs_err::write(
             &path,
             "{\"ts\":\"2026-11-23T08:00:00Z\",\"stream\":\"stdout\",\"line\":\"a\"}\n{\"ts\":",
         )
         .unwrap();
         let (lines, offset) = read_from(&path, 0).unwrap();
         assert_eq!(lines.len(), 1);
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap();
+        let mut f = fs_err::OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"\"2026-11-23T08:00:01Z\",\"stream\":\"stderr\",\"line\":\"b\"}\n")
             .unwrap();
         let (lines, _) = read_from(&path, offset).unwrap();

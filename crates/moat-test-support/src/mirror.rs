@@ -294,7 +294,7 @@ mod tests {
                 ),
             )
         });
-        let ca = std::fs::read(upstream.ca_file()).unwrap();
+        let ca = fs_err::read(upstream.ca_file()).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let mirror = ForwardingMirror::start(
             listener,

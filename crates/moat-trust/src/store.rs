@@ -1,5 +1,8 @@
 //! The trust records: one JSON file per trusted workspace under `$MOAT_HOME/trust/`, named
 //! by a hash of the workspace path, holding the approved file's name, hash and text.
+// `TrustError::Io` names the path and what was done to it, so it wraps plain `std::fs`
+// errors; fs-err would say each path twice.
+#![allow(clippy::disallowed_methods)]
 
 use std::path::{Path, PathBuf};
 
@@ -89,7 +92,7 @@ impl TrustStore {
     /// none: trust fails closed, and the next approval replaces it.
     pub fn get(&self, workspace: &Path) -> Result<Option<TrustRecord>, TrustError> {
         let path = self.record_path(workspace);
-        let bytes = match fs_err::read(&path) {
+        let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => {
@@ -162,7 +165,7 @@ impl TrustStore {
     pub fn revoke(&self, workspace: &Path) -> Result<Option<TrustRecord>, TrustError> {
         let record = self.get(workspace)?;
         let path = self.record_path(workspace);
-        match fs_err::remove_file(&path) {
+        match std::fs::remove_file(&path) {
             Ok(()) => Ok(record),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(TrustError::Io {
@@ -175,7 +178,7 @@ impl TrustStore {
 
     /// Every record, by workspace path. Files that are not records are skipped.
     pub fn list(&self) -> Result<Vec<TrustRecord>, TrustError> {
-        let entries = match fs_err::read_dir(&self.dir) {
+        let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(source) => {
@@ -189,7 +192,7 @@ impl TrustStore {
         let mut records: Vec<TrustRecord> = entries
             .flatten()
             .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-            .filter_map(|e| fs_err::read(e.path()).ok())
+            .filter_map(|e| std::fs::read(e.path()).ok())
             .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
             .collect();
         records.sort_by(|a, b| a.workspace.cmp(&b.workspace));
@@ -244,7 +247,7 @@ mod tests {
             .approve(ws, "moat.yaml", "x\n", Timestamp::UNIX_EPOCH)
             .unwrap();
         let trust_dir = dir.path().join("trust");
-        let file = fs_err::read_dir(&trust_dir)
+        let file = std::fs::read_dir(&trust_dir)
             .unwrap()
             .next()
             .unwrap()
@@ -263,7 +266,7 @@ mod tests {
         store
             .approve(ws, "moat.yaml", "x\n", Timestamp::UNIX_EPOCH)
             .unwrap();
-        fs_err::write(store.record_path(ws), b"{not json").unwrap();
+        std::fs::write(store.record_path(ws), b"{not json").unwrap();
         assert_eq!(
             store.state(ws, "moat.yaml", "x\n").unwrap(),
             TrustState::New
@@ -276,7 +279,7 @@ mod tests {
         store
             .approve(Path::new("/w/a"), "moat.yaml", "x\n", Timestamp::UNIX_EPOCH)
             .unwrap();
-        fs_err::rename(
+        std::fs::rename(
             store.record_path(Path::new("/w/a")),
             store.record_path(Path::new("/w/b")),
         )

@@ -576,7 +576,12 @@ pub fn keyring_mode(
     env: &Environment,
     global: Option<&moat_config::GlobalConfig>,
 ) -> Result<KeyringMode> {
-    Ok(moat_config::resolve_host(global, &env.overrides())?.keyring)
+    // Only the keyring's own variable: a bad value elsewhere must not hide the key.
+    let overrides = CliOverrides {
+        keyring: env.keyring.clone(),
+        ..CliOverrides::default()
+    };
+    Ok(moat_config::resolve_host(global, &overrides)?.keyring)
 }
 
 /// `MOAT_KEYRING`, `MOAT_EXTRA_CA_CERTS` and `MOAT_CONNECT_TO`, each falling back to the

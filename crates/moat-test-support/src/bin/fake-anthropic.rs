@@ -117,7 +117,7 @@ fn main() -> std::process::ExitCode {
 
 /// Every request `fake` saw, as JSON lines, into `file`.
 fn dump(fake: &FakeAnthropic, file: &std::path::Path) -> std::io::Result<()> {
-    let mut out = std::io::BufWriter::new(std::fs::File::create(file)?);
+    let mut out = std::io::BufWriter::new(fs_err::File::create(file)?);
     for request in fake.requests() {
         let body = serde_json::from_slice(&request.body).unwrap_or_else(|_| {
             serde_json::Value::String(String::from_utf8_lossy(&request.body).into_owned())

@@ -45,7 +45,13 @@ const TERMINAL_CRATES: &[&str] = &[
 ];
 
 /// Crates that are pure (values in, values out): no async runtime, no Docker, no network.
-const PURE: &[&str] = &["moat-text", "moat-hosts", "moat-image", "moat-config", "moat-trust"];
+const PURE: &[&str] = &[
+    "moat-text",
+    "moat-hosts",
+    "moat-image",
+    "moat-config",
+    "moat-trust",
+];
 /// What a pure crate must not use.
 const IO_CRATES: &[&str] = &["tokio", "bollard", "hyper", "reqwest", "rustls"];
 /// Only the credential store decrypts.
