@@ -158,32 +158,17 @@ pub(crate) fn check_protected_path(path: &str) -> Result<String, Invalid> {
     }
 }
 
-/// A run name, with the same rules the run store applies (`moat-run`'s `validate_name`),
-/// checked here too so a bad `name:` is reported at its line.
+/// A run name, by the run store's own rule ([`moat_home::check_run_name`]), checked here
+/// too so a bad `name:` is reported at its line.
 pub(crate) fn check_run_name(name: &str) -> Result<(), Invalid> {
-    let valid_chars = name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    let starts_well = name
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_alphanumeric());
-    if name.is_empty() || name.len() > 64 || !valid_chars || !starts_well {
-        return Err(Invalid::new(format!(
-            "`{}` is not a valid run name: use 1 to 64 letters, digits, `.`, `_` or `-`, \
-             starting with a letter or digit",
-            shown(name)
-        ))
-        .with_hint("for example `name: feature-auth`"));
-    }
-    if name.starts_with("run_") {
-        return Err(Invalid::new(format!(
-            "`{name}` is not a valid run name: names starting with `run_` would be mistaken \
-             for run ids"
-        ))
-        .with_hint("choose a name without the `run_` prefix"));
-    }
-    Ok(())
+    moat_home::check_run_name(name).map_err(|message| {
+        let hint = if name.starts_with("run_") {
+            "choose a name without the `run_` prefix"
+        } else {
+            "for example `name: feature-auth`"
+        };
+        Invalid::new(message).with_hint(hint)
+    })
 }
 
 /// A mount as written: `src:dst`, `src:dst:ro` or `src:dst:rw`.

@@ -68,6 +68,34 @@ impl<'de> serde::Deserialize<'de> for RunId {
     }
 }
 
+/// Whether `name` can name a run: it shows in tables and is typed on the command line,
+/// so 1 to 64 letters, digits, `.`, `_` and `-`, starting with a letter or digit; and it
+/// must not look like a run id. The one rule: the configuration checks `name:` with it
+/// (to report the line), the run store when a run is made.
+pub fn check_run_name(name: &str) -> Result<(), String> {
+    let valid_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    let starts_well = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric());
+    if name.is_empty() || name.len() > 64 || !valid_chars || !starts_well {
+        return Err(format!(
+            "`{}` is not a valid run name: use 1 to 64 letters, digits, `.`, `_` or `-`, \
+             starting with a letter or digit",
+            name.escape_debug()
+        ));
+    }
+    if name.starts_with("run_") {
+        return Err(format!(
+            "`{name}` is not a valid run name: names starting with `run_` would be mistaken \
+             for run ids"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

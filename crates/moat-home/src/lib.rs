@@ -9,6 +9,6 @@ mod keyring;
 mod layout;
 
 pub use atomic::{write_atomic, write_private_atomic};
-pub use ids::{IdError, RunId};
+pub use ids::{IdError, RunId, check_run_name};
 pub use keyring::KeyringMode;
 pub use layout::{HomeError, MoatHome};

@@ -97,8 +97,35 @@ pub(crate) fn refuse_protected(
 }
 
 /// `path` with symlinks resolved as far as it exists.
+///
+/// The longest part of `path` that exists is resolved by the file system (symlinks
+/// followed); the rest, which does not exist and so holds no link, is added part by part,
+/// `..` taking one off. A source made just before the run (an agent's directory) is
+/// judged by where it will really be, never by how its name is spelled.
 fn resolved(path: &Path) -> PathBuf {
-    fs_err::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+    use std::path::Component;
+    let parts: Vec<Component<'_>> = path.components().collect();
+    for split in (0..=parts.len()).rev() {
+        let head: PathBuf = parts[..split].iter().collect();
+        let Ok(mut out) = fs_err::canonicalize(if head.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            &head
+        }) else {
+            continue;
+        };
+        for part in &parts[split..] {
+            match part {
+                Component::ParentDir => {
+                    out.pop();
+                }
+                Component::CurDir => {}
+                other => out.push(other),
+            }
+        }
+        return out;
+    }
+    path.to_owned()
 }
 
 fn gives_runtime_api(source: &Path, docker_socket: Option<&Path>) -> bool {
@@ -145,6 +172,25 @@ mod tests {
         let (ok, warnings) = check_mounts(&home, vec![mount(&root.join("project"))], None).unwrap();
         assert_eq!(ok.as_slice().len(), 1);
         assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn a_source_that_does_not_exist_yet_is_judged_by_where_it_will_be() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = fs_err::canonicalize(dir.path()).unwrap();
+        let home = MoatHome::at(root.join("moat-home"));
+        std::fs::create_dir_all(home.root()).unwrap();
+        std::fs::create_dir_all(root.join("user")).unwrap();
+        // `moat-home/../user/...` is beside MOAT_HOME, not in it.
+        let beside = root.join("moat-home/../user/.claude/projects/p");
+        assert!(check_mounts(&home, vec![mount(&beside)], None).is_ok());
+        assert_eq!(resolved(&beside), root.join("user/.claude/projects/p"));
+        // `user/../moat-home/runs` is in it, whatever the spelling.
+        let inside = root.join("user/../moat-home/runs/new");
+        assert!(check_mounts(&home, vec![mount(&inside)], None).is_err());
+        // Through a link to MOAT_HOME, to a directory not made yet.
+        std::os::unix::fs::symlink(home.root(), root.join("link")).unwrap();
+        assert!(check_mounts(&home, vec![mount(&root.join("link/later"))], None).is_err());
     }
 
     #[test]

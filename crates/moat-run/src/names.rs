@@ -26,30 +26,9 @@ pub fn random_name() -> String {
     format!("{}-{}", ADJECTIVES[a], ANIMALS[b])
 }
 
-/// Whether `name` is acceptable as a run name: it shows in tables and is typed on the
-/// command line, so letters, digits, `.`, `_` and `-`, starting with a letter or digit,
-/// and it must not look like a run id.
+/// Whether `name` is acceptable as a run name (the one rule, [`moat_home::check_run_name`]).
 pub fn validate_name(name: &str) -> Result<(), String> {
-    let valid_chars = name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    let starts_well = name
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_alphanumeric());
-    if name.is_empty() || name.len() > 64 || !valid_chars || !starts_well {
-        return Err(format!(
-            "`{name}` is not a valid run name: use 1 to 64 letters, digits, `.`, `_` or `-`, \
-             starting with a letter or digit"
-        ));
-    }
-    if name.starts_with("run_") {
-        return Err(format!(
-            "`{name}` is not a valid run name: names starting with `run_` would be mistaken \
-             for run ids"
-        ));
-    }
-    Ok(())
+    moat_home::check_run_name(name)
 }
 
 #[cfg(test)]
