@@ -179,8 +179,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = fs_err::canonicalize(dir.path()).unwrap();
         let home = MoatHome::at(root.join("moat-home"));
-        std::fs::create_dir_all(home.root()).unwrap();
-        std::fs::create_dir_all(root.join("user")).unwrap();
+        fs_err::create_dir_all(home.root()).unwrap();
+        fs_err::create_dir_all(root.join("user")).unwrap();
         // `moat-home/../user/...` is beside MOAT_HOME, not in it.
         let beside = root.join("moat-home/../user/.claude/projects/p");
         assert!(check_mounts(&home, vec![mount(&beside)], None).is_ok());
