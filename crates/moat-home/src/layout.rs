@@ -67,6 +67,11 @@ impl MoatHome {
         self.root.join("config.yaml")
     }
 
+    /// Lock files that serialise work between moat processes (one build per image tag).
+    pub fn locks_dir(&self) -> PathBuf {
+        self.root.join("locks")
+    }
+
     /// Where the workspace configurations the user trusted are recorded.
     pub fn trust_dir(&self) -> PathBuf {
         self.root.join("trust")

@@ -85,6 +85,17 @@ impl RunError {
 
     /// A suggestion for the user, when there is an obvious one.
     pub fn hint(&self) -> Option<String> {
+        let io = match self {
+            RunError::Io(e) | RunError::File { source: e, .. } => Some(e),
+            _ => None,
+        };
+        if io.is_some_and(|e| e.kind() == std::io::ErrorKind::StorageFull) {
+            return Some(
+                "the disk holding MOAT_HOME is full: free some space (old runs go with \
+                 `moat destroy RUN`), then run again"
+                    .into(),
+            );
+        }
         match self {
             RunError::Runtime(e) => e.hint(),
             RunError::NoRuns => Some("start one with `moat run`".into()),

@@ -117,10 +117,21 @@ pub const CONTAINER_HOME_INIT_DIR: &str = "/run/moat/home";
 /// Progress of [`prepare_run`], for the caller to show.
 #[derive(Debug, Clone)]
 pub enum PrepareEvent {
-    ImageCached { tag: String },
-    BuildStarted { tag: String },
+    /// Another moat is building the same image; this run waits, then uses it.
+    WaitingForBuild {
+        tag: String,
+    },
+    ImageCached {
+        tag: String,
+    },
+    BuildStarted {
+        tag: String,
+    },
     Build(BuildEvent),
-    BuildFinished { tag: String, seconds: f64 },
+    BuildFinished {
+        tag: String,
+        seconds: f64,
+    },
 }
 
 /// What a half-prepared run has made so far, to be undone if it cannot go on.
@@ -163,17 +174,32 @@ pub async fn prepare_run(
     on_event: &mut (dyn FnMut(PrepareEvent) + Send),
 ) -> Result<RunRecord, RunError> {
     let workspace = request.workspace.path().to_owned();
+    // A requested name stays locked until the run's record exists: a second run asking
+    // for it meanwhile waits, then finds it taken.
+    let _name_lock = match &request.name {
+        Some(name) => Some(store.lock_name(name).await?),
+        None => None,
+    };
     let name = choose_name(store, request.name.as_deref())?;
     let plan = request.image.plan();
 
-    ensure_image(
-        runtime,
-        plan,
-        request.rebuild,
-        request.build_network.as_deref(),
-        on_event,
-    )
-    .await?;
+    {
+        let _build_lock = store
+            .lock_build(&plan.tag, || {
+                on_event(PrepareEvent::WaitingForBuild {
+                    tag: plan.tag.clone(),
+                })
+            })
+            .await?;
+        ensure_image(
+            runtime,
+            plan,
+            request.rebuild,
+            request.build_network.as_deref(),
+            on_event,
+        )
+        .await?;
+    }
 
     let id = RunId::generate();
     let mut env = vec![
@@ -758,6 +784,90 @@ mod tests {
         assert_eq!(fake.containers().len(), 1, "the daemon made the container");
         rollback.undo(&fake).await;
         assert_nothing_left(&fake, &run);
+    }
+
+    #[tokio::test]
+    async fn two_runs_asking_for_one_name_at_once_start_one() {
+        let run = TestRun::new();
+        let fake = FakeRuntime::new();
+        let mut first = run.request();
+        first.name = Some("same".into());
+        let mut second = run.request();
+        second.name = Some("same".into());
+        fake.add_image(&first.image.plan().tag);
+        // The first holds the name while the daemon creates its container.
+        fake.hang_on(CallKind::CreateContainer);
+        let mut rollback = Rollback::default();
+        let mut second_rollback = Rollback::default();
+        let mut quiet = |_| {};
+        let mut quiet_too = |_| {};
+        let second_result = {
+            let first_run = prepare_run(&fake, &run.store, &first, &mut rollback, &mut quiet);
+            let second_run = prepare_run(
+                &fake,
+                &run.store,
+                &second,
+                &mut second_rollback,
+                &mut quiet_too,
+            );
+            tokio::pin!(second_run);
+            tokio::select! {
+                biased;
+                _ = first_run => panic!("the first preparation finished past a hung create"),
+                _ = &mut second_run => panic!("the second run did not wait for the name"),
+                () = fake.hung() => {}
+            }
+            // The first is given up (its lock goes with it); the second finds the name
+            // taken.
+            second_run.await
+        };
+        let e = second_result.unwrap_err();
+        assert!(matches!(e, RunError::NameInUse { .. }), "{e}");
+        rollback.undo(&fake).await;
+        second_rollback.undo(&fake).await;
+        assert_nothing_left(&fake, &run);
+    }
+
+    #[tokio::test]
+    async fn a_run_waits_while_another_builds_its_image() {
+        let run = TestRun::new();
+        let fake = FakeRuntime::new();
+        let request = run.request();
+        fake.hang_on(CallKind::BuildImage);
+        let mut rollback = Rollback::default();
+        let mut second_rollback = Rollback::default();
+        let mut quiet = |_| {};
+        let mut events = Vec::new();
+        let builds_while_waiting = {
+            let mut record_events = |e: PrepareEvent| events.push(e);
+            let first_run = prepare_run(&fake, &run.store, &request, &mut rollback, &mut quiet);
+            let second_run = prepare_run(
+                &fake,
+                &run.store,
+                &request,
+                &mut second_rollback,
+                &mut record_events,
+            );
+            tokio::pin!(second_run);
+            tokio::select! {
+                biased;
+                _ = first_run => panic!("the first preparation finished past a hung build"),
+                _ = &mut second_run => panic!("the second run did not wait for the build"),
+                () = fake.hung() => {}
+            }
+            fake.kinds()
+                .into_iter()
+                .filter(|k| *k == CallKind::BuildImage)
+                .count()
+        };
+        // While the first builds, the second waits instead of building the same image.
+        assert_eq!(builds_while_waiting, 1, "{:?}", fake.kinds());
+        assert!(
+            matches!(events.first(), Some(PrepareEvent::WaitingForBuild { .. })),
+            "{events:?}"
+        );
+        rollback.undo(&fake).await;
+        second_rollback.undo(&fake).await;
     }
 
     #[test]

@@ -24,13 +24,15 @@ pub use host_paths::{CheckedMounts, check_mounts};
 pub use launch::{
     HomeFile, PrepareEvent, Rollback, RunImage, RunRequest, Workspace, ensure_image, prepare_run,
 };
-pub use lifecycle::{destroy_run, reconcile, stop_run, supervisor_alive, wait_for_supervisor};
+pub use lifecycle::{
+    destroy_damaged, destroy_run, reconcile, stop_run, supervisor_alive, wait_for_supervisor,
+};
 pub use logs::{LogLine, LogWriter, Stream, read_from};
 pub use names::{random_name, validate_name};
 pub use protect::{DEFAULT_PROTECTED, HeldBack, Protection, restore_held};
 pub use record::{RunRecord, RunState};
 pub use resolve::resolve_run;
-pub use store::RunStore;
+pub use store::{Damaged, FileLock, RunStore};
 pub use supervisor::{SupervisorEvent, supervise};
 
 /// How long `moat stop` lets a command shut down after SIGTERM before killing it.

@@ -68,6 +68,7 @@ pub async fn reconcile(
                         .unwrap_or_else(jiff::Timestamp::now),
                 );
             })?;
+            store.forget_protection(&record.id);
             if !updated.keep {
                 runtime.remove_container(&container, true).await?;
             }
@@ -140,6 +141,17 @@ pub async fn destroy_run(
         runtime.remove_container(container, true).await?;
     }
     store.delete(&record.id)
+}
+
+/// Remove a run whose record cannot be read: its container (named by the run's id, as
+/// every run's container is; stopped first), then its directory.
+pub async fn destroy_damaged(
+    runtime: &impl Runtime,
+    store: &RunStore,
+    id: &moat_home::RunId,
+) -> Result<(), RunError> {
+    runtime.remove_container(id.as_str(), true).await?;
+    store.delete(id)
 }
 
 #[cfg(test)]

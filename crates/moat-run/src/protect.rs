@@ -288,13 +288,20 @@ impl crate::RunStore {
         moat_home::write_private_atomic(&path, &bytes).map_err(|e| crate::RunError::io(&path, e))
     }
 
+    /// The run's end is recorded: the end-of-run check has nothing more to do.
+    pub fn forget_protection(&self, id: &moat_home::RunId) {
+        let _ = fs_err::remove_file(self.run_dir(id).join(PROTECTION_FILE));
+    }
+
     /// Where run `id` keeps what it held back.
     pub fn held_dir(&self, id: &moat_home::RunId) -> PathBuf {
         self.run_dir(id).join(HELD_DIR)
     }
 
     /// The end-of-run check: move what the run put at watched paths out of the workspace
-    /// and record it. Runs once per run (a second call finds the plan gone). A plan that
+    /// and record it. Safe to repeat (what was moved is gone from the workspace); the
+    /// plan is forgotten with [`RunStore::forget_protection`] once the run's end is
+    /// recorded. A plan that
     /// cannot be read is reported, and the paths are checked against "nothing was there",
     /// the strictest reading.
     pub fn hold_back_changes(
@@ -329,7 +336,6 @@ impl crate::RunStore {
                 }
             }
         }
-        let _ = fs_err::remove_file(&path);
         if !held.is_empty() {
             let kept = held.clone();
             self.update(&record.id, |r| r.held_back.extend(kept.iter().cloned()))?;

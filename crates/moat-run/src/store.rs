@@ -51,21 +51,29 @@ impl RunStore {
     }
 
     /// Make the run's directory (0700) and write its first record. Fails if it exists.
+    /// All or nothing: a directory that could not be given its record (a full disk) is
+    /// removed again, so no half-made run is left for every later command to trip on.
     pub fn create(&self, record: &RunRecord) -> Result<(), RunError> {
         let runs = self.home.runs_dir();
         MoatHome::create_private_dir(&runs).map_err(RunError::Home)?;
         let dir = self.run_dir(&record.id);
         fs_err::create_dir(&dir).map_err(|e| RunError::io(&dir, e))?;
-        set_private(&dir)?;
-        // logs.jsonl exists from the start, so followers and audits find it even when the
-        // command prints nothing.
-        let logs = self.logs_path(&record.id);
-        fs_err::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&logs)
-            .map_err(RunError::Io)?;
-        self.write(record)
+        let filled = (|| {
+            set_private(&dir)?;
+            // logs.jsonl exists from the start, so followers and audits find it even when
+            // the command prints nothing.
+            let logs = self.logs_path(&record.id);
+            fs_err::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&logs)
+                .map_err(RunError::Io)?;
+            self.write(record)
+        })();
+        if filled.is_err() {
+            let _ = fs_err::remove_dir_all(&dir);
+        }
+        filled
     }
 
     /// Write the Dockerfile the run's image was built from, for the record.
@@ -110,11 +118,40 @@ impl RunStore {
             };
             match self.load(&id) {
                 Ok(record) => records.push(record),
-                Err(e) => tracing::warn!(%id, error = %e, "skipping unreadable run"),
+                Err(e) => tracing::debug!(%id, error = %e, "skipping unreadable run"),
             }
         }
         records.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         Ok(records)
+    }
+
+    /// The run directories whose record cannot be read (damaged, or missing after a
+    /// crash), so `moat list` can show them and `moat destroy --force` remove them.
+    pub fn damaged(&self) -> Result<Vec<Damaged>, RunError> {
+        let runs_dir = self.home.runs_dir();
+        let entries = match fs_err::read_dir(&runs_dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(RunError::io(&runs_dir, e)),
+        };
+        let mut damaged = Vec::new();
+        for entry in entries.flatten() {
+            let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<RunId>().ok())
+            else {
+                continue;
+            };
+            if let Err(e) = self.load(&id) {
+                damaged.push(Damaged {
+                    id,
+                    reason: e.to_string(),
+                });
+            }
+        }
+        damaged.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(damaged)
     }
 
     /// Read, change and write a record while holding the run's lock, so the CLI and the
@@ -171,6 +208,69 @@ impl RunStore {
             Err(e) => Err(RunError::io(&dir, e)),
         }
     }
+}
+
+/// A run directory without a readable record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Damaged {
+    pub id: RunId,
+    pub reason: String,
+}
+
+/// An exclusive lock on a file under MOAT_HOME, shared by every moat process on the
+/// machine; released when dropped (or when its process dies: the kernel drops `flock`s).
+#[derive(Debug)]
+pub struct FileLock {
+    _file: fs_err::File,
+}
+
+impl RunStore {
+    /// Hold the lock of run name `name` (checked first: it becomes a file name) while a
+    /// run of that name is prepared, so two `moat run --name NAME` at once cannot both
+    /// start one: the second waits, then finds the name taken.
+    pub async fn lock_name(&self, name: &str) -> Result<FileLock, RunError> {
+        crate::names::validate_name(name).map_err(RunError::InvalidName)?;
+        let path = self.home.locks_dir().join(format!("name-{name}.lock"));
+        lock_file(path, || {}).await
+    }
+
+    /// Hold the build lock of image `tag`, so concurrent runs that need the same image
+    /// build it once: the others wait (after `on_wait`), then find it cached.
+    pub async fn lock_build(
+        &self,
+        tag: &str,
+        on_wait: impl FnOnce(),
+    ) -> Result<FileLock, RunError> {
+        let name: String = tag
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let path = self.home.locks_dir().join(format!("build-{name}.lock"));
+        lock_file(path, on_wait).await
+    }
+}
+
+/// Take an exclusive `flock` on `path` (made if missing), waiting for another holder off
+/// the async threads.
+async fn lock_file(path: PathBuf, on_wait: impl FnOnce()) -> Result<FileLock, RunError> {
+    let dir = path.parent().expect("a lock file has a directory");
+    MoatHome::create_private_dir(dir).map_err(RunError::Home)?;
+    let file = fs_err::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| RunError::io(&path, e))?;
+    match file.file().try_lock() {
+        Ok(()) => return Ok(FileLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => on_wait(),
+        Err(std::fs::TryLockError::Error(e)) => return Err(RunError::io(&path, e)),
+    }
+    let file = tokio::task::spawn_blocking(move || file.file().lock().map(|()| file))
+        .await
+        .map_err(|e| RunError::Io(std::io::Error::other(e)))?
+        .map_err(|e| RunError::io(&path, e))?;
+    Ok(FileLock { _file: file })
 }
 
 fn set_private(dir: &Path) -> Result<(), RunError> {

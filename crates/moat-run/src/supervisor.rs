@@ -22,6 +22,10 @@ pub enum SupervisorEvent {
     Finished {
         state: crate::RunState,
         exit_code: Option<i64>,
+        /// Why the end could not be written to the run's record (the record and the
+        /// container stay as they were, for the next moat command to put right).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unrecorded: Option<String>,
     },
     /// The run could not start.
     Failed { error: String },
@@ -136,7 +140,7 @@ where
         .agent
         .as_ref()
         .and_then(|a| crate::latest_session(&a.sessions_dir, Some(started_at)));
-    store.update(id, |r| {
+    let recorded = store.update(id, |r| {
         r.state = state;
         r.exit_code = exit_code;
         r.error = error;
@@ -144,11 +148,27 @@ where
         if let (Some(agent), Some(written)) = (r.agent.as_mut(), written.clone()) {
             agent.session_id = Some(written);
         }
-    })?;
+    });
+    if let Err(e) = recorded {
+        // A full disk, say. The container keeps what the record could not: it stays, so
+        // the next moat command records the end from it once there is room again. Whoever
+        // is attached still learns the command's exit code.
+        emit(&SupervisorEvent::Finished {
+            state,
+            exit_code,
+            unrecorded: Some(e.to_string()),
+        });
+        return Err(e);
+    }
+    store.forget_protection(id);
     if !record.keep {
         runtime.remove_container(&container, true).await?;
     }
-    emit(&SupervisorEvent::Finished { state, exit_code });
+    emit(&SupervisorEvent::Finished {
+        state,
+        exit_code,
+        unrecorded: None,
+    });
     Ok(())
 }
 
@@ -212,7 +232,8 @@ mod tests {
                 SupervisorEvent::Started,
                 SupervisorEvent::Finished {
                     state: RunState::Exited,
-                    exit_code: Some(7)
+                    exit_code: Some(7),
+                    unrecorded: None,
                 }
             ]
         );
@@ -327,7 +348,8 @@ mod tests {
             events.last(),
             Some(&SupervisorEvent::Finished {
                 state: RunState::Stopped,
-                exit_code: Some(143)
+                exit_code: Some(143),
+                unrecorded: None,
             })
         );
         assert_eq!(after.state, RunState::Stopped);
@@ -360,7 +382,8 @@ mod tests {
             events.last(),
             Some(&SupervisorEvent::Finished {
                 state: RunState::Failed,
-                exit_code: None
+                exit_code: None,
+                unrecorded: None,
             })
         );
         assert!(after.error.unwrap().contains("waiting for container"));

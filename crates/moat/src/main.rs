@@ -88,9 +88,26 @@ fn init_tracing(verbose: bool, rust_log: Option<&str>) {
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| QuietStderr)
         .with_target(false)
         .init();
+}
+
+/// stderr for logs, where a failed write is dropped: a full disk under a supervisor's
+/// `supervisor.log`, or a closed pipe, must not turn a warning into a crash (tracing
+/// panics when its writer fails and its own fallback print fails too).
+struct QuietStderr;
+
+impl std::io::Write for QuietStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
 }
 
 fn is_cancelled(err: &anyhow::Error) -> bool {

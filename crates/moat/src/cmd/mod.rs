@@ -52,7 +52,15 @@ pub async fn refresh(
     if record.state.is_final() || moat_run::supervisor_alive(&record) {
         return Ok(record);
     }
-    Ok(moat_run::reconcile(docker.get().await?, &ctx.store, record).await?)
+    // A run that cannot be put right now (a full disk, Docker away) is shown as recorded;
+    // one run's trouble never stops a command about the others.
+    match moat_run::reconcile(docker.get().await?, &ctx.store, record.clone()).await {
+        Ok(record) => Ok(record),
+        Err(e) => {
+            tracing::warn!(id = %record.id, error = %e, "cannot bring the run's record up to date");
+            Ok(record)
+        }
+    }
 }
 
 /// Wait until the run is over and cleaned up, then return its final record.

@@ -168,6 +168,23 @@ pub async fn finish(
     // the record itself is watched.
     if let Some(mut supervisor) = supervisor {
         match supervisor.next_event().await {
+            Some(SupervisorEvent::Finished {
+                exit_code,
+                unrecorded: Some(why),
+                ..
+            }) => {
+                // The command ended; only its record could not be written. Its exit code
+                // is the command's all the same.
+                crate::ui::errln!(
+                    "\r\nwarning: run {} ended, but its record could not be written: {why}\r\n\
+                     hint: free space under MOAT_HOME (`{}`); the next `moat list` records the end from Docker\r",
+                    record.id,
+                    ctx.home().root().display()
+                );
+                return Ok(exit_code.map_or(crate::EXIT_MOAT_FAILED, |code| {
+                    i32::try_from(code.clamp(0, 255)).unwrap_or(crate::EXIT_MOAT_FAILED)
+                }));
+            }
             Some(SupervisorEvent::Finished { .. }) | None => {}
             Some(other) => tracing::debug!(?other, "unexpected supervisor event"),
         }

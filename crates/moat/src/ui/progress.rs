@@ -22,6 +22,9 @@ impl BuildProgress {
 
     pub fn handle(&mut self, event: PrepareEvent) {
         match event {
+            PrepareEvent::WaitingForBuild { tag } => {
+                crate::ui::errln!("moat: waiting for another moat to finish building image {tag}");
+            }
             PrepareEvent::ImageCached { tag } => tracing::debug!(%tag, "image cached"),
             PrepareEvent::BuildStarted { tag } => {
                 if self.interactive {

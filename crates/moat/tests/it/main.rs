@@ -11,6 +11,7 @@ mod doctor;
 mod egress;
 mod errors;
 mod fake_upstream;
+mod faults;
 mod grant;
 mod grants;
 mod harness;
