@@ -19,6 +19,11 @@ pub enum RuntimeError {
         output: Vec<String>,
     },
 
+    /// The connection to the daemon broke (it stopped, restarted or crashed) while moat
+    /// was waiting on it.
+    #[error("lost the connection to the Docker daemon while {context}: {reason}")]
+    Lost { context: String, reason: String },
+
     /// Any other answer from the Docker API.
     #[error("{context}: {source}")]
     Api {
@@ -35,8 +40,17 @@ impl RuntimeError {
             bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             } => RuntimeError::NotFound(context),
+            source if is_transport(&source) => RuntimeError::Lost {
+                context,
+                reason: transport_reason(&source),
+            },
             source => RuntimeError::Api { context, source },
         }
+    }
+
+    /// Whether the daemon itself went away (as opposed to answering with an error).
+    pub fn is_lost(&self) -> bool {
+        matches!(self, RuntimeError::Lost { .. } | RuntimeError::Unreachable { .. })
     }
 
     /// A one-line suggestion for the user, when there is an obvious one.
@@ -48,6 +62,11 @@ impl RuntimeError {
                  or point DOCKER_HOST at a running daemon"
                     .into(),
             ),
+            RuntimeError::Lost { .. } => Some(
+                "the daemon stopped or restarted; once it is back (`docker info`), \
+                 `moat list` shows what became of the run"
+                    .into(),
+            ),
             RuntimeError::Build { .. } => Some(
                 "fix the failing step (its output is above), then run again; \
                  `--rebuild` forces a fresh build"
@@ -55,5 +74,34 @@ impl RuntimeError {
             ),
             _ => None,
         }
+    }
+}
+
+/// Errors of the connection itself, not answers of the daemon.
+fn is_transport(error: &bollard::errors::Error) -> bool {
+    use bollard::errors::Error as E;
+    matches!(
+        error,
+        E::HyperLegacyError { .. }
+            | E::IOError { .. }
+            | E::HyperResponseError { .. }
+            | E::HttpClientError { .. }
+            | E::SocketNotFoundError(_)
+            | E::RequestTimeoutError
+    )
+}
+
+/// A transport error in plain words: the deepest cause (`connection reset by peer`),
+/// not the HTTP client's wrapping of it.
+fn transport_reason(error: &bollard::errors::Error) -> String {
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let text = cause.to_string();
+    if text.is_empty() || text.contains("hyper legacy client") {
+        "the connection closed".to_owned()
+    } else {
+        text
     }
 }
