@@ -29,4 +29,4 @@ pub use key::{
 pub use placeholder::placeholder;
 pub use provider::{MAX_PROVIDER_NAME_LEN, ProviderName};
 pub use secret::{REDACTED, Secret};
-pub use store::{CREDENTIALS_DIR_NAME, CredentialStore, ListedCredential};
+pub use store::{CREDENTIALS_DIR_NAME, CredentialStore, ListedCredential, stored_providers};
