@@ -1849,6 +1849,11 @@ mcp:
             errors.first().message,
             "the file uses YAML aliases beyond moat's limit (2000 aliases of 1 anchor)"
         );
-        assert!(errors.hint().unwrap().starts_with("remove the YAML aliases"));
+        assert!(
+            errors
+                .hint()
+                .unwrap()
+                .starts_with("remove the YAML aliases")
+        );
     }
 }

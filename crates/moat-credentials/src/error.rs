@@ -184,24 +184,72 @@ pub enum KeyError {
 
     /// Credentials are stored but no key is found: the key file or keyring entry is gone.
     /// Never met by making a new key, which would leave every credential unreadable.
-    #[error(
-        "the encryption key of the stored credentials is missing (looked in {looked_in}{}); \
-            {} in `{}` cannot be read without it",
-        keyring_problem.as_ref().map(|p| format!("; the OS keyring could not be asked: {p}")).unwrap_or_default(),
-        stored_text(stored),
-        store.display()
-    )]
-    KeyMissing {
-        looked_in: String,
-        key_file: PathBuf,
-        /// The keyring entry the key may have been in (`None`: file only).
-        keyring_entry: Option<String>,
-        /// Why the keyring could not be asked, when it could not.
-        keyring_problem: Option<String>,
-        store: PathBuf,
-        /// The providers whose credentials are stored.
-        stored: Vec<String>,
-    },
+    #[error("{0}")]
+    KeyMissing(Box<MissingKey>),
+}
+
+/// What [`KeyError::KeyMissing`] knows: where the key was looked for and what needs it.
+#[derive(Debug)]
+pub struct MissingKey {
+    pub looked_in: String,
+    pub key_file: PathBuf,
+    /// The keyring entry the key may have been in (`None`: file only).
+    pub keyring_entry: Option<String>,
+    /// Why the keyring could not be asked, when it could not.
+    pub keyring_problem: Option<String>,
+    pub store: PathBuf,
+    /// The providers whose credentials are stored.
+    pub stored: Vec<String>,
+}
+
+impl fmt::Display for MissingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the encryption key of the stored credentials is missing (looked in {}",
+            self.looked_in
+        )?;
+        if let Some(problem) = &self.keyring_problem {
+            write!(f, "; the OS keyring could not be asked: {problem}")?;
+        }
+        write!(
+            f,
+            "); {} in `{}` cannot be read without it",
+            stored_text(&self.stored),
+            self.store.display()
+        )
+    }
+}
+
+impl MissingKey {
+    /// Restore the key, or start over by revoking what needs it.
+    fn fix(&self) -> String {
+        let restore = match &self.keyring_entry {
+            Some(entry) => format!(
+                "restore the key file `{}` or the OS keyring entry {entry} from a backup",
+                self.key_file.display()
+            ),
+            None => format!(
+                "restore the key file `{}` from a backup",
+                self.key_file.display()
+            ),
+        };
+        let reach = if self.keyring_problem.is_some() {
+            " (or make the OS keyring reachable, if the key is there)"
+        } else {
+            ""
+        };
+        let revoke = self
+            .stored
+            .iter()
+            .map(|p| format!("`moat revoke {p}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "{restore}{reach} and retry; or start over: {revoke}, then grant again with \
+             `moat grant <provider>`"
+        )
+    }
 }
 
 /// `the github credential`, `3 credentials (anthropic, github, openai)`.
@@ -261,38 +309,7 @@ impl KeyError {
                     .into(),
             ),
             KeyError::Unreadable(e) => e.hint(),
-            KeyError::KeyMissing {
-                key_file,
-                keyring_entry,
-                keyring_problem,
-                stored,
-                ..
-            } => {
-                let restore = match keyring_entry {
-                    Some(entry) => format!(
-                        "restore the key file `{}` or the OS keyring entry {entry} from a backup",
-                        key_file.display()
-                    ),
-                    None => format!(
-                        "restore the key file `{}` from a backup",
-                        key_file.display()
-                    ),
-                };
-                let reach = if keyring_problem.is_some() {
-                    " (or make the OS keyring reachable, if the key is there)"
-                } else {
-                    ""
-                };
-                let revoke = stored
-                    .iter()
-                    .map(|p| format!("`moat revoke {p}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                Some(format!(
-                    "{restore}{reach} and retry; or start over: {revoke}, then grant again with \
-                        `moat grant <provider>`"
-                ))
-            }
+            KeyError::KeyMissing(missing) => Some(missing.fix()),
             KeyError::File { .. } | KeyError::Random(_) => None,
         }
     }

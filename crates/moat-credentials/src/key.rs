@@ -494,14 +494,16 @@ impl ChainKeySource {
     ) -> Result<(EncryptionKey, KeyOrigin), KeyError> {
         match self.lookup()? {
             Lookup::Found(key, origin) => Ok((key, origin)),
-            Lookup::Missing(keyring_problem) => Err(KeyError::KeyMissing {
-                looked_in: self.describe(),
-                key_file: self.file.path.clone(),
-                keyring_entry: self.keyring.as_ref().map(|k| k.backend.entry_name()),
-                keyring_problem,
-                store: dir.to_owned(),
-                stored,
-            }),
+            Lookup::Missing(keyring_problem) => {
+                Err(KeyError::KeyMissing(Box::new(crate::error::MissingKey {
+                    looked_in: self.describe(),
+                    key_file: self.file.path.clone(),
+                    keyring_entry: self.keyring.as_ref().map(|k| k.backend.entry_name()),
+                    keyring_problem,
+                    store: dir.to_owned(),
+                    stored,
+                })))
+            }
         }
     }
 
@@ -930,7 +932,7 @@ mod tests {
         let err = guarding_a_stored_credential(dir.path(), &fake)
             .obtain()
             .unwrap_err();
-        assert!(matches!(err, KeyError::KeyMissing { .. }), "{err:?}");
+        assert!(matches!(err, KeyError::KeyMissing(_)), "{err:?}");
         assert!(fake.value.lock().unwrap().is_none(), "no new key stored");
         assert!(!dir.path().join(KEY_FILE_NAME).exists(), "nor a key file");
         assert!(
@@ -953,7 +955,7 @@ mod tests {
             .obtain()
             .unwrap_err();
         assert!(
-            matches!(&err, KeyError::KeyMissing { keyring_problem: Some(p), .. } if p.contains("no keyring")),
+            matches!(&err, KeyError::KeyMissing(m) if m.keyring_problem.as_deref().is_some_and(|p| p.contains("no keyring"))),
             "{err:?}"
         );
         assert!(

@@ -579,7 +579,7 @@ mod tests {
 
         let err = CredentialStore::open(&home, &keys).unwrap_err();
         assert!(
-            matches!(err, CredentialError::Key(KeyError::KeyMissing { .. })),
+            matches!(err, CredentialError::Key(KeyError::KeyMissing(_))),
             "{err:?}"
         );
         assert!(!home.key_file().exists(), "no new key was made");
@@ -604,7 +604,7 @@ mod tests {
         // `obtain` (what `moat grant` uses) says the same.
         assert!(matches!(
             keys.obtain().unwrap_err(),
-            KeyError::KeyMissing { .. }
+            KeyError::KeyMissing(_)
         ));
 
         // Once the credentials are revoked the store is empty, and a new key is fine.

@@ -97,9 +97,11 @@ pub fn yaml_limit(error: &Error, text: &str) -> Option<YamlLimit> {
             | BudgetBreach::ScalarBytes { .. }
             | BudgetBreach::InputBytes { .. } => {
                 if uses_aliases(text) {
-                    alias("the file uses YAML aliases beyond moat's limit: they expand to more \
+                    alias(
+                        "the file uses YAML aliases beyond moat's limit: they expand to more \
                            than moat reads"
-                        .into())
+                            .into(),
+                    )
                 } else {
                     size("the file is larger or more complex than moat's YAML limits".into())
                 }
@@ -119,7 +121,7 @@ mod tests {
         let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
         for level in 1..9 {
             let prev = format!("*a{}", level - 1);
-            let items = vec![prev.as_str(); 9].join(", ");
+            let items = [prev.as_str(); 9].join(", ");
             text.push_str(&format!("a{level}: &a{level} [{items}]\n"));
         }
         text

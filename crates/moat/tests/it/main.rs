@@ -14,6 +14,7 @@ mod fake_upstream;
 mod grant;
 mod grants;
 mod harness;
+mod input;
 mod interactive;
 mod lifecycle;
 mod mirrors;
