@@ -581,7 +581,16 @@ impl ChainKeySource {
     /// key just to look). `Ok(None)` when neither the file nor the keyring holds one, or
     /// when the keyring cannot be reached and no marker says the key was made there (then
     /// [`obtain`](Self::obtain) would make the key file).
+    ///
+    /// A guarded store that holds credentials without a key is [`KeyError::KeyMissing`],
+    /// as [`obtain`](Self::obtain) would say.
     pub fn find(&self) -> Result<Option<(EncryptionKey, KeyOrigin)>, KeyError> {
+        if let Some(dir) = &self.store {
+            let stored = crate::store::stored_providers(dir);
+            if !stored.is_empty() {
+                return self.existing_key_for(dir, stored).map(Some);
+            }
+        }
         Ok(match self.lookup()? {
             Lookup::Found(key, origin) => Some((key, origin)),
             Lookup::Missing(_) => None,
@@ -933,6 +942,10 @@ mod tests {
             .obtain()
             .unwrap_err();
         assert!(matches!(err, KeyError::KeyMissing(_)), "{err:?}");
+        assert!(matches!(
+            guarding_a_stored_credential(dir.path(), &fake).find(),
+            Err(KeyError::KeyMissing(_))
+        ));
         assert!(fake.value.lock().unwrap().is_none(), "no new key stored");
         assert!(!dir.path().join(KEY_FILE_NAME).exists(), "nor a key file");
         assert!(

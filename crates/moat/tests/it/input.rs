@@ -324,6 +324,19 @@ fn a_missing_key_with_credentials_stored_is_an_error_not_a_new_key() {
         hint: restore the key file `[ROOT]/moat-home/encryption.key` from a backup and retry; or start over: `moat revoke openai`, then grant again with `moat grant <provider>`
         ");
     });
+    // `moat doctor` says the same, and makes no key either.
+    let doctor = run_within({
+        let mut cmd = env.moat_file_keyring();
+        cmd.arg("doctor");
+        cmd
+    });
+    assert!(
+        doctor
+            .stdout
+            .contains("the encryption key of the stored credentials is missing")
+            && doctor.stdout.contains("`moat revoke openai`"),
+        "{doctor:?}"
+    );
     assert!(!key.exists(), "no new key was made");
     assert!(env.run_dirs().is_empty(), "nothing started");
 

@@ -282,9 +282,8 @@ pub fn credential_key(
                 ),
             )
             .hint(
-                "if the key is in the OS keyring, make the keyring reachable (and unset \
-                 `MOAT_KEYRING=file`); otherwise grant the credentials again with \
-                 `moat grant <provider>`",
+                "restore the key file (or the OS keyring entry) from a backup; or start over: \
+                 `moat revoke <provider>` for each stored credential, then `moat grant <provider>`",
             ),
             None,
         ),
