@@ -39,7 +39,7 @@ pub fn load_global(path: &Path) -> Result<Option<GlobalConfig>, ConfigErrors> {
     if path.symlink_metadata().is_err() {
         return Ok(None);
     }
-    let text = crate::read_config_file(path)?;
+    let text = crate::read_config_file(path, moat_home::FileKind::GLOBAL_CONFIG)?;
     parse_global(path, &text).map(Some)
 }
 
@@ -159,7 +159,8 @@ fn mirrors(check: &mut Check<'_>, raw: RawMirrors) -> Mirrors {
 }
 
 /// The extra CA file must exist and hold at least one PEM certificate: a wrong file would
-/// otherwise only show up as TLS failures inside image builds.
+/// otherwise only show up as TLS failures inside image builds. It is read as every
+/// file someone points moat at is: a regular file, bounded, never waiting.
 pub(crate) fn check_ca_file(path: &Path) -> Result<PathBuf, Invalid> {
     let resolved = fs_err::canonicalize(path).map_err(|error| {
         if error.kind() == std::io::ErrorKind::NotFound {
@@ -169,9 +170,19 @@ pub(crate) fn check_ca_file(path: &Path) -> Result<PathBuf, Invalid> {
             Invalid::new(format!("cannot use CA file `{}`: {error}", path.display()))
         }
     })?;
-    let text = fs_err::read(&resolved).map_err(|error| {
-        Invalid::new(format!("cannot read CA file `{}`: {error}", path.display()))
-    })?;
+    let text = moat_home::read_bounded(&resolved, moat_home::FileKind::CA_CERTIFICATES).map_err(
+        |error| {
+            let invalid = Invalid::new(format!(
+                "cannot use CA file `{}`: {}",
+                shown(&path.display().to_string()),
+                error.problem()
+            ));
+            match error.hint() {
+                Some(hint) => invalid.with_hint(hint),
+                None => invalid,
+            }
+        },
+    )?;
     let pem = String::from_utf8_lossy(&text);
     if !pem.contains("-----BEGIN CERTIFICATE-----") {
         return Err(Invalid::new(format!(

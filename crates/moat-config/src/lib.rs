@@ -94,12 +94,15 @@ pub fn load_host(global_file: &Path, cli: &CliOverrides) -> Result<HostSettings,
     resolve_host(load_global(global_file)?.as_ref(), cli)
 }
 
-/// Read a configuration file as text, naming it in the error.
-#[allow(clippy::disallowed_methods)] // the error names the path itself
-fn read_config_file(path: &Path) -> Result<String, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|error| {
-        ConfigError::in_file(path, format!("cannot read the file: {error}"))
-            .with_hint("check that it is a readable file")
+/// Read a configuration file as text, naming it in the error: a regular file of at most
+/// the kind's limit, read without waiting on a pipe or device (`moat_home::read_bounded`).
+fn read_config_file(path: &Path, kind: moat_home::FileKind) -> Result<String, ConfigError> {
+    let bytes = moat_home::read_bounded(path, kind).map_err(|error| {
+        let problem = ConfigError::in_file(path, error.problem());
+        match error.hint() {
+            Some(hint) => problem.with_hint(hint),
+            None => problem,
+        }
     })?;
     String::from_utf8(bytes).map_err(|_| {
         ConfigError::in_file(path, "the file is not valid UTF-8").with_hint("save it as UTF-8 text")

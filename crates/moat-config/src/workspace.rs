@@ -129,7 +129,7 @@ pub fn read_workspace(workspace: &Path) -> Result<Option<WorkspaceFile>, ConfigE
             .with_hint("moat reads only a regular file here: replace the link with a copy of the file it points to")
             .into());
     }
-    let text = crate::read_config_file(&path)?;
+    let text = crate::read_config_file(&path, moat_home::FileKind::WORKSPACE_FILE)?;
     let config = parse_workspace(&path, &text, workspace)?;
     Ok(Some(WorkspaceFile { path, text, config }))
 }
@@ -1807,6 +1807,53 @@ mcp:
         fs_err::remove_file(dir.path().join("agent.yaml")).unwrap();
         fs_err::create_dir(dir.path().join("agent.yaml")).unwrap();
         let errors = load_workspace(dir.path()).unwrap_err();
-        assert!(errors.first().message.starts_with("cannot read the file: "));
+        assert_eq!(
+            errors.first().message,
+            "the file is a directory, not a regular file"
+        );
+    }
+
+    /// A hostile repository's file is read bounded: a FIFO does not hang the load, a
+    /// huge file is not read, an alias bomb is said in words.
+    #[test]
+    fn files_that_would_hang_or_swell_moat_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("moat.yaml");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let errors = load_workspace(dir.path()).unwrap_err();
+        assert_eq!(
+            errors.first().message,
+            "the file is a named pipe (FIFO), not a regular file"
+        );
+        assert!(errors.hint().unwrap().contains("only from a regular file"));
+
+        fs_err::remove_file(&path).unwrap();
+        fs_err::File::create(&path)
+            .unwrap()
+            .set_len(50 * 1024 * 1024)
+            .unwrap();
+        let errors = load_workspace(dir.path()).unwrap_err();
+        assert_eq!(
+            errors.first().message,
+            "the file is too large: 50 MiB, where moat reads at most 1 MiB"
+        );
+
+        let bomb = format!("name: &a x\nprotect: [{}]\n", vec!["*a"; 2000].join(", "));
+        fs_err::write(&path, bomb).unwrap();
+        let errors = load_workspace(dir.path()).unwrap_err();
+        assert_eq!(
+            errors.first().message,
+            "the file uses YAML aliases beyond moat's limit (2000 aliases of 1 anchor)"
+        );
+        assert!(
+            errors
+                .hint()
+                .unwrap()
+                .starts_with("remove the YAML aliases")
+        );
     }
 }

@@ -76,6 +76,10 @@ fn translate(path: &Path, text: &str, error: &YamlError, fields: &FieldNotes) ->
         },
         None => ConfigError::in_file(path, message),
     };
+    // An alias bomb or absurd nesting: serde-saphyr's own words for these are Rust values.
+    if let Some(limit) = moat_text::yaml_limit(error, text) {
+        return located(limit.message).with_hint(limit.hint);
+    }
     let want_key = matches!(
         error,
         YamlError::SerdeUnknownField { .. } | YamlError::DuplicateMappingKey { .. }

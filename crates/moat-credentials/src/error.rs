@@ -32,6 +32,13 @@ pub enum CredentialError {
         reason: DecryptFailure,
     },
 
+    /// The credential file is not a regular file of sane size, or cannot be read.
+    #[error("{source}")]
+    Unusable {
+        provider: ProviderName,
+        source: moat_home::ReadError,
+    },
+
     #[error("credential expired: the `{provider}` credential expired at {expired_at}")]
     Expired {
         provider: ProviderName,
@@ -85,6 +92,15 @@ impl CredentialError {
                 "run `moat grant {provider}` again (the file may have been changed, or the \
                  encryption key in the keyring or `encryption.key` replaced)"
             )),
+            CredentialError::Unusable { provider, source } => Some(match source.hint() {
+                Some(hint) => format!(
+                    "{hint}; or remove it with `moat revoke {provider}` and run \
+                     `moat grant {provider}` again"
+                ),
+                None => format!(
+                    "remove it with `moat revoke {provider}` and run `moat grant {provider}` again"
+                ),
+            }),
             CredentialError::Expired { provider, .. } => {
                 Some(format!("run `moat grant {provider}` again"))
             }
@@ -147,6 +163,10 @@ pub enum KeyError {
     #[error("the encryption key file `{}` does not hold a base64 32-byte key", path.display())]
     KeyFileInvalid { path: PathBuf },
 
+    /// The key file is not a regular file of a few KiB, or cannot be read.
+    #[error(transparent)]
+    Unreadable(moat_home::ReadError),
+
     #[error("the OS keyring failed: {reason}")]
     Keyring { reason: String },
 
@@ -161,6 +181,90 @@ pub enum KeyError {
 
     #[error("cannot get random bytes from the operating system: {0}")]
     Random(getrandom::Error),
+
+    /// Credentials are stored but no key is found: the key file or keyring entry is gone.
+    /// Never met by making a new key, which would leave every credential unreadable.
+    #[error("{0}")]
+    KeyMissing(Box<MissingKey>),
+}
+
+/// What [`KeyError::KeyMissing`] knows: where the key was looked for and what needs it.
+#[derive(Debug)]
+pub struct MissingKey {
+    pub looked_in: String,
+    pub key_file: PathBuf,
+    /// The keyring entry the key may have been in (`None`: file only).
+    pub keyring_entry: Option<String>,
+    /// Why the keyring could not be asked, when it could not.
+    pub keyring_problem: Option<String>,
+    pub store: PathBuf,
+    /// The providers whose credentials are stored.
+    pub stored: Vec<String>,
+}
+
+impl fmt::Display for MissingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the encryption key of the stored credentials is missing (looked in {}",
+            self.looked_in
+        )?;
+        if let Some(problem) = &self.keyring_problem {
+            write!(f, "; the OS keyring could not be asked: {problem}")?;
+        }
+        write!(
+            f,
+            "); {} in `{}` cannot be read without it",
+            stored_text(&self.stored),
+            self.store.display()
+        )
+    }
+}
+
+impl MissingKey {
+    /// Restore the key, or start over by revoking what needs it.
+    fn fix(&self) -> String {
+        let restore = match &self.keyring_entry {
+            Some(entry) => format!(
+                "restore the key file `{}` or the OS keyring entry {entry} from a backup",
+                self.key_file.display()
+            ),
+            None => format!(
+                "restore the key file `{}` from a backup",
+                self.key_file.display()
+            ),
+        };
+        let reach = if self.keyring_problem.is_some() {
+            " (or make the OS keyring reachable, if the key is there)"
+        } else {
+            ""
+        };
+        let revoke = self
+            .stored
+            .iter()
+            .map(|p| format!("`moat revoke {p}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "{restore}{reach} and retry; or start over: {revoke}, then grant again with \
+             `moat grant <provider>`"
+        )
+    }
+}
+
+/// `the github credential`, `3 credentials (anthropic, github, openai)`.
+fn stored_text(stored: &[String]) -> String {
+    match stored {
+        [one] => format!("the `{one}` credential"),
+        many => format!(
+            "{} credentials ({})",
+            many.len(),
+            many.iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 impl KeyError {
@@ -204,6 +308,8 @@ impl KeyError {
                  be granted again"
                     .into(),
             ),
+            KeyError::Unreadable(e) => e.hint(),
+            KeyError::KeyMissing(missing) => Some(missing.fix()),
             KeyError::File { .. } | KeyError::Random(_) => None,
         }
     }

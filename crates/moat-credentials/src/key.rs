@@ -15,7 +15,6 @@
 
 use fs_err::os::unix::fs::OpenOptionsExt;
 use std::fmt;
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
@@ -23,7 +22,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use moat_home::MoatHome;
+use moat_home::{FileKind, MoatHome};
 use zeroize::Zeroizing;
 
 use crate::KeyError;
@@ -158,35 +157,26 @@ impl FileKeySource {
     }
 
     /// The key if the file exists. A file others can read is refused, not used: the key
-    /// may have leaked, and the user should know.
+    /// may have leaked, and the user should know. The file is read as every file someone
+    /// may point moat at is (`moat_home::read_bounded`): a regular file of a few KiB, so a
+    /// wrong path can neither fill memory nor hang moat.
     pub fn read(&self) -> Result<Option<EncryptionKey>, KeyError> {
-        let mut file = match fs_err::File::open(&self.path) {
+        let file = match moat_home::BoundedFile::open(&self.path, FileKind::ENCRYPTION_KEY) {
             Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(KeyError::file(&self.path, e)),
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(KeyError::Unreadable(e)),
         };
-        let mode = file
-            .metadata()
-            .map_err(|e| KeyError::file(&self.path, e))?
-            .permissions()
-            .mode()
-            & 0o777;
+        let mode = file.metadata().permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(KeyError::KeyFilePermissions {
                 path: self.path.clone(),
                 mode,
             });
         }
-        let mut text = Zeroizing::new(String::with_capacity(64));
-        // A key file is 45 bytes; reading a bounded amount keeps a wrong path from
-        // filling memory.
-        (&mut file)
-            .take(4096)
-            .read_to_string(&mut text)
-            .map_err(|_| KeyError::KeyFileInvalid {
-                path: self.path.clone(),
-            })?;
-        EncryptionKey::from_base64(&text)
+        let bytes = Zeroizing::new(file.read().map_err(KeyError::Unreadable)?);
+        std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(EncryptionKey::from_base64)
             .map(Some)
             .ok_or_else(|| KeyError::KeyFileInvalid {
                 path: self.path.clone(),
@@ -449,25 +439,72 @@ pub enum KeyOrigin {
 ///    credential unreadable); without the marker, a key file is created.
 /// 4. If the keyring has no entry: under the key file's lock, a new key goes into the
 ///    keyring (read back) and the marker is written; if the keyring refuses, into the file.
+///
+/// A new key is made only for an empty store: when the store's directory (see
+/// [`with_store`](Self::with_store); [`for_home`](Self::for_home) sets it) holds
+/// credentials and no key is found, that is [`KeyError::KeyMissing`]. A new key would
+/// make every stored credential read as "modified", with no word of what happened.
 #[derive(Debug, Clone)]
 pub struct ChainKeySource {
     keyring: Option<KeyringKeySource>,
     file: FileKeySource,
+    /// The credential directory whose files this key opens.
+    store: Option<PathBuf>,
+}
+
+/// What a lookup that creates nothing found.
+enum Lookup {
+    Found(EncryptionKey, KeyOrigin),
+    /// No key; `Some` says why the keyring could not be asked.
+    Missing(Option<String>),
 }
 
 impl ChainKeySource {
     /// `keyring: None` means file only.
     pub fn new(keyring: Option<KeyringKeySource>, file: FileKeySource) -> Self {
-        ChainKeySource { keyring, file }
+        ChainKeySource {
+            keyring,
+            file,
+            store: None,
+        }
     }
 
-    /// The OS keyring (unless `File`) and `$MOAT_HOME/encryption.key`.
+    /// Guard the credentials in `dir`: while it holds any, no new key is made.
+    pub fn with_store(mut self, dir: PathBuf) -> Self {
+        self.store = Some(dir);
+        self
+    }
+
+    /// The OS keyring (unless `File`) and `$MOAT_HOME/encryption.key`, guarding
+    /// `$MOAT_HOME/credentials`.
     pub fn for_home(home: &MoatHome, mode: KeyringMode) -> Self {
         let keyring = match mode {
             KeyringMode::Auto => Some(KeyringKeySource::os()),
             KeyringMode::File => None,
         };
-        Self::new(keyring, FileKeySource::in_home(home))
+        Self::new(keyring, FileKeySource::in_home(home)).with_store(home.credentials_dir())
+    }
+
+    /// The key, creating nothing: so that credentials already stored are never met with
+    /// a new key.
+    fn existing_key_for(
+        &self,
+        dir: &Path,
+        stored: Vec<String>,
+    ) -> Result<(EncryptionKey, KeyOrigin), KeyError> {
+        match self.lookup()? {
+            Lookup::Found(key, origin) => Ok((key, origin)),
+            Lookup::Missing(keyring_problem) => {
+                Err(KeyError::KeyMissing(Box::new(crate::error::MissingKey {
+                    looked_in: self.describe(),
+                    key_file: self.file.path.clone(),
+                    keyring_entry: self.keyring.as_ref().map(|k| k.backend.entry_name()),
+                    keyring_problem,
+                    store: dir.to_owned(),
+                    stored,
+                })))
+            }
+        }
     }
 
     /// The marker saying the key was created in the keyring (`encryption.key.in-keyring`).
@@ -488,6 +525,15 @@ impl ChainKeySource {
 
     /// The key and where it came from, so the CLI can mention a fallback to the file.
     pub fn obtain(&self) -> Result<(EncryptionKey, KeyOrigin), KeyError> {
+        // Credentials stored means a key was made for them: find it or say it is gone.
+        // (A process storing the first credential made its key before writing it, so a
+        // store seen empty here can only meet that key below, under the lock.)
+        if let Some(dir) = &self.store {
+            let stored = crate::store::stored_providers(dir);
+            if !stored.is_empty() {
+                return self.existing_key_for(dir, stored);
+            }
+        }
         if let Some(key) = self.file.read()? {
             return Ok((key, KeyOrigin::File));
         }
@@ -535,23 +581,39 @@ impl ChainKeySource {
     /// key just to look). `Ok(None)` when neither the file nor the keyring holds one, or
     /// when the keyring cannot be reached and no marker says the key was made there (then
     /// [`obtain`](Self::obtain) would make the key file).
+    ///
+    /// A guarded store that holds credentials without a key is [`KeyError::KeyMissing`],
+    /// as [`obtain`](Self::obtain) would say.
     pub fn find(&self) -> Result<Option<(EncryptionKey, KeyOrigin)>, KeyError> {
+        if let Some(dir) = &self.store {
+            let stored = crate::store::stored_providers(dir);
+            if !stored.is_empty() {
+                return self.existing_key_for(dir, stored).map(Some);
+            }
+        }
+        Ok(match self.lookup()? {
+            Lookup::Found(key, origin) => Some((key, origin)),
+            Lookup::Missing(_) => None,
+        })
+    }
+
+    fn lookup(&self) -> Result<Lookup, KeyError> {
         if let Some(key) = self.file.read()? {
-            return Ok(Some((key, KeyOrigin::File)));
+            return Ok(Lookup::Found(key, KeyOrigin::File));
         }
         let Some(keyring) = &self.keyring else {
-            return Ok(None);
+            return Ok(Lookup::Missing(None));
         };
         match keyring.read() {
-            Ok(Some(key)) => Ok(Some((key, KeyOrigin::Keyring))),
-            Ok(None) => Ok(None),
+            Ok(Some(key)) => Ok(Lookup::Found(key, KeyOrigin::Keyring)),
+            Ok(None) => Ok(Lookup::Missing(None)),
             Err(e) if e.is_keyring_unavailable() => {
                 if self.marker_path().exists() {
                     Err(KeyError::KeyringUnreachable {
                         reason: e.to_string(),
                     })
                 } else {
-                    Ok(None)
+                    Ok(Lookup::Missing(Some(e.to_string())))
                 }
             }
             Err(e) => Err(e),
@@ -860,6 +922,91 @@ mod tests {
         );
         assert!(err.hint().unwrap().contains("unlock"));
         assert!(!dir.path().join(KEY_FILE_NAME).exists());
+    }
+
+    /// A chain guarding `dir/credentials`, which holds a `github` credential file.
+    fn guarding_a_stored_credential(dir: &Path, fake: &Arc<FakeKeyring>) -> ChainKeySource {
+        let store = dir.join("credentials");
+        fs_err::create_dir_all(&store).unwrap();
+        fs_err::write(store.join("github.enc"), b"sealed").unwrap();
+        chain(dir, fake).with_store(store)
+    }
+
+    #[test]
+    fn a_keyring_entry_gone_with_credentials_stored_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeKeyring::with(Behaviour::Works);
+        chain(dir.path(), &fake).obtain().unwrap();
+        *fake.value.lock().unwrap() = None;
+        let err = guarding_a_stored_credential(dir.path(), &fake)
+            .obtain()
+            .unwrap_err();
+        assert!(matches!(err, KeyError::KeyMissing(_)), "{err:?}");
+        assert!(matches!(
+            guarding_a_stored_credential(dir.path(), &fake).find(),
+            Err(KeyError::KeyMissing(_))
+        ));
+        assert!(fake.value.lock().unwrap().is_none(), "no new key stored");
+        assert!(!dir.path().join(KEY_FILE_NAME).exists(), "nor a key file");
+        assert!(
+            err.to_string().contains("the `github` credential in `"),
+            "{err}"
+        );
+        let hint = err.hint().unwrap();
+        assert!(
+            hint.contains("or the OS keyring entry `moat`/`encryption-key` from a backup"),
+            "{hint}"
+        );
+        assert!(hint.contains("`moat revoke github`"), "{hint}");
+    }
+
+    #[test]
+    fn an_unreachable_keyring_with_credentials_stored_is_not_met_with_a_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeKeyring::with(Behaviour::Unavailable);
+        let err = guarding_a_stored_credential(dir.path(), &fake)
+            .obtain()
+            .unwrap_err();
+        assert!(
+            matches!(&err, KeyError::KeyMissing(m) if m.keyring_problem.as_deref().is_some_and(|p| p.contains("no keyring"))),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("the OS keyring could not be asked")
+        );
+        assert!(
+            err.hint()
+                .unwrap()
+                .contains("make the OS keyring reachable")
+        );
+        assert!(!dir.path().join(KEY_FILE_NAME).exists());
+    }
+
+    #[test]
+    fn an_existing_key_opens_a_guarded_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeKeyring::with(Behaviour::Works);
+        let (key, _) = chain(dir.path(), &fake).obtain().unwrap();
+        let (again, origin) = guarding_a_stored_credential(dir.path(), &fake)
+            .obtain()
+            .unwrap();
+        assert_eq!(origin, KeyOrigin::Keyring);
+        assert!(again.same_as(&key));
+    }
+
+    #[test]
+    fn a_key_file_that_is_a_fifo_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KEY_FILE_NAME);
+        let status = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let err = FileKeySource::new(path).read().unwrap_err();
+        assert!(matches!(err, KeyError::Unreadable(_)), "{err:?}");
+        assert!(err.hint().is_some());
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub use credential::{
     Credential, CredentialKind, CredentialSource, CredentialSummary, EXPIRES_SOON_WITHIN,
     ExpiryStatus, KindLabel, classify_expiry,
 };
-pub use error::{CredentialError, DecryptFailure, KeyError};
+pub use error::{CredentialError, DecryptFailure, KeyError, MissingKey};
 pub use key::{
     ChainKeySource, EncryptionKey, FileKeySource, KEY_FILE_NAME, KEYRING_ACCOUNT, KEYRING_SERVICE,
     KEYRING_TIMEOUT, KeyOrigin, KeySource, KeyringBackend, KeyringKeySource, KeyringMode,
@@ -29,4 +29,4 @@ pub use key::{
 pub use placeholder::placeholder;
 pub use provider::{MAX_PROVIDER_NAME_LEN, ProviderName};
 pub use secret::{REDACTED, Secret};
-pub use store::{CREDENTIALS_DIR_NAME, CredentialStore, ListedCredential};
+pub use store::{CREDENTIALS_DIR_NAME, CredentialStore, ListedCredential, stored_providers};

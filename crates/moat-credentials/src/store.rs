@@ -87,10 +87,17 @@ impl CredentialStore {
     /// The credential of `provider`, `None` if none is granted.
     pub fn load(&self, provider: &ProviderName) -> Result<Option<Credential>, CredentialError> {
         let path = self.path_of(provider);
-        let bytes = match fs_err::read(&path) {
+        // Bounded like every file someone may point moat at: a FIFO or a huge file put
+        // here must not hang moat or fill its memory.
+        let bytes = match moat_home::read_bounded(&path, moat_home::FileKind::CREDENTIAL) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(CredentialError::file(path, e)),
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(source) => {
+                return Err(CredentialError::Unusable {
+                    provider: provider.clone(),
+                    source,
+                });
+            }
         };
         let undecryptable = |reason| CredentialError::Undecryptable {
             path: path.clone(),
@@ -202,6 +209,26 @@ impl CredentialStore {
             }
         }
     }
+}
+
+/// The providers with a credential file in `dir` (`github` for `github.enc`), sorted;
+/// none when the directory is missing or unreadable. Temp files (`.…`) do not count.
+pub fn stored_providers(dir: &Path) -> Vec<String> {
+    let Ok(entries) = fs_err::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            if name.starts_with('.') {
+                return None;
+            }
+            name.strip_suffix(".enc").map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    names
 }
 
 /// `nonce ‖ AES-256-GCM(plaintext, aad = provider)` with a fresh random nonce.
@@ -538,6 +565,89 @@ mod tests {
         let again = CredentialStore::open(&home, &keys).unwrap();
         assert_eq!(again.dir(), dir.path().join("credentials"));
         assert!(again.load(&provider("github")).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_missing_key_with_credentials_stored_is_an_error_not_a_new_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = MoatHome::at(dir.path().to_owned());
+        let keys = crate::ChainKeySource::for_home(&home, crate::KeyringMode::File);
+        let store = CredentialStore::open(&home, &keys).unwrap();
+        store.save(&api_key("github", API_KEY)).unwrap();
+        store.save(&api_key("anthropic", API_KEY)).unwrap();
+        fs_err::remove_file(home.key_file()).unwrap();
+
+        let err = CredentialStore::open(&home, &keys).unwrap_err();
+        assert!(
+            matches!(err, CredentialError::Key(KeyError::KeyMissing(_))),
+            "{err:?}"
+        );
+        assert!(!home.key_file().exists(), "no new key was made");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the encryption key of the stored credentials is missing (looked in `{}`); 2 \
+                 credentials (`anthropic`, `github`) in `{}` cannot be read without it",
+                home.key_file().display(),
+                home.credentials_dir().display()
+            )
+        );
+        let hint = err.hint().unwrap();
+        assert_eq!(
+            hint,
+            format!(
+                "restore the key file `{}` from a backup and retry; or start over: `moat revoke \
+                 anthropic`, `moat revoke github`, then grant again with `moat grant <provider>`",
+                home.key_file().display()
+            )
+        );
+        // `obtain` (what `moat grant` uses) says the same.
+        assert!(matches!(
+            keys.obtain().unwrap_err(),
+            KeyError::KeyMissing(_)
+        ));
+
+        // Once the credentials are revoked the store is empty, and a new key is fine.
+        store.remove(&provider("github")).unwrap();
+        store.remove(&provider("anthropic")).unwrap();
+        CredentialStore::open(&home, &keys).unwrap();
+        assert!(home.key_file().exists());
+    }
+
+    #[test]
+    fn a_credential_file_that_is_a_fifo_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(dir.path());
+        store.save(&api_key("github", API_KEY)).unwrap();
+        let path = store.path_of(&provider("github"));
+        fs_err::remove_file(&path).unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let err = store.load(&provider("github")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("is a named pipe (FIFO), not a regular file"),
+            "{err}"
+        );
+        assert!(
+            err.hint().unwrap().contains("`moat revoke github`"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn stored_providers_are_the_enc_files() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(stored_providers(&dir.path().join("missing")).is_empty());
+        let store = store_in(dir.path());
+        store.save(&api_key("openai", API_KEY)).unwrap();
+        store.save(&api_key("github", API_KEY)).unwrap();
+        fs_err::write(store.dir().join(".github.enc.x.tmp"), b"").unwrap();
+        fs_err::write(store.dir().join("notes.txt"), b"").unwrap();
+        assert_eq!(stored_providers(store.dir()), ["github", "openai"]);
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub enum ProviderError {
         source: std::io::Error,
     },
 
+    /// A provider file that is not a regular file of sane size (`moat_home::read_bounded`).
+    #[error(transparent)]
+    File(#[from] moat_home::ReadError),
+
     #[error("cannot set up HTTPS for the validation request: {0}")]
     HttpSetup(String),
 
@@ -84,6 +88,7 @@ impl ProviderError {
             ProviderError::EnvConflict { .. } => Some("grant only one of them to this run".into()),
             ProviderError::Definition(e) => e.hint.clone(),
             ProviderError::Read { .. } => None,
+            ProviderError::File(e) => e.hint(),
             ProviderError::HttpSetup(_) => Some(
                 "check `MOAT_EXTRA_CA_CERTS` (a PEM file of CA certificates) and \
                  `MOAT_CONNECT_TO` (`HOST1:PORT1:HOST2:PORT2`)"

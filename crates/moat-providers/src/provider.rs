@@ -336,9 +336,12 @@ impl ProviderRegistry {
         }
         files.sort();
         for path in files {
-            let text = fs_err::read_to_string(&path).map_err(|source| ProviderError::Read {
+            let bytes = moat_home::read_bounded(&path, moat_home::FileKind::PROVIDER_FILE)?;
+            let text = String::from_utf8(bytes).map_err(|_| DefinitionError {
                 path: path.clone(),
-                source,
+                position: None,
+                message: "the file is not valid UTF-8".into(),
+                hint: Some("save it as UTF-8 text".into()),
             })?;
             let definition = parse_definition(&path, &text)?;
             registry.add_custom(definition, path)?;
@@ -406,6 +409,23 @@ mod tests {
     }
 
     const ACME: &str = "name: acme\ndescription: Acme\naliases: [ac]\ntoken_env: ACME_TOKEN\nhosts: [api.acme.test]\ninject: {header: X-Acme-Key}\ncontainer_env: ACME_TOKEN\n";
+
+    #[test]
+    fn a_provider_file_that_is_a_fifo_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(dir.path().join("acme.yaml"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let err = ProviderRegistry::load(dir.path()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("is a named pipe (FIFO), not a regular file"),
+            "{err}"
+        );
+        assert!(err.hint().is_some());
+    }
 
     #[test]
     fn builtins_parse_and_are_found_by_alias() {

@@ -171,6 +171,15 @@ fn parse_error(path: &Path, text: &str, error: &serde_saphyr::Error) -> Definiti
         .filter(|&(line, _)| line > 0);
     let empty = text.trim().is_empty();
     let position = position.filter(|_| !empty);
+    // An alias bomb or absurd nesting: serde-saphyr's own words for these are Rust values.
+    if let Some(limit) = moat_text::yaml_limit(error, text) {
+        return DefinitionError {
+            path: path.to_owned(),
+            position,
+            message: limit.message,
+            hint: Some(limit.hint.to_owned()),
+        };
+    }
     let (message, hint) = match error {
         serde_saphyr::Error::SerdeUnknownField {
             field, expected, ..
@@ -511,6 +520,22 @@ validate:
 
     fn error(text: &str) -> String {
         parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn an_alias_bomb_is_said_in_words() {
+        let text = format!(
+            "name: &a acme\ndescription: x\ntoken_env: [{}]\nhosts: [a.test]\ninject: {{header: X}}\n",
+            vec!["*a"; 2000].join(", ")
+        );
+        let err = parse(&text).unwrap_err();
+        assert!(
+            err.message
+                .starts_with("the file uses YAML aliases beyond moat's limit"),
+            "{err}"
+        );
+        assert!(!err.message.contains('{'), "no Rust values: {err}");
+        assert!(err.hint.unwrap().starts_with("remove the YAML aliases"));
     }
 
     #[test]

@@ -179,7 +179,11 @@ pub(crate) async fn start_proxy(
     config.passthrough = settings.passthrough;
     config.connect_to = settings.connect_to;
     if let Some(file) = &settings.extra_ca_file {
-        config.extra_roots_pem = fs_err::read(file).map_err(|e| RunError::io(file, e))?;
+        // Checked by the CLI, and read as bounded here: the file may have been swapped for
+        // a FIFO or a device since, which must not hang the supervisor.
+        config.extra_roots_pem =
+            moat_home::read_bounded(file, moat_home::FileKind::CA_CERTIFICATES)
+                .map_err(|e| RunError::io(file, std::io::Error::other(e)))?;
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<NetworkEvent>();
     let socket = store.proxy_dir(id).join(SOCKET_NAME);

@@ -1,5 +1,10 @@
 //! Small text helpers shared by moat's crates, so that "did you mean" suggestions measure
-//! closeness the same way everywhere.
+//! closeness the same way everywhere, and a YAML file that breaks a parser limit is
+//! reported in the same plain words whichever file it is.
+
+mod yaml;
+
+pub use yaml::{YamlLimit, yaml_limit};
 
 /// Optimal string alignment distance, by characters: insertions, deletions, substitutions
 /// and swaps of two neighbours each cost one (`gti` is one edit from `git`).

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
-use moat_home::MoatHome;
+use moat_home::{FileKind, MoatHome};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -92,16 +92,18 @@ impl TrustStore {
     /// none: trust fails closed, and the next approval replaces it.
     pub fn get(&self, workspace: &Path) -> Result<Option<TrustRecord>, TrustError> {
         let path = self.record_path(workspace);
-        let bytes = match std::fs::read(&path) {
+        // Bounded: a FIFO or a huge file in its place must not hang or swell moat; a
+        // record that is not a regular file of sane size is damaged, and trusts nothing.
+        let bytes = match moat_home::read_bounded(&path, FileKind::TRUST_RECORD) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
+            Err(moat_home::ReadError::Io { source, .. }) => {
                 return Err(TrustError::Io {
                     action: "read",
                     path,
                     source,
                 });
             }
+            Err(_) => return Ok(None),
         };
         Ok(serde_json::from_slice::<TrustRecord>(&bytes)
             .ok()
@@ -192,7 +194,7 @@ impl TrustStore {
         let mut records: Vec<TrustRecord> = entries
             .flatten()
             .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-            .filter_map(|e| std::fs::read(e.path()).ok())
+            .filter_map(|e| moat_home::read_bounded(&e.path(), FileKind::TRUST_RECORD).ok())
             .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
             .collect();
         records.sort_by(|a, b| a.workspace.cmp(&b.workspace));

@@ -23,6 +23,7 @@ pub const EXIT_CANCELLED: i32 = 130;
 fn main() {
     let cli = Cli::parse();
     let env = settings::Environment::read();
+    ui::init_colour(env.no_color);
     init_tracing(cli.verbose, env.rust_log.as_deref());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -40,6 +41,12 @@ fn main() {
             } else if is_cancelled(&err) {
                 crate::ui::errln!("moat: cancelled; nothing was left behind");
                 EXIT_CANCELLED
+            } else if let Some(signal) = interrupted_by(&err) {
+                crate::ui::errln!(
+                    "moat: cancelled by {}; nothing was left behind",
+                    signal.name()
+                );
+                signal.exit_code()
             } else {
                 ui::print_error(&err);
                 if uses_container { EXIT_MOAT_FAILED } else { 1 }
@@ -90,6 +97,11 @@ fn init_tracing(verbose: bool, rust_log: Option<&str>) {
         .with_env_filter(filter)
         .with_writer(|| QuietStderr)
         .with_target(false)
+        // Colour only on a terminal and without NO_COLOR: a piped warning stays plain text.
+        .with_ansi(ui::stderr_colour())
+        // Its default is to `eprintln!` about a failed write, which panics when stderr is
+        // closed (`moat logs 2>&1 | head -1`); a lost diagnostic is not worth a crash.
+        .log_internal_errors(false)
         .init();
 }
 
@@ -113,6 +125,12 @@ impl std::io::Write for QuietStderr {
 fn is_cancelled(err: &anyhow::Error) -> bool {
     err.chain()
         .any(|cause| matches!(cause.downcast_ref(), Some(moat_run::RunError::Cancelled)))
+}
+
+fn interrupted_by(err: &anyhow::Error) -> Option<session::LeaveSignal> {
+    err.chain()
+        .find_map(|cause| cause.downcast_ref::<session::Interrupted>())
+        .map(|interrupted| interrupted.0)
 }
 
 /// `moat logs | head` closing the pipe is not an error.

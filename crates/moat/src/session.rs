@@ -21,6 +21,80 @@ pub enum SessionEnd {
     Detached,
     /// The user asked to stop the run.
     StopRequested,
+    /// moat was told to go (SIGTERM, SIGHUP: a closed terminal, a logout); the run goes on.
+    Signalled(LeaveSignal),
+}
+
+/// A signal that makes an attached CLI leave while its run goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveSignal {
+    Term,
+    Hup,
+    /// Only in terminal mode, where Ctrl-C is a key sent to the run, so a SIGINT can only
+    /// come from outside (`kill -INT`).
+    Int,
+}
+
+impl LeaveSignal {
+    pub fn name(self) -> &'static str {
+        match self {
+            LeaveSignal::Term => "SIGTERM",
+            LeaveSignal::Hup => "SIGHUP",
+            LeaveSignal::Int => "SIGINT",
+        }
+    }
+
+    /// 128 + the signal's number, as shells report a process the signal ended.
+    pub fn exit_code(self) -> i32 {
+        128 + match self {
+            LeaveSignal::Hup => 1,
+            LeaveSignal::Int => 2,
+            LeaveSignal::Term => 15,
+        }
+    }
+}
+
+/// moat's own work (preparing a run) was cut short by a signal; what it had made is
+/// undone, and moat exits with 128 + the signal's number.
+#[derive(Debug)]
+pub struct Interrupted(pub LeaveSignal);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "interrupted by {}", self.0.name())
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// The signals an attached CLI handles itself, registered once before the session (so
+/// one arriving between two waits is kept, not lost to the default action that would
+/// kill moat with the terminal still raw).
+pub struct LeaveSignals {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl LeaveSignals {
+    pub fn register() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(LeaveSignals {
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The next SIGTERM, SIGHUP or SIGINT (what a SIGINT means is the caller's: Ctrl-C in
+    /// pipe mode and while preparing, a `kill -INT` in terminal mode).
+    pub async fn next(&mut self) -> LeaveSignal {
+        tokio::select! {
+            _ = self.term.recv() => LeaveSignal::Term,
+            _ = self.hup.recv() => LeaveSignal::Hup,
+            _ = self.int.recv() => LeaveSignal::Int,
+        }
+    }
 }
 
 /// What Ctrl-C does in a non-interactive session.
@@ -61,6 +135,7 @@ pub async fn pipe_session(
     attached: Attached,
     with_stdin: bool,
     ctrl_c: CtrlC,
+    signals: &mut LeaveSignals,
 ) -> Result<SessionEnd> {
     let Attached {
         mut output,
@@ -96,9 +171,12 @@ pub async fn pipe_session(
                     let _ = input.shutdown().await;
                 }
             },
-            _ = tokio::signal::ctrl_c() => match ctrl_c {
-                CtrlC::Detach => return Ok(SessionEnd::Detached),
-                CtrlC::Forward => {
+            signal = signals.next() => match (signal, ctrl_c) {
+                (LeaveSignal::Term | LeaveSignal::Hup, _) => {
+                    return Ok(SessionEnd::Signalled(signal));
+                }
+                (LeaveSignal::Int, CtrlC::Detach) => return Ok(SessionEnd::Detached),
+                (LeaveSignal::Int, CtrlC::Forward) => {
                     if last_interrupt.is_some_and(|t| t.elapsed() < Duration::from_secs(2)) {
                         return Ok(SessionEnd::StopRequested);
                     }
@@ -124,6 +202,7 @@ pub async fn terminal_session(
     container: &str,
     attached: Attached,
     redraw: bool,
+    signals: &mut LeaveSignals,
 ) -> Result<SessionEnd> {
     let Attached {
         mut output,
@@ -171,6 +250,9 @@ pub async fn terminal_session(
                 None => return Ok(SessionEnd::Detached),
             },
             _ = winch.recv() => resize(false).await,
+            // Returning drops the raw-mode guard: the terminal is restored before moat
+            // says anything or exits.
+            signal = signals.next() => return Ok(SessionEnd::Signalled(signal)),
         }
     }
 }

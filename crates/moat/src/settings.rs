@@ -35,6 +35,8 @@ pub struct Environment {
     pub docker_host: Option<String>,
     pub home: Option<PathBuf>,
     pub term: Option<String>,
+    /// `NO_COLOR` set to anything (https://no-color.org): no colour, even on a terminal.
+    pub no_color: bool,
     pub base_image: Option<String>,
     pub build_network: Option<String>,
     pub extra_ca_certs: Option<String>,
@@ -66,6 +68,7 @@ impl Environment {
             docker_host: var("DOCKER_HOST"),
             home: std::env::home_dir(),
             term: var("TERM"),
+            no_color: var("NO_COLOR").is_some(),
             base_image: var("MOAT_BASE_IMAGE"),
             build_network: var("MOAT_BUILD_NETWORK"),
             extra_ca_certs: var("MOAT_EXTRA_CA_CERTS"),
@@ -310,6 +313,9 @@ pub fn plan_agent_run(
     // Placeholders win over a same-named variable: a real token must never be there.
     env.retain(|(k, _)| !placeholders.iter().any(|(p, _)| p == k));
     env.extend(placeholders);
+    // Before Docker is asked: past the kernel's limits the container would not even start
+    // (`argument list too long`), and say nothing of which variable.
+    check_env_size(&env)?;
     let mounts = config
         .mounts
         .iter()
@@ -434,18 +440,16 @@ fn image_spec(
         }
         error
     })?;
-    let extra_ca = match &config.extra_ca_certs {
-        Some(path) => {
-            let pem = fs_err::read(path)
-                .with_context(|| format!("reading extra CA certificates `{}`", path.display()))?;
-            Some(
-                moat_image::ExtraCa::from_pem(&pem).with_context(|| {
+    let extra_ca =
+        match &config.extra_ca_certs {
+            Some(path) => {
+                let pem = moat_home::read_bounded(path, moat_home::FileKind::CA_CERTIFICATES)?;
+                Some(moat_image::ExtraCa::from_pem(&pem).with_context(|| {
                     format!("reading extra CA certificates `{}`", path.display())
-                })?,
-            )
-        }
-        None => None,
-    };
+                })?)
+            }
+            None => None,
+        };
     let owner = fs_err::metadata(workspace)
         .with_context(|| format!("reading `{}`", workspace.display()))?;
     let mirrors = config.mirrors.clone();
@@ -499,6 +503,52 @@ pub fn parse_env(pair: &str) -> Result<(String, String), UserError> {
         .hint("names are letters, digits and `_`, not starting with a digit, e.g. `MY_VAR=1`"));
     }
     Ok((key.to_owned(), value.to_owned()))
+}
+
+/// The largest `NAME=value` a process can be given: the kernel's `MAX_ARG_STRLEN`
+/// (32 pages), counting the terminating NUL.
+pub const MAX_ENV_VAR_BYTES: usize = 128 * 1024;
+/// The most a run's variables may take together. The kernel allows about 2 MiB for a
+/// command's arguments and environment (a quarter of the default 8 MiB stack); half of it
+/// leaves room for the command line and the variables moat itself adds.
+pub const MAX_ENV_TOTAL_BYTES: usize = 1024 * 1024;
+
+/// The run's variables fit what the container's command can be started with. Errors
+/// name the variable and sizes, never the value: values may be secrets.
+pub fn check_env_size(env: &[(String, String)]) -> Result<(), UserError> {
+    let size = |(k, v): &(String, String)| k.len() + 1 + v.len() + 1;
+    let hint = "pass large data as a file instead: put it in the workspace (or `--mount` it) \
+        and give the variable its path";
+    if let Some(var) = env.iter().find(|var| size(var) > MAX_ENV_VAR_BYTES) {
+        return Err(UserError::new(format!(
+            "the environment variable `{}` is too large for a container: {}, where Linux \
+                starts a command only with variables of at most {}",
+            var.0,
+            moat_home::human_bytes(size(var) as u64),
+            moat_home::human_bytes(MAX_ENV_VAR_BYTES as u64)
+        ))
+        .hint(hint));
+    }
+    let total: usize = env.iter().map(size).sum();
+    if total > MAX_ENV_TOTAL_BYTES {
+        let mut largest: Vec<&(String, String)> = env.iter().collect();
+        largest.sort_by_key(|var| std::cmp::Reverse(size(var)));
+        let names: Vec<String> = largest
+            .iter()
+            .take(3)
+            .map(|v| format!("`{}`", v.0))
+            .collect();
+        return Err(UserError::new(format!(
+            "the run's environment is too large: {} in {} variables (the largest: {}), where \
+                moat allows {} in all",
+            moat_home::human_bytes(total as u64),
+            env.len(),
+            names.join(", "),
+            moat_home::human_bytes(MAX_ENV_TOTAL_BYTES as u64)
+        ))
+        .hint(hint));
+    }
+    Ok(())
 }
 
 /// A malformed `--env` may hold a secret; show only enough to recognise it.
@@ -591,8 +641,7 @@ pub fn grant_settings(ctx: &Context) -> Result<GrantSettings> {
     let host = moat_config::load_host(&ctx.home().config_file(), &ctx.env.overrides())?;
     let keyring = host.keyring;
     let extra_roots_pem = match &host.extra_ca_certs {
-        Some(path) => fs_err::read(path)
-            .with_context(|| format!("reading extra CA certificates `{}`", path.display()))?,
+        Some(path) => moat_home::read_bounded(path, moat_home::FileKind::CA_CERTIFICATES)?,
         None => Vec::new(),
     };
     Ok(GrantSettings {
@@ -616,6 +665,30 @@ mod tests {
         for bad in ["NOVALUE", "1A=x", "A-B=x", "=x", "A B=x"] {
             assert!(parse_env(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn env_sizes_within_the_kernel_limits() {
+        let var = |name: &str, len: usize| (name.to_owned(), "s".repeat(len));
+        assert!(check_env_size(&[var("A", 100), var("B", MAX_ENV_VAR_BYTES - 3)]).is_ok());
+
+        let err = check_env_size(&[var("A", 1), var("BIG", 1024 * 1024)]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the environment variable `BIG` is too large for a container: 1.0 MiB, where \
+                Linux starts a command only with variables of at most 128 KiB"
+        );
+        assert!(!err.to_string().contains("sss"), "never the value");
+
+        let many: Vec<_> = (0..10).map(|i| var(&format!("V{i}"), 120 * 1024)).collect();
+        let err = check_env_size(&many).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("the run's environment is too large: 1.2 MiB in 10 variables"),
+            "{err}"
+        );
+        let hint = crate::ui::error_hint(&err.into()).unwrap();
+        assert!(hint.contains("as a file"), "{hint}");
     }
 
     #[test]

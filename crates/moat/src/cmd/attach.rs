@@ -2,11 +2,11 @@
 
 use std::io::IsTerminal;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use moat_run::RunError;
 
 use crate::cli::AttachArgs;
-use crate::session::{self, CtrlC};
+use crate::session::{self, CtrlC, LeaveSignals};
 use crate::settings::Context;
 use crate::term::ESCAPE_HELP;
 use crate::ui::UserError;
@@ -28,6 +28,9 @@ pub async fn attach(ctx: &Context, args: AttachArgs) -> Result<i32> {
         .clone()
         .ok_or_else(|| RunError::UnknownRun(record.id.to_string()))?;
     let docker = lazy.get().await?.clone();
+    // Before the terminal goes raw: a SIGTERM or SIGHUP then leaves the run going and the
+    // terminal as it was.
+    let mut signals = LeaveSignals::register().context("handling signals")?;
     let end = if record.interactive {
         if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
             return Err(UserError::new(format!(
@@ -43,7 +46,7 @@ pub async fn attach(ctx: &Context, args: AttachArgs) -> Result<i32> {
         let attached = docker.attach(&container, true).await?;
         crate::ui::errln!("moat: attached to run {} ({})", record.id, record.name);
         crate::ui::errln!("{ESCAPE_HELP}\r");
-        session::terminal_session(&docker, &container, attached, true).await?
+        session::terminal_session(&docker, &container, attached, true, &mut signals).await?
     } else {
         // Its stdin belonged to whoever started it: follow the output; Ctrl-C leaves.
         let attached = docker.attach(&container, false).await?;
@@ -52,7 +55,15 @@ pub async fn attach(ctx: &Context, args: AttachArgs) -> Result<i32> {
             record.id,
             record.name
         );
-        session::pipe_session(&docker, &container, attached, false, CtrlC::Detach).await?
+        session::pipe_session(
+            &docker,
+            &container,
+            attached,
+            false,
+            CtrlC::Detach,
+            &mut signals,
+        )
+        .await?
     };
-    super::run::finish(ctx, &docker, &record, end, None).await
+    super::run::finish(ctx, &docker, &record, end, None, &mut signals).await
 }

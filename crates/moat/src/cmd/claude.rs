@@ -128,7 +128,7 @@ impl settings::Agent for ClaudeAgent<'_> {
             .iter()
             .find(|(k, _)| k == "ANTHROPIC_API_KEY")
             .map(|(_, v)| v.as_str());
-        let host_claude_json = read_optional(&self.home.join(moat_claude::CLAUDE_JSON))?;
+        let host_claude_json = read_claude_json(&self.home.join(moat_claude::CLAUDE_JSON))?;
         let (claude_json, problem) = moat_claude::container_claude_json(
             host_claude_json.as_deref(),
             self.command.skip_permissions,
@@ -243,12 +243,13 @@ fn session_of(record: &RunRecord) -> Option<&SessionId> {
         .and_then(|a| a.session_id.as_ref())
 }
 
-/// The host's file, or `None` if there is none.
-fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs_err::read(path) {
+/// The host's `~/.claude.json`, or `None` if there is none. Read bounded: a FIFO there
+/// would hang `moat claude`, a device or a huge file fill its memory.
+fn read_claude_json(path: &Path) -> Result<Option<Vec<u8>>> {
+    match moat_home::read_bounded(path, moat_home::FileKind::CLAUDE_JSON) {
         Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading `{}`", path.display())),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -222,7 +222,7 @@ async fn build(
     let mut spec = moat_image::ImageSpec::new(host.base_image.clone(), uid, gid);
     if let Some(path) = &host.extra_ca_certs {
         // A bad file is reported by its own check; build without it.
-        let ca = fs_err::read(path)
+        let ca = moat_home::read_bounded(path, moat_home::FileKind::CA_CERTIFICATES)
             .ok()
             .and_then(|pem| moat_image::ExtraCa::from_pem(&pem).ok());
         spec = spec.with_extra_ca(ca);

@@ -3,13 +3,13 @@
 
 use std::io::IsTerminal;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use moat_container::Docker;
 use moat_run::{Rollback, RunError, RunRecord, SupervisorEvent};
 
 use crate::cli::RunArgs;
 use crate::launcher::Supervisor;
-use crate::session::{self, CtrlC, SessionEnd};
+use crate::session::{self, CtrlC, Interrupted, LeaveSignals, SessionEnd};
 use crate::settings::{self, Context};
 use crate::term::ESCAPE_HELP;
 use crate::ui::outln;
@@ -46,16 +46,19 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
 /// Prepare a resolved run, hand it to its supervisor and, unless detached, stay with it
 /// until it ends; return its exit code.
 pub async fn execute(ctx: &Context, request: moat_run::RunRequest) -> Result<i32> {
+    // From here on SIGTERM and SIGHUP are moat's to handle: preparing, they cancel it
+    // cleanly; attached, they leave the run going (and the terminal as it was).
+    let mut signals = LeaveSignals::register().context("handling signals")?;
     let docker = ctx.docker().await?;
     let mut rollback = Rollback::default();
-    let record = match prepare(ctx, &docker, &request, &mut rollback).await {
+    let record = match prepare(ctx, &docker, &request, &mut rollback, &mut signals).await {
         Ok(record) => record,
         Err(e) => {
             rollback.undo(&docker).await;
             return Err(e);
         }
     };
-    launch(ctx, &docker, record, !request.no_stdin, rollback).await
+    launch(ctx, &docker, record, !request.no_stdin, rollback, signals).await
 }
 
 /// Image, record and container, or nothing at all (Ctrl-C included).
@@ -64,12 +67,17 @@ async fn prepare(
     docker: &Docker,
     request: &moat_run::RunRequest,
     rollback: &mut Rollback,
+    signals: &mut LeaveSignals,
 ) -> Result<RunRecord> {
     let mut progress = BuildProgress::new();
     let mut on_event = |event| progress.handle(event);
     tokio::select! {
         result = moat_run::prepare_run(docker, &ctx.store, request, rollback, &mut on_event) => Ok(result?),
-        _ = tokio::signal::ctrl_c() => Err(RunError::Cancelled.into()),
+        signal = signals.next() => Err(match signal {
+            // Ctrl-C, as before there were other signals to handle.
+            session::LeaveSignal::Int => RunError::Cancelled.into(),
+            other => Interrupted(other).into(),
+        }),
     }
 }
 
@@ -80,6 +88,7 @@ async fn launch(
     record: RunRecord,
     with_stdin: bool,
     mut rollback: Rollback,
+    mut signals: LeaveSignals,
 ) -> Result<i32> {
     let container = record
         .container_id
@@ -134,11 +143,19 @@ async fn launch(
 
     let end = if record.interactive {
         crate::ui::errln!("{ESCAPE_HELP}\r");
-        session::terminal_session(docker, &container, attached, false).await?
+        session::terminal_session(docker, &container, attached, false, &mut signals).await?
     } else {
-        session::pipe_session(docker, &container, attached, with_stdin, CtrlC::Forward).await?
+        session::pipe_session(
+            docker,
+            &container,
+            attached,
+            with_stdin,
+            CtrlC::Forward,
+            &mut signals,
+        )
+        .await?
     };
-    finish(ctx, docker, &record, end, Some(supervisor)).await
+    finish(ctx, docker, &record, end, Some(supervisor), &mut signals).await
 }
 
 /// After a session: report a detach, carry out a stop, and return the run's exit code.
@@ -148,6 +165,7 @@ pub async fn finish(
     record: &RunRecord,
     end: SessionEnd,
     supervisor: Option<Supervisor>,
+    signals: &mut LeaveSignals,
 ) -> Result<i32> {
     match end {
         SessionEnd::Detached => {
@@ -158,6 +176,15 @@ pub async fn finish(
             );
             return Ok(0);
         }
+        SessionEnd::Signalled(signal) => {
+            crate::ui::errln!(
+                "\r\nmoat: {}: left run {} ({}); it keeps running. `moat attach {1}` to return.",
+                signal.name(),
+                record.id,
+                record.name
+            );
+            return Ok(signal.exit_code());
+        }
         SessionEnd::StopRequested => {
             crate::ui::errln!("\r\nmoat: stopping run {}", record.id);
             moat_run::stop_run(docker, &ctx.store, record).await?;
@@ -166,30 +193,47 @@ pub async fn finish(
     }
     // The supervisor says when the run is recorded and cleaned up; without one (attach),
     // the record itself is watched.
-    if let Some(mut supervisor) = supervisor {
-        match supervisor.next_event().await {
-            Some(SupervisorEvent::Finished {
-                exit_code,
-                unrecorded: Some(why),
-                ..
-            }) => {
-                // The command ended; only its record could not be written. Its exit code
-                // is the command's all the same.
-                crate::ui::errln!(
-                    "\r\nwarning: run {} ended, but its record could not be written: {why}\r\n\
-                     hint: free space under MOAT_HOME (`{}`); the next `moat list` records the end from Docker\r",
-                    record.id,
-                    ctx.home().root().display()
-                );
-                return Ok(exit_code.map_or(crate::EXIT_MOAT_FAILED, |code| {
-                    i32::try_from(code.clamp(0, 255)).unwrap_or(crate::EXIT_MOAT_FAILED)
-                }));
+    let recorded = async {
+        if let Some(mut supervisor) = supervisor {
+            match supervisor.next_event().await {
+                Some(SupervisorEvent::Finished {
+                    exit_code,
+                    unrecorded: Some(why),
+                    ..
+                }) => {
+                    // The command ended; only its record could not be written. Its exit
+                    // code is the command's all the same.
+                    crate::ui::errln!(
+                        "\r\nwarning: run {} ended, but its record could not be written: {why}\r\n\
+                         hint: free space under MOAT_HOME (`{}`); the next `moat list` records the end from Docker\r",
+                        record.id,
+                        ctx.home().root().display()
+                    );
+                    return Ok(Err(exit_code.map_or(crate::EXIT_MOAT_FAILED, |code| {
+                        i32::try_from(code.clamp(0, 255)).unwrap_or(crate::EXIT_MOAT_FAILED)
+                    })));
+                }
+                Some(SupervisorEvent::Finished { .. }) | None => {}
+                Some(other) => tracing::debug!(?other, "unexpected supervisor event"),
             }
-            Some(SupervisorEvent::Finished { .. }) | None => {}
-            Some(other) => tracing::debug!(?other, "unexpected supervisor event"),
         }
-    }
-    let record = super::wait_until_final(ctx, docker, record).await?;
+        super::wait_until_final(ctx, docker, record).await.map(Ok)
+    };
+    let record = tokio::select! {
+        recorded = recorded => match recorded? {
+            Ok(record) => record,
+            Err(exit_code) => return Ok(exit_code),
+        },
+        // The run's end is the supervisor's to record, with or without us.
+        signal = signals.next() => {
+            crate::ui::errln!(
+                "\r\nmoat: {}: stopped waiting for run {} to be recorded; `moat list` shows how it ended.",
+                signal.name(),
+                record.id
+            );
+            return Ok(signal.exit_code());
+        }
+    };
     if let Some(notice) = crate::ui::held_back_notice(&record) {
         crate::ui::errln!("\r\n{}\r", notice.replace('\n', "\r\n"));
     }

@@ -99,10 +99,12 @@ fn list(ctx: &Context, json: bool) -> Result<i32> {
         .into_iter()
         .map(|record| {
             let path = record.workspace.join(&record.file);
-            let status = match fs_err::read(&path) {
+            // Read as a run reads it: a FIFO or a huge file put there must not hang the
+            // listing, and is not the content that was trusted.
+            let status = match moat_home::read_bounded(&path, moat_home::FileKind::WORKSPACE_FILE) {
                 Ok(bytes) if moat_trust::content_hash(&bytes) == record.sha256 => "trusted",
-                Ok(_) => "changed",
-                Err(_) => "missing",
+                Err(e) if e.is_not_found() => "missing",
+                Ok(_) | Err(_) => "changed",
             };
             TrustRow {
                 workspace: record.workspace,

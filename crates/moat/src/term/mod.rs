@@ -4,4 +4,4 @@ mod escape;
 mod raw;
 
 pub use escape::{ESCAPE_HELP, EscapeAction, EscapeParser};
-pub use raw::RawMode;
+pub use raw::{RawMode, exit_on_signals, forget, remember};

@@ -42,6 +42,26 @@ macro_rules! err {
 }
 pub(crate) use err;
 
+/// Whether moat may colour what it writes to stderr: a terminal, and no `NO_COLOR`.
+static STDERR_COLOUR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Decide once, at start-up, whether output may be coloured: only on a terminal, and
+/// never with `NO_COLOR` (read by `Environment::read`). Also tells `console` (what
+/// indicatif draws with), which would otherwise look at the environment itself.
+pub fn init_colour(no_color: bool) {
+    use std::io::IsTerminal;
+    let stderr = !no_color && std::io::stderr().is_terminal();
+    let stdout = !no_color && std::io::stdout().is_terminal();
+    STDERR_COLOUR.store(stderr, std::sync::atomic::Ordering::Relaxed);
+    console::set_colors_enabled(stdout);
+    console::set_colors_enabled_stderr(stderr);
+}
+
+/// See [`init_colour`].
+pub fn stderr_colour() -> bool {
+    STDERR_COLOUR.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 mod error;
 mod progress;
 pub mod prompt;

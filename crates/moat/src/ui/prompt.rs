@@ -145,6 +145,9 @@ impl<'a> HiddenInput<'a> {
             .remove(LocalFlags::ECHO | LocalFlags::ICANON | LocalFlags::ISIG);
         hidden.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
         hidden.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
+        // A SIGTERM or SIGHUP mid-question must not leave the terminal without echo.
+        crate::term::remember(saved.clone());
+        crate::term::exit_on_signals("stopped at a question; nothing was saved");
         termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &hidden)
             .context("changing the terminal settings")?;
         Ok(HiddenInput { stdin, saved })
@@ -154,6 +157,7 @@ impl<'a> HiddenInput<'a> {
 impl Drop for HiddenInput<'_> {
     fn drop(&mut self) {
         let _ = termios::tcsetattr(self.stdin.as_fd(), SetArg::TCSANOW, &self.saved);
+        crate::term::forget();
     }
 }
 

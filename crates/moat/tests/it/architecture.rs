@@ -23,9 +23,17 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // Credentials never depend on the container runtime or the proxy.
     ("moat-credentials", &["moat-home", "moat-secret"]),
     ("moat-container", &[]),
+    // moat-home for reading `$MOAT_HOME/providers/*.yaml` bounded (`read_bounded`), as every
+    // file a user points moat at is; moat-text for the YAML limit errors in plain words.
     (
         "moat-providers",
-        &["moat-credentials", "moat-hosts", "moat-proxy"],
+        &[
+            "moat-credentials",
+            "moat-home",
+            "moat-hosts",
+            "moat-proxy",
+            "moat-text",
+        ],
     ),
     (
         "moat-run",

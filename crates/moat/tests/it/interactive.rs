@@ -80,6 +80,40 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The screen with its colours and attributes as escape sequences.
+    pub(crate) fn screen_with_escapes(&self, session: &str) -> String {
+        let out = self
+            .tmux()
+            .args([
+                "capture-pane",
+                "-p",
+                "-e",
+                "-J",
+                "-t",
+                session,
+                "-S",
+                "-100",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The pid of the process the session's shell started (`moat`, while it runs).
+    pub(crate) fn moat_pid(&self, session: &str) -> u32 {
+        let out = self
+            .tmux()
+            .args(["list-panes", "-t", session, "-F", "#{pane_pid}"])
+            .output()
+            .unwrap();
+        let shell = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        wait_for("moat under the session's shell", || {
+            let children =
+                std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).ok()?;
+            children.split_whitespace().next()?.parse().ok()
+        })
+    }
+
     pub(crate) fn wait_screen(&self, session: &str, text: &str) -> String {
         wait_for(&format!("`{text}` on the screen"), || {
             let screen = self.screen(session);
@@ -159,4 +193,47 @@ fn escape_k_stops_the_run() {
         screen.contains(&format!("MOAT-EXIT={code}")),
         "moat exits with the run's code: {screen}"
     );
+}
+
+#[test]
+fn sigterm_leaves_the_run_going_and_the_terminal_as_it_was() {
+    let env = TestEnv::new();
+    let tmux = Tmux::new(&env);
+    // After moat: its exit code, then the terminal's settings as the shell sees them.
+    tmux.start(
+        &env,
+        "term",
+        "run -i --name kept -- bash; echo CODE=$?; stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo | sed 's/^/TTY:/'",
+    );
+    tmux.wait_screen("term", "moatuser@");
+    let pid = tmux.moat_pid("term");
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let screen = tmux.wait_screen("term", "MOAT-EXIT=");
+    assert!(
+        screen.contains("moat: SIGTERM: left run run_") && screen.contains("`moat attach run_"),
+        "{screen}"
+    );
+    assert!(screen.contains("CODE=143"), "128 + SIGTERM: {screen}");
+    assert!(
+        screen.contains("TTY:icanon") && screen.contains("TTY:echo"),
+        "the terminal is cooked again: {screen}"
+    );
+    assert!(
+        !screen.contains("TTY:-icanon") && !screen.contains("TTY:-echo"),
+        "{screen}"
+    );
+    let run = &env.list()[0];
+    assert_eq!(run["state"], "running", "the run goes on: {run}");
+
+    // And it can be returned to.
+    tmux.start(&env, "back", "attach kept");
+    tmux.wait_screen("back", "attached to run");
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.keys("back", &["exit 3", "Enter"]);
+    let screen = tmux.wait_screen("back", "MOAT-EXIT=");
+    assert!(screen.contains("MOAT-EXIT=3"), "{screen}");
 }

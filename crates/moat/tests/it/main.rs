@@ -15,6 +15,7 @@ mod faults;
 mod grant;
 mod grants;
 mod harness;
+mod input;
 mod interactive;
 mod lifecycle;
 mod mirrors;

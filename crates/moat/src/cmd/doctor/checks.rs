@@ -282,9 +282,8 @@ pub fn credential_key(
                 ),
             )
             .hint(
-                "if the key is in the OS keyring, make the keyring reachable (and unset \
-                 `MOAT_KEYRING=file`); otherwise grant the credentials again with \
-                 `moat grant <provider>`",
+                "restore the key file (or the OS keyring entry) from a backup; or start over: \
+                 `moat revoke <provider>` for each stored credential, then `moat grant <provider>`",
             ),
             None,
         ),
@@ -424,11 +423,12 @@ pub fn proxy_ca(dir: &Path, now: Timestamp) -> Finding {
 /// `MOAT_EXTRA_CA_CERTS`: a readable PEM file with at least one certificate.
 pub fn extra_ca_certs(path: &Path) -> Finding {
     const CHECK: &str = "MOAT_EXTRA_CA_CERTS";
-    let pem = match fs_err::read(path) {
+    let pem = match moat_home::read_bounded(path, moat_home::FileKind::CA_CERTIFICATES) {
         Ok(pem) => pem,
         Err(e) => {
-            return Finding::fail(CHECK, format!("cannot read `{}`: {e}", path.display()))
-                .hint("point MOAT_EXTRA_CA_CERTS at a readable PEM file, or unset it");
+            return Finding::fail(CHECK, e.to_string()).hint(e.hint().unwrap_or_else(|| {
+                "point MOAT_EXTRA_CA_CERTS at a readable PEM file, or unset it".into()
+            }));
         }
     };
     match moat_image::ExtraCa::from_pem(&pem) {

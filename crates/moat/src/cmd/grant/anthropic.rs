@@ -187,12 +187,14 @@ fn read_claude_code_credentials(g: &Granting<'_>) -> Result<(zeroize::Zeroizing<
     let Some(home) = g.ctx.env.home.as_deref() else {
         return Err(not_found("the home directory is unknown".into()));
     };
-    match fs_err::read(home.join(CLAUDE_CODE_CREDENTIALS_PATH)) {
+    match moat_home::read_bounded(
+        &home.join(CLAUDE_CODE_CREDENTIALS_PATH),
+        moat_home::FileKind::CLAUDE_CREDENTIALS,
+    ) {
         Ok(bytes) => Ok((zeroize::Zeroizing::new(bytes), origin.clone())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(not_found("the file does not exist".into()))
-        }
-        Err(e) => Err(not_found(format!("the file cannot be read ({e})"))),
+        Err(e) if e.is_not_found() => Err(not_found("the file does not exist".into())),
+        // A FIFO, a device, a huge file: said as such, with its own fix.
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -70,6 +70,8 @@ pub(super) fn run() -> Result<Secret> {
     let mut from_child = master;
 
     let _raw = if crate::ui::prompt::stdin_is_terminal() {
+        // A SIGTERM or SIGHUP while it runs must not leave the terminal raw.
+        crate::term::exit_on_signals("`claude setup-token` interrupted; nothing was saved");
         Some(crate::term::RawMode::enable().context("switching the terminal to raw mode")?)
     } else {
         None
