@@ -1,19 +1,38 @@
-//! `logs.jsonl`: one JSON object per output line, appended while the run goes on.
+//! `logs.jsonl`: a run's output, one JSON object per record, appended while the run goes
+//! on, and `logs.pos`, which says how much of Docker's log it holds.
 //!
-//! `{"ts":"2026-11-23T08:19:30.429205604Z","stream":"stdout","line":"hello"}`. Lines are
+//! `{"ts":"2026-11-23T08:19:30.429205604Z","stream":"stdout","line":"hello"}`. Records are
 //! written in the order Docker recorded them, with Docker's timestamps, so stdout and
-//! stderr interleave as they happened.
+//! stderr interleave as they happened. A line is one record, except a line longer than
+//! [`MAX_PIECE`] bytes or one still unfinished when a batch was written: it is split at
+//! UTF-8 character boundaries into records marked `"cont":true` ("the line goes on in
+//! this stream's next record"), ended by an unmarked one. Readers that know no `cont`
+//! (older moats, `jq`) see the pieces as lines; [`LogReader`] joins them back.
+//!
+//! * [`writer`]: Docker's log entries → records, in batches (one `write_all` each), with
+//!   the position of the copy in `logs.pos`.
+//! * [`reader`]: records → lines, streaming from an offset or from the last N lines.
+//! * [`copy`]: Docker → `logs.jsonl`, resuming from `logs.pos` after a crash.
 
-use std::io::{BufRead, Seek, Write};
-use std::path::Path;
+mod copy;
+mod reader;
+mod writer;
+
+use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
-use moat_container::{LogChunk, LogStream};
+use moat_container::LogStream;
 use serde::{Deserialize, Serialize};
 
-/// One line of a run's output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) use copy::is_copied;
+pub use copy::{CopyEnd, CopyLock, Follow, copy_logs};
+pub use reader::{LogReader, LogRecord};
+pub use writer::{LogWriter, MAX_PIECE, Position};
+
+/// One whole line of a run's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
+    /// When Docker received the line's first byte.
     pub ts: Timestamp,
     pub stream: Stream,
     pub line: String,
@@ -27,6 +46,23 @@ pub enum Stream {
     Stderr,
 }
 
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+
+    /// 0 for stdout, 1 for stderr: per-stream state lives in two-element arrays.
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Stream::Stdout => 0,
+            Stream::Stderr => 1,
+        }
+    }
+}
+
 impl From<LogStream> for Stream {
     fn from(s: LogStream) -> Self {
         match s {
@@ -36,126 +72,77 @@ impl From<LogStream> for Stream {
     }
 }
 
-/// Appends lines to a run's `logs.jsonl`, flushing each one so readers see it at once.
-#[derive(Debug)]
-pub struct LogWriter {
-    file: fs_err::File,
+/// What can go wrong keeping a run's log.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// Writing `logs.jsonl` or `logs.pos` failed; `logs.jsonl` was cut back to its last
+    /// whole batch, so it holds whole lines only and the copy can go on from there.
+    #[error("writing the run's log: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// `logs.pos` cannot be trusted, so where to go on copying is unknown.
+    #[error("the run's log position `{}` {reason}", path.display())]
+    Position { path: PathBuf, reason: String },
+
+    /// The container is gone, and with it the part of its log not copied yet.
+    #[error("container `{container}` disappeared before its whole log was copied")]
+    Vanished { container: String },
+
+    /// Another process holds the run's copy lock.
+    #[error("another process is copying this run's log")]
+    Busy,
+
+    /// Docker's log kept ending while the container ran, or going silent after it
+    /// stopped, however often it was read again.
+    #[error("Docker's log of container `{container}` kept ending before its end")]
+    EndsEarly { container: String },
 }
 
-impl LogWriter {
-    pub fn open(path: &Path) -> std::io::Result<Self> {
-        let file = fs_err::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        Ok(LogWriter { file })
-    }
-
-    /// Record one entry of Docker's log. An entry is normally one line; a terminal's
-    /// output may hold several, and carriage returns are dropped.
-    pub fn write_chunk(&mut self, chunk: &LogChunk) -> std::io::Result<()> {
-        let ts = chunk.timestamp.unwrap_or_else(Timestamp::now);
-        let text = String::from_utf8_lossy(&chunk.bytes);
-        let text = text.strip_suffix('\n').unwrap_or(&text);
-        let mut out = Vec::new();
-        for line in text.split('\n') {
-            let line = LogLine {
-                ts,
-                stream: chunk.stream.into(),
-                line: line.trim_end_matches('\r').to_owned(),
-            };
-            serde_json::to_writer(&mut out, &line).expect("a log line serialises");
-            out.push(b'\n');
+impl LogError {
+    /// Whether the disk (or the user's quota) is full: the one failure the user can fix
+    /// by freeing space, after which the copy goes on where it stopped.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            LogError::Write { source, .. } => {
+                source.kind() == std::io::ErrorKind::StorageFull
+                    || source.kind() == std::io::ErrorKind::QuotaExceeded
+            }
+            _ => false,
         }
-        // One write per entry: a reader never sees half a JSON line.
-        self.file.write_all(&out)?;
-        self.file.flush()
+    }
+
+    /// The underlying I/O error of a failed write.
+    pub fn io_error(&self) -> Option<&std::io::Error> {
+        match self {
+            LogError::Write { source, .. } => Some(source),
+            _ => None,
+        }
     }
 }
 
-/// Reads `logs.jsonl` from a byte offset on, returning complete lines and the offset to
-/// continue from. A half-written last line is left for the next call.
-pub fn read_from(path: &Path, offset: u64) -> std::io::Result<(Vec<LogLine>, u64)> {
-    let mut file = match fs_err::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), offset)),
-        Err(e) => return Err(e),
-    };
-    file.seek(std::io::SeekFrom::Start(offset))?;
-    let mut reader = std::io::BufReader::new(file);
+/// Every whole line of `logs.jsonl`, pieces joined (a line still unfinished at the end is
+/// included as it is). Holds the whole log in memory: for tests and small logs; `moat
+/// logs` streams with [`LogReader`].
+pub fn read_lines(path: &Path) -> std::io::Result<Vec<LogLine>> {
     let mut lines = Vec::new();
-    let mut position = offset;
-    let mut buf = String::new();
-    loop {
-        buf.clear();
-        let n = reader.read_line(&mut buf)?;
-        if n == 0 || !buf.ends_with('\n') {
-            break;
+    let mut open: [Option<LogLine>; 2] = [None, None];
+    LogReader::new(path).read(|record| {
+        let s = record.stream.index();
+        let line = open[s].get_or_insert_with(|| LogLine {
+            ts: record.timestamp().unwrap_or_default(),
+            stream: record.stream,
+            line: String::new(),
+        });
+        line.line.push_str(&record.text);
+        if !record.cont {
+            lines.push(open[s].take().expect("just filled"));
         }
-        position += n as u64;
-        match serde_json::from_str::<LogLine>(&buf) {
-            Ok(line) => lines.push(line),
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "skipping bad log line"),
-        }
-    }
-    Ok((lines, position))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn chunk(stream: LogStream, text: &str) -> LogChunk {
-        LogChunk {
-            timestamp: Some("2026-11-23T08:00:00Z".parse().unwrap()),
-            stream,
-            bytes: text.as_bytes().to_vec().into(),
-        }
-    }
-
-    #[test]
-    fn writes_and_reads_back_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("logs.jsonl");
-        let mut w = LogWriter::open(&path).unwrap();
-        w.write_chunk(&chunk(LogStream::Stdout, "one\n")).unwrap();
-        w.write_chunk(&chunk(LogStream::Stderr, "two\r\n")).unwrap();
-        w.write_chunk(&chunk(LogStream::Stdout, "three\nfour\n"))
-            .unwrap();
-        w.write_chunk(&chunk(LogStream::Stdout, "partial")).unwrap();
-        let (lines, offset) = read_from(&path, 0).unwrap();
-        let text: Vec<_> = lines.iter().map(|l| (l.stream, l.line.as_str())).collect();
-        assert_eq!(
-            text,
-            [
-                (Stream::Stdout, "one"),
-                (Stream::Stderr, "two"),
-                (Stream::Stdout, "three"),
-                (Stream::Stdout, "four"),
-                (Stream::Stdout, "partial"),
-            ]
-        );
-        let (more, same) = read_from(&path, offset).unwrap();
-        assert!(more.is_empty());
-        assert_eq!(same, offset);
-    }
-
-    #[test]
-    fn a_half_written_line_waits_for_the_next_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("logs.jsonl");
-        fs_err::write(
-            &path,
-            "{\"ts\":\"2026-11-23T08:00:00Z\",\"stream\":\"stdout\",\"line\":\"a\"}\n{\"ts\":",
-        )
-        .unwrap();
-        let (lines, offset) = read_from(&path, 0).unwrap();
-        assert_eq!(lines.len(), 1);
-        let mut f = fs_err::OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"\"2026-11-23T08:00:01Z\",\"stream\":\"stderr\",\"line\":\"b\"}\n")
-            .unwrap();
-        let (lines, _) = read_from(&path, offset).unwrap();
-        assert_eq!(lines[0].line, "b");
-        assert_eq!(lines[0].stream, Stream::Stderr);
-    }
+        Ok(())
+    })?;
+    lines.extend(open.into_iter().flatten());
+    Ok(lines)
 }
