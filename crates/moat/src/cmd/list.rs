@@ -14,7 +14,21 @@ pub async fn list(ctx: &Context, args: ListArgs) -> Result<i32> {
         runs.push(super::refresh(ctx, &mut lazy, record).await?);
     }
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&runs)?)?;
+        // The records as stored, and for an active run whether anything still watches it.
+        let mut json = Vec::with_capacity(runs.len());
+        for run in &runs {
+            let mut value = serde_json::to_value(run)?;
+            if run.state.is_active()
+                && let Some(object) = value.as_object_mut()
+            {
+                object.insert(
+                    "supervisor_alive".into(),
+                    moat_run::supervisor_alive(run).into(),
+                );
+            }
+            json.push(value);
+        }
+        outln!("{}", serde_json::to_string_pretty(&json)?)?;
     } else if runs.is_empty() {
         crate::ui::errln!("No runs yet. Start one with `moat run`.");
     } else {
