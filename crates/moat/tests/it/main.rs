@@ -16,6 +16,7 @@ mod grants;
 mod harness;
 mod interactive;
 mod lifecycle;
+mod logs;
 mod mirrors;
 mod run;
 mod sandbox;
