@@ -271,14 +271,37 @@ pub(crate) fn follow_logs(
     docker: &Docker,
     id: &str,
 ) -> impl Stream<Item = Result<LogChunk, RuntimeError>> + Send + 'static {
-    let options = q::LogsOptionsBuilder::default()
-        .follow(true)
+    logs(docker, id, true, None)
+}
+
+/// The container's log as it is now: all of it, or its last `tail` entries.
+pub(crate) fn read_logs(
+    docker: &Docker,
+    id: &str,
+    tail: Option<u64>,
+) -> impl Stream<Item = Result<LogChunk, RuntimeError>> + Send + 'static {
+    logs(docker, id, false, tail)
+}
+
+/// Each item is one entry of Docker's log. The json-file driver keeps a line longer than
+/// 16 KiB as several entries, all but the last without their newline, and a terminal's
+/// output as the chunks it was read in. Joining them into lines is the reader's job.
+fn logs(
+    docker: &Docker,
+    id: &str,
+    follow: bool,
+    tail: Option<u64>,
+) -> impl Stream<Item = Result<LogChunk, RuntimeError>> + Send + 'static {
+    let mut options = q::LogsOptionsBuilder::default()
+        .follow(follow)
         .stdout(true)
         .stderr(true)
-        .timestamps(true)
-        .build();
+        .timestamps(true);
+    if let Some(tail) = tail {
+        options = options.tail(&tail.to_string());
+    }
     let context = format!("reading logs of container `{id}`");
-    docker.api.logs(id, Some(options)).map(move |item| {
+    docker.api.logs(id, Some(options.build())).map(move |item| {
         let (stream, message) = match item {
             Ok(bollard::container::LogOutput::StdErr { message }) => (LogStream::Stderr, message),
             Ok(

@@ -45,6 +45,10 @@ pub enum Call {
     FollowLogs {
         id: String,
     },
+    ReadLogs {
+        id: String,
+        tail: Option<u64>,
+    },
     StopContainer {
         id: String,
         grace_secs: i32,
@@ -68,6 +72,7 @@ pub enum CallKind {
     StartContainer,
     WaitContainer,
     FollowLogs,
+    ReadLogs,
     StopContainer,
     RemoveContainer,
     ContainerState,
@@ -83,6 +88,7 @@ impl Call {
             Call::StartContainer { .. } => CallKind::StartContainer,
             Call::WaitContainer { .. } => CallKind::WaitContainer,
             Call::FollowLogs { .. } => CallKind::FollowLogs,
+            Call::ReadLogs { .. } => CallKind::ReadLogs,
             Call::StopContainer { .. } => CallKind::StopContainer,
             Call::RemoveContainer { .. } => CallKind::RemoveContainer,
             Call::ContainerState { .. } => CallKind::ContainerState,
@@ -363,8 +369,8 @@ impl FakeRuntime {
         self.shared.change(|s| s.build_leaves_no_image = true);
     }
 
-    /// What following any container's log yields, before the stream waits for the
-    /// container to stop.
+    /// What any container's log holds: what following it yields before the stream waits
+    /// for the container to stop, and what reading it yields.
     pub fn serve_logs(&self, chunks: Vec<LogChunk>) {
         self.shared.change(|s| s.logs = chunks);
     }
@@ -559,6 +565,42 @@ impl Runtime for FakeRuntime {
         })
         .filter_map(std::future::ready);
         futures_util::stream::iter(items).chain(end).boxed()
+    }
+
+    fn read_logs(
+        &self,
+        id: &str,
+        tail: Option<u64>,
+    ) -> impl Stream<Item = Result<LogChunk, RuntimeError>> + Send + 'static {
+        let outcome = self.shared.call(Call::ReadLogs {
+            id: id.to_owned(),
+            tail,
+        });
+        let mut s = self.shared.lock();
+        let exists = s.find(id).is_some();
+        let mut chunks = s.logs.clone();
+        drop(s);
+        if let Some(tail) = tail {
+            let keep = usize::try_from(tail)
+                .unwrap_or(usize::MAX)
+                .min(chunks.len());
+            chunks.drain(..chunks.len() - keep);
+        }
+        let mut items: Vec<Result<LogChunk, RuntimeError>> = Vec::new();
+        match (outcome, exists) {
+            (Err(e), _) => {
+                items.extend(chunks.into_iter().map(Ok));
+                items.push(Err(e));
+            }
+            (Ok(_), false) => items.push(Err(not_found("container", id))),
+            (Ok(Outcome::Hang), true) => {
+                let stream = futures_util::stream::iter(chunks.into_iter().map(Ok))
+                    .chain(futures_util::stream::pending());
+                return stream.boxed();
+            }
+            (Ok(Outcome::Answer), true) => items.extend(chunks.into_iter().map(Ok)),
+        }
+        futures_util::stream::iter(items).boxed()
     }
 
     async fn stop_container(&self, id: &str, grace_secs: i32) -> Result<(), RuntimeError> {
@@ -764,6 +806,21 @@ mod tests {
         assert!(!rest.is_finished(), "the log follows a running container");
         fake.stop_container(&id, 1).await.unwrap();
         assert!(rest.await.unwrap());
+
+        let second = LogChunk {
+            bytes: bytes::Bytes::from_static(b"world\n"),
+            ..chunk.clone()
+        };
+        fake.serve_logs(vec![chunk.clone(), second.clone()]);
+        let all: Vec<_> = fake.read_logs(&id, None).collect().await;
+        assert_eq!(all.len(), 2, "reading ends at the log's end");
+        let last: Vec<_> = fake.read_logs(&id, Some(1)).collect().await;
+        assert_eq!(
+            last.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+            [second]
+        );
+        let missing: Vec<_> = fake.read_logs("gone", None).collect().await;
+        assert!(matches!(missing[..], [Err(RuntimeError::NotFound(_))]));
     }
 
     #[tokio::test]

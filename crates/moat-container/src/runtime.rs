@@ -2,7 +2,7 @@
 //! container runtime, implemented by [`Docker`] (and by `fake::FakeRuntime` for tests).
 //!
 //! The trait holds what `moat-run` calls: images (exists, remove, build) and containers
-//! (create, start, wait, follow logs, stop, remove, inspect). Attaching, resizing a
+//! (create, start, wait, follow or read logs, stop, remove, inspect). Attaching, resizing a
 //! terminal and signalling are the attached session's business, which only the CLI has;
 //! they stay on [`Docker`].
 //!
@@ -50,6 +50,14 @@ pub trait Runtime: Send + Sync {
     fn follow_logs(
         &self,
         id: &str,
+    ) -> impl Stream<Item = Result<LogChunk, RuntimeError>> + Send + 'static;
+
+    /// The container's log as it is now, without following it: all of it, or its last
+    /// `tail` entries (which the daemon finds from the end, without reading the rest).
+    fn read_logs(
+        &self,
+        id: &str,
+        tail: Option<u64>,
     ) -> impl Stream<Item = Result<LogChunk, RuntimeError>> + Send + 'static;
 
     /// Ask the container to stop (SIGTERM), killing it after `grace_secs`. A container
@@ -115,6 +123,14 @@ impl Runtime for Docker {
         id: &str,
     ) -> impl Stream<Item = Result<LogChunk, RuntimeError>> + Send + 'static {
         container::follow_logs(self, id)
+    }
+
+    fn read_logs(
+        &self,
+        id: &str,
+        tail: Option<u64>,
+    ) -> impl Stream<Item = Result<LogChunk, RuntimeError>> + Send + 'static {
+        container::read_logs(self, id, tail)
     }
 
     fn stop_container(

@@ -60,6 +60,9 @@ pub enum RunError {
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
 
+    #[error(transparent)]
+    Logs(#[from] crate::LogError),
+
     #[error("cancelled")]
     Cancelled,
 
@@ -98,6 +101,11 @@ impl RunError {
         }
         match self {
             RunError::Runtime(e) => e.hint(),
+            RunError::Logs(e) if e.is_disk_full() => Some(
+                "free space on the disk that holds MOAT_HOME; the log is whole lines up to \
+                 where it stopped"
+                    .into(),
+            ),
             RunError::NoRuns => Some("start one with `moat run`".into()),
             RunError::NoSuchRun { .. } => {
                 Some("use a run id, a unique id prefix or a name from `moat list`".into())

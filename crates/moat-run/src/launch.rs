@@ -236,6 +236,8 @@ pub async fn prepare_run(
         supervisor_pid: None,
         agent: request.agent.clone(),
         held_back: Vec::new(),
+        logs_complete: None,
+        logs_error: None,
     };
     store.create(&record)?;
     rollback.run = Some((store.clone(), id.clone()));

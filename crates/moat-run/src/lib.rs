@@ -27,7 +27,10 @@ pub use launch::{
 pub use lifecycle::{
     destroy_damaged, destroy_run, reconcile, stop_run, supervisor_alive, wait_for_supervisor,
 };
-pub use logs::{LogLine, LogWriter, Stream, read_from};
+pub use logs::{
+    CopyEnd, CopyLock, Follow, LogError, LogLine, LogReader, LogRecord, LogWriter, MAX_PIECE,
+    Position, Stream, copy_logs, read_lines,
+};
 pub use names::{random_name, validate_name};
 pub use protect::{DEFAULT_PROTECTED, HeldBack, Protection, restore_held};
 pub use record::{RunRecord, RunState};
@@ -148,6 +151,8 @@ pub(crate) mod test_support {
             supervisor_pid: None,
             agent: None,
             held_back: vec![],
+            logs_complete: None,
+            logs_error: None,
         }
     }
 }

@@ -24,8 +24,14 @@ pub fn supervisor_alive(record: &RunRecord) -> bool {
 }
 
 /// Bring a record in line with reality. A run recorded as active whose supervisor is
-/// gone is checked against Docker: a finished container gives the real exit code, a
-/// missing one means the run failed. The corrected record is saved and returned.
+/// gone is checked against Docker: a finished container gives the real exit code, once
+/// the rest of its log is copied into `logs.jsonl` (from where the supervisor stopped);
+/// a missing one means the run failed, and its log says whether it is whole. The
+/// corrected record is saved and returned.
+///
+/// A run whose log another process is copying right now (`moat logs -f` of a run without
+/// supervisor), or whose copy failed, is returned as it is: the next command tries again,
+/// and the container stays until its log is copied.
 pub async fn reconcile(
     runtime: &impl Runtime,
     store: &RunStore,
@@ -48,6 +54,29 @@ pub async fn reconcile(
             r.error = Some("the run's supervisor ended before starting the container".into());
         }),
         Some(state) => {
+            // The rest of the log first: removing the container removes Docker's copy.
+            let Some(lock) = crate::CopyLock::try_take(store, &record.id)? else {
+                return Ok(record);
+            };
+            let copied = crate::copy_logs(
+                runtime,
+                store,
+                &record.id,
+                &container,
+                crate::Follow::No,
+                &lock,
+            )
+            .await;
+            let (logs_complete, logs_error) = match copied {
+                Ok(_) => (true, None),
+                Err(RunError::Logs(e @ crate::LogError::Vanished { .. })) => {
+                    (false, Some(e.to_string()))
+                }
+                Err(e) => {
+                    tracing::warn!(id = %record.id, error = %e, "copying the rest of the log failed; trying again later");
+                    return Ok(record);
+                }
+            };
             // The supervisor died before its end-of-run check: do it now.
             if let Err(e) = store.hold_back_changes(&record) {
                 tracing::warn!(error = %e, "checking the protected paths failed");
@@ -67,6 +96,8 @@ pub async fn reconcile(
                         .and_then(|t| t.parse().ok())
                         .unwrap_or_else(jiff::Timestamp::now),
                 );
+                r.logs_complete = Some(logs_complete);
+                r.logs_error.clone_from(&logs_error);
             })?;
             store.forget_protection(&record.id);
             if !updated.keep {
@@ -74,11 +105,19 @@ pub async fn reconcile(
             }
             Ok(updated)
         }
-        None => store.update(&record.id, |r| {
-            r.state = RunState::Failed;
-            r.error = Some("the container disappeared while moat was not watching".into());
-            r.finished_at = Some(jiff::Timestamp::now());
-        }),
+        None => {
+            let copied = crate::logs::is_copied(store, &record.id);
+            store.update(&record.id, |r| {
+                r.state = RunState::Failed;
+                r.error = Some("the container disappeared while moat was not watching".into());
+                r.finished_at = Some(jiff::Timestamp::now());
+                r.logs_complete = Some(copied);
+                if !copied {
+                    r.logs_error =
+                        Some("the container disappeared before its whole log was copied".into());
+                }
+            })
+        }
     }
 }
 
@@ -189,9 +228,18 @@ mod tests {
             "Docker's time of the end, not the time moat noticed"
         );
         assert_eq!(store.load(&after.id).unwrap(), after);
+        assert_eq!(after.logs_complete, Some(true));
+        // The rest of the log is copied (and checked to end where Docker's does) before
+        // the container, and Docker's copy with it, is removed.
         assert_eq!(
             fake.kinds(),
-            [CallKind::ContainerState, CallKind::RemoveContainer]
+            [
+                CallKind::ContainerState,
+                CallKind::ReadLogs,
+                CallKind::ContainerState,
+                CallKind::ReadLogs,
+                CallKind::RemoveContainer
+            ]
         );
         assert!(fake.containers().is_empty());
     }

@@ -77,6 +77,13 @@ pub struct RunRecord {
     /// it ended (`moat accept` puts it back).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held_back: Vec<crate::HeldBack>,
+    /// Whether `logs.jsonl` holds everything the command wrote: `true` once copied to the
+    /// end, `false` when that became impossible (`logs_error` says why), unset while the
+    /// run is active (and in records of older moats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs_complete: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs_error: Option<String>,
 }
 
 impl RunRecord {
@@ -88,5 +95,10 @@ impl RunRecord {
             }
             (state, _) => state.as_str().to_owned(),
         }
+    }
+
+    /// Whether the run is over and its log is known to miss output.
+    pub fn logs_incomplete(&self) -> bool {
+        self.logs_complete == Some(false)
     }
 }

@@ -1,6 +1,6 @@
-//! Run records on disk: `$MOAT_HOME/runs/<id>/` with `metadata.json`, `logs.jsonl`,
-//! the image's `Dockerfile`, and a lock file that serialises updates between the CLI
-//! and the run's supervisor.
+//! Run records on disk: `$MOAT_HOME/runs/<id>/` with `metadata.json`, `logs.jsonl` and
+//! its position `logs.pos`, the image's `Dockerfile`, a lock file that serialises updates
+//! between the CLI and the run's supervisor, and one held by whoever copies the log.
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +10,8 @@ use crate::{RunError, RunRecord};
 
 const METADATA: &str = "metadata.json";
 const LOGS: &str = "logs.jsonl";
+const LOGS_POSITION: &str = "logs.pos";
+const LOGS_LOCK: &str = ".logs.lock";
 const DOCKERFILE: &str = "Dockerfile";
 const LOCK: &str = ".lock";
 const STOP_REQUESTED: &str = "stop-requested";
@@ -36,6 +38,16 @@ impl RunStore {
 
     pub fn logs_path(&self, id: &RunId) -> PathBuf {
         self.run_dir(id).join(LOGS)
+    }
+
+    /// How much of Docker's log `logs.jsonl` holds (see `logs::writer`).
+    pub fn logs_position_path(&self, id: &RunId) -> PathBuf {
+        self.run_dir(id).join(LOGS_POSITION)
+    }
+
+    /// Locked by whoever copies the run's log (see `logs::copy`).
+    pub fn logs_lock_path(&self, id: &RunId) -> PathBuf {
+        self.run_dir(id).join(LOGS_LOCK)
     }
 
     pub fn dockerfile_path(&self, id: &RunId) -> PathBuf {

@@ -1,16 +1,16 @@
 //! The supervisor: the process that owns a run from its start to its end.
 //!
 //! It starts the run's proxy and then the container, copies the container's log into
-//! `logs.jsonl` line by line while the command runs, waits for the exit, records how the
-//! run ended and removes the container (unless kept). It outlives the CLI, so a detached
-//! run keeps all of this with nobody attached.
+//! `logs.jsonl` while the command runs (in batches, see `logs::copy`), waits for the exit
+//! *and* for the log to be copied to its end, however long that takes, records how the
+//! run ended and removes the container (unless kept, or its log could not be copied).
+//! It outlives the CLI, so a detached run keeps all of this with nobody attached.
 
-use futures_util::StreamExt;
 use moat_container::Runtime;
 use moat_home::RunId;
 use serde::{Deserialize, Serialize};
 
-use crate::{LogWriter, RunError, RunState, RunStore};
+use crate::{CopyEnd, CopyLock, Follow, RunError, RunState, RunStore};
 
 /// What the supervisor tells whoever launched it, one JSON line each on its stdout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +49,9 @@ where
         .container_id
         .clone()
         .ok_or_else(|| RunError::UnknownRun(id.to_string()))?;
+    // The log is this process's to copy for as long as it lives; nobody else holds the
+    // lock of a run that has not started.
+    let lock = CopyLock::try_take(store, id)?.ok_or(crate::LogError::Busy)?;
 
     // The proxy first: the container's first request must find it.
     let started = match crate::egress::start_proxy(store, id, rules).await {
@@ -82,44 +85,32 @@ where
     })?;
     emit(&SupervisorEvent::Started);
 
-    // Docker keeps the whole log from the start, so following it now loses nothing.
-    let logs_path = store.logs_path(id);
-    let follow = {
-        let stream = runtime.follow_logs(&container);
-        tokio::spawn(async move {
-            let mut writer = LogWriter::open(&logs_path)?;
-            let mut stream = std::pin::pin!(stream);
-            while let Some(chunk) = stream.next().await {
-                match chunk {
-                    Ok(chunk) => writer.write_chunk(&chunk)?,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "log stream ended early");
-                        break;
-                    }
-                }
+    // Docker keeps the whole log from the start, so following it now loses nothing. The
+    // copy runs beside the wait, in this task: however the supervisor ends, it ends too.
+    let copying = crate::copy_logs(runtime, store, id, &container, Follow::UntilStopped, &lock);
+    let waiting = async {
+        let wait = runtime.wait_container(&container);
+        tokio::pin!(wait);
+        tokio::select! {
+            result = &mut wait => Ok(result),
+            () = stop => {
+                store.request_stop(id)?;
+                runtime.stop_container(&container, crate::STOP_GRACE_SECS).await?;
+                Ok::<_, RunError>(wait.await)
             }
-            Ok::<_, std::io::Error>(())
-        })
-    };
-
-    let wait = runtime.wait_container(&container);
-    tokio::pin!(wait);
-    let waited = tokio::select! {
-        result = &mut wait => result,
-        () = stop => {
-            store.request_stop(id)?;
-            runtime.stop_container(&container, crate::STOP_GRACE_SECS).await?;
-            wait.await
         }
     };
-
-    // The log stream ends when the container stops; give it a moment to drain.
-    match tokio::time::timeout(std::time::Duration::from_secs(10), follow).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "writing logs failed"),
-        Ok(Err(e)) => tracing::warn!(error = %e, "log task failed"),
-        Err(_) => tracing::warn!("log stream did not end after the container stopped"),
-    }
+    // Both to the end: the container is not removed before its log is copied.
+    let (copied, waited) = tokio::join!(copying, waiting);
+    let waited = waited?;
+    let (logs_complete, logs_error) = match copied {
+        Ok(CopyEnd::Complete) => (true, None),
+        Ok(CopyEnd::UpToDate) => (false, Some("the log was not followed to its end".into())),
+        Err(e) => {
+            tracing::warn!(error = %e, "copying the log failed");
+            (false, Some(e.to_string()))
+        }
+    };
 
     // Requests still in flight get a moment; then every event is in network.jsonl.
     proxy.stop().await;
@@ -145,6 +136,8 @@ where
         r.exit_code = exit_code;
         r.error = error;
         r.finished_at = Some(jiff::Timestamp::now());
+        r.logs_complete = Some(logs_complete);
+        r.logs_error.clone_from(&logs_error);
         if let (Some(agent), Some(written)) = (r.agent.as_mut(), written.clone()) {
             agent.session_id = Some(written);
         }
@@ -161,7 +154,9 @@ where
         return Err(e);
     }
     store.forget_protection(id);
-    if !record.keep {
+    // A log not copied to its end still is in Docker's copy: the container stays (`moat
+    // destroy` removes it), unless it is gone already.
+    if !record.keep && logs_complete {
         runtime.remove_container(&container, true).await?;
     }
     emit(&SupervisorEvent::Finished {
@@ -204,6 +199,14 @@ mod tests {
         (events, run.store.load(&record.id).unwrap())
     }
 
+    fn owned_chunk(stream: LogStream, bytes: Vec<u8>) -> LogChunk {
+        LogChunk {
+            timestamp: Some("2026-11-23T08:00:00Z".parse().unwrap()),
+            stream,
+            bytes: bytes.into(),
+        }
+    }
+
     fn chunk(stream: LogStream, text: &'static str) -> LogChunk {
         LogChunk {
             timestamp: Some("2026-11-23T08:00:00Z".parse().unwrap()),
@@ -237,24 +240,26 @@ mod tests {
                 }
             ]
         );
+        let kinds = fake.kinds();
         assert_eq!(
-            fake.kinds(),
-            [
-                CallKind::StartContainer,
-                CallKind::FollowLogs,
-                CallKind::WaitContainer,
-                CallKind::RemoveContainer
-            ]
+            kinds[..2],
+            [CallKind::StartContainer, CallKind::FollowLogs],
+            "{kinds:?}"
         );
+        assert!(kinds.contains(&CallKind::WaitContainer), "{kinds:?}");
+        // The container goes last, after its log was checked to be copied to its end.
+        assert_eq!(kinds.last(), Some(&CallKind::RemoveContainer), "{kinds:?}");
+        assert!(kinds.contains(&CallKind::ReadLogs), "{kinds:?}");
         assert!(fake.containers().is_empty(), "the container is removed");
         assert_eq!(after.state, RunState::Exited);
         assert_eq!(after.exit_code, Some(7));
         assert_eq!(after.error, None);
         assert_eq!(after.supervisor_pid, Some(std::process::id()));
         assert!(after.started_at.is_some() && after.finished_at.is_some());
-        let (lines, _) = crate::read_from(&run.store.logs_path(&record.id), 0).unwrap();
+        let lines = crate::read_lines(&run.store.logs_path(&record.id)).unwrap();
         let lines: Vec<_> = lines.iter().map(|l| (l.stream, l.line.as_str())).collect();
         assert_eq!(lines, [(Stream::Stdout, "hello"), (Stream::Stderr, "oops")]);
+        assert_eq!(after.logs_complete, Some(true));
         // The run's proxy was started: the proxy CA exists from its first use.
         assert!(
             run.store
@@ -399,8 +404,116 @@ mod tests {
         fake.fail_on(CallKind::FollowLogs, daemon_error("reading logs"));
         let (_, after) = supervise_run(&fake, &run, &record, std::future::pending()).await;
         assert_eq!(after.state, RunState::Exited);
-        let (lines, _) = crate::read_from(&run.store.logs_path(&record.id), 0).unwrap();
-        assert_eq!(lines.len(), 1, "what came before the break is kept");
+        let lines = crate::read_lines(&run.store.logs_path(&record.id)).unwrap();
+        assert_eq!(lines.len(), 1, "what came before the break is kept, once");
+        // The log was read again from where the break left it, to its end.
+        let follows = fake
+            .kinds()
+            .iter()
+            .filter(|k| **k == CallKind::FollowLogs)
+            .count();
+        assert_eq!(follows, 2);
+        assert_eq!(after.logs_complete, Some(true));
+        assert!(fake.containers().is_empty());
+    }
+
+    /// The supervisor dies in the middle of the output (mid-line, mid-character); the
+    /// next command that reconciles the run copies the rest from Docker, from where
+    /// `logs.jsonl` ends, before it removes the container.
+    #[tokio::test]
+    async fn after_a_supervisor_crash_reconcile_copies_the_rest_without_repeating_or_skipping() {
+        let run = TestRun::new();
+        let fake = FakeRuntime::new();
+        let record = run.prepare(&fake, &run.request()).await;
+        let container = record.container_id.clone().unwrap();
+        fake.keep_running(&container);
+        fake.set_exit_code(&container, 5);
+        let euro = "\u{20ac}".as_bytes();
+        let mut before: Vec<LogChunk> = (0..300)
+            .map(|i| {
+                let stream = if i % 3 == 0 {
+                    LogStream::Stderr
+                } else {
+                    LogStream::Stdout
+                };
+                owned_chunk(stream, format!("line {i}\n").into_bytes())
+            })
+            .collect();
+        let mut cut = b"unfinished ".to_vec();
+        cut.extend_from_slice(&euro[..1]);
+        before.push(owned_chunk(LogStream::Stdout, cut));
+        let mut rest = euro[1..].to_vec();
+        rest.extend_from_slice(b" done\n");
+        let after_crash = vec![
+            owned_chunk(LogStream::Stdout, rest),
+            owned_chunk(LogStream::Stderr, b"last words\n".to_vec()),
+        ];
+        fake.serve_logs(before.clone());
+        // Docker's stream serves what there is, then the supervisor is killed.
+        fake.hang_on(CallKind::FollowLogs);
+        let logs = run.store.logs_path(&record.id);
+        let copied = async {
+            while crate::read_lines(&logs).unwrap().len() < 301 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        };
+        tokio::select! {
+            _ = supervise_run(&fake, &run, &record, std::future::pending()) => panic!("the run ended"),
+            () = copied => {}
+        }
+        let orphan = run.store.load(&record.id).unwrap();
+        assert_eq!(orphan.state, RunState::Running);
+        assert!(!crate::supervisor_alive(&orphan));
+
+        // While nobody watched, the command printed the rest and ended.
+        let mut all = before.clone();
+        all.extend(after_crash);
+        fake.serve_logs(all);
+        fake.stop_container(&container, 0).await.unwrap();
+        fake.clear_calls();
+        let after = crate::reconcile(&fake, &run.store, orphan).await.unwrap();
+
+        assert_eq!(after.state_label(), "exited (5)");
+        assert_eq!(after.logs_complete, Some(true));
+        let kinds = fake.kinds();
+        assert_eq!(kinds.last(), Some(&CallKind::RemoveContainer), "{kinds:?}");
+        let lines: Vec<String> = crate::read_lines(&logs)
+            .unwrap()
+            .into_iter()
+            .map(|l| format!("{}:{}", l.stream.as_str(), l.line))
+            .collect();
+        let mut expected: Vec<String> = (0..300)
+            .map(|i| format!("{}:line {i}", if i % 3 == 0 { "stderr" } else { "stdout" }))
+            .collect();
+        expected.push("stdout:unfinished \u{20ac} done".into());
+        expected.push("stderr:last words".into());
+        assert_eq!(lines, expected);
+    }
+
+    /// A container removed behind moat's back takes the part of its log not copied yet
+    /// with it: the record says so.
+    #[tokio::test]
+    async fn a_vanished_container_leaves_a_record_that_says_its_log_is_incomplete() {
+        let run = TestRun::new();
+        let fake = FakeRuntime::new();
+        let record = run.prepare(&fake, &run.request()).await;
+        let mut orphan = run
+            .store
+            .update(&record.id, |r| r.state = RunState::Running)
+            .unwrap();
+        orphan.supervisor_pid = None;
+        fake.remove_container(&record.container_id.clone().unwrap(), true)
+            .await
+            .unwrap();
+        let after = crate::reconcile(&fake, &run.store, orphan).await.unwrap();
+        assert_eq!(after.state, RunState::Failed);
+        assert_eq!(after.logs_complete, Some(false));
+        assert!(
+            after
+                .logs_error
+                .unwrap()
+                .contains("before its whole log was copied")
+        );
     }
 
     /// A damaged `egress.json` (or one from another moat, with a field this one does not

@@ -15,16 +15,27 @@ pub async fn list(ctx: &Context, args: ListArgs) -> Result<i32> {
     }
     let damaged = ctx.store.damaged()?;
     if args.json {
-        let mut values: Vec<serde_json::Value> = runs
-            .iter()
-            .map(serde_json::to_value)
-            .collect::<Result<_, _>>()?;
-        values.extend(
+        // The records as stored, and for an active run whether anything still watches it;
+        // then the damaged run directories.
+        let mut json = Vec::with_capacity(runs.len() + damaged.len());
+        for run in &runs {
+            let mut value = serde_json::to_value(run)?;
+            if run.state.is_active()
+                && let Some(object) = value.as_object_mut()
+            {
+                object.insert(
+                    "supervisor_alive".into(),
+                    moat_run::supervisor_alive(run).into(),
+                );
+            }
+            json.push(value);
+        }
+        json.extend(
             damaged
                 .iter()
                 .map(|d| serde_json::json!({ "id": d.id, "state": "damaged", "error": d.reason })),
         );
-        outln!("{}", serde_json::to_string_pretty(&values)?)?;
+        outln!("{}", serde_json::to_string_pretty(&json)?)?;
     } else if runs.is_empty() && damaged.is_empty() {
         crate::ui::errln!("No runs yet. Start one with `moat run`.");
     } else {

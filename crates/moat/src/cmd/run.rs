@@ -158,6 +158,9 @@ async fn launch(
     finish(ctx, docker, &record, end, Some(supervisor), &mut signals).await
 }
 
+/// How long the end of a run may take before moat says what it is waiting for.
+const SAYING_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// After a session: report a detach, carry out a stop, and return the run's exit code.
 pub async fn finish(
     ctx: &Context,
@@ -195,7 +198,16 @@ pub async fn finish(
     // the record itself is watched.
     let recorded = async {
         if let Some(mut supervisor) = supervisor {
-            match supervisor.next_event().await {
+            // The supervisor finishes once the run's log is copied to its end, which for a
+            // flood of output takes a while after the output itself.
+            let event = match tokio::time::timeout(SAYING_AFTER, supervisor.next_event()).await {
+                Ok(event) => event,
+                Err(_) => {
+                    crate::ui::errln!("\r\nmoat: saving the rest of the output to the run's log...\r");
+                    supervisor.next_event().await
+                }
+            };
+            match event {
                 Some(SupervisorEvent::Finished {
                     exit_code,
                     unrecorded: Some(why),

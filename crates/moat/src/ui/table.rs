@@ -12,15 +12,29 @@ pub fn runs_table(runs: &[RunRecord]) -> String {
             [
                 run.name.clone(),
                 run.id.to_string(),
-                match run.held_back.len() {
-                    0 => run.state_label(),
-                    n => format!("{}, {n} held back", run.state_label()),
-                },
+                state_cell(run),
                 age(run.created_at, now),
             ]
         })
         .collect();
     table(&header, &rows).trim_end().to_owned()
+}
+
+/// The STATE column: the state, and what else is wrong with the run: nothing watches it
+/// (its supervisor died; the next command that looks copies its log and records its end),
+/// its log misses output, it left files at protected paths.
+pub fn state_cell(run: &RunRecord) -> String {
+    let mut cell = run.state_label();
+    if run.state == moat_run::RunState::Running && !moat_run::supervisor_alive(run) {
+        cell.push_str(" (supervisor gone)");
+    }
+    if run.logs_incomplete() {
+        cell.push_str(", log incomplete");
+    }
+    if !run.held_back.is_empty() {
+        cell.push_str(&format!(", {} held back", run.held_back.len()));
+    }
+    cell
 }
 
 /// What to tell the user about a run that wrote to protected paths, if it did.

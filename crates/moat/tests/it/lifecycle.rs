@@ -167,7 +167,7 @@ fn a_run_that_ended_while_nobody_watched_shows_its_real_end() {
 }
 
 /// SIGKILL a run's supervisor and wait until it is gone.
-fn kill_supervisor(env: &TestEnv, id: &str) {
+pub(crate) fn kill_supervisor(env: &TestEnv, id: &str) {
     let pid = env.run_json(id)["supervisor_pid"].as_u64().unwrap();
     let killed = std::process::Command::new("kill")
         .args(["-KILL", &pid.to_string()])

@@ -18,6 +18,7 @@ mod harness;
 mod input;
 mod interactive;
 mod lifecycle;
+mod logs;
 mod mirrors;
 mod run;
 mod sandbox;
