@@ -158,10 +158,10 @@ pub fn verify(
         } else if entry.prev != prev {
             problems.push(Problem::ChainBroken { seq: entry.seq });
         }
-        if let Some(close) = closed_at {
-            if close < entry.seq {
-                problems.push(Problem::AfterClose { seq: entry.seq });
-            }
+        if let Some(close) = closed_at
+            && close < entry.seq
+        {
+            problems.push(Problem::AfterClose { seq: entry.seq });
         }
         match entry.kind.as_str() {
             "checkpoint" => {
@@ -185,8 +185,14 @@ pub fn verify(
                     continue;
                 };
                 match files.digest(file, from, to) {
-                    None => problems.push(Problem::FileMissing {
+                    // Gone altogether, or cut or rewritten shorter.
+                    None if files.len(file) == 0 => problems.push(Problem::FileMissing {
                         file: file.to_owned(),
+                        to,
+                    }),
+                    None => problems.push(Problem::FileAltered {
+                        file: file.to_owned(),
+                        from,
                         to,
                     }),
                     Some(actual) if actual != digest => problems.push(Problem::FileAltered {

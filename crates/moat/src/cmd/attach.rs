@@ -28,6 +28,12 @@ pub async fn attach(ctx: &Context, args: AttachArgs) -> Result<i32> {
         .clone()
         .ok_or_else(|| RunError::UnknownRun(record.id.to_string()))?;
     let docker = lazy.get().await?.clone();
+    if let Ok(audit) = moat_run::RunAudit::open(&ctx.store, &record.id) {
+        audit.record(
+            "attached",
+            serde_json::json!({ "interactive": record.interactive }),
+        );
+    }
     let end = if record.interactive {
         if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
             return Err(UserError::new(format!(
