@@ -72,6 +72,16 @@ impl MoatHome {
         self.root.join("locks")
     }
 
+    /// Audit logs kept after their runs were destroyed (`moat destroy --keep-audit`).
+    pub fn audit_dir(&self) -> PathBuf {
+        self.root.join("audit")
+    }
+
+    /// The machine's audit signing key (Ed25519), outside every run directory.
+    pub fn audit_key_file(&self) -> PathBuf {
+        self.root.join("audit.key")
+    }
+
     /// Where the workspace configurations the user trusted are recorded.
     pub fn trust_dir(&self) -> PathBuf {
         self.root.join("trust")

@@ -47,6 +47,10 @@ pub struct NetworkEvent {
     /// The grant whose credential went into the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<String>,
+    /// The headers the grant's credential went into (names only; the audit log records
+    /// them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub injected_headers: Vec<String>,
     /// Whether the network policy blocked the request.
     pub blocked: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -242,6 +246,7 @@ impl Exchange {
                     request_bytes: 0,
                     response_bytes: 0,
                     grant: None,
+                    injected_headers: Vec::new(),
                     blocked: false,
                     error: None,
                     request_headers,
@@ -272,8 +277,12 @@ impl Exchange {
         self.with_event(|e| e.request_headers = headers);
     }
 
-    pub fn set_grant(&self, grant: Option<String>) {
-        self.with_event(|e| e.grant = grant);
+    pub fn set_grant(&self, grant: Option<String>, headers: &[http::HeaderName]) {
+        let headers: Vec<String> = headers.iter().map(|h| h.as_str().to_owned()).collect();
+        self.with_event(|e| {
+            e.grant = grant;
+            e.injected_headers = headers;
+        });
     }
 
     /// The request body now streams upstream; the event waits for it to finish.

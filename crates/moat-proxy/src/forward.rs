@@ -57,7 +57,7 @@ pub(crate) async fn forward(
         Scheme::Http => Injected::default(),
     };
     exchange.set_request_headers(redacted_headers(&client_headers, &injected.secret_headers));
-    exchange.set_grant(injected.grant);
+    exchange.set_grant(injected.grant, &injected.secret_headers);
 
     let Ok(uri) =
         format!("{}://{}{}", scheme.as_str(), target.authority(scheme), path).parse::<Uri>()

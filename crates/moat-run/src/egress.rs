@@ -168,6 +168,7 @@ pub(crate) async fn start_proxy(
     store: &RunStore,
     id: &RunId,
     rules: Vec<moat_proxy::GrantRule>,
+    audit: Option<crate::RunAudit>,
 ) -> Result<RunningProxy, RunError> {
     let (settings, token) = store.load_egress(id)?;
     let ca = CertificateAuthority::load_or_create(&store.home().proxy_ca_dir())
@@ -190,12 +191,17 @@ pub(crate) async fn start_proxy(
     let handle = moat_proxy::Proxy::start_unix(config, &socket, tx)
         .await
         .map_err(|e| RunError::Egress(e.to_string()))?;
-    let writer = tokio::spawn(write_events(store.network_log_path(id), rx));
+    let writer = tokio::spawn(write_events(store.network_log_path(id), rx, audit));
     Ok(RunningProxy { handle, writer })
 }
 
-/// Append each event to `network.jsonl` as one JSON line, as it happens.
-async fn write_events(path: PathBuf, mut rx: tokio::sync::mpsc::UnboundedReceiver<NetworkEvent>) {
+/// Append each event to `network.jsonl` as one JSON line, as it happens, and tell the
+/// audit log about credentials injected and requests refused.
+async fn write_events(
+    path: PathBuf,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<NetworkEvent>,
+    audit: Option<crate::RunAudit>,
+) {
     let mut file = match tokio::fs::OpenOptions::new()
         .append(true)
         .create(true)
@@ -213,6 +219,9 @@ async fn write_events(path: PathBuf, mut rx: tokio::sync::mpsc::UnboundedReceive
         line.push(b'\n');
         if let Err(e) = file.write_all(&line).await {
             tracing::warn!(error = %e, "writing the network log failed");
+        }
+        if let Some(audit) = &audit {
+            audit.network(&event);
         }
     }
     let _ = file.flush().await;

@@ -69,6 +69,9 @@ pub enum RunError {
     #[error("the run's proxy cannot start: {0}")]
     Egress(String),
 
+    #[error("the run's audit log cannot be opened: {0}")]
+    Audit(String),
+
     #[error("moat does not mount `{}` into a container: {reason}", path.display())]
     ForbiddenMount { path: PathBuf, reason: String },
 }

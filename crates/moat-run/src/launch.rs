@@ -85,6 +85,8 @@ pub struct RunRequest {
     pub protect: Vec<String>,
     /// The workspace's moat file (`moat.yaml`), read-only in the container.
     pub config_file: Option<String>,
+    /// `sha256:` of the workspace file's trusted bytes, for the audit log.
+    pub config_hash: Option<String>,
     /// What the run's proxy enforces.
     pub egress: EgressSettings,
     /// The run's proxy token, made once by the caller (placeholders in `env` derive from
@@ -240,6 +242,24 @@ pub async fn prepare_run(
         logs_error: None,
     };
     store.create(&record)?;
+    match crate::RunAudit::open(store, &id) {
+        Ok(audit) => audit.record(
+            "run_started",
+            serde_json::json!({
+                "name": record.name,
+                "command": record.command,
+                "workspace": record.workspace,
+                "image": record.image,
+                "config_file": request.config_file,
+                "config_sha256": request.config_hash,
+                "grants": request.egress.grants,
+                "policy": request.egress.policy,
+                "env": record.env_keys,
+                "detached": record.detached,
+            }),
+        ),
+        Err(e) => tracing::warn!(error = %e, "the run has no audit log"),
+    }
     rollback.run = Some((store.clone(), id.clone()));
     store.save_dockerfile(&id, &plan.dockerfile)?;
     store.save_egress(&id, &request.egress, &request.proxy_token)?;

@@ -4,6 +4,7 @@
 //! Takes values, returns values and reports progress through callbacks; never prints.
 
 mod agent;
+mod audit;
 mod egress;
 mod error;
 mod host_paths;
@@ -18,6 +19,7 @@ mod store;
 mod supervisor;
 
 pub use agent::{AgentSession, InvalidSessionId, SessionId, latest_session};
+pub use audit::RunAudit;
 pub use egress::{CONTAINER_PROXY_DIR, CONTAINER_PROXY_PORT, EgressSettings, read_network_log};
 pub use error::RunError;
 pub use host_paths::{CheckedMounts, check_mounts};
@@ -96,6 +98,7 @@ pub(crate) mod test_support {
                 pids_limit: 1024,
                 protect: vec![],
                 config_file: None,
+                config_hash: None,
                 egress: crate::EgressSettings::default(),
                 proxy_token: moat_proxy::Secret::new("test-proxy-token"),
                 home_files: vec![],

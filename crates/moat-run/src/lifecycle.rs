@@ -132,6 +132,9 @@ pub async fn stop_run(
         return Ok(record.clone());
     }
     store.request_stop(&record.id)?;
+    if let Ok(audit) = crate::RunAudit::open(store, &record.id) {
+        audit.record("stop_requested", serde_json::json!({}));
+    }
     if let Some(container) = &record.container_id {
         runtime
             .stop_container(container, crate::STOP_GRACE_SECS)

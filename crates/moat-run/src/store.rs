@@ -16,6 +16,7 @@ const DOCKERFILE: &str = "Dockerfile";
 const LOCK: &str = ".lock";
 const STOP_REQUESTED: &str = "stop-requested";
 const SUPERVISOR_LOG: &str = "supervisor.log";
+const AUDIT: &str = "audit.jsonl";
 
 /// Reads and writes run records under one `MOAT_HOME`.
 #[derive(Debug, Clone)]
@@ -52,6 +53,11 @@ impl RunStore {
 
     pub fn dockerfile_path(&self, id: &RunId) -> PathBuf {
         self.run_dir(id).join(DOCKERFILE)
+    }
+
+    /// The run's tamper-evident audit log (`moat-audit`).
+    pub fn audit_path(&self, id: &RunId) -> PathBuf {
+        self.run_dir(id).join(AUDIT)
     }
 
     pub fn supervisor_log_path(&self, id: &RunId) -> PathBuf {

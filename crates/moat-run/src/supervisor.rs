@@ -53,8 +53,17 @@ where
     // lock of a run that has not started.
     let lock = CopyLock::try_take(store, id)?.ok_or(crate::LogError::Busy)?;
 
+    // The audit log is best effort: a run whose log cannot be opened still runs, and
+    // `moat audit verify` shows the gap.
+    let audit = match crate::RunAudit::open(store, id) {
+        Ok(audit) => Some(audit),
+        Err(e) => {
+            tracing::warn!(error = %e, "the run has no audit log");
+            None
+        }
+    };
     // The proxy first: the container's first request must find it.
-    let started = match crate::egress::start_proxy(store, id, rules).await {
+    let started = match crate::egress::start_proxy(store, id, rules, audit.clone()).await {
         Ok(proxy) => runtime
             .start_container(&container)
             .await
@@ -71,6 +80,10 @@ where
                 r.error = Some(message.clone());
                 r.finished_at = Some(jiff::Timestamp::now());
             })?;
+            if let Some(audit) = &audit {
+                audit.record("run_failed", serde_json::json!({ "error": message }));
+                audit.checkpoint(true);
+            }
             if !record.keep {
                 runtime.remove_container(&container, true).await?;
             }
@@ -84,6 +97,13 @@ where
         r.started_at = Some(started_at);
     })?;
     emit(&SupervisorEvent::Started);
+    let checkpoints = audit.as_ref().map(|audit| {
+        audit.record(
+            "container_started",
+            serde_json::json!({ "container": container }),
+        );
+        audit.spawn_checkpoints()
+    });
 
     // Docker keeps the whole log from the start, so following it now loses nothing. The
     // copy runs beside the wait, in this task: however the supervisor ends, it ends too.
@@ -120,6 +140,16 @@ where
         Ok(code) => (RunState::Exited, Some(code), None),
         Err(e) => (RunState::Failed, None, Some(e.to_string())),
     };
+    if let Some(checkpoints) = checkpoints {
+        checkpoints.abort();
+    }
+    if let Some(audit) = &audit {
+        audit.record(
+            "run_ended",
+            serde_json::json!({ "state": state.as_str(), "exit_code": exit_code, "error": error }),
+        );
+        audit.checkpoint(true);
+    }
     // What the run left at protected paths it could not be kept from leaves the
     // workspace before anyone on the host can trip over it.
     if let Err(e) = store.hold_back_changes(&record) {

@@ -59,10 +59,57 @@ pub enum Command {
     /// Trust a workspace's moat.yaml/agent.yaml as it is now (shows what it asks for), or
     /// list the trusted workspaces.
     Trust(TrustArgs),
+    /// A run's audit log: its timeline, verifying it, exporting it.
+    Audit(AuditArgs),
     /// Stop trusting a workspace's moat.yaml/agent.yaml.
     Untrust(UntrustArgs),
     /// Put back what a run wrote to protected workspace paths (moat moved it aside).
     Accept(AcceptArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: Option<AuditCommand>,
+
+    /// Run ID, unique ID prefix or name (default: the most recent run).
+    pub run: Option<String>,
+
+    /// Print the entries as a JSON array.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Only entries of this kind (repeatable), e.g. `credential_injected`.
+    #[arg(long = "type", value_name = "KIND")]
+    pub kinds: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check a run's audit log (or an exported bundle): the hash chain, the signed
+    /// checkpoints, and the files the log covers.
+    Verify {
+        /// A run (ID, prefix or name; default: the most recent) or a bundle file.
+        target: Option<String>,
+        /// The fingerprint (`SHA256:…`) of the key the log must be signed with (default:
+        /// this machine's key).
+        #[arg(long, value_name = "FINGERPRINT")]
+        key: Option<String>,
+    },
+    /// Write a run's audit log and the files it covers to one file that anyone verifies
+    /// with the printed fingerprint alone.
+    Export {
+        /// Run ID, prefix or name.
+        run: Option<String>,
+        /// Where to write it.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// Write an in-toto statement in a DSSE envelope instead (subject: the
+        /// workspace's git commit after the run).
+        #[arg(long)]
+        attestation: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -325,6 +372,10 @@ pub struct DestroyArgs {
     /// Stop the run first if it is still running.
     #[arg(short, long)]
     pub force: bool,
+
+    /// Keep the run's audit log (as a verifiable bundle in `$MOAT_HOME/audit/`).
+    #[arg(long)]
+    pub keep_audit: bool,
 }
 
 #[derive(Debug, Args)]

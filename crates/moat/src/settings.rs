@@ -353,6 +353,9 @@ pub fn plan_agent_run(
         pids_limit: config.container.pids_limit,
         protect: config.protect.clone(),
         config_file: workspace_file.as_ref().map(|f| f.name().to_owned()),
+        config_hash: workspace_file
+            .as_ref()
+            .map(|f| moat_trust::content_hash(f.text.as_bytes())),
         egress: moat_run::EgressSettings {
             policy: config.network.policy,
             allow,

@@ -31,6 +31,12 @@ pub async fn attach(ctx: &Context, args: AttachArgs) -> Result<i32> {
     // Before the terminal goes raw: a SIGTERM or SIGHUP then leaves the run going and the
     // terminal as it was.
     let mut signals = LeaveSignals::register().context("handling signals")?;
+    if let Ok(audit) = moat_run::RunAudit::open(&ctx.store, &record.id) {
+        audit.record(
+            "attached",
+            serde_json::json!({ "interactive": record.interactive }),
+        );
+    }
     let end = if record.interactive {
         if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
             return Err(UserError::new(format!(

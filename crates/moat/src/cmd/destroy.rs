@@ -1,7 +1,8 @@
-//! `moat destroy [RUN] [--force]`: remove a run's container and its directory; with
+//! `moat destroy [RUN] [--force] [--keep-audit]`: remove a run's container and its
+//! directory — its audit log too, unless `--keep-audit` keeps it as a bundle; with
 //! `--force`, also a run whose record is damaged.
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use moat_run::RunError;
 
 use crate::cli::DestroyArgs;
@@ -45,7 +46,43 @@ pub async fn destroy(ctx: &Context, args: DestroyArgs) -> Result<i32> {
         Err(e) => return Err(e.into()),
     };
     let docker = ctx.docker().await?;
+    let had_audit = ctx.store.audit_path(&record.id).exists();
+    let kept = if args.keep_audit && had_audit {
+        Some(keep_audit(ctx, &record)?)
+    } else {
+        None
+    };
     moat_run::destroy_run(&docker, &ctx.store, &record, args.force).await?;
     outln!("destroyed {} ({})", record.id, record.name)?;
+    match kept {
+        Some((path, fingerprint)) => outln!(
+            "its audit log is kept in {}; check it with `moat audit verify {} --key {fingerprint}`",
+            path.display(),
+            path.display()
+        )?,
+        None if had_audit => {
+            crate::ui::errln!("moat: its audit log went with it (`--keep-audit` keeps it)")
+        }
+        None => {}
+    }
     Ok(0)
+}
+
+/// Write the run's audit log and the files it covers as a bundle under
+/// `$MOAT_HOME/audit/`; its path and the key's fingerprint.
+fn keep_audit(ctx: &Context, record: &moat_run::RunRecord) -> Result<(std::path::PathBuf, String)> {
+    let entries = moat_audit::read_entries(&ctx.store.audit_path(&record.id))?;
+    let key = moat_audit::AuditKey::load_or_create(&ctx.home().audit_key_file())?;
+    let bundle = moat_audit::Bundle::make(
+        record.id.as_str(),
+        entries,
+        &ctx.store.run_dir(&record.id),
+        &key,
+    )?;
+    let dir = ctx.home().audit_dir();
+    moat_home::MoatHome::create_private_dir(&dir)?;
+    let path = dir.join(format!("{}.json", record.id));
+    moat_home::write_private_atomic(&path, &serde_json::to_vec_pretty(&bundle)?)
+        .with_context(|| format!("writing `{}`", path.display()))?;
+    Ok((path, key.fingerprint()))
 }

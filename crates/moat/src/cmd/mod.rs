@@ -3,6 +3,7 @@
 
 pub mod accept;
 pub mod attach;
+pub mod audit;
 pub mod claude;
 pub mod config;
 pub mod deps;

@@ -172,6 +172,9 @@ pub async fn finish(
 ) -> Result<i32> {
     match end {
         SessionEnd::Detached => {
+            if let Ok(audit) = moat_run::RunAudit::open(&ctx.store, &record.id) {
+                audit.record("detached", serde_json::json!({}));
+            }
             crate::ui::errln!(
                 "\r\nmoat: detached from run {} ({}); it keeps running. `moat attach {0}` to return.",
                 record.id,

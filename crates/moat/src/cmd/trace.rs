@@ -94,6 +94,7 @@ mod tests {
             request_bytes: 0,
             response_bytes: 0,
             grant: None,
+            injected_headers: Vec::new(),
             blocked,
             error: error.map(str::to_owned),
             request_headers: Default::default(),

@@ -94,6 +94,7 @@ fn library_hint(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
         moat_hosts::HostsError,
         moat_trust::TrustError,
         moat_home::ReadError,
+        moat_audit::AuditError,
     );
     None
 }

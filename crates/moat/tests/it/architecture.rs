@@ -18,6 +18,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["moat-home", "moat-hosts", "moat-image", "moat-text"],
     ),
     ("moat-trust", &["moat-config", "moat-home"]),
+    ("moat-audit", &["moat-home"]),
     // The proxy never talks to Docker, and knows nothing of the CLI or the store.
     ("moat-proxy", &["moat-home", "moat-hosts", "moat-secret"]),
     // Credentials never depend on the container runtime or the proxy.
@@ -37,7 +38,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "moat-run",
-        &["moat-container", "moat-home", "moat-image", "moat-proxy"],
+        &[
+            "moat-audit",
+            "moat-container",
+            "moat-home",
+            "moat-image",
+            "moat-proxy",
+        ],
     ),
     ("moat-claude", &["moat-image", "moat-run"]),
     ("moat-test-support", &[]),

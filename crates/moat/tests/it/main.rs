@@ -4,6 +4,7 @@
 #![allow(clippy::disallowed_methods)] // test code may read the environment it was given
 
 mod architecture;
+mod audit;
 mod claude;
 mod config;
 mod deps;
