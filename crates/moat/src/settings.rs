@@ -41,6 +41,9 @@ pub struct Environment {
     pub connect_to: Option<String>,
     pub keyring: Option<String>,
     pub proxy_port: Option<String>,
+    /// `SSH_AUTH_SOCK`: the user's SSH agent, whose keys `ssh:` grants use (handed to a
+    /// run's supervisor as a setting, never as an inherited variable).
+    pub ssh_auth_sock: Option<PathBuf>,
     /// Credentials `moat grant` takes from the environment; `Debug` shows no value.
     pub anthropic_api_key: Option<Secret>,
     pub github_token: Option<Secret>,
@@ -72,6 +75,7 @@ impl Environment {
             connect_to: var("MOAT_CONNECT_TO"),
             keyring: var("MOAT_KEYRING"),
             proxy_port: var("MOAT_PROXY_PORT"),
+            ssh_auth_sock: var_os("SSH_AUTH_SOCK").map(PathBuf::from),
             anthropic_api_key: var("ANTHROPIC_API_KEY").map(Secret::new),
             github_token: var("GITHUB_TOKEN").map(Secret::new),
             gh_token: var("GH_TOKEN").map(Secret::new),
