@@ -79,6 +79,40 @@ pub async fn list_identities(socket: &Path) -> Result<Vec<Identity>, AgentClient
     }
 }
 
+/// [`list_identities`] without an async runtime, for callers that plan a run before one
+/// is needed.
+pub fn list_identities_blocking(socket: &Path) -> Result<Vec<Identity>, AgentClientError> {
+    use std::io::{Read as _, Write as _};
+    let unreachable = |source| AgentClientError::Unreachable {
+        path: socket.to_owned(),
+        source,
+    };
+    let protocol = |why: String| AgentClientError::Protocol {
+        path: socket.to_owned(),
+        why,
+    };
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).map_err(unreachable)?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(unreachable)?;
+    stream
+        .write_all(&frame(&Request::Identities.encode()))
+        .map_err(unreachable)?;
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).map_err(unreachable)?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len == 0 || len > MAX_MESSAGE_LEN {
+        return Err(protocol(format!("a message of {len} bytes")));
+    }
+    let mut message = vec![0; len];
+    stream.read_exact(&mut message).map_err(unreachable)?;
+    match Response::decode(&message).map_err(|e| protocol(e.to_string()))? {
+        Response::Identities(keys) => Ok(keys),
+        Response::Failure => Ok(Vec::new()),
+        other => Err(protocol(format!("{other:?} instead of a key list"))),
+    }
+}
+
 pub(crate) enum ReadError {
     Io(std::io::Error),
     TooLong(usize),

@@ -26,7 +26,7 @@ mod wire;
 mod witness;
 
 pub use agent::{AgentPolicy, Connection, Decision, SshGrantRule, filter_identities};
-pub use client::{AgentClientError, call, list_identities};
+pub use client::{AgentClientError, call, list_identities, list_identities_blocking};
 pub use error::SshError;
 pub use event::{SshAction, SshEvent, SshEventSink};
 pub use key::{PublicKey, VerifyError, fingerprint_of};
