@@ -62,8 +62,10 @@ pub struct Connection {
 pub enum Decision {
     /// Answer this, with an event to record if any.
     Reply(Response, Option<SshEvent>),
-    /// Ask the user's agent for its keys and answer with those whose blobs are here.
-    List(Vec<Vec<u8>>),
+    /// Ask the user's agent for its keys and answer with those whose blobs are here;
+    /// the event says why none are offered, when the connection is bound to a host it
+    /// gets no key for.
+    List(Vec<Vec<u8>>, Option<SshEvent>),
     /// Forward the signature request to the user's agent as it is (flags included);
     /// `event` is recorded as signed or failed by the outcome.
     Sign {
@@ -88,7 +90,15 @@ impl Connection {
 
     pub fn decide(&mut self, policy: &AgentPolicy, request: Request) -> Decision {
         match request {
-            Request::Identities => Decision::List(self.listed(policy)),
+            Request::Identities => {
+                let keys = self.listed(policy);
+                let event = if keys.is_empty() {
+                    self.why_no_keys(policy)
+                } else {
+                    None
+                };
+                Decision::List(keys, event)
+            }
             Request::SessionBind {
                 host_key,
                 session_id,
@@ -128,6 +138,44 @@ impl Connection {
             }
         }
         keys
+    }
+
+    /// Why a bound connection is offered no key: it is bound to a host that is not
+    /// granted, or to a session the proxy did not carry.
+    fn why_no_keys(&self, policy: &AgentPolicy) -> Option<SshEvent> {
+        let bind = self.binds.last()?;
+        let mut event = SshEvent::new(SshAction::Refused);
+        match &bind.seen {
+            Seen::Once(s) => {
+                event.host = Some(s.host.clone());
+                event.port = Some(s.port);
+                let granted = policy
+                    .grants
+                    .iter()
+                    .any(|g| g.host == s.host && g.port == s.port);
+                event.reason = Some(if granted {
+                    return None;
+                } else {
+                    format!(
+                        "SSH to `{}` is not granted to this run: no key was offered",
+                        host_label(&s.host, s.port)
+                    )
+                });
+            }
+            Seen::Never => {
+                event.reason = Some(
+                    "the session did not go through the run's proxy: no key was offered".into(),
+                )
+            }
+            Seen::Conflicting => {
+                event.reason = Some(
+                    "the server's key exchange was seen on tunnels to different hosts: no key \
+                     was offered"
+                        .into(),
+                )
+            }
+        }
+        Some(event)
     }
 
     fn bind(
@@ -380,7 +428,7 @@ mod tests {
         );
         assert_eq!(
             conn.decide(&w.policy, Request::Identities),
-            Decision::List(vec![w.user.blob().to_vec()])
+            Decision::List(vec![w.user.blob().to_vec()], None)
         );
         match conn.decide(&w.policy, w.sign(b"sid-1")) {
             Decision::Sign { flags, event, .. } => {
@@ -423,10 +471,12 @@ mod tests {
         // The same server (its key is pinned for github.com), reached as gitlab.com.
         let bind = w.session("gitlab.com", &w.github, b"sid-2");
         conn.decide(&w.policy, bind);
-        assert_eq!(
-            conn.decide(&w.policy, Request::Identities),
-            Decision::List(vec![])
-        );
+        let Decision::List(keys, Some(event)) = conn.decide(&w.policy, Request::Identities) else {
+            panic!("a bound, ungranted connection is told why it gets no key")
+        };
+        assert!(keys.is_empty());
+        assert_eq!(event.host.as_deref(), Some("gitlab.com"));
+        assert!(event.reason.unwrap().contains("not granted"));
         let decision = conn.decide(&w.policy, w.sign(b"sid-2"));
         assert_eq!(
             reason(&decision),

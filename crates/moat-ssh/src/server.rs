@@ -101,7 +101,13 @@ async fn serve_connection<E: SshEventSink>(mut stream: UnixStream, shared: Arc<(
                     }
                     response
                 }
-                Decision::List(keep) => match &config.upstream {
+                Decision::List(keep, event) => match &config.upstream {
+                    _ if keep.is_empty() => {
+                        if let Some(event) = event {
+                            events.record(event);
+                        }
+                        Response::Identities(Vec::new())
+                    }
                     None => Response::Identities(Vec::new()),
                     Some(upstream) => match list_identities(upstream).await {
                         Ok(keys) => Response::Identities(filter_identities(keys, &keep)),

@@ -230,9 +230,13 @@ pub struct TraceArgs {
     /// Run ID, unique ID prefix or name (default: the most recent run).
     pub run: Option<String>,
 
-    /// The requests the run made through its proxy (the only trace so far).
+    /// The requests the run made through its proxy (without `--ssh`, the default).
     #[arg(long)]
     pub network: bool,
+
+    /// The signatures the run's SSH agent made and refused (`ssh:` grants).
+    #[arg(long)]
+    pub ssh: bool,
 
     /// Print the recorded events as a JSON array.
     #[arg(long)]
