@@ -117,7 +117,17 @@ pub fn check_grant(grant: &str) -> Result<(), Invalid> {
         Some("") => Err(bad("nothing follows the `:`".into())
             .with_hint(format!("write `{provider}` alone, or `{provider}:SCOPE`"))),
         Some(host) if provider == "ssh" => {
-            let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+            let name = match host.rsplit_once(':') {
+                Some((name, port)) => {
+                    if !port.parse::<u16>().is_ok_and(|p| p > 0) {
+                        return Err(bad(format!("`{}` is not a port", shown(port))).with_hint(
+                            "write `ssh:HOST` or `ssh:HOST:PORT`, e.g. `ssh:github.com`",
+                        ));
+                    }
+                    name
+                }
+                None => host,
+            };
             crate::network::check_host_name(&name.to_ascii_lowercase()).map_err(|why| {
                 bad(why).with_hint("name the host the key is for, e.g. `ssh:github.com`")
             })
@@ -399,6 +409,7 @@ mod tests {
         let error = |g: &str| text(check_grant(g).unwrap_err());
         insta::assert_snapshot!(error("GitHub"), @"invalid grant `GitHub`: `GitHub` is not a provider name (hint: provider names are lowercase: `github`)");
         insta::assert_snapshot!(error("ssh"), @"invalid grant `ssh`: `ssh` needs a host (hint: name the host the key is for, e.g. `ssh:github.com`)");
+        insta::assert_snapshot!(error("ssh:h:22x"), @"invalid grant `ssh:h:22x`: `22x` is not a port (hint: write `ssh:HOST` or `ssh:HOST:PORT`, e.g. `ssh:github.com`)");
         insta::assert_snapshot!(error("ssh:bad host"), @"invalid grant `ssh:bad host`: `bad host` contains ` ` (hint: name the host the key is for, e.g. `ssh:github.com`)");
         insta::assert_snapshot!(error(":scope"), @"invalid grant `:scope`: the provider name is missing (hint: write a provider such as `github` or `ssh:github.com`)");
         insta::assert_snapshot!(error("github:"), @"invalid grant `github:`: nothing follows the `:` (hint: write `github` alone, or `github:SCOPE`)");

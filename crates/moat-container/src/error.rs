@@ -50,7 +50,10 @@ impl RuntimeError {
 
     /// Whether the daemon itself went away (as opposed to answering with an error).
     pub fn is_lost(&self) -> bool {
-        matches!(self, RuntimeError::Lost { .. } | RuntimeError::Unreachable { .. })
+        matches!(
+            self,
+            RuntimeError::Lost { .. } | RuntimeError::Unreachable { .. }
+        )
     }
 
     /// A one-line suggestion for the user, when there is an obvious one.

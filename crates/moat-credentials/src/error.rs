@@ -54,6 +54,9 @@ pub enum CredentialError {
         expired_at: Timestamp,
     },
 
+    #[error("the SSH grants in `{}` are damaged ({reason})", path.display())]
+    SshGrantsDamaged { path: PathBuf, reason: String },
+
     #[error("`{}`: {source}", path.display())]
     File {
         path: PathBuf,
@@ -114,6 +117,10 @@ impl CredentialError {
                  refresh it, then run `moat grant anthropic` again"
                     .into(),
             ),
+            CredentialError::SshGrantsDamaged { path, .. } => Some(format!(
+                "fix or delete `{}`, then grant again with `moat grant ssh --host HOST`",
+                path.display()
+            )),
             CredentialError::Key(e) => e.hint(),
             CredentialError::File { .. } | CredentialError::Random(_) => None,
         }

@@ -13,6 +13,7 @@ mod key;
 mod placeholder;
 mod provider;
 mod secret;
+mod ssh;
 mod store;
 
 pub use claude_import::{CLAUDE_CODE_CREDENTIALS_PATH, import_claude_code_credentials};
@@ -29,4 +30,5 @@ pub use key::{
 pub use placeholder::placeholder;
 pub use provider::{MAX_PROVIDER_NAME_LEN, ProviderName};
 pub use secret::{REDACTED, Secret};
+pub use ssh::{SshGrant, SshGrantStore};
 pub use store::{CREDENTIALS_DIR_NAME, CredentialStore, ListedCredential, stored_providers};

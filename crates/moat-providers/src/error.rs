@@ -17,8 +17,15 @@ pub enum ProviderError {
     #[error("`{provider}` is not granted")]
     NotGranted { provider: String },
 
-    #[error("`ssh:{host}`: SSH grants are not supported yet")]
-    SshNotSupported { host: String },
+    #[error("`{grant}` is not granted")]
+    SshNotGranted {
+        grant: String,
+        host: String,
+        port: u16,
+    },
+
+    #[error("`{grant}` is not an SSH grant moat understands")]
+    BadSshGrant { grant: String },
 
     #[error(transparent)]
     Credential(#[from] CredentialError),
@@ -77,10 +84,14 @@ impl ProviderError {
                 file_stem_for(name)
             )),
             ProviderError::NotGranted { provider } => Some(format!("run `moat grant {provider}`")),
-            ProviderError::SshNotSupported { .. } => Some(
-                "remove the `ssh:` grant; for git over HTTPS to GitHub, grant `github` instead"
-                    .into(),
-            ),
+            ProviderError::SshNotGranted { host, port, .. } => Some(if *port == 22 {
+                format!("run `moat grant ssh --host {host}`")
+            } else {
+                format!("run `moat grant ssh --host {host}:{port}`")
+            }),
+            ProviderError::BadSshGrant { .. } => {
+                Some("write `ssh:HOST` or `ssh:HOST:PORT`, e.g. `ssh:github.com`".into())
+            }
             ProviderError::Credential(e) => e.hint(),
             ProviderError::Rule { grant, .. } => Some(format!(
                 "check the value and run `moat grant {grant}` again"

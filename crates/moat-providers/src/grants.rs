@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use moat_credentials::{
-    Credential, CredentialKind, CredentialStore, ExpiryStatus, ProviderName, Secret,
+    Credential, CredentialKind, CredentialStore, ExpiryStatus, ProviderName, Secret, SshGrant,
+    SshGrantStore,
 };
 use moat_proxy::{GrantRule, HostPattern, basic, bearer};
 
@@ -29,6 +30,8 @@ pub struct RunGrants {
     pub hosts: Vec<HostPattern>,
     /// Things to tell the user before the run starts (a credential expiring soon).
     pub warnings: Vec<String>,
+    /// The run's `ssh:` grants, as stored by `moat grant ssh` (no secret in them).
+    pub ssh: Vec<SshGrant>,
 }
 
 /// Turn the run's `grants` (as written in `--grant` or `grants:`; aliases allowed,
@@ -36,8 +39,9 @@ pub struct RunGrants {
 ///
 /// `run_token` is a per-run secret (the proxy's token): placeholders derive from it, so
 /// two runs never share one. Fails on the first grant that cannot be used: unknown
-/// provider, not granted, undecryptable, expired (at `now`), or an `ssh:` grant (not
-/// supported yet).
+/// provider, not granted (an `ssh:` grant included), undecryptable, or expired (at
+/// `now`). `ssh:` grants are read from the store's directory (`ssh.json`) and returned in
+/// [`RunGrants::ssh`].
 pub fn grants_for_run(
     store: &CredentialStore,
     registry: &ProviderRegistry,
@@ -50,10 +54,24 @@ pub fn grants_for_run(
     let mut done: Vec<ProviderName> = Vec::new();
     for grant in grants {
         let grant = grant.trim();
-        if let Some(host) = grant.strip_prefix("ssh:") {
-            return Err(ProviderError::SshNotSupported {
-                host: host.chars().take(253).collect(),
-            });
+        if grant.starts_with("ssh:") {
+            let Some((host, port)) = ssh_target(grant) else {
+                return Err(ProviderError::BadSshGrant {
+                    grant: grant.chars().take(260).collect(),
+                });
+            };
+            if out.ssh.iter().any(|g| g.host == host && g.port == port) {
+                continue;
+            }
+            let stored = SshGrantStore::in_dir(store.dir())
+                .get(&host, port)?
+                .ok_or_else(|| ProviderError::SshNotGranted {
+                    grant: grant.to_owned(),
+                    host: host.clone(),
+                    port,
+                })?;
+            out.ssh.push(stored);
+            continue;
         }
         let provider = registry.require(grant)?;
         if done.contains(provider.name()) {
@@ -100,6 +118,16 @@ pub fn grants_for_run(
         }
     }
     Ok(out)
+}
+
+/// `ssh:HOST[:PORT]` → the lowercase host and the port (22 unless given).
+fn ssh_target(grant: &str) -> Option<(String, u16)> {
+    let rest = grant.strip_prefix("ssh:")?;
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse::<u16>().ok().filter(|p| *p > 0)?),
+        None => (rest, 22),
+    };
+    (!host.is_empty() && !host.contains(':')).then(|| (host.to_ascii_lowercase(), port))
 }
 
 /// One provider's rules and environment.
@@ -424,11 +452,32 @@ mod tests {
         assert_eq!(err.to_string(), "unknown provider `nope`");
         assert!(err.hint().unwrap().contains("moat grant providers"));
         let err = world.run(&["ssh:github.com"]).unwrap_err();
+        assert_eq!(err.to_string(), "`ssh:github.com` is not granted");
         assert_eq!(
-            err.to_string(),
-            "`ssh:github.com`: SSH grants are not supported yet"
+            err.hint().unwrap(),
+            "run `moat grant ssh --host github.com`"
         );
-        assert!(err.hint().is_some());
+        let err = world.run(&["ssh:git.corp.test:2222"]).unwrap_err();
+        assert_eq!(
+            err.hint().unwrap(),
+            "run `moat grant ssh --host git.corp.test:2222`"
+        );
+        assert!(world.run(&["ssh:h:x"]).is_err());
+        SshGrantStore::in_dir(world.store.dir())
+            .put(moat_credentials::SshGrant {
+                host: "github.com".into(),
+                port: 22,
+                key: "ssh-ed25519 AAAA".into(),
+                fingerprint: "SHA256:x".into(),
+                comment: "me".into(),
+                host_keys: vec![],
+                host_keys_from: "built-in".into(),
+                granted_at: now(),
+            })
+            .unwrap();
+        let grants = world.run(&["ssh:GitHub.com", "ssh:github.com:22"]).unwrap();
+        assert_eq!(grants.ssh.len(), 1);
+        assert!(grants.rules.is_empty() && grants.env.is_empty());
     }
 
     #[test]

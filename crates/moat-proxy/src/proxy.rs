@@ -58,6 +58,12 @@ pub struct ProxyConfig {
     /// proxy. Private addresses still need `allow`. `connect_to` destinations
     /// are always allowed.
     pub allow_host_local: bool,
+    /// The hosts (with their ports) of the run's `ssh:` grants: CONNECTs to them are raw
+    /// tunnels, allowed under either policy; port 22 of any other host is refused unless
+    /// `allow` names it with the port.
+    pub ssh: Vec<HostPattern>,
+    /// Sees the start of every SSH tunnel's server side (the run's SSH agent).
+    pub ssh_tap: Option<Arc<dyn crate::SshTap>>,
 }
 
 impl ProxyConfig {
@@ -73,6 +79,8 @@ impl ProxyConfig {
             connect_to: Vec::new(),
             ca,
             allow_host_local: false,
+            ssh: Vec::new(),
+            ssh_tap: None,
         }
     }
 }
@@ -91,6 +99,7 @@ impl fmt::Debug for ProxyConfig {
             )
             .field("connect_to", &self.connect_to)
             .field("allow_host_local", &self.allow_host_local)
+            .field("ssh", &self.ssh)
             .finish_non_exhaustive()
     }
 }
@@ -159,7 +168,8 @@ impl Proxy {
             .flat_map(|rule| rule.hosts().iter().cloned())
             .collect();
         let mut private_allow = config.allow.clone();
-        for pattern in &granted {
+        // A granted host may be on a private network (a company's git server).
+        for pattern in granted.iter().chain(&config.ssh) {
             if !private_allow.contains(pattern) {
                 private_allow.push(pattern.clone());
             }
@@ -179,6 +189,8 @@ impl Proxy {
                 allow: config.allow,
             },
             passthrough: config.passthrough,
+            ssh: config.ssh,
+            ssh_tap: config.ssh_tap,
             upstream,
             tls: ServerTls::new(config.ca),
             sink: Arc::new(events),

@@ -51,6 +51,9 @@ pub(crate) struct Shared {
     pub granted: Vec<HostPattern>,
     pub policy: Policy,
     pub passthrough: Vec<HostPattern>,
+    /// `ssh:` grants' hosts and ports: raw tunnels (see `ssh.rs`).
+    pub ssh: Vec<HostPattern>,
+    pub ssh_tap: Option<Arc<dyn crate::SshTap>>,
     pub upstream: Upstream,
     pub tls: ServerTls,
     pub sink: Arc<dyn EventSink>,
@@ -279,6 +282,9 @@ async fn handle_connect(shared: Arc<Shared>, mut req: Request<Incoming>) -> Resp
             "moat: CONNECT needs a `host:port` target\n".into(),
         );
     };
+    if let Some(response) = crate::ssh::connect(&shared, &mut req, &target).await {
+        return response;
+    }
     let label = target.label();
     if !shared
         .policy

@@ -148,10 +148,13 @@ pub(crate) fn container_egress(
     ("none".to_owned(), mount, env)
 }
 
-/// A started proxy and the task that writes its events to `network.jsonl`.
+/// A started proxy and the task that writes its events to `network.jsonl`, with the
+/// run's SSH agent when it has `ssh:` grants (the agent needs what the proxy sees of
+/// each SSH tunnel, so the two start and stop together).
 pub(crate) struct RunningProxy {
     handle: moat_proxy::ProxyHandle,
     writer: tokio::task::JoinHandle<()>,
+    ssh_agent: Option<crate::ssh::RunningAgent>,
 }
 
 impl RunningProxy {
@@ -160,6 +163,9 @@ impl RunningProxy {
         self.handle.shutdown().await;
         // The sender went with the proxy; the writer ends once it has drained.
         let _ = self.writer.await;
+        if let Some(agent) = self.ssh_agent {
+            agent.stop().await;
+        }
     }
 }
 
@@ -186,13 +192,26 @@ pub(crate) async fn start_proxy(
             moat_home::read_bounded(file, moat_home::FileKind::CA_CERTIFICATES)
                 .map_err(|e| RunError::io(file, std::io::Error::other(e)))?;
     }
+    let witness = moat_ssh::Witness::new();
+    let ssh_agent = match crate::ssh::start_agent(store, id, witness.clone()).await? {
+        Some((agent, hosts)) => {
+            config.ssh = hosts;
+            config.ssh_tap = Some(Arc::new(crate::ssh::WitnessTap(witness)));
+            Some(agent)
+        }
+        None => None,
+    };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<NetworkEvent>();
     let socket = store.proxy_dir(id).join(SOCKET_NAME);
     let handle = moat_proxy::Proxy::start_unix(config, &socket, tx)
         .await
         .map_err(|e| RunError::Egress(e.to_string()))?;
     let writer = tokio::spawn(write_events(store.network_log_path(id), rx, audit));
-    Ok(RunningProxy { handle, writer })
+    Ok(RunningProxy {
+        handle,
+        writer,
+        ssh_agent,
+    })
 }
 
 /// Append each event to `network.jsonl` as one JSON line, as it happens, and tell the

@@ -101,6 +101,9 @@ pub struct RunRequest {
     /// Give an attached, non-interactive command no stdin (it sees end of input at once)
     /// instead of the caller's.
     pub no_stdin: bool,
+    /// The run's `ssh:` grants and the user's agent: an SSH agent of the run's own, the
+    /// client configuration and the pinned host keys (`None`: no SSH at all, no socket).
+    pub ssh: Option<crate::SshSettings>,
 }
 
 /// A file for the container user's home: a relative path and its contents. Never a
@@ -284,6 +287,15 @@ pub async fn prepare_run(
     .map_err(|e| RunError::io(&workspace, e))?;
     store.save_protection(&id, &protection)?;
     env.extend(proxy_env);
+    let ssh_mounts = match &request.ssh {
+        Some(settings) => {
+            store.save_ssh(&id, settings)?;
+            let (mounts, ssh_env) = crate::ssh::container_ssh(store, &id);
+            env.extend(ssh_env);
+            mounts
+        }
+        None => Vec::new(),
+    };
     let home_mount = if request.home_files.is_empty() {
         None
     } else {
@@ -319,6 +331,7 @@ pub async fn prepare_run(
         .chain(protection.mounts(&workspace))
         .chain(request.mounts.as_slice().iter().cloned())
         .chain(std::iter::once(proxy_mount))
+        .chain(ssh_mounts)
         .chain(home_mount)
         .collect(),
         network_mode: Some(network_mode),

@@ -15,6 +15,7 @@ mod names;
 mod protect;
 mod record;
 mod resolve;
+mod ssh;
 mod store;
 mod supervisor;
 
@@ -37,6 +38,7 @@ pub use names::{random_name, validate_name};
 pub use protect::{DEFAULT_PROTECTED, HeldBack, Protection, restore_held};
 pub use record::{RunRecord, RunState};
 pub use resolve::resolve_run;
+pub use ssh::{CONTAINER_SSH_DIR, SshRunGrant, SshSettings, read_ssh_log};
 pub use store::{Damaged, FileLock, RunStore};
 pub use supervisor::{SupervisorEvent, supervise};
 
@@ -104,6 +106,7 @@ pub(crate) mod test_support {
                 home_files: vec![],
                 agent: None,
                 no_stdin: false,
+                ssh: None,
             }
         }
 

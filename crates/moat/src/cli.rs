@@ -277,9 +277,13 @@ pub struct TraceArgs {
     /// Run ID, unique ID prefix or name (default: the most recent run).
     pub run: Option<String>,
 
-    /// The requests the run made through its proxy (the only trace so far).
+    /// The requests the run made through its proxy (without `--ssh`, the default).
     #[arg(long)]
     pub network: bool,
+
+    /// The signatures the run's SSH agent made and refused (`ssh:` grants).
+    #[arg(long)]
+    pub ssh: bool,
 
     /// Print the recorded events as a JSON array.
     #[arg(long)]
@@ -404,6 +408,21 @@ pub struct GrantArgs {
     /// Save the credential without checking it with the service.
     #[arg(long)]
     pub no_validate: bool,
+
+    /// `moat grant ssh`: the host the key is for, `HOST` or `HOST:PORT` (one grant per
+    /// host; repeat the command for each).
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// `moat grant ssh`: the key of your SSH agent to use, by the path of its private key
+    /// or `.pub` file (default: the agent's first key).
+    #[arg(long, value_name = "PATH")]
+    pub key: Option<PathBuf>,
+
+    /// `moat grant ssh`: pin this host key (`TYPE BASE64`, as known_hosts holds it)
+    /// instead of looking the host up in `~/.ssh/known_hosts`; repeatable.
+    #[arg(long = "host-key", value_name = "KEY")]
+    pub host_key: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -424,7 +443,8 @@ pub enum GrantCommand {
 
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
-    /// The provider whose credential to remove, e.g. `github`.
+    /// The provider whose credential to remove, e.g. `github`, or an SSH grant,
+    /// `ssh:github.com`.
     #[arg(value_name = "PROVIDER")]
     pub provider: String,
 }

@@ -43,6 +43,9 @@ pub struct Environment {
     pub connect_to: Option<String>,
     pub keyring: Option<String>,
     pub proxy_port: Option<String>,
+    /// `SSH_AUTH_SOCK`: the user's SSH agent, whose keys `ssh:` grants use (handed to a
+    /// run's supervisor as a setting, never as an inherited variable).
+    pub ssh_auth_sock: Option<PathBuf>,
     /// Credentials `moat grant` takes from the environment; `Debug` shows no value.
     pub anthropic_api_key: Option<Secret>,
     pub github_token: Option<Secret>,
@@ -75,6 +78,7 @@ impl Environment {
             connect_to: var("MOAT_CONNECT_TO"),
             keyring: var("MOAT_KEYRING"),
             proxy_port: var("MOAT_PROXY_PORT"),
+            ssh_auth_sock: var_os("SSH_AUTH_SOCK").map(PathBuf::from),
             anthropic_api_key: var("ANTHROPIC_API_KEY").map(Secret::new),
             github_token: var("GITHUB_TOKEN").map(Secret::new),
             gh_token: var("GH_TOKEN").map(Secret::new),
@@ -270,7 +274,13 @@ pub fn plan_agent_run(
     }
     // Dependencies are checked first: a file that does not validate is reported as such,
     // before any trust question.
-    let image_spec = image_spec(ctx, workspace.path(), &config, agent.dependencies())?;
+    // An `ssh:` grant needs an SSH client in the image: `git` brings OpenSSH's with it,
+    // and git over SSH is what the grant is for.
+    let mut implied: Vec<&str> = agent.dependencies().to_vec();
+    if config.grants.iter().any(|g| g.trim().starts_with("ssh:")) && !implied.contains(&"git") {
+        implied.push("git");
+    }
+    let image_spec = image_spec(ctx, workspace.path(), &config, &implied)?;
     // Nothing the file asks for is looked at (credentials) or acted on (image hooks)
     // before the user trusts it.
     let trust = crate::trust::gate(
@@ -288,6 +298,7 @@ pub fn plan_agent_run(
         .collect();
     let mut allow = config.network.allow.clone();
     let mut placeholders = Vec::new();
+    let mut ssh = None;
     if purpose == Purpose::Run && !config.grants.is_empty() {
         let grants = moat_providers::grants_for_run(
             &credential_store(ctx, config.keyring)?,
@@ -303,6 +314,9 @@ pub fn plan_agent_run(
         }
         placeholders = grants.env;
         warnings.extend(grants.warnings);
+        if !grants.ssh.is_empty() {
+            ssh = Some(ssh_settings(ctx, &grants.ssh)?);
+        }
     }
     let parts = agent.contribute(&AgentInputs {
         workspace: workspace.path(),
@@ -369,12 +383,57 @@ pub fn plan_agent_run(
         home_files: parts.home_files,
         agent: parts.session,
         no_stdin: parts.no_stdin,
+        ssh,
     };
     Ok(RunPlan {
         request,
         config,
         warnings,
         trust,
+    })
+}
+
+/// What the run's SSH agent needs: the user's agent (which must be running and hold
+/// every granted key, checked now so the run does not start to fail at its first
+/// `git push`) and the grants.
+fn ssh_settings(
+    ctx: &Context,
+    grants: &[moat_credentials::SshGrant],
+) -> Result<moat_run::SshSettings> {
+    let socket = ctx
+        .env
+        .ssh_auth_sock
+        .clone()
+        .ok_or(moat_ssh::SshError::NoAgent)?;
+    let held = moat_ssh::list_identities_blocking(&socket).map_err(|e| {
+        moat_ssh::SshError::AgentUnreachable {
+            path: socket.clone(),
+            reason: e.to_string(),
+        }
+    })?;
+    for grant in grants {
+        let wanted = moat_ssh::PublicKey::from_openssh(&grant.key)
+            .map(|(k, _)| k.blob().to_vec())
+            .unwrap_or_default();
+        if !held.iter().any(|id| id.key == wanted) {
+            return Err(moat_ssh::SshError::GrantedKeyMissing {
+                grant: grant.name(),
+                fingerprint: grant.fingerprint.clone(),
+            }
+            .into());
+        }
+    }
+    Ok(moat_run::SshSettings {
+        upstream: socket,
+        grants: grants
+            .iter()
+            .map(|g| moat_run::SshRunGrant {
+                host: g.host.clone(),
+                port: g.port,
+                key: g.key.clone(),
+                host_keys: g.host_keys.clone(),
+            })
+            .collect(),
     })
 }
 

@@ -48,6 +48,7 @@ pub async fn doctor(ctx: &Context, args: DoctorArgs) -> Result<i32> {
     findings.push(checks::home_writable(ctx.home().root()));
 
     credentials(ctx, global.as_ref(), now, &mut findings);
+    ssh(ctx, &mut findings).await;
     findings.push(checks::proxy_ca(&ctx.home().proxy_ca_dir(), now));
 
     let extra_ca = ctx.env.extra_ca_certs.as_ref().map(PathBuf::from);
@@ -75,6 +76,28 @@ pub async fn doctor(ctx: &Context, args: DoctorArgs) -> Result<i32> {
         out!("{}", checks::render(&findings))?;
     }
     Ok(checks::exit_code(&findings))
+}
+
+/// The user's SSH agent and each `ssh:` grant's key in it, when there are SSH grants.
+async fn ssh(ctx: &Context, findings: &mut Vec<Finding>) {
+    let grants = match moat_credentials::SshGrantStore::in_home(ctx.home()).list() {
+        Ok(grants) => grants,
+        Err(e) => {
+            findings.push(Finding::fail("ssh grants", e.to_string()).maybe_hint(e.hint()));
+            return;
+        }
+    };
+    if grants.is_empty() {
+        return;
+    }
+    let socket = ctx.env.ssh_auth_sock.as_deref();
+    let held = match socket {
+        Some(socket) => moat_ssh::list_identities(socket)
+            .await
+            .map_err(|e| e.to_string()),
+        None => Ok(Vec::new()),
+    };
+    findings.extend(checks::ssh_agent(&grants, socket, held));
 }
 
 /// The daemon answered: where it is and its version.

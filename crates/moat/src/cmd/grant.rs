@@ -4,6 +4,7 @@
 
 mod anthropic;
 mod setup_token;
+mod ssh;
 
 use std::path::Path;
 
@@ -46,6 +47,16 @@ pub async fn grant(ctx: &Context, args: GrantArgs) -> Result<i32> {
         Some(GrantCommand::List { json }) => return list(ctx, json),
         Some(GrantCommand::Providers { json }) => return providers(ctx, json),
         None => {}
+    }
+    if args.provider.as_deref() == Some("ssh") {
+        return ssh::grant(ctx, &args).await;
+    }
+    if args.host.is_some() || args.key.is_some() || !args.host_key.is_empty() {
+        return Err(
+            UserError::new("`--host`, `--key` and `--host-key` are for `moat grant ssh`")
+                .hint("for example `moat grant ssh --host github.com`")
+                .into(),
+        );
     }
     let registry = registry(ctx)?;
     let Some(name) = args.provider else {
@@ -258,6 +269,7 @@ fn gh_auth_token() -> Option<Secret> {
 /// `moat grant list [--json]`.
 fn list(ctx: &Context, json: bool) -> Result<i32> {
     let dir = ctx.home().credentials_dir();
+    let ssh_grants = ssh::list(ctx)?;
     if !dir.exists() {
         // Nothing granted yet: no reason to create the encryption key.
         if json {
@@ -269,11 +281,35 @@ fn list(ctx: &Context, json: bool) -> Result<i32> {
         }
         return Ok(0);
     }
-    let settings = crate::settings::grant_settings(ctx)?;
-    let store = open_store(ctx, &settings)?;
-    let listed = store.list().map_err(credential_error)?;
+    // SSH grants hold no secret: listing only them needs no encryption key.
+    let has_encrypted = fs_err::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".enc"))
+        })
+        .unwrap_or(true);
+    let listed = if has_encrypted {
+        let settings = crate::settings::grant_settings(ctx)?;
+        let store = open_store(ctx, &settings)?;
+        store.list().map_err(credential_error)?
+    } else {
+        Vec::new()
+    };
     let now = Timestamp::now();
     if json {
+        let ssh_items = ssh_grants.iter().map(|g| {
+            serde_json::json!({
+                "provider": g.name(),
+                "kind": "ssh-key",
+                "key_fingerprint": g.fingerprint,
+                "key_comment": g.comment,
+                "host_keys": ssh::host_key_fingerprints(g),
+                "host_keys_from": g.host_keys_from,
+                "granted_at": g.granted_at,
+                "status": "ok",
+            })
+        });
         let items: Vec<serde_json::Value> = listed
             .iter()
             .map(|item| match item {
@@ -296,11 +332,12 @@ fn list(ctx: &Context, json: bool) -> Result<i32> {
                     "error": error.to_string(),
                 }),
             })
+            .chain(ssh_items)
             .collect();
         outln!("{}", serde_json::to_string_pretty(&items)?)?;
         return Ok(0);
     }
-    if listed.is_empty() {
+    if listed.is_empty() && ssh_grants.is_empty() {
         crate::ui::errln!("No credentials granted yet. Grant one with `moat grant <provider>`.");
         return Ok(0);
     }
@@ -341,6 +378,15 @@ fn list(ctx: &Context, json: bool) -> Result<i32> {
                 problems.push(error);
             }
         }
+    }
+    for g in &ssh_grants {
+        rows.push([
+            g.name(),
+            "SSH key".into(),
+            format!("agent: {} ({})", g.comment, g.fingerprint),
+            "-".into(),
+            short_time(g.granted_at),
+        ]);
     }
     out!("{}", crate::ui::table(&header, &rows))?;
     for error in problems {
@@ -383,6 +429,9 @@ fn providers(ctx: &Context, json: bool) -> Result<i32> {
 
 /// `moat revoke PROVIDER`.
 pub fn revoke(ctx: &Context, args: RevokeArgs) -> Result<i32> {
+    if args.provider.starts_with("ssh:") {
+        return ssh::revoke(ctx, &args.provider);
+    }
     let registry = registry(ctx)?;
     // A credential of a provider whose YAML file is gone can still be revoked by name.
     let name = match registry.get(&args.provider) {

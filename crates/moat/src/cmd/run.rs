@@ -206,7 +206,9 @@ pub async fn finish(
             let event = match tokio::time::timeout(SAYING_AFTER, supervisor.next_event()).await {
                 Ok(event) => event,
                 Err(_) => {
-                    crate::ui::errln!("\r\nmoat: saving the rest of the output to the run's log...\r");
+                    crate::ui::errln!(
+                        "\r\nmoat: saving the rest of the output to the run's log...\r"
+                    );
                     supervisor.next_event().await
                 }
             };

@@ -1,5 +1,7 @@
 //! `moat trace --network [RUN] [--json]`: every request a run made through its proxy, from
-//! `network.jsonl`: `[10:23:44.512] GET https://api.github.com/user 200 (89ms)`.
+//! `network.jsonl`: `[10:23:44.512] GET https://api.github.com/user 200 (89ms)`; and
+//! `moat trace --ssh`: every signature its SSH agent made or refused, from `ssh.jsonl`
+//! (shown after the requests when neither flag is given).
 
 use anyhow::Result;
 use moat_proxy::NetworkEvent;
@@ -11,8 +13,22 @@ use crate::ui::outln;
 pub fn trace(ctx: &Context, args: TraceArgs) -> Result<i32> {
     let runs = ctx.store.list()?;
     let record = moat_run::resolve_run(&runs, args.run.as_deref())?;
-    // `--network` is the only trace there is; it is implied.
-    let _ = args.network;
+    let ssh_events = moat_run::read_ssh_log(&ctx.store.ssh_log_path(&record.id))?;
+    if args.ssh {
+        if args.json {
+            outln!("{}", serde_json::to_string_pretty(&ssh_events)?)?;
+            return Ok(0);
+        }
+        if ssh_events.is_empty() {
+            crate::ui::errln!("Run {} asked its SSH agent for no signature.", record.id);
+        }
+        for event in &ssh_events {
+            outln!("{}", ssh_line(event))?;
+        }
+        if !args.network {
+            return Ok(0);
+        }
+    }
     let events = moat_run::read_network_log(&ctx.store.network_log_path(&record.id))?;
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&events)?)?;
@@ -20,7 +36,6 @@ pub fn trace(ctx: &Context, args: TraceArgs) -> Result<i32> {
     }
     if events.is_empty() {
         crate::ui::errln!("Run {} made no requests through its proxy.", record.id);
-        return Ok(0);
     }
     for event in &events {
         outln!("{}", line(event))?;
@@ -44,7 +59,42 @@ pub fn trace(ctx: &Context, args: TraceArgs) -> Result<i32> {
             }
         }
     }
+    if !args.ssh && !args.network {
+        for event in &ssh_events {
+            outln!("{}", ssh_line(event))?;
+        }
+    }
     Ok(0)
+}
+
+/// One SSH agent event as a line: time, what happened, where, with which key, and why.
+fn ssh_line(event: &moat_ssh::SshEvent) -> String {
+    let time = event
+        .ts
+        .to_zoned(jiff::tz::TimeZone::system())
+        .strftime("%H:%M:%S%.3f");
+    let action = match event.action {
+        moat_ssh::SshAction::Signed => "signed",
+        moat_ssh::SshAction::Refused => "REFUSED",
+        moat_ssh::SshAction::Failed => "FAILED",
+    };
+    let mut line = format!("[{time}] SSH {action}");
+    if let Some(host) = &event.host {
+        match event.port {
+            Some(22) | None => line.push_str(&format!(" {host}")),
+            Some(port) => line.push_str(&format!(" {host}:{port}")),
+        }
+    }
+    if let Some(user) = &event.user {
+        line.push_str(&format!(" as {user}"));
+    }
+    if let Some(key) = &event.key {
+        line.push_str(&format!(" key {key}"));
+    }
+    if let Some(reason) = &event.reason {
+        line.push_str(&format!(": {reason}"));
+    }
+    line
 }
 
 /// One event as a line: time, method, URL, status (or `ERR`), duration, and what moat did.
@@ -112,5 +162,25 @@ mod tests {
             line(&event(true, Some(private))).ends_with(&format!(" 403 (1ms) BLOCKED: {private}"))
         );
         assert!(line(&event(false, Some("timed out"))).ends_with(" — timed out"));
+    }
+
+    #[test]
+    fn ssh_lines_say_what_where_and_why() {
+        let mut event: moat_ssh::SshEvent = serde_json::from_str(
+            r#"{"ts":"2026-01-01T00:00:00Z","action":"refused","host":"gitlab.com","port":22,"key":"SHA256:k","reason":"SSH to `gitlab.com` is not granted to this run"}"#,
+        )
+        .unwrap();
+        assert!(
+            ssh_line(&event).ends_with(
+                "SSH REFUSED gitlab.com key SHA256:k: SSH to `gitlab.com` is not granted to this run"
+            ),
+            "{}",
+            ssh_line(&event)
+        );
+        event.action = moat_ssh::SshAction::Signed;
+        event.reason = None;
+        event.port = Some(2222);
+        event.user = Some("git".into());
+        assert!(ssh_line(&event).ends_with("SSH signed gitlab.com:2222 as git key SHA256:k"));
     }
 }

@@ -95,6 +95,7 @@ fn library_hint(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
         moat_trust::TrustError,
         moat_home::ReadError,
         moat_audit::AuditError,
+        moat_ssh::SshError,
     );
     None
 }

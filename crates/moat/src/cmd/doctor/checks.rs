@@ -481,6 +481,76 @@ pub fn global_config(path: &Path) -> (Finding, Option<moat_config::GlobalConfig>
     }
 }
 
+/// The user's SSH agent, when there are `ssh:` grants: it must be reachable (`socket` is
+/// `SSH_AUTH_SOCK`; `held` what listing it gave) and hold each granted key.
+pub fn ssh_agent(
+    grants: &[moat_credentials::SshGrant],
+    socket: Option<&Path>,
+    held: Result<Vec<moat_ssh::Identity>, String>,
+) -> Vec<Finding> {
+    const CHECK: &str = "ssh agent";
+    let Some(socket) = socket else {
+        return vec![
+            Finding::fail(
+                CHECK,
+                format!(
+                    "SSH_AUTH_SOCK not set; the SSH grants ({}) need your SSH agent",
+                    names(grants)
+                ),
+            )
+            .hint("start one and add your key: `eval \"$(ssh-agent -s)\" && ssh-add`"),
+        ];
+    };
+    let held = match held {
+        Ok(held) => held,
+        Err(e) => {
+            return vec![Finding::fail(CHECK, e).hint(
+                "check that the agent runs (`ssh-add -l`), or start one: `eval \"$(ssh-agent -s)\" && ssh-add`",
+            )];
+        }
+    };
+    let mut findings = vec![Finding::ok(
+        CHECK,
+        format!("{} key(s) in `{}`", held.len(), socket.display()),
+    )];
+    for grant in grants {
+        let wanted = moat_ssh::PublicKey::from_openssh(&grant.key)
+            .map(|(k, _)| k.blob().to_vec())
+            .unwrap_or_default();
+        let pinned = grant.host_keys.len();
+        findings.push(if held.iter().any(|id| id.key == wanted) {
+            Finding::ok(
+                grant.name(),
+                format!(
+                    "{} ({}) is in the agent; {pinned} host key(s) pinned from {}",
+                    grant.comment, grant.fingerprint, grant.host_keys_from
+                ),
+            )
+        } else {
+            Finding::fail(
+                grant.name(),
+                format!(
+                    "the granted key {} is not in your SSH agent",
+                    grant.fingerprint
+                ),
+            )
+            .hint(format!(
+                "add it with `ssh-add`, or grant another with `moat grant ssh --host {}`",
+                grant.name().trim_start_matches("ssh:")
+            ))
+        });
+    }
+    findings
+}
+
+fn names(grants: &[moat_credentials::SshGrant]) -> String {
+    grants
+        .iter()
+        .map(|g| format!("`{}`", g.name()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
@@ -725,5 +795,43 @@ mod tests {
         let json = serde_json::to_value(&findings).unwrap();
         assert_eq!(json[2]["status"], "fail");
         assert_eq!(json[0]["hint"], serde_json::Value::Null);
+    }
+
+    fn ssh_grant() -> moat_credentials::SshGrant {
+        moat_credentials::SshGrant {
+            host: "github.com".into(),
+            port: 22,
+            key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+                .into(),
+            fingerprint: "SHA256:+DiY3wvvV6TuJJhbpZisF/zLDA0zPMSvHdkr4UvCOqU".into(),
+            comment: "me@laptop".into(),
+            host_keys: vec![],
+            host_keys_from: "built-in".into(),
+            granted_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_ssh_agent_check_answers_the_guides_troubleshooting() {
+        let grants = [ssh_grant()];
+        let none = ssh_agent(&grants, None, Ok(vec![]));
+        assert_eq!(none[0].status, Status::Fail);
+        assert!(none[0].detail.contains("SSH_AUTH_SOCK not set"));
+        assert!(none[0].hint.as_deref().unwrap().contains("ssh-agent -s"));
+        let socket = Path::new("/tmp/agent.sock");
+        let down = ssh_agent(&grants, Some(socket), Err("cannot reach it".into()));
+        assert_eq!(down[0].status, Status::Fail);
+        let missing = ssh_agent(&grants, Some(socket), Ok(vec![]));
+        assert_eq!(missing[0].status, Status::Ok);
+        assert_eq!(missing[1].status, Status::Fail);
+        assert!(missing[1].hint.as_deref().unwrap().contains("ssh-add"));
+        let key = moat_ssh::PublicKey::from_openssh(&grants[0].key).unwrap().0;
+        let held = vec![moat_ssh::Identity {
+            key: key.blob().to_vec(),
+            comment: "me@laptop".into(),
+        }];
+        let fine = ssh_agent(&grants, Some(socket), Ok(held));
+        assert!(fine.iter().all(|f| f.status == Status::Ok), "{fine:?}");
+        assert_eq!(fine[1].check, "ssh:github.com");
     }
 }
