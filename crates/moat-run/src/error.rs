@@ -66,6 +66,9 @@ pub enum RunError {
     #[error("the run's proxy cannot start: {0}")]
     Egress(String),
 
+    #[error(transparent)]
+    Snapshot(#[from] moat_snapshot::SnapshotError),
+
     #[error("moat does not mount `{}` into a container: {reason}", path.display())]
     ForbiddenMount { path: PathBuf, reason: String },
 }
@@ -87,6 +90,7 @@ impl RunError {
     pub fn hint(&self) -> Option<String> {
         match self {
             RunError::Runtime(e) => e.hint(),
+            RunError::Snapshot(e) => e.hint(),
             RunError::NoRuns => Some("start one with `moat run`".into()),
             RunError::NoSuchRun { .. } => {
                 Some("use a run id, a unique id prefix or a name from `moat list`".into())

@@ -85,6 +85,8 @@ pub struct RunRequest {
     pub protect: Vec<String>,
     /// The workspace's moat file (`moat.yaml`), read-only in the container.
     pub config_file: Option<String>,
+    /// What the run snapshots and when (`None`: no snapshots).
+    pub snapshots: Option<crate::SnapshotPlan>,
     /// What the run's proxy enforces.
     pub egress: EgressSettings,
     /// The run's proxy token, made once by the caller (placeholders in `env` derive from
@@ -117,10 +119,28 @@ pub const CONTAINER_HOME_INIT_DIR: &str = "/run/moat/home";
 /// Progress of [`prepare_run`], for the caller to show.
 #[derive(Debug, Clone)]
 pub enum PrepareEvent {
-    ImageCached { tag: String },
-    BuildStarted { tag: String },
+    /// The pre-run snapshot of the workspace was taken.
+    SnapshotTaken {
+        id: String,
+        files: u64,
+        seconds: f64,
+    },
+    /// The pre-run snapshot could not be taken; the run goes on without it.
+    SnapshotFailed {
+        error: String,
+        hint: Option<String>,
+    },
+    ImageCached {
+        tag: String,
+    },
+    BuildStarted {
+        tag: String,
+    },
     Build(BuildEvent),
-    BuildFinished { tag: String, seconds: f64 },
+    BuildFinished {
+        tag: String,
+        seconds: f64,
+    },
 }
 
 /// What a half-prepared run has made so far, to be undone if it cannot go on.
@@ -210,9 +230,34 @@ pub async fn prepare_run(
         supervisor_pid: None,
         agent: request.agent.clone(),
         held_back: Vec::new(),
+        snapshots: 0,
     };
     store.create(&record)?;
     rollback.run = Some((store.clone(), id.clone()));
+    if let Some(plan) = &request.snapshots {
+        store.save_snapshot_plan(&id, plan)?;
+        if plan.pre_run {
+            let started = Instant::now();
+            match crate::take_snapshot(
+                store,
+                &id,
+                &workspace,
+                plan,
+                moat_snapshot::Trigger::PreRun,
+                None,
+            ) {
+                Ok(meta) => on_event(PrepareEvent::SnapshotTaken {
+                    id: meta.id,
+                    files: meta.files,
+                    seconds: started.elapsed().as_secs_f64(),
+                }),
+                Err(e) => on_event(PrepareEvent::SnapshotFailed {
+                    hint: e.hint(),
+                    error: e.to_string(),
+                }),
+            }
+        }
+    }
     store.save_dockerfile(&id, &plan.dockerfile)?;
     store.save_egress(&id, &request.egress, &request.proxy_token)?;
     let (network_mode, proxy_mount, proxy_env) =

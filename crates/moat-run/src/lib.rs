@@ -14,6 +14,7 @@ mod names;
 mod protect;
 mod record;
 mod resolve;
+mod snapshots;
 mod store;
 mod supervisor;
 
@@ -30,6 +31,7 @@ pub use names::{random_name, validate_name};
 pub use protect::{DEFAULT_PROTECTED, HeldBack, Protection, restore_held};
 pub use record::{RunRecord, RunState};
 pub use resolve::resolve_run;
+pub use snapshots::{SnapshotPlan, open_store, store_dir, take_snapshot};
 pub use store::RunStore;
 pub use supervisor::{SupervisorEvent, supervise};
 
@@ -91,6 +93,7 @@ pub(crate) mod test_support {
                 pids_limit: 1024,
                 protect: vec![],
                 config_file: None,
+                snapshots: None,
                 egress: crate::EgressSettings::default(),
                 proxy_token: moat_proxy::Secret::new("test-proxy-token"),
                 home_files: vec![],
@@ -146,6 +149,7 @@ pub(crate) mod test_support {
             supervisor_pid: None,
             agent: None,
             held_back: vec![],
+            snapshots: 0,
         }
     }
 }

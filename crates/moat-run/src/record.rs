@@ -77,6 +77,9 @@ pub struct RunRecord {
     /// it ended (`moat accept` puts it back).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held_back: Vec<crate::HeldBack>,
+    /// How many workspace snapshots the run holds.
+    #[serde(default)]
+    pub snapshots: u64,
 }
 
 impl RunRecord {

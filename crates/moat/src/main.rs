@@ -72,6 +72,7 @@ async fn dispatch(command: Command, env: settings::Environment) -> anyhow::Resul
         Command::Resume(args) => cmd::claude::resume(&ctx, args).await,
         Command::Doctor(args) => cmd::doctor::doctor(&ctx, args).await,
         Command::Trust(args) => cmd::trust::trust(&ctx, args),
+        Command::Snapshot(args) => cmd::snapshot::snapshot(&ctx, args).await,
         Command::Untrust(args) => cmd::trust::untrust(&ctx, args),
         Command::Accept(args) => cmd::accept::accept(&ctx, args).await,
     }

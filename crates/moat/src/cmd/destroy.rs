@@ -1,4 +1,5 @@
-//! `moat destroy [RUN] [--force]`: remove a run's container and its directory.
+//! `moat destroy [RUN] [--force] [--keep-snapshots]`: remove a run's container, its
+//! directory and (unless kept) its workspace snapshots.
 
 use anyhow::Result;
 
@@ -12,5 +13,21 @@ pub async fn destroy(ctx: &Context, args: DestroyArgs) -> Result<i32> {
     let docker = ctx.docker().await?;
     moat_run::destroy_run(&docker, &ctx.store, &record, args.force).await?;
     outln!("destroyed {} ({})", record.id, record.name)?;
+    if record.snapshots > 0 {
+        if args.keep_snapshots {
+            outln!(
+                "its {} snapshot(s) are kept in {}",
+                record.snapshots,
+                moat_run::store_dir(&ctx.store, &record.workspace).display()
+            )?;
+        } else {
+            let store = moat_run::open_store(
+                &ctx.store,
+                &record.workspace,
+                moat_snapshot::Rules::default(),
+            )?;
+            store.forget_run(record.id.as_str())?;
+        }
+    }
     Ok(0)
 }

@@ -93,6 +93,7 @@ fn library_hint(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
         moat_proxy::ConfigError,
         moat_hosts::HostsError,
         moat_trust::TrustError,
+        moat_snapshot::SnapshotError,
     );
     None
 }

@@ -5,8 +5,8 @@ use moat_run::RunRecord;
 /// NAME, RUN ID, STATE, AGE.
 pub fn runs_table(runs: &[RunRecord]) -> String {
     let now = jiff::Timestamp::now();
-    let header = ["NAME", "RUN ID", "STATE", "AGE"].map(String::from);
-    let rows: Vec<[String; 4]> = runs
+    let header = ["NAME", "RUN ID", "STATE", "SNAPSHOTS", "AGE"].map(String::from);
+    let rows: Vec<[String; 5]> = runs
         .iter()
         .map(|run| {
             [
@@ -16,6 +16,7 @@ pub fn runs_table(runs: &[RunRecord]) -> String {
                     0 => run.state_label(),
                     n => format!("{}, {n} held back", run.state_label()),
                 },
+                run.snapshots.to_string(),
                 age(run.created_at, now),
             ]
         })

@@ -19,4 +19,5 @@ mod lifecycle;
 mod mirrors;
 mod run;
 mod sandbox;
+mod snapshots;
 mod streams;
