@@ -589,6 +589,7 @@ mod tests {
             disable_pre_run: false
             disable_git_commits: false
             disable_builds: false
+            disable_agent_turns: false
             disable_idle: false
             idle_threshold_seconds: 30
           exclude:
@@ -1044,6 +1045,7 @@ mcp:
             disable_pre_run: false
             disable_git_commits: false
             disable_builds: false
+            disable_agent_turns: false
             disable_idle: false
             idle_threshold_seconds: 30
           exclude:

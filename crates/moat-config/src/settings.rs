@@ -184,6 +184,8 @@ pub struct SnapshotTriggers {
     pub disable_pre_run: bool,
     pub disable_git_commits: bool,
     pub disable_builds: bool,
+    /// No snapshot after each agent turn (an Anthropic Messages response ending).
+    pub disable_agent_turns: bool,
     pub disable_idle: bool,
     pub idle_threshold_seconds: u64,
 }
@@ -210,6 +212,7 @@ impl Default for SnapshotSettings {
                 disable_pre_run: false,
                 disable_git_commits: false,
                 disable_builds: false,
+                disable_agent_turns: false,
                 disable_idle: false,
                 idle_threshold_seconds: 30,
             },

@@ -264,6 +264,7 @@ struct RawTriggers {
     disable_git_commits: Option<bool>,
     disable_builds: Option<bool>,
     disable_idle: Option<bool>,
+    disable_agent_turns: Option<bool>,
     idle_threshold_seconds: Option<Spanned<u64>>,
 }
 
@@ -442,9 +443,13 @@ impl Check<'_> {
                 "moat does not route to services in a run's container yet",
             ),
             (
-                raw.snapshots.is_some(),
-                "snapshots",
-                "moat does not take workspace snapshots yet",
+                raw.snapshots
+                    .as_ref()
+                    .and_then(|s| s.triggers.as_ref())
+                    .is_some_and(|t| t.disable_builds.is_some()),
+                "snapshots.triggers.disable_builds",
+                "moat takes no snapshots on builds (it takes them after each agent turn: \
+                 `disable_agent_turns`)",
             ),
             (
                 claude.is_some_and(|c| c.plugins.is_some()),
@@ -626,6 +631,9 @@ impl Check<'_> {
             .unwrap_or(t.disable_git_commits);
         t.disable_builds = triggers.disable_builds.unwrap_or(t.disable_builds);
         t.disable_idle = triggers.disable_idle.unwrap_or(t.disable_idle);
+        t.disable_agent_turns = triggers
+            .disable_agent_turns
+            .unwrap_or(t.disable_agent_turns);
         if let Some(seconds) = triggers.idle_threshold_seconds
             && let Some(seconds) = self.accept(&seconds, |&s| {
                 positive("snapshots.triggers.idle_threshold_seconds", s)
@@ -1085,9 +1093,8 @@ mod tests {
              claude: {plugins: {\"a@b\": true}, sync_logs: true}\ncontainer: {dns: [1.1.1.1]}\n",
         );
         let listed: Vec<String> = config.not_yet.iter().map(ToString::to_string).collect();
-        insta::assert_snapshot!(listed.join("\n"), @r"
+        insta::assert_snapshot!(listed.join("\n"), @"
         agent.yaml: `ports` is not supported yet: moat does not route to services in a run's container yet
-        agent.yaml: `snapshots` is not supported yet: moat does not take workspace snapshots yet
         agent.yaml: `claude.plugins` is not supported yet: moat claude does not install plugins yet
         agent.yaml: `claude.sync_logs` is not supported yet: moat claude always keeps the workspace's conversations in `~/.claude/projects`
         agent.yaml: `mcp` is not supported yet: moat does not route remote MCP servers yet

@@ -171,6 +171,22 @@ impl Docker {
             .await
             .map_err(RuntimeError::api(format!("signalling container `{id}`")))
     }
+
+    /// Freeze every process of the container (while its workspace is restored).
+    pub async fn pause_container(&self, id: &str) -> Result<(), RuntimeError> {
+        self.api
+            .pause_container(id)
+            .await
+            .map_err(RuntimeError::api(format!("pausing container `{id}`")))
+    }
+
+    /// Let a paused container's processes run again.
+    pub async fn unpause_container(&self, id: &str) -> Result<(), RuntimeError> {
+        self.api
+            .unpause_container(id)
+            .await
+            .map_err(RuntimeError::api(format!("unpausing container `{id}`")))
+    }
 }
 
 /// Create (not start) a container. Returns its id.

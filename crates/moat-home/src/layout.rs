@@ -82,6 +82,11 @@ impl MoatHome {
         self.root.join("audit.key")
     }
 
+    /// Workspace snapshot stores, one per workspace.
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+
     /// Where the workspace configurations the user trusted are recorded.
     pub fn trust_dir(&self) -> PathBuf {
         self.root.join("trust")

@@ -71,6 +71,8 @@ pub enum RunError {
 
     #[error("the run's audit log cannot be opened: {0}")]
     Audit(String),
+    #[error(transparent)]
+    Snapshot(#[from] moat_snapshot::SnapshotError),
 
     #[error("moat does not mount `{}` into a container: {reason}", path.display())]
     ForbiddenMount { path: PathBuf, reason: String },
@@ -109,6 +111,7 @@ impl RunError {
                  where it stopped"
                     .into(),
             ),
+            RunError::Snapshot(e) => e.hint(),
             RunError::NoRuns => Some("start one with `moat run`".into()),
             RunError::NoSuchRun { .. } => {
                 Some("use a run id, a unique id prefix or a name from `moat list`".into())

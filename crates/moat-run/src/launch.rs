@@ -87,6 +87,8 @@ pub struct RunRequest {
     pub config_file: Option<String>,
     /// `sha256:` of the workspace file's trusted bytes, for the audit log.
     pub config_hash: Option<String>,
+    /// What the run snapshots and when (`None`: no snapshots).
+    pub snapshots: Option<crate::SnapshotPlan>,
     /// What the run's proxy enforces.
     pub egress: EgressSettings,
     /// The run's proxy token, made once by the caller (placeholders in `env` derive from
@@ -125,6 +127,17 @@ pub enum PrepareEvent {
     /// Another moat is building the same image; this run waits, then uses it.
     WaitingForBuild {
         tag: String,
+    },
+    /// The pre-run snapshot of the workspace was taken.
+    SnapshotTaken {
+        id: String,
+        files: u64,
+        seconds: f64,
+    },
+    /// The pre-run snapshot could not be taken; the run goes on without it.
+    SnapshotFailed {
+        error: String,
+        hint: Option<String>,
     },
     ImageCached {
         tag: String,
@@ -243,6 +256,7 @@ pub async fn prepare_run(
         held_back: Vec::new(),
         logs_complete: None,
         logs_error: None,
+        snapshots: 0,
     };
     store.create(&record)?;
     match crate::RunAudit::open(store, &id) {
@@ -264,6 +278,30 @@ pub async fn prepare_run(
         Err(e) => tracing::warn!(error = %e, "the run has no audit log"),
     }
     rollback.run = Some((store.clone(), id.clone()));
+    if let Some(plan) = &request.snapshots {
+        store.save_snapshot_plan(&id, plan)?;
+        if plan.pre_run {
+            let started = Instant::now();
+            match crate::take_snapshot(
+                store,
+                &id,
+                &workspace,
+                plan,
+                moat_snapshot::Trigger::PreRun,
+                None,
+            ) {
+                Ok(meta) => on_event(PrepareEvent::SnapshotTaken {
+                    id: meta.id,
+                    files: meta.files,
+                    seconds: started.elapsed().as_secs_f64(),
+                }),
+                Err(e) => on_event(PrepareEvent::SnapshotFailed {
+                    hint: e.hint(),
+                    error: e.to_string(),
+                }),
+            }
+        }
+    }
     store.save_dockerfile(&id, &plan.dockerfile)?;
     store.save_egress(&id, &request.egress, &request.proxy_token)?;
     let (network_mode, proxy_mount, proxy_env) =

@@ -15,6 +15,7 @@ mod names;
 mod protect;
 mod record;
 mod resolve;
+mod snapshots;
 mod ssh;
 mod store;
 mod supervisor;
@@ -38,6 +39,7 @@ pub use names::{random_name, validate_name};
 pub use protect::{DEFAULT_PROTECTED, HeldBack, Protection, restore_held};
 pub use record::{RunRecord, RunState};
 pub use resolve::resolve_run;
+pub use snapshots::{SnapshotPlan, open_store, store_dir, take_snapshot};
 pub use ssh::{CONTAINER_SSH_DIR, SshRunGrant, SshSettings, read_ssh_log};
 pub use store::{Damaged, FileLock, RunStore};
 pub use supervisor::{SupervisorEvent, supervise};
@@ -101,6 +103,7 @@ pub(crate) mod test_support {
                 protect: vec![],
                 config_file: None,
                 config_hash: None,
+                snapshots: None,
                 egress: crate::EgressSettings::default(),
                 proxy_token: moat_proxy::Secret::new("test-proxy-token"),
                 home_files: vec![],
@@ -159,6 +162,7 @@ pub(crate) mod test_support {
             held_back: vec![],
             logs_complete: None,
             logs_error: None,
+            snapshots: 0,
         }
     }
 }

@@ -84,6 +84,9 @@ pub struct RunRecord {
     pub logs_complete: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logs_error: Option<String>,
+    /// How many workspace snapshots the run holds.
+    #[serde(default)]
+    pub snapshots: u64,
 }
 
 impl RunRecord {

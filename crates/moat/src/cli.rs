@@ -61,6 +61,8 @@ pub enum Command {
     Trust(TrustArgs),
     /// A run's audit log: its timeline, verifying it, exporting it.
     Audit(AuditArgs),
+    /// Workspace snapshots: take one, list, compare, restore, prune.
+    Snapshot(SnapshotArgs),
     /// Stop trusting a workspace's moat.yaml/agent.yaml.
     Untrust(UntrustArgs),
     /// Put back what a run wrote to protected workspace paths (moat moved it aside).
@@ -109,6 +111,69 @@ pub enum AuditCommand {
         /// workspace's git commit after the run).
         #[arg(long)]
         attestation: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SnapshotArgs {
+    #[command(subcommand)]
+    pub command: Option<SnapshotCommand>,
+
+    /// Take a snapshot of this run's workspace now (ID, prefix or name; default: the most
+    /// recent run).
+    pub run: Option<String>,
+
+    /// A label for the snapshot.
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// A run's snapshots: ID, time, trigger, label, files changed, size added.
+    List {
+        run: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What differs between a snapshot and another one, or the workspace now.
+    Diff {
+        run: String,
+        /// A snapshot ID (or a unique prefix).
+        snapshot: String,
+        /// Another snapshot (default: the workspace now).
+        other: Option<String>,
+        /// Compare with the workspace now (the default without OTHER).
+        #[arg(long, conflicts_with = "other")]
+        workspace: bool,
+        /// Counts only.
+        #[arg(long)]
+        stat: bool,
+    },
+    /// Put the workspace back as a snapshot had it (default: the run's first, taken
+    /// before it started). A safety snapshot of the current state is taken first.
+    Restore {
+        run: String,
+        snapshot: Option<String>,
+        /// Write the snapshot into this new or empty directory instead; the workspace is
+        /// left alone.
+        #[arg(long, value_name = "DIR")]
+        to: Option<PathBuf>,
+        /// Do not ask (required without a terminal).
+        #[arg(short, long)]
+        yes: bool,
+    },
+    /// Keep only the newest N snapshots of a run (the pre-run one too, unless retention
+    /// says otherwise).
+    Prune {
+        run: String,
+        #[arg(long, value_name = "N")]
+        keep: usize,
+        /// Show what would go, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -380,6 +445,10 @@ pub struct DestroyArgs {
     /// Keep the run's audit log (as a verifiable bundle in `$MOAT_HOME/audit/`).
     #[arg(long)]
     pub keep_audit: bool,
+
+    /// Keep the run's workspace snapshots (they are removed with it otherwise).
+    #[arg(long)]
+    pub keep_snapshots: bool,
 }
 
 #[derive(Debug, Args)]

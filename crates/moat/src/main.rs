@@ -80,6 +80,7 @@ async fn dispatch(command: Command, env: settings::Environment) -> anyhow::Resul
         Command::Doctor(args) => cmd::doctor::doctor(&ctx, args).await,
         Command::Trust(args) => cmd::trust::trust(&ctx, args),
         Command::Audit(args) => cmd::audit::audit(&ctx, args).await,
+        Command::Snapshot(args) => cmd::snapshot::snapshot(&ctx, args).await,
         Command::Untrust(args) => cmd::trust::untrust(&ctx, args),
         Command::Accept(args) => cmd::accept::accept(&ctx, args).await,
     }

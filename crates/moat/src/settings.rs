@@ -370,6 +370,7 @@ pub fn plan_agent_run(
         config_hash: workspace_file
             .as_ref()
             .map(|f| moat_trust::content_hash(f.text.as_bytes())),
+        snapshots: snapshot_plan(&config.snapshots),
         egress: moat_run::EgressSettings {
             policy: config.network.policy,
             allow,
@@ -537,6 +538,25 @@ fn image_spec(
 pub fn host_mirrors(ctx: &Context) -> Result<moat_image::Mirrors> {
     let host = moat_config::load_host(&ctx.home().config_file(), &ctx.env.overrides())?;
     Ok(host.mirrors)
+}
+
+/// The run's snapshot plan from its settings; `None` when snapshots are off
+/// (`snapshots.disabled`, `--no-snapshots`).
+fn snapshot_plan(settings: &moat_config::SnapshotSettings) -> Option<moat_run::SnapshotPlan> {
+    if settings.disabled {
+        return None;
+    }
+    let t = &settings.triggers;
+    Some(moat_run::SnapshotPlan {
+        respect_gitignore: !settings.exclude.ignore_gitignore,
+        exclude: settings.exclude.additional.clone(),
+        pre_run: !t.disable_pre_run,
+        git_commits: !t.disable_git_commits,
+        idle_after_seconds: (!t.disable_idle).then_some(t.idle_threshold_seconds),
+        agent_turns: !t.disable_agent_turns,
+        max_count: settings.retention.max_count,
+        delete_initial: settings.retention.delete_initial,
+    })
 }
 
 /// `SRC:DST[:MODE]` with a relative SRC made absolute from `cwd`.

@@ -1,6 +1,7 @@
-//! `moat destroy [RUN] [--force] [--keep-audit]`: remove a run's container and its
-//! directory — its audit log too, unless `--keep-audit` keeps it as a bundle; with
-//! `--force`, also a run whose record is damaged.
+//! `moat destroy [RUN] [--force] [--keep-audit] [--keep-snapshots]`: remove a run's
+//! container and its directory — its audit log too, unless `--keep-audit` keeps it as a
+//! bundle, and its workspace snapshots, unless `--keep-snapshots`; with `--force`, also a
+//! run whose record is damaged.
 
 use anyhow::{Context as _, Result};
 use moat_run::RunError;
@@ -64,6 +65,22 @@ pub async fn destroy(ctx: &Context, args: DestroyArgs) -> Result<i32> {
             crate::ui::errln!("moat: its audit log went with it (`--keep-audit` keeps it)")
         }
         None => {}
+    }
+    if record.snapshots > 0 {
+        if args.keep_snapshots {
+            outln!(
+                "its {} snapshot(s) are kept in {}",
+                record.snapshots,
+                moat_run::store_dir(&ctx.store, &record.workspace).display()
+            )?;
+        } else {
+            let store = moat_run::open_store(
+                &ctx.store,
+                &record.workspace,
+                moat_snapshot::Rules::default(),
+            )?;
+            store.forget_run(record.id.as_str())?;
+        }
     }
     Ok(0)
 }

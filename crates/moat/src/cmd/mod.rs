@@ -13,6 +13,7 @@ pub mod grant;
 pub mod list;
 pub mod logs;
 pub mod run;
+pub mod snapshot;
 pub mod stop;
 pub mod supervise;
 pub mod trace;

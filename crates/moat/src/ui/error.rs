@@ -96,6 +96,7 @@ fn library_hint(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
         moat_home::ReadError,
         moat_audit::AuditError,
         moat_ssh::SshError,
+        moat_snapshot::SnapshotError,
     );
     None
 }

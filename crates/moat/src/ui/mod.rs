@@ -69,5 +69,5 @@ mod table;
 
 pub use error::{UserError, print_error};
 pub(crate) use error::{hint as error_hint, message as error_message};
-pub use progress::BuildProgress;
+pub use progress::{BuildProgress, Progress};
 pub use table::{age, held_back_notice, runs_table, table};

@@ -26,6 +26,20 @@ impl BuildProgress {
                 crate::ui::errln!("moat: waiting for another moat to finish building image {tag}");
             }
             PrepareEvent::ImageCached { tag } => tracing::debug!(%tag, "image cached"),
+            PrepareEvent::SnapshotTaken { id, files, seconds } => {
+                tracing::debug!(%id, files, seconds, "pre-run snapshot");
+                if seconds > 2.0 {
+                    crate::ui::errln!(
+                        "moat: snapshot {id} of the workspace ({files} files) in {seconds:.1}s"
+                    );
+                }
+            }
+            PrepareEvent::SnapshotFailed { error, hint } => {
+                crate::ui::errln!("warning: no snapshot before this run: {error}");
+                if let Some(hint) = hint {
+                    crate::ui::errln!("hint: {hint}");
+                }
+            }
             PrepareEvent::BuildStarted { tag } => {
                 if self.interactive {
                     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
@@ -85,5 +99,48 @@ fn shorten(text: &str, max: usize) -> String {
     } else {
         let cut: String = first_line.chars().take(max - 1).collect();
         format!("{cut}…")
+    }
+}
+
+/// A count of done out of total (a restore's paths) as a bar on a terminal; nothing
+/// elsewhere. Shown only once the work has taken a moment, so quick jobs stay quiet.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    label: &'static str,
+    started: std::time::Instant,
+}
+
+impl Progress {
+    pub fn new(label: &'static str) -> Self {
+        Progress {
+            bar: None,
+            label,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    pub fn set(&mut self, done: u64, total: u64) {
+        if self.bar.is_none()
+            && std::io::stderr().is_terminal()
+            && self.started.elapsed() > std::time::Duration::from_millis(500)
+        {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix} [{pos}/{len}] {elapsed}")
+                    .expect("a valid template"),
+            );
+            bar.set_prefix(self.label);
+            self.bar = Some(bar);
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    }
+
+    pub fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
     }
 }

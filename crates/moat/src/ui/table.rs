@@ -5,14 +5,15 @@ use moat_run::RunRecord;
 /// NAME, RUN ID, STATE, AGE.
 pub fn runs_table(runs: &[RunRecord]) -> String {
     let now = jiff::Timestamp::now();
-    let header = ["NAME", "RUN ID", "STATE", "AGE"].map(String::from);
-    let rows: Vec<[String; 4]> = runs
+    let header = ["NAME", "RUN ID", "STATE", "SNAPSHOTS", "AGE"].map(String::from);
+    let rows: Vec<[String; 5]> = runs
         .iter()
         .map(|run| {
             [
                 run.name.clone(),
                 run.id.to_string(),
                 state_cell(run),
+                run.snapshots.to_string(),
                 age(run.created_at, now),
             ]
         })

@@ -23,4 +23,5 @@ mod logs;
 mod mirrors;
 mod run;
 mod sandbox;
+mod snapshots;
 mod streams;

@@ -1,0 +1,109 @@
+//! A run's snapshots: the plan the CLI resolved (`snapshots.json` in the run's directory,
+//! read back typed by the supervisor), the workspace's store, and taking one — counted in
+//! the run's record and reported, never swallowed.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use moat_home::RunId;
+use moat_snapshot::{Rules, SnapshotMeta, SnapshotStore, Trigger};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{RunError, RunStore};
+
+const PLAN_FILE: &str = "snapshots.json";
+
+/// What a run snapshots and when. Read back by the supervisor with every field required:
+/// a damaged plan is an error, not a looser one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotPlan {
+    /// Leave out what `.gitignore` files leave out.
+    pub respect_gitignore: bool,
+    /// More gitignore-style patterns to leave out.
+    pub exclude: Vec<String>,
+    pub pre_run: bool,
+    pub git_commits: bool,
+    /// After this long without changes, following changes (`None`: never).
+    pub idle_after_seconds: Option<u64>,
+    pub agent_turns: bool,
+    /// Snapshots kept per run.
+    pub max_count: u64,
+    /// Whether retention may delete the pre-run snapshot.
+    pub delete_initial: bool,
+}
+
+impl SnapshotPlan {
+    pub fn rules(&self) -> Rules {
+        Rules {
+            respect_gitignore: self.respect_gitignore,
+            exclude: self.exclude.clone(),
+        }
+    }
+
+    pub fn idle_after(&self) -> Option<Duration> {
+        self.idle_after_seconds.map(Duration::from_secs)
+    }
+}
+
+/// The snapshot store of `workspace` under `MOAT_HOME`.
+pub fn store_dir(store: &RunStore, workspace: &Path) -> PathBuf {
+    let digest = hex::encode(Sha256::digest(workspace.as_os_str().as_encoded_bytes()));
+    store.home().snapshots_dir().join(&digest[..16])
+}
+
+/// Open the store of `workspace` with `rules`.
+pub fn open_store(
+    store: &RunStore,
+    workspace: &Path,
+    rules: Rules,
+) -> Result<SnapshotStore, RunError> {
+    SnapshotStore::open(&store_dir(store, workspace), workspace, rules).map_err(RunError::from)
+}
+
+impl RunStore {
+    pub(crate) fn save_snapshot_plan(
+        &self,
+        id: &RunId,
+        plan: &SnapshotPlan,
+    ) -> Result<(), RunError> {
+        let path = self.run_dir(id).join(PLAN_FILE);
+        let bytes = serde_json::to_vec_pretty(plan).expect("a plan serialises");
+        moat_home::write_private_atomic(&path, &bytes).map_err(|e| RunError::io(&path, e))
+    }
+
+    /// The run's snapshot plan; `None` when the run takes none.
+    pub fn load_snapshot_plan(&self, id: &RunId) -> Result<Option<SnapshotPlan>, RunError> {
+        let path = self.run_dir(id).join(PLAN_FILE);
+        match fs_err::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| RunError::Corrupt {
+                    path,
+                    reason: e.to_string(),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(RunError::io(&path, e)),
+        }
+    }
+}
+
+/// Take a snapshot of run `id`'s workspace, apply its retention, and count it in the
+/// run's record.
+pub fn take_snapshot(
+    store: &RunStore,
+    id: &RunId,
+    workspace: &Path,
+    plan: &SnapshotPlan,
+    trigger: Trigger,
+    label: Option<String>,
+) -> Result<SnapshotMeta, RunError> {
+    let snapshots = open_store(store, workspace, plan.rules())?;
+    let meta = snapshots.take(id.as_str(), trigger, label)?;
+    let max = usize::try_from(plan.max_count).unwrap_or(usize::MAX);
+    snapshots.prune(id.as_str(), max, plan.delete_initial, false)?;
+    let count = snapshots.list(id.as_str())?.len() as u64;
+    store.update(id, |r| r.snapshots = count)?;
+    Ok(meta)
+}

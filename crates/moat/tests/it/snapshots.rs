@@ -1,0 +1,171 @@
+//! Workspace snapshots with a real run: the pre-run snapshot, a run that modifies,
+//! deletes, creates and `chmod`s, and a restore that gives the exact tree back — ignored
+//! files left as they are — in place or into another directory.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::harness::{OWNER, TestEnv, chown};
+
+/// path → what it is (kind, executable bit, content or link target), `.git` left out.
+fn manifest(root: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            if rel == ".git" {
+                continue;
+            }
+            let meta = path.symlink_metadata().unwrap();
+            let what = if meta.file_type().is_symlink() {
+                format!("link {}", std::fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                "dir".to_owned()
+            } else {
+                format!(
+                    "file {:o} {}",
+                    meta.permissions().mode() & 0o111,
+                    String::from_utf8_lossy(&std::fs::read(&path).unwrap())
+                )
+            };
+            out.push((rel, what));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn give_to_owner(dir: &Path) {
+    chown(dir, OWNER, OWNER);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.symlink_metadata().unwrap().file_type().is_symlink() {
+            if path.is_dir() {
+                give_to_owner(&path);
+            } else {
+                chown(&path, OWNER, OWNER);
+            }
+        }
+    }
+}
+
+fn workspace(env: &TestEnv) {
+    let w = env.workspace();
+    std::fs::write(w.join("a.txt"), "alpha\n").unwrap();
+    std::fs::create_dir_all(w.join("src")).unwrap();
+    std::fs::write(w.join("src/b.rs"), "fn b() {}\n").unwrap();
+    std::fs::write(w.join("run.sh"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(w.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink("a.txt", w.join("link")).unwrap();
+    std::fs::create_dir(w.join("empty")).unwrap();
+    std::fs::write(w.join(".gitignore"), ".env\n").unwrap();
+    std::fs::write(w.join(".env"), "TOKEN=before\n").unwrap();
+    give_to_owner(&w);
+}
+
+const AGENT: &str = "echo changed > a.txt; rm src/b.rs; echo new > new.txt; chmod -x run.sh; \
+                     rm link; echo file > link; rmdir empty; echo TOKEN=after > .env";
+
+#[test]
+fn the_pre_run_snapshot_restores_the_exact_tree_and_leaves_ignored_files() {
+    let env = TestEnv::new();
+    workspace(&env);
+    let before = manifest(&env.workspace());
+    let out = env.run(&["run", "--", "sh", "-c", AGENT]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let run = env.list()[0].clone();
+    let id = run["id"].as_str().unwrap().to_owned();
+    assert_eq!(run["snapshots"], 1, "the pre-run snapshot: {run}");
+    assert!(env.run(&["list"]).stdout.contains("SNAPSHOTS"));
+
+    let list: serde_json::Value =
+        serde_json::from_str(&env.run(&["snapshot", "list", &id, "--json"]).stdout).unwrap();
+    assert_eq!(list[0]["trigger"], "pre_run", "{list}");
+    let snap = list[0]["id"].as_str().unwrap().to_owned();
+    let diff = env.run(&["snapshot", "diff", &id, &snap]);
+    assert_eq!(
+        diff.stdout,
+        // `src/` is an empty directory now that its file is gone.
+        "M  a.txt\nD  empty/\nT  link\nA  new.txt\nT  run.sh\nA  src/\nD  src/b.rs\n",
+        "{diff:?}"
+    );
+
+    // Without a terminal a restore asks for --yes; into another directory it needs none.
+    let out = env.run(&["snapshot", "restore", &id]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("--yes"), "{out:?}");
+    let copy = env.moat_home().parent().unwrap().join("copy");
+    let out = env.run(&[
+        "snapshot",
+        "restore",
+        &id,
+        &snap,
+        "--to",
+        copy.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(copy.join("a.txt")).unwrap(),
+        "alpha\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.workspace().join("a.txt")).unwrap(),
+        "changed\n",
+        "--to leaves the workspace alone"
+    );
+
+    let out = env.run(&["snapshot", "restore", &id, "--yes"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("To undo: moat snapshot restore"),
+        "{out:?}"
+    );
+    let after = manifest(&env.workspace());
+    let expected: Vec<(String, String)> = before
+        .into_iter()
+        .map(|(p, what)| {
+            if p == ".env" {
+                (p, "file 0 TOKEN=after\n".into())
+            } else {
+                (p, what)
+            }
+        })
+        .collect();
+    assert_eq!(
+        after, expected,
+        "the exact tree, the ignored file as the run left it"
+    );
+}
+
+#[test]
+fn no_snapshots_makes_none_and_manual_ones_are_listed_and_pruned() {
+    let env = TestEnv::new();
+    workspace(&env);
+    let out = env.run(&["run", "--no-snapshots", "--", "true"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let id = env.list()[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(env.list()[0]["snapshots"], 0);
+    let out = env.run(&["snapshot", "list", &id]);
+    assert!(out.stderr.contains("has no snapshots"), "{out:?}");
+
+    for label in ["one", "two", "three"] {
+        let out = env.run(&["snapshot", &id, "--label", label]);
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(out.stdout.starts_with("snap_"), "{out:?}");
+    }
+    let table = env.run(&["snapshot", "list", &id]);
+    assert!(
+        table.stdout.contains("manual") && table.stdout.contains("three"),
+        "{table:?}"
+    );
+    let out = env.run(&["snapshot", "prune", &id, "--keep", "1", "--dry-run"]);
+    assert_eq!(out.stdout.lines().count(), 2, "{out:?}");
+    let out = env.run(&["snapshot", "prune", &id, "--keep", "1"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(env.run_json(&id)["snapshots"], 1);
+    let out = env.run(&["destroy", &id]);
+    assert_eq!(out.code, 0, "{out:?}");
+}
