@@ -82,5 +82,5 @@ pub use moat_hosts::{ConnectTo, HostPattern, HostsError, IpRange, normalize_host
 pub use proxy::{DEFAULT_SHUTDOWN_GRACE, ListenAddress, Proxy, ProxyConfig, ProxyHandle};
 pub use rules::{GrantRule, basic, bearer};
 pub use secret::Secret;
-pub use ssh::{SSH_PORT, SshTap};
+pub use ssh::{SSH_PORT, SshTap, TunnelWatcher};
 pub use upstream::upstream_tls_config;

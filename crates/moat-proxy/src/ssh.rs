@@ -23,12 +23,15 @@ use crate::serve::{Shared, Target};
 /// The port SSH servers listen on.
 pub const SSH_PORT: u16 = 22;
 
+/// Fed each chunk an SSH server sends through a tunnel until it returns `false`.
+pub type TunnelWatcher = Box<dyn FnMut(&[u8]) -> bool + Send>;
+
 /// Watches the start of what an SSH server sends through a tunnel (moat's SSH agent
 /// implements it). Called on the tunnel's path, so it must not block.
 pub trait SshTap: Send + Sync + 'static {
     /// A watcher for one new tunnel to `host:port` (the host as the client named it). It
     /// is fed every chunk from the server until it returns `false`.
-    fn watch(&self, host: &str, port: u16) -> Box<dyn FnMut(&[u8]) -> bool + Send>;
+    fn watch(&self, host: &str, port: u16) -> TunnelWatcher;
 }
 
 /// Serve a CONNECT that is SSH's: `None` when `target` is not (the caller goes on with
@@ -136,7 +139,7 @@ pub(crate) async fn connect(
 /// The upstream side of a tunnel, showing what it reads to a watcher first.
 struct Tapped<T> {
     inner: T,
-    watcher: Option<Box<dyn FnMut(&[u8]) -> bool + Send>>,
+    watcher: Option<TunnelWatcher>,
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Tapped<T> {

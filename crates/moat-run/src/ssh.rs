@@ -240,7 +240,7 @@ pub(crate) async fn start_agent(
 pub(crate) struct WitnessTap(pub Witness);
 
 impl moat_proxy::SshTap for WitnessTap {
-    fn watch(&self, host: &str, port: u16) -> Box<dyn FnMut(&[u8]) -> bool + Send> {
+    fn watch(&self, host: &str, port: u16) -> moat_proxy::TunnelWatcher {
         let mut watcher = self.0.watch(host, port);
         Box::new(move |bytes| watcher.feed(bytes))
     }
