@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what moat and its tests need on a Debian machine, skipping whatever
-# is already there: Docker Engine (Debian's docker.io), debootstrap, busybox-static, tmux,
+# is already there: Docker Engine (Debian's docker.io), debootstrap, busybox-static, tmux, git
+# (workspace snapshots),
 # then the locally built base images. Idempotent; needs root (uses sudo when not root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,7 @@ missing=()
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 [ -x /bin/busybox ] || missing+=(busybox-static)
 command -v tmux >/dev/null || missing+=(tmux)
+command -v git >/dev/null || missing+=(git)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     $SUDO apt-get update -q >/dev/null
