@@ -185,7 +185,20 @@ impl SnapshotStore {
         label: Option<String>,
     ) -> Result<SnapshotMeta, SnapshotError> {
         let _lock = self.lock()?;
-        self.take_locked(run, trigger, label)
+        let meta = self.take_locked(run, trigger, label, false)?;
+        Ok(meta.expect("taken unconditionally"))
+    }
+
+    /// Take a snapshot for `run` unless the workspace holds what the run's last snapshot
+    /// holds (`None`): a timer's snapshot of an unchanged tree would undo nothing.
+    pub fn take_if_changed(
+        &self,
+        run: &str,
+        trigger: Trigger,
+        label: Option<String>,
+    ) -> Result<Option<SnapshotMeta>, SnapshotError> {
+        let _lock = self.lock()?;
+        self.take_locked(run, trigger, label, true)
     }
 
     fn take_locked(
@@ -193,12 +206,20 @@ impl SnapshotStore {
         run: &str,
         trigger: Trigger,
         label: Option<String>,
-    ) -> Result<SnapshotMeta, SnapshotError> {
+        only_if_changed: bool,
+    ) -> Result<Option<SnapshotMeta>, SnapshotError> {
         let before = self.loose_bytes()?;
         let tree = self.current_tree()?;
         let empty_dirs = self.empty_dirs()?;
-        let files = self.count_files(&tree)?;
         let previous = self.list_locked(run)?.pop();
+        if only_if_changed
+            && let Some(p) = &previous
+            && p.tree == tree
+            && p.empty_dirs == empty_dirs
+        {
+            return Ok(None);
+        }
+        let files = self.count_files(&tree)?;
         let changed = match &previous {
             Some(p) => self.raw_diff(&p.tree, &tree)?.len() as u64,
             None => files,
@@ -225,7 +246,7 @@ impl SnapshotStore {
             &format!("refs/moat/{run}/{}", meta.id),
             &commit,
         ])?;
-        Ok(meta)
+        Ok(Some(meta))
     }
 
     /// The tree of the workspace as it is now, by the rules (the index is the stat cache:
@@ -469,11 +490,14 @@ impl SnapshotStore {
         if let Some(dir) = to {
             return self.restore_to(snapshot, dir, progress);
         }
-        let safety = self.take_locked(
-            run,
-            Trigger::Safety,
-            Some(format!("before restoring {}", snapshot.id)),
-        )?;
+        let safety = self
+            .take_locked(
+                run,
+                Trigger::Safety,
+                Some(format!("before restoring {}", snapshot.id)),
+                false,
+            )?
+            .expect("taken unconditionally");
         let journal = Journal {
             tree: snapshot.tree.clone(),
             empty_dirs: snapshot.empty_dirs.clone(),
@@ -926,11 +950,16 @@ mod tests {
         let same = s.take("run_a", Trigger::Idle, None).unwrap();
         assert_eq!(same.tree, pre.tree);
         assert_eq!((same.changed, same.bytes_added), (0, 0));
+        let skipped = s.take_if_changed("run_a", Trigger::Idle, None).unwrap();
+        assert_eq!(skipped, None, "the tree of the last snapshot: none taken");
+        fs_err::write(ws.path().join("a.txt"), "changed\n").unwrap();
+        let changed = s.take_if_changed("run_a", Trigger::Idle, None).unwrap();
+        assert_eq!(changed.map(|m| m.changed), Some(1));
         for _ in 0..3 {
             s.take("run_a", Trigger::Manual, Some("x".into())).unwrap();
         }
         let removed = s.prune("run_a", 2, false, false).unwrap();
-        assert_eq!(removed.len(), 3);
+        assert_eq!(removed.len(), 4);
         let left = s.list("run_a").unwrap();
         assert_eq!(left.len(), 2);
         assert_eq!(left[0].id, pre.id, "the pre-run snapshot stays");
