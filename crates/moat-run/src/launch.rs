@@ -257,6 +257,7 @@ pub async fn prepare_run(
         logs_complete: None,
         logs_error: None,
         snapshots: 0,
+        snapshot_error: None,
     };
     store.create(&record)?;
     match crate::RunAudit::open(store, &id) {

@@ -15,6 +15,7 @@ mod names;
 mod protect;
 mod record;
 mod resolve;
+mod snapshot_triggers;
 mod snapshots;
 mod ssh;
 mod store;
@@ -163,6 +164,7 @@ pub(crate) mod test_support {
             logs_complete: None,
             logs_error: None,
             snapshots: 0,
+            snapshot_error: None,
         }
     }
 }

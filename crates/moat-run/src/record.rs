@@ -87,6 +87,9 @@ pub struct RunRecord {
     /// How many workspace snapshots the run holds.
     #[serde(default)]
     pub snapshots: u64,
+    /// Why the last snapshot that failed during the run failed (when, which trigger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_error: Option<String>,
 }
 
 impl RunRecord {

@@ -99,8 +99,30 @@ pub fn take_snapshot(
     trigger: Trigger,
     label: Option<String>,
 ) -> Result<SnapshotMeta, RunError> {
+    let meta = take_snapshot_if(store, id, workspace, plan, trigger, label, false)?;
+    Ok(meta.expect("taken unconditionally"))
+}
+
+/// [`take_snapshot`], or nothing when `only_if_changed` and the workspace holds what the
+/// run's last snapshot holds.
+pub(crate) fn take_snapshot_if(
+    store: &RunStore,
+    id: &RunId,
+    workspace: &Path,
+    plan: &SnapshotPlan,
+    trigger: Trigger,
+    label: Option<String>,
+    only_if_changed: bool,
+) -> Result<Option<SnapshotMeta>, RunError> {
     let snapshots = open_store(store, workspace, plan.rules())?;
-    let meta = snapshots.take(id.as_str(), trigger, label)?;
+    let meta = if only_if_changed {
+        snapshots.take_if_changed(id.as_str(), trigger, label)?
+    } else {
+        Some(snapshots.take(id.as_str(), trigger, label)?)
+    };
+    if meta.is_none() {
+        return Ok(None);
+    }
     let max = usize::try_from(plan.max_count).unwrap_or(usize::MAX);
     snapshots.prune(id.as_str(), max, plan.delete_initial, false)?;
     let count = snapshots.list(id.as_str())?.len() as u64;

@@ -4,6 +4,8 @@
 //! `logs.jsonl` while the command runs (in batches, see `logs::copy`), waits for the exit
 //! *and* for the log to be copied to its end, however long that takes, records how the
 //! run ended and removes the container (unless kept, or its log could not be copied).
+//! While the run lives it also takes the workspace snapshots its plan asks for (commits,
+//! idle periods, agent turns: see `snapshot_triggers`).
 //! It outlives the CLI, so a detached run keeps all of this with nobody attached.
 
 use moat_container::Runtime;
@@ -62,8 +64,12 @@ where
             None
         }
     };
+    // Snapshots during the run: watching starts before the container, so that its first
+    // change is seen as one.
+    let triggers = crate::snapshot_triggers::SnapshotTriggers::start(store, id, &record.workspace);
+    let turns = triggers.as_ref().and_then(|t| t.turns());
     // The proxy first: the container's first request must find it.
-    let started = match crate::egress::start_proxy(store, id, rules, audit.clone()).await {
+    let started = match crate::egress::start_proxy(store, id, rules, audit.clone(), turns).await {
         Ok(proxy) => runtime
             .start_container(&container)
             .await
@@ -74,6 +80,9 @@ where
     let proxy = match started {
         Ok(proxy) => proxy,
         Err(e) => {
+            if let Some(triggers) = triggers {
+                finish_snapshots(triggers).await;
+            }
             let message = e.to_string();
             store.update(id, |r| {
                 r.state = RunState::Failed;
@@ -134,6 +143,11 @@ where
 
     // Requests still in flight get a moment; then every event is in network.jsonl.
     proxy.stop().await;
+    // The last turn's and the last commit's snapshots are taken before the run is
+    // recorded as over: whoever waits for the end finds them.
+    if let Some(triggers) = triggers {
+        finish_snapshots(triggers).await;
+    }
 
     let (state, exit_code, error) = match waited {
         Ok(code) if store.stop_requested(id) => (RunState::Stopped, Some(code), None),
@@ -195,6 +209,14 @@ where
         unrecorded: None,
     });
     Ok(())
+}
+
+/// Stop the snapshot watchers and wait for the snapshots still asked for, off the
+/// runtime's threads (taking one runs git).
+async fn finish_snapshots(triggers: crate::snapshot_triggers::SnapshotTriggers) {
+    if let Err(e) = tokio::task::spawn_blocking(move || triggers.finish()).await {
+        tracing::warn!(error = %e, "the snapshot worker ended badly");
+    }
 }
 
 #[cfg(test)]
@@ -582,5 +604,123 @@ mod tests {
             );
             assert!(fake.containers().is_empty());
         }
+    }
+
+    fn plan(git_commits: bool, idle_after_seconds: Option<u64>) -> crate::SnapshotPlan {
+        crate::SnapshotPlan {
+            respect_gitignore: true,
+            exclude: vec![],
+            pre_run: true,
+            git_commits,
+            idle_after_seconds,
+            agent_turns: true,
+            max_count: 10,
+            delete_initial: false,
+        }
+    }
+
+    /// Supervise a run with `plan` whose container runs until `during` (given the
+    /// workspace and its snapshot store's directory) is over and `until` holds; the run's
+    /// record after.
+    async fn supervise_with_snapshots(
+        plan: crate::SnapshotPlan,
+        during: impl FnOnce(&std::path::Path, &std::path::Path),
+        until: impl Fn(&RunRecord) -> bool,
+    ) -> (TestRun, RunRecord) {
+        let run = TestRun::new();
+        let fake = FakeRuntime::new();
+        let mut request = run.request();
+        request.snapshots = Some(plan);
+        let record = run.prepare(&fake, &request).await;
+        fake.keep_running(&record.container_id.clone().unwrap());
+        let workspace = record.workspace.clone();
+        let store_dir = crate::store_dir(&run.store, &workspace);
+        let stop = async {
+            // The watchers take their baseline first.
+            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+            during(&workspace, &store_dir);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while !until(&run.store.load(&record.id).unwrap()) {
+                assert!(std::time::Instant::now() < deadline, "it did not happen");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            // Long enough for a second, wrong, snapshot to show.
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        };
+        let (_, after) = supervise_run(&fake, &run, &record, stop).await;
+        (run, after)
+    }
+
+    fn snapshots_of(run: &TestRun, record: &RunRecord) -> Vec<moat_snapshot::SnapshotMeta> {
+        let plan = run.store.load_snapshot_plan(&record.id).unwrap().unwrap();
+        crate::open_store(&run.store, &record.workspace, plan.rules())
+            .unwrap()
+            .list(record.id.as_str())
+            .unwrap()
+    }
+
+    fn triggers(metas: &[moat_snapshot::SnapshotMeta]) -> Vec<moat_snapshot::Trigger> {
+        metas.iter().map(|m| m.trigger).collect()
+    }
+
+    fn reflog_commit(ws: &std::path::Path, id: &str, message: &str) {
+        fs_err::create_dir_all(ws.join(".git/logs")).unwrap();
+        let line = format!(
+            "{} {id} T <t@example.com> 1764590000 +0000\t{message}\n",
+            "0".repeat(40)
+        );
+        fs_err::write(ws.join(".git/logs/HEAD"), line).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_commit_during_the_run_is_one_snapshot_labelled_with_it() {
+        use moat_snapshot::Trigger;
+        let (run, after) = supervise_with_snapshots(
+            plan(true, None),
+            |ws, _| {
+                fs_err::write(ws.join("a.txt"), "committed\n").unwrap();
+                reflog_commit(ws, &"ab".repeat(20), "commit (initial): the change");
+            },
+            |r| r.snapshots == 2,
+        )
+        .await;
+        let metas = snapshots_of(&run, &after);
+        assert_eq!(triggers(&metas), [Trigger::PreRun, Trigger::GitCommit]);
+        assert_eq!(metas[1].label.as_deref(), Some("abababa the change"));
+        assert_eq!(metas[1].changed, 1, "a.txt; .git is not in snapshots");
+        assert_eq!(after.snapshots, 2);
+        assert_eq!(after.snapshot_error, None);
+    }
+
+    #[tokio::test]
+    async fn an_idle_period_after_a_change_is_one_snapshot() {
+        use moat_snapshot::Trigger;
+        let (run, after) = supervise_with_snapshots(
+            plan(false, Some(1)),
+            |ws, _| fs_err::write(ws.join("a.txt"), "changed\n").unwrap(),
+            |r| r.snapshots == 2,
+        )
+        .await;
+        let metas = snapshots_of(&run, &after);
+        assert_eq!(triggers(&metas), [Trigger::PreRun, Trigger::Idle]);
+        assert_eq!(after.snapshots, 2);
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_that_fails_during_the_run_is_kept_in_the_record() {
+        let (_run, after) = supervise_with_snapshots(
+            plan(true, None),
+            |ws, store| {
+                // A store git cannot write objects to.
+                fs_err::remove_dir_all(store.join("objects")).unwrap();
+                fs_err::write(store.join("objects"), "not a directory").unwrap();
+                reflog_commit(ws, &"cd".repeat(20), "commit: x");
+            },
+            |r| r.snapshot_error.is_some(),
+        )
+        .await;
+        let error = after.snapshot_error.unwrap();
+        assert!(error.contains("git-commit snapshot"), "{error}");
+        assert_eq!(after.state, RunState::Stopped, "the run goes on to its end");
     }
 }

@@ -93,6 +93,10 @@ fn take(ctx: &Context, run: Option<&str>, label: Option<String>) -> Result<i32> 
 fn list(ctx: &Context, run: Option<&str>, json: bool) -> Result<i32> {
     let record = run_of(ctx, run)?;
     let metas = store_of(ctx, &record)?.list(record.id.as_str())?;
+    // A snapshot the run's supervisor could not take is a gap in this list: say so.
+    if let Some(error) = &record.snapshot_error {
+        crate::ui::errln!("moat: warning: {error}");
+    }
     if json {
         outln!("{}", serde_json::to_string_pretty(&metas)?)?;
         return Ok(0);
