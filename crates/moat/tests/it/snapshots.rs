@@ -169,3 +169,103 @@ fn no_snapshots_makes_none_and_manual_ones_are_listed_and_pruned() {
     let out = env.run(&["destroy", &id]);
     assert_eq!(out.code, 0, "{out:?}");
 }
+
+/// The run's snapshots' triggers, oldest first, and their labels.
+fn triggers(env: &TestEnv, id: &str) -> Vec<(String, String)> {
+    let out = env.run(&["snapshot", "list", id, "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["trigger"].as_str().unwrap().to_owned(),
+                m["label"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_git_commit_inside_the_run_creates_one_snapshot() {
+    let env = TestEnv::new();
+    workspace(&env);
+    std::fs::write(
+        env.workspace().join("moat.yaml"),
+        "dependencies: [git]\nsnapshots:\n  triggers:\n    disable_idle: true\n",
+    )
+    .unwrap();
+    give_to_owner(&env.workspace());
+    // One commit the watcher sees while the run lives, and a second one just before the
+    // end, which the supervisor's last look still sees.
+    let script = "set -e; git init -q; git add -A; \
+                  git -c user.name=t -c user.email=t@example.com commit -qm 'first commit'; \
+                  sleep 3; echo more > more.txt; git add more.txt; \
+                  git -c user.name=t -c user.email=t@example.com commit -qm 'second commit'";
+    let out = env.run(&["run", "--trust", "--", "sh", "-c", script]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let id = env.list()[0]["id"].as_str().unwrap().to_owned();
+    let snapshots = triggers(&env, &id);
+    let names: Vec<&str> = snapshots.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        names,
+        ["pre_run", "git_commit", "git_commit"],
+        "{snapshots:?}"
+    );
+    assert!(snapshots[1].1.ends_with(" first commit"), "{snapshots:?}");
+    assert!(snapshots[2].1.ends_with(" second commit"), "{snapshots:?}");
+    assert_eq!(env.run_json(&id)["snapshots"], 3);
+    // The second commit's snapshot holds the file it committed; the first's does not.
+    let list: serde_json::Value =
+        serde_json::from_str(&env.run(&["snapshot", "list", &id, "--json"]).stdout).unwrap();
+    let (first, second) = (
+        list[1]["id"].as_str().unwrap(),
+        list[2]["id"].as_str().unwrap(),
+    );
+    let diff = env.run(&["snapshot", "diff", &id, first, second]);
+    assert_eq!(diff.stdout, "A  more.txt\n", "{diff:?}");
+}
+
+#[test]
+fn an_idle_period_after_a_change_creates_one_snapshot_and_no_snapshots_none() {
+    let env = TestEnv::new();
+    workspace(&env);
+    std::fs::write(
+        env.workspace().join("moat.yaml"),
+        "snapshots:\n  triggers:\n    idle_threshold_seconds: 2\n",
+    )
+    .unwrap();
+    give_to_owner(&env.workspace());
+    // Quiet without a change first (no snapshot), then a change and a quiet period
+    // twice as long as the threshold (one snapshot, not one a poll).
+    let script = "sleep 3; echo changed > a.txt; echo new > new.txt; sleep 6";
+    let out = env.run(&["run", "--trust", "--", "sh", "-c", script]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let id = env.list()[0]["id"].as_str().unwrap().to_owned();
+    let snapshots = triggers(&env, &id);
+    let names: Vec<&str> = snapshots.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(names, ["pre_run", "idle"], "{snapshots:?}");
+    let list: serde_json::Value =
+        serde_json::from_str(&env.run(&["snapshot", "list", &id, "--json"]).stdout).unwrap();
+    assert_eq!(list[1]["changed"], 2, "{list}");
+
+    let out = env.run(&[
+        "run",
+        "--trust",
+        "--no-snapshots",
+        "--",
+        "sh",
+        "-c",
+        "echo again > a.txt; sleep 5",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let other = env
+        .list()
+        .into_iter()
+        .find(|r| r["id"] != id.as_str())
+        .unwrap();
+    assert_eq!(other["snapshots"], 0, "{other}");
+    let out = env.run(&["snapshot", "list", other["id"].as_str().unwrap()]);
+    assert!(out.stderr.contains("has no snapshots"), "{out:?}");
+}
