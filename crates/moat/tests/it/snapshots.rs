@@ -5,7 +5,9 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::harness::{OWNER, TestEnv, chown};
+use moat_test_support::{FakeUpstream, Reply};
+
+use crate::harness::{OWNER, Out, TestEnv, chown};
 
 /// path → what it is (kind, executable bit, content or link target), `.git` left out.
 fn manifest(root: &Path) -> Vec<(String, String)> {
@@ -268,4 +270,61 @@ fn an_idle_period_after_a_change_creates_one_snapshot_and_no_snapshots_none() {
     assert_eq!(other["snapshots"], 0, "{other}");
     let out = env.run(&["snapshot", "list", other["id"].as_str().unwrap()]);
     assert!(out.stderr.contains("has no snapshots"), "{out:?}");
+}
+
+/// Each agent turn ends with a response of the Anthropic Messages API, which the run's
+/// proxy sees. Here curl plays the agent (the real Claude Code's turns take a fake API
+/// that answers with tool calls): a turn's file change, then its Messages call.
+#[test]
+fn each_agent_turn_is_a_snapshot_and_restoring_the_first_undoes_the_second() {
+    let env = TestEnv::new();
+    workspace(&env);
+    let upstream = FakeUpstream::start(&["api.anthropic.com"], |_| {
+        Reply::json(200, r#"{"type":"message","content":[]}"#)
+    });
+    std::fs::write(
+        env.workspace().join("moat.yaml"),
+        "dependencies: [curl]\nsnapshots:\n  triggers:\n    disable_idle: true\n",
+    )
+    .unwrap();
+    give_to_owner(&env.workspace());
+    let call = |path: &str| {
+        format!("curl -sSf -X POST -d '{{}}' https://api.anthropic.com{path} >/dev/null")
+    };
+    let script = format!(
+        "set -e; echo one > turn.txt; {turn}; sleep 2; echo two > turn.txt; {turn}; sleep 2; \
+         echo three > turn.txt; {count}",
+        turn = call("/v1/messages?beta=true"),
+        count = call("/v1/messages/count_tokens"),
+    );
+    let out = Out::from(
+        env.moat()
+            .env(
+                "MOAT_CONNECT_TO",
+                format!("api.anthropic.com:443:127.0.0.1:{}", upstream.port()),
+            )
+            .env("MOAT_EXTRA_CA_CERTS", upstream.ca_file())
+            .args(["run", "--trust", "--", "sh", "-c", &script])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let id = env.list()[0]["id"].as_str().unwrap().to_owned();
+    let snapshots = triggers(&env, &id);
+    let names: Vec<&str> = snapshots.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        names,
+        ["pre_run", "agent_turn", "agent_turn"],
+        "count_tokens is no turn: {snapshots:?}"
+    );
+    let list: serde_json::Value =
+        serde_json::from_str(&env.run(&["snapshot", "list", &id, "--json"]).stdout).unwrap();
+    let first_turn = list[1]["id"].as_str().unwrap();
+    let out = env.run(&["snapshot", "restore", &id, first_turn, "--yes"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(env.workspace().join("turn.txt")).unwrap(),
+        "one\n",
+        "the second turn's change is undone"
+    );
 }
