@@ -20,7 +20,9 @@
 //! between walks is kept at 20 times the last walk's cost (at least 1 s, at most 30 s):
 //! on any workspace the walks use at most 5% of one core. Files the snapshot rules leave
 //! out (a build's `target/`) count as changes here; the idle snapshot is then skipped
-//! when the tree it would hold is the one the run's last snapshot holds.
+//! when the tree it would hold is the one the run's last snapshot holds — as is an agent
+//! turn's, so that turns which change nothing do not push useful snapshots out of
+//! retention.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{Read, Seek, SeekFrom};
@@ -500,8 +502,11 @@ fn serve(
 ) {
     while let Some(request) = queue.next() {
         let trigger = request.trigger;
-        // An idle snapshot of the tree the last snapshot holds would undo nothing.
-        let only_if_changed = trigger == Trigger::Idle;
+        // A timer's or a turn's snapshot of the tree the last snapshot holds would undo
+        // nothing, and would push a useful one out of retention: agents make Messages
+        // calls that change no file (a title, a summary, a turn that only reads). A
+        // commit's is always taken: its label says which commit it is.
+        let only_if_changed = matches!(trigger, Trigger::Idle | Trigger::AgentTurn);
         match crate::snapshots::take_snapshot_if(
             store,
             id,

@@ -293,7 +293,7 @@ fn each_agent_turn_is_a_snapshot_and_restoring_the_first_undoes_the_second() {
     };
     let script = format!(
         "set -e; echo one > turn.txt; {turn}; sleep 2; echo two > turn.txt; {turn}; sleep 2; \
-         echo three > turn.txt; {count}",
+         {turn}; sleep 2; echo three > turn.txt; {count}",
         turn = call("/v1/messages?beta=true"),
         count = call("/v1/messages/count_tokens"),
     );
@@ -315,7 +315,7 @@ fn each_agent_turn_is_a_snapshot_and_restoring_the_first_undoes_the_second() {
     assert_eq!(
         names,
         ["pre_run", "agent_turn", "agent_turn"],
-        "count_tokens is no turn: {snapshots:?}"
+        "a turn that changed nothing is skipped, count_tokens is no turn: {snapshots:?}"
     );
     let list: serde_json::Value =
         serde_json::from_str(&env.run(&["snapshot", "list", &id, "--json"]).stdout).unwrap();
