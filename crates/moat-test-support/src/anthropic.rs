@@ -26,7 +26,9 @@ const DEFAULT_MODEL: &str = "claude-fake-model";
 ///   `ANTHROPIC_BASE_URL` is set);
 /// - `POST /v1/messages` (any query, e.g. `?beta=true`): the reply text, as an SSE stream
 ///   when the body says `"stream": true`, as a JSON Message otherwise. Every call gets the
-///   same text, including Claude Code's side requests (titles, topics);
+///   same text, including Claude Code's side requests (titles, topics) — except, with
+///   [`FakeAnthropic::set_tool_calls`], a request that offers tools and holds fewer tool
+///   results than there are commands: it gets a `Bash` tool call of the next command;
 /// - `POST /v1/messages/count_tokens`: `{"input_tokens": N}`;
 /// - anything else: 404 with an Anthropic-style JSON error.
 ///
@@ -35,6 +37,7 @@ const DEFAULT_MODEL: &str = "claude-fake-model";
 pub struct FakeAnthropic {
     upstream: FakeUpstream,
     reply: Arc<Mutex<String>>,
+    tool_calls: Arc<Mutex<Vec<String>>>,
 }
 
 impl FakeAnthropic {
@@ -42,18 +45,32 @@ impl FakeAnthropic {
     /// request with `reply`.
     pub fn start(reply: &str) -> Self {
         let reply = Arc::new(Mutex::new(reply.to_owned()));
+        let tool_calls = Arc::new(Mutex::new(Vec::new()));
         let counter = Arc::new(AtomicU64::new(0));
         let handler_reply = reply.clone();
+        let handler_tool_calls = tool_calls.clone();
         let upstream = FakeUpstream::start(&[ANTHROPIC_HOST], move |request| {
             let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
             let text = handler_reply.lock().expect("not poisoned").clone();
-            let mut answer = answer(request, &text, n);
+            let commands = handler_tool_calls.lock().expect("not poisoned").clone();
+            let mut answer = answer(request, &text, &commands, n);
             answer
                 .headers
                 .push(("request-id".into(), format!("req_fake{n:08}")));
             answer
         });
-        FakeAnthropic { upstream, reply }
+        FakeAnthropic {
+            upstream,
+            reply,
+            tool_calls,
+        }
+    }
+
+    /// Make the agent run `commands` with its `Bash` tool, one a turn, before the reply
+    /// text ends the conversation.
+    pub fn set_tool_calls(&self, commands: &[&str]) {
+        *self.tool_calls.lock().expect("not poisoned") =
+            commands.iter().map(|c| (*c).to_owned()).collect();
     }
 
     /// Answer later message requests with `reply` instead.
@@ -225,7 +242,7 @@ impl MessagesRequest {
 }
 
 /// The answer to one request; `n` numbers the requests (for ids).
-fn answer(request: &SeenRequest, reply: &str, n: u64) -> Reply {
+fn answer(request: &SeenRequest, reply: &str, commands: &[String], n: u64) -> Reply {
     let method = request.method.as_str();
     match (method, path_only(&request.path)) {
         ("GET", "/api/claude_code/settings") => {
@@ -235,7 +252,7 @@ fn answer(request: &SeenRequest, reply: &str, n: u64) -> Reply {
             Reply::json(200, json!({"restrictions": {}}).to_string())
         }
         ("HEAD" | "GET", "/api/hello") => Reply::json(200, "{}"),
-        ("POST", "/v1/messages") => messages(request, reply, n),
+        ("POST", "/v1/messages") => messages(request, reply, commands, n),
         ("POST", "/v1/messages/count_tokens") => match body_json(request) {
             Ok(body) => Reply::json(
                 200,
@@ -251,12 +268,32 @@ fn answer(request: &SeenRequest, reply: &str, n: u64) -> Reply {
     }
 }
 
-/// `POST /v1/messages`: an SSE stream or a JSON Message whose only content is `reply`.
-fn messages(request: &SeenRequest, reply: &str, n: u64) -> Reply {
+/// The tool results a conversation holds so far.
+fn tool_results(body: &Value) -> usize {
+    body.get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("content").and_then(Value::as_array))
+        .flatten()
+        .filter(|block| block.get("type").and_then(Value::as_str) == Some("tool_result"))
+        .count()
+}
+
+/// `POST /v1/messages`: an SSE stream or a JSON Message whose only content is `reply`, or
+/// the next of `commands` as a `Bash` tool call.
+fn messages(request: &SeenRequest, reply: &str, commands: &[String], n: u64) -> Reply {
     let body = match body_json(request) {
         Ok(body) => body,
         Err(reply) => return reply,
     };
+    let offers_tools = body
+        .get("tools")
+        .and_then(Value::as_array)
+        .is_some_and(|t| !t.is_empty());
+    if offers_tools && let Some(command) = commands.get(tool_results(&body)) {
+        return tool_call(&body, command, n);
+    }
     let model = body
         .get("model")
         .and_then(Value::as_str)
@@ -319,6 +356,68 @@ fn messages(request: &SeenRequest, reply: &str, n: u64) -> Reply {
         ),
         ("message_stop", json!({"type": "message_stop"})),
     ]);
+    let stream: String = events
+        .iter()
+        .map(|(event, data)| format!("event: {event}\ndata: {data}\n\n"))
+        .collect();
+    let mut answer = Reply::with_type(200, "text/event-stream", stream.into_bytes());
+    answer
+        .headers
+        .push(("cache-control".into(), "no-cache".into()));
+    answer
+}
+
+/// A Message whose only content is a `Bash` tool call of `command`.
+fn tool_call(body: &Value, command: &str, n: u64) -> Reply {
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or(DEFAULT_MODEL);
+    let id = format!("msg_fake{n:08}");
+    let input = json!({"command": command, "description": "run a command"});
+    let tool_use = json!({"type": "tool_use", "id": format!("toolu_fake{n:08}"),
+                          "name": "Bash", "input": input});
+    let input_tokens = estimate_tokens(&body.to_string());
+    if body.get("stream").and_then(Value::as_bool) != Some(true) {
+        let message = json!({
+            "id": id, "type": "message", "role": "assistant", "model": model,
+            "content": [tool_use], "stop_reason": "tool_use", "stop_sequence": null,
+            "usage": usage(input_tokens, 10),
+        });
+        return Reply::json(200, message.to_string());
+    }
+    let mut start = tool_use.clone();
+    start["input"] = json!({});
+    let events = [
+        (
+            "message_start",
+            json!({"type": "message_start", "message": {
+                "id": id, "type": "message", "role": "assistant", "model": model,
+                "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": usage(input_tokens, 1),
+            }}),
+        ),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": start}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+                   "delta": {"type": "input_json_delta", "partial_json": input.to_string()}}),
+        ),
+        (
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        (
+            "message_delta",
+            json!({"type": "message_delta",
+                   "delta": {"stop_reason": "tool_use", "stop_sequence": null},
+                   "usage": {"output_tokens": 10}}),
+        ),
+        ("message_stop", json!({"type": "message_stop"})),
+    ];
     let stream: String = events
         .iter()
         .map(|(event, data)| format!("event: {event}\ndata: {data}\n\n"))

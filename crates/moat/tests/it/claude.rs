@@ -424,3 +424,37 @@ fn strict_policy_lets_claude_reach_anthropic_and_agent_yaml_grants_count() {
     assert_eq!(out.code, 125, "{out:?}");
     assert!(out.stderr.contains("`github` is not granted"), "{out:?}");
 }
+
+/// The real Claude Code makes two tool calls in one conversation, each a turn of its own
+/// (a Messages response): a snapshot after each turn that changed the workspace, and
+/// restoring the first undoes the second turn's change — shell commands included.
+#[test]
+fn each_agent_turn_is_a_snapshot_and_restoring_one_undoes_the_next() {
+    let claude = Claude::new("Both written.");
+    claude.grant(API_KEY);
+    claude
+        .fake
+        .set_tool_calls(&["echo one > turn.txt", "echo two > turn.txt"]);
+    let out = claude.run(&["claude", "-p", "write turn.txt twice"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("Both written."), "{out:?}");
+    let turn = claude.env.workspace().join("turn.txt");
+    assert_eq!(std::fs::read_to_string(&turn).unwrap(), "two\n");
+    let id = claude.env.list()[0]["id"].as_str().unwrap().to_owned();
+    let list = claude.run(&["snapshot", "list", &id, "--json"]);
+    assert_eq!(list.code, 0, "{list:?}");
+    let list: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    let turns: Vec<&serde_json::Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["trigger"] == "agent_turn")
+        .collect();
+    // The first tool call's response comes before the command runs: nothing changed
+    // yet, no snapshot. The second's and the final answer's follow a change each.
+    assert_eq!(turns.len(), 2, "{list}");
+    let first = turns[0]["id"].as_str().unwrap();
+    let out = claude.run(&["snapshot", "restore", &id, first, "--yes"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(std::fs::read_to_string(&turn).unwrap(), "one\n");
+}
