@@ -16,9 +16,10 @@
 //! path, size, mode and mtime: no file is read. It is the cheapest question that is
 //! always right about "did anything change": the store's own stat-cached snapshot answers
 //! it too, but spawns git three times and writes the changed files' contents to the store
-//! on every poll. A walk costs about 1 µs an entry (100k files: ~0.1 s), so the time
-//! between walks is kept at 20 times the last walk's cost (at least 1 s, at most 30 s):
-//! on any workspace the walks use at most 5% of one core. Files the snapshot rules leave
+//! on every poll. A walk costs a few µs an entry (measured: 100k files in 0.7 s with a
+//! debug build and a warm cache, most of it `statx`), so the time between walks is kept
+//! at 20 times the last walk's cost (at least 1 s, at most 30 s): on any workspace the
+//! walks use at most 5% of one core, and idle is seen at most that interval late. Files the snapshot rules leave
 //! out (a build's `target/`) count as changes here; the idle snapshot is then skipped
 //! when the tree it would hold is the one the run's last snapshot holds — as is an agent
 //! turn's, so that turns which change nothing do not push useful snapshots out of
