@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType};
 use bollard::query_parameters as q;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -238,6 +238,7 @@ pub(crate) async fn create_container(
                 .no_new_privileges
                 .then(|| vec!["no-new-privileges:true".to_owned()]),
             cap_drop: spec.drop_all_capabilities.then(|| vec!["ALL".to_owned()]),
+            log_config: Some(run_log_config()),
             ..Default::default()
         }),
         ..Default::default()
@@ -254,6 +255,18 @@ pub(crate) async fn create_container(
             spec.name
         )))?;
     Ok(created.id)
+}
+
+/// Docker's log of a run is json-file, whatever the daemon's default: journald or syslog
+/// cannot be read back at all. Not `local`, which keeps bytes exactly but drops the empty
+/// last piece of a line longer than 16 KiB when its newline comes in a later write (two
+/// lines become one); json-file keeps every line and newline, and only a character that
+/// its 16 KiB split cuts comes back as U+FFFD.
+fn run_log_config() -> HostConfigLogConfig {
+    HostConfigLogConfig {
+        typ: Some("json-file".to_owned()),
+        config: None,
+    }
 }
 
 pub(crate) async fn start_container(docker: &Docker, id: &str) -> Result<(), RuntimeError> {
@@ -299,7 +312,7 @@ pub(crate) fn read_logs(
     logs(docker, id, false, tail)
 }
 
-/// Each item is one entry of Docker's log. The json-file driver keeps a line longer than
+/// Each item is one entry of Docker's log. The log driver keeps a line longer than
 /// 16 KiB as several entries, all but the last without their newline, and a terminal's
 /// output as the chunks it was read in. Joining them into lines is the reader's job.
 fn logs(

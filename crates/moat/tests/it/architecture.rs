@@ -19,6 +19,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("moat-trust", &["moat-config", "moat-home"]),
     ("moat-audit", &["moat-home"]),
+    // Snapshots drive git on the host; they know nothing of runs or Docker.
+    ("moat-snapshot", &["moat-home"]),
+    // The run's SSH agent: protocol and keys only, no Docker, no proxy, no store.
+    ("moat-ssh", &[]),
     // The proxy never talks to Docker, and knows nothing of the CLI or the store.
     ("moat-proxy", &["moat-home", "moat-hosts", "moat-secret"]),
     // Credentials never depend on the container runtime or the proxy.
@@ -44,6 +48,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "moat-home",
             "moat-image",
             "moat-proxy",
+            "moat-snapshot",
+            "moat-ssh",
         ],
     ),
     ("moat-claude", &["moat-image", "moat-run"]),

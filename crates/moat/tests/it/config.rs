@@ -255,13 +255,13 @@ fn a_setting_no_run_carries_out_yet_is_refused_not_ignored() {
     write(
         &env,
         "moat.yaml",
-        "ports:\n  web: 3000\nsnapshots:\n  disabled: true\n",
+        "ports:\n  web: 3000\ncontainer:\n  dns: [1.1.1.1]\n",
     );
     let out = env.run(&["run", "--trust", "--", "true"]);
     assert_eq!(out.code, 125, "{out:?}");
     assert!(
         out.stderr.contains("`ports` is not supported yet")
-            && out.stderr.contains("`snapshots` is not supported yet"),
+            && out.stderr.contains("`container.dns` is not supported yet"),
         "{out:?}"
     );
     assert!(out.stderr.contains("hint: remove `ports`"), "{out:?}");

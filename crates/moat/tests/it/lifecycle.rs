@@ -108,7 +108,7 @@ fn list_shows_every_state_as_a_table_and_as_json() {
     assert_eq!(table.code, 0, "{table:?}");
     let lines: Vec<&str> = table.stdout.lines().collect();
     let header: Vec<&str> = lines[0].split_whitespace().collect();
-    assert_eq!(header, ["NAME", "RUN", "ID", "STATE", "AGE"]);
+    assert_eq!(header, ["NAME", "RUN", "ID", "STATE", "SNAPSHOTS", "AGE"]);
     let row = |name: &str| {
         lines
             .iter()

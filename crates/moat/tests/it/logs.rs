@@ -165,8 +165,9 @@ fn output_after_a_stop_without_supervisor_is_kept() {
     assert_eq!(env.run(&["logs", &id]).stdout, "started\nstopping\n");
 }
 
-/// A line of 1 MB of three-byte characters: Docker keeps it as 16 KiB entries cut
-/// inside characters; it comes back as the one line it was.
+/// A line of 800 KB: Docker keeps it as 16 KiB entries; it comes back as the one line it
+/// was, also when its newline comes in a later write. (Docker's json-file turns a
+/// character its split cuts into U+FFFD before moat sees it: ASCII here.)
 #[test]
 fn a_megabyte_line_comes_back_as_one_line() {
     let env = TestEnv::new();
@@ -175,25 +176,27 @@ fn a_megabyte_line_comes_back_as_one_line() {
         "--",
         "sh",
         "-c",
-        "yes '€' | head -c 1333336 | tr -d '\\n'; echo; echo after",
+        "yes 'moat' | head -c 1000000 | tr -d '\\n'; sleep 0.2; echo; echo after",
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let id = env.list()[0]["id"].as_str().unwrap().to_owned();
-    let line = "€".repeat(333_334);
+    let line = "moat".repeat(200_000);
     let logs = env.run(&["logs", &id]);
+    let expected = format!("{line}\nafter\n");
     assert!(
-        logs.stdout == format!("{line}\nafter\n"),
-        "{} lines",
-        logs.stdout.lines().count()
+        logs.stdout == expected,
+        "{} lines, {} bytes against {}",
+        logs.stdout.lines().count(),
+        logs.stdout.len(),
+        expected.len(),
     );
     assert!(env.run(&["logs", "-n", "2", &id]).stdout == logs.stdout);
-    // In the file it is pieces, each whole characters, all but the last marked.
+    // In the file it is pieces, all but the last marked.
     let records = env.logs_jsonl(&id);
     assert!(records.len() > 2, "{}", records.len());
     let (last, pieces) = records[..records.len() - 1].split_last().unwrap();
     assert!(pieces.iter().all(|r| r["cont"] == true));
     assert!(last.get("cont").is_none());
-    assert!(!logs.stdout.contains('\u{FFFD}'));
 }
 
 /// `-n` finds the last lines from the end, and `-t` prefixes them.

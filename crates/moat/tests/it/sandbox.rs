@@ -101,8 +101,8 @@ fn the_agent_cannot_rewrite_its_config_or_plant_traps_and_what_it_creates_is_hel
     let logs = env.run(&["logs", &id]);
     env.snapshot_settings().bind(|| {
         insta::assert_snapshot!(table.stdout, @"
-        NAME     RUN ID            STATE                    AGE
-        guarded  run_[ID]  exited (0), 2 held back  [AGE]
+        NAME     RUN ID            STATE                    SNAPSHOTS  AGE
+        guarded  run_[ID]  exited (0), 2 held back  1          [AGE]
         ");
         insta::assert_snapshot!(logs.stderr, @"
         sh: 1: cannot create moat.yaml: Read-only file system
