@@ -427,10 +427,18 @@ impl SnapshotTriggers {
         let watching = plan.git_commits || plan.idle_after().is_some();
         let (stop_watching, watcher) = if watching {
             let (tx, rx) = mpsc::channel();
-            let (queue, workspace, plan) = (queue.clone(), workspace.to_owned(), plan.clone());
+            // The baselines are taken here, before the container starts: a commit or a
+            // change the command makes at once is then seen as one.
+            let commits = plan.git_commits.then(|| CommitWatch::new(workspace));
+            let idle = plan.idle_after().map(|threshold| {
+                let mut idle = IdleDebounce::new(threshold);
+                idle.observe(fingerprint(workspace), Instant::now());
+                idle
+            });
+            let (queue, workspace) = (queue.clone(), workspace.to_owned());
             let watcher = std::thread::Builder::new()
                 .name("snapshot-watch".into())
-                .spawn(move || watch(&queue, &workspace, &plan, &rx))
+                .spawn(move || watch(&queue, &workspace, commits, idle, &rx))
                 .expect("a thread starts");
             (Some(tx), Some(watcher))
         } else {
@@ -463,11 +471,15 @@ impl SnapshotTriggers {
 }
 
 /// The watcher thread: commits each tick, idle at the pace its walk's cost allows, until
-/// `stop` says so (or its sender is gone).
-fn watch(queue: &SnapshotQueue, workspace: &Path, plan: &SnapshotPlan, stop: &mpsc::Receiver<()>) {
-    let mut commits = plan.git_commits.then(|| CommitWatch::new(workspace));
-    let mut idle = plan.idle_after().map(IdleDebounce::new);
-    let mut next_walk = Instant::now();
+/// `stop` says so (or its sender is gone). Both come with their baselines taken.
+fn watch(
+    queue: &SnapshotQueue,
+    workspace: &Path,
+    mut commits: Option<CommitWatch>,
+    mut idle: Option<IdleDebounce>,
+    stop: &mpsc::Receiver<()>,
+) {
+    let mut next_walk = Instant::now() + TICK;
     loop {
         if let Some(idle) = &mut idle
             && Instant::now() >= next_walk

@@ -636,8 +636,7 @@ mod tests {
         let workspace = record.workspace.clone();
         let store_dir = crate::store_dir(&run.store, &workspace);
         let stop = async {
-            // The watchers take their baseline first.
-            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+            // The watchers took their baselines before the container started.
             during(&workspace, &store_dir);
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
             while !until(&run.store.load(&record.id).unwrap()) {
