@@ -120,12 +120,29 @@ pub(crate) fn take_snapshot_if(
     } else {
         Some(snapshots.take(id.as_str(), trigger, label)?)
     };
-    if meta.is_none() {
+    let Some(meta) = meta else {
         return Ok(None);
+    };
+    // The audit log names the snapshot's tree: the workspace's content at that moment,
+    // hash for hash, is then part of what the run's signed log commits to. Only while
+    // the run lives: its log is closed (and signed as closed) when it ends.
+    let active = store.load(id).is_ok_and(|r| r.state.is_active());
+    if active && let Ok(audit) = crate::RunAudit::open(store, id) {
+        audit.record(
+            "snapshot_taken",
+            serde_json::json!({
+                "snapshot": meta.id,
+                "trigger": trigger.as_str(),
+                "label": meta.label,
+                "tree": meta.tree,
+                "files": meta.files,
+                "changed": meta.changed,
+            }),
+        );
     }
     let max = usize::try_from(plan.max_count).unwrap_or(usize::MAX);
     snapshots.prune(id.as_str(), max, plan.delete_initial, false)?;
     let count = snapshots.list(id.as_str())?.len() as u64;
     store.update(id, |r| r.snapshots = count)?;
-    Ok(meta)
+    Ok(Some(meta))
 }

@@ -235,6 +235,21 @@ async fn restore(
         docker.unpause_container(container).await?;
     }
     let report = result?;
+    // Into the run's audit log while it lives (its log is closed when it ends).
+    if to.is_none()
+        && record.state.is_active()
+        && let Ok(audit) = moat_run::RunAudit::open(&ctx.store, &record.id)
+    {
+        audit.record(
+            "snapshot_restored",
+            serde_json::json!({
+                "snapshot": target.id,
+                "tree": target.tree,
+                "changed": report.changed,
+                "safety_snapshot": report.safety.as_ref().map(|s| &s.id),
+            }),
+        );
+    }
     match (to, &report.safety) {
         (Some(dir), _) => outln!("Wrote {} into {}.", target.id, dir.display())?,
         (None, Some(safety)) => outln!(

@@ -227,6 +227,32 @@ fn a_git_commit_inside_the_run_creates_one_snapshot() {
     );
     let diff = env.run(&["snapshot", "diff", &id, first, second]);
     assert_eq!(diff.stdout, "A  more.txt\n", "{diff:?}");
+    // The run's audit log names each snapshot and its tree, and still verifies.
+    let audited: serde_json::Value = serde_json::from_str(
+        &env.run(&["audit", &id, "--json", "--type", "snapshot_taken"])
+            .stdout,
+    )
+    .unwrap();
+    let audited: Vec<(&str, &str)> = audited
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["data"]["snapshot"].as_str().unwrap(),
+                e["data"]["tree"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let listed: Vec<(&str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["id"].as_str().unwrap(), m["tree"].as_str().unwrap()))
+        .collect();
+    assert_eq!(audited, listed);
+    let verify = env.run(&["audit", "verify", &id]);
+    assert_eq!(verify.code, 0, "{verify:?}");
 }
 
 #[test]
