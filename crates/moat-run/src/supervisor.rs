@@ -118,7 +118,7 @@ where
     // copy runs beside the wait, in this task: however the supervisor ends, it ends too.
     let copying = crate::copy_logs(runtime, store, id, &container, Follow::UntilStopped, &lock);
     let waiting = async {
-        let wait = runtime.wait_container(&container);
+        let wait = wait_through_restarts(runtime, &container);
         tokio::pin!(wait);
         tokio::select! {
             result = &mut wait => Ok(result),
@@ -132,6 +132,15 @@ where
     // Both to the end: the container is not removed before its log is copied.
     let (copied, waited) = tokio::join!(copying, waiting);
     let waited = waited?;
+    // A copy that broke while the run lived (Docker gone longer than the copy's own
+    // retries) is finished from Docker's log now that the container has ended.
+    let copied = match copied {
+        Err(e) if waited.is_ok() => {
+            tracing::warn!(error = %e, "copying the log broke off; copying the rest now");
+            crate::copy_logs(runtime, store, id, &container, Follow::No, &lock).await
+        }
+        copied => copied,
+    };
     let (logs_complete, logs_error) = match copied {
         Ok(CopyEnd::Complete) => (true, None),
         Ok(CopyEnd::UpToDate) => (false, Some("the log was not followed to its end".into())),
@@ -216,6 +225,38 @@ where
 async fn finish_snapshots(triggers: crate::snapshot_triggers::SnapshotTriggers) {
     if let Err(e) = tokio::task::spawn_blocking(move || triggers.finish()).await {
         tracing::warn!(error = %e, "the snapshot worker ended badly");
+    }
+}
+
+/// How long a run waits for a Docker daemon that stopped or restarted to answer again
+/// before it is recorded as failed.
+const DAEMON_GRACE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The container's exit code, waiting out a daemon that stopped or restarted meanwhile:
+/// the container may outlive it (or be stopped by its restart, which the next wait then
+/// reports), and a run recorded as failed while its command still runs would be untrue.
+async fn wait_through_restarts(
+    runtime: &impl Runtime,
+    container: &str,
+) -> Result<i64, moat_container::RuntimeError> {
+    let mut lost_since: Option<std::time::Instant> = None;
+    loop {
+        match runtime.wait_container(container).await {
+            Err(e) if e.is_lost() => {
+                let since = match lost_since {
+                    Some(since) => since,
+                    None => {
+                        tracing::warn!(error = %e, "Docker is gone; the run waits for it to come back");
+                        *lost_since.insert(std::time::Instant::now())
+                    }
+                };
+                if since.elapsed() >= DAEMON_GRACE {
+                    return Err(e);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            done => return done,
+        }
     }
 }
 
@@ -445,6 +486,37 @@ mod tests {
         );
         assert!(after.error.unwrap().contains("waiting for container"));
         assert!(fake.containers().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_daemon_that_went_away_is_waited_out() {
+        let run = TestRun::new();
+        let fake = FakeRuntime::new();
+        let record = run.prepare(&fake, &run.request()).await;
+        fake.set_exit_code(&record.container_id.clone().unwrap(), 3);
+        fake.fail_on(
+            CallKind::WaitContainer,
+            moat_container::RuntimeError::Lost {
+                context: "waiting for container".into(),
+                reason: "the connection was reset".into(),
+            },
+        );
+        let (events, after) = supervise_run(&fake, &run, &record, std::future::pending()).await;
+        assert_eq!(
+            events.last(),
+            Some(&SupervisorEvent::Finished {
+                state: RunState::Exited,
+                exit_code: Some(3),
+                unrecorded: None,
+            })
+        );
+        assert_eq!(after.error, None);
+        let waits = fake
+            .kinds()
+            .iter()
+            .filter(|k| **k == CallKind::WaitContainer)
+            .count();
+        assert_eq!(waits, 2, "waited again once Docker answered");
     }
 
     #[tokio::test]
