@@ -48,6 +48,26 @@ impl RunAudit {
         }
     }
 
+    /// A signature the run's SSH agent made, or refused, or could not get from the user's
+    /// agent: which key, for which host and user. Never the signature or what was signed.
+    pub fn ssh(&self, event: &moat_ssh::SshEvent) {
+        let kind = match event.action {
+            moat_ssh::SshAction::Signed => "ssh_signed",
+            moat_ssh::SshAction::Refused => "ssh_refused",
+            moat_ssh::SshAction::Failed => "ssh_failed",
+        };
+        self.record(
+            kind,
+            json!({
+                "host": event.host,
+                "port": event.port,
+                "key": event.key,
+                "user": event.user,
+                "reason": event.reason,
+            }),
+        );
+    }
+
     /// What the audit log keeps of a proxied request: a credential going in, or a refusal.
     /// Every request is covered anyway through `network.jsonl`'s digests.
     pub fn network(&self, event: &NetworkEvent) {

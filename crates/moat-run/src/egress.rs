@@ -195,7 +195,8 @@ pub(crate) async fn start_proxy(
                 .map_err(|e| RunError::io(file, std::io::Error::other(e)))?;
     }
     let witness = moat_ssh::Witness::new();
-    let ssh_agent = match crate::ssh::start_agent(store, id, witness.clone()).await? {
+    let ssh_agent = match crate::ssh::start_agent(store, id, witness.clone(), audit.clone()).await?
+    {
         Some((agent, hosts)) => {
             config.ssh = hosts;
             config.ssh_tap = Some(Arc::new(crate::ssh::WitnessTap(witness)));

@@ -213,6 +213,7 @@ pub(crate) async fn start_agent(
     store: &RunStore,
     id: &RunId,
     witness: Witness,
+    audit: Option<crate::RunAudit>,
 ) -> Result<Option<(RunningAgent, Vec<moat_proxy::HostPattern>)>, RunError> {
     let Some(settings) = store.load_ssh(id)? else {
         return Ok(None);
@@ -232,7 +233,7 @@ pub(crate) async fn start_agent(
     };
     let handle = moat_ssh::start(&socket, config, tx)
         .map_err(|e| RunError::Egress(format!("starting the run's SSH agent: {e}")))?;
-    let writer = tokio::spawn(write_events(store.ssh_log_path(id), rx));
+    let writer = tokio::spawn(write_events(store.ssh_log_path(id), rx, audit));
     Ok(Some((RunningAgent { handle, writer }, hosts)))
 }
 
@@ -246,8 +247,13 @@ impl moat_proxy::SshTap for WitnessTap {
     }
 }
 
-/// Append each event to `ssh.jsonl` as one JSON line, as it happens.
-async fn write_events(path: PathBuf, mut rx: tokio::sync::mpsc::UnboundedReceiver<SshEvent>) {
+/// Append each event to `ssh.jsonl` as one JSON line, as it happens, and each signature
+/// made, refused or failed to the run's audit log.
+async fn write_events(
+    path: PathBuf,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<SshEvent>,
+    audit: Option<crate::RunAudit>,
+) {
     let mut file = match tokio::fs::OpenOptions::new()
         .append(true)
         .create(true)
@@ -261,6 +267,9 @@ async fn write_events(path: PathBuf, mut rx: tokio::sync::mpsc::UnboundedReceive
         }
     };
     while let Some(event) = rx.recv().await {
+        if let Some(audit) = &audit {
+            audit.ssh(&event);
+        }
         let mut line = serde_json::to_vec(&event).expect("an SSH event serialises");
         line.push(b'\n');
         if let Err(e) = file.write_all(&line).await {
