@@ -406,7 +406,9 @@ fn another_host_gets_no_signature_even_behind_the_same_server() {
         "--",
         "sh",
         "-c",
-        "ssh -o BatchMode=yes git@gitlab.com true 2>&1; echo \"exit: $?\"",
+        "ssh -o BatchMode=yes git@gitlab.com true 2>&1; echo \"exit: $?\"; \
+         ssh-add -L > /tmp/key.pub && echo message > /tmp/message \
+           && ssh-keygen -Y sign -f /tmp/key.pub -n file /tmp/message 2>&1; echo \"sign: $?\"",
     ]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(!out.stdout.contains("exit: 0"), "{out:?}");
@@ -415,6 +417,16 @@ fn another_host_gets_no_signature_even_behind_the_same_server() {
         network.stdout.contains("gitlab.com:22")
             && network.stdout.contains("SSH to gitlab.com is not granted"),
         "{network:?}"
+    );
+    // A signature asked for without any session-bind (here an `ssh-keygen -Y sign` blob)
+    // is refused too, and traced.
+    assert!(!out.stdout.contains("sign: 0"), "{out:?}");
+    let trace = world.moat(&["trace", "--ssh"]);
+    assert!(
+        trace.stdout.contains("SSH REFUSED")
+            && trace.stdout.contains("an SSHSIG signature")
+            && !trace.stdout.contains("SSH signed"),
+        "{trace:?}"
     );
 
     // ...and when the user opens the tunnel (`network.allow`) and accepts any host key,
