@@ -19,6 +19,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("moat-trust", &["moat-config", "moat-home"]),
     ("moat-audit", &["moat-home"]),
+    ("moat-snapshot", &["moat-home"]),
+    // The SSH agent knows SSH only: no store, no proxy, no Docker.
+    ("moat-ssh", &[]),
     // The proxy never talks to Docker, and knows nothing of the CLI or the store.
     ("moat-proxy", &["moat-home", "moat-hosts", "moat-secret"]),
     // Credentials never depend on the container runtime or the proxy.
@@ -44,6 +47,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "moat-home",
             "moat-image",
             "moat-proxy",
+            "moat-snapshot",
+            "moat-ssh",
         ],
     ),
     ("moat-claude", &["moat-image", "moat-run"]),
