@@ -24,4 +24,5 @@ mod mirrors;
 mod run;
 mod sandbox;
 mod snapshots;
+mod ssh;
 mod streams;
