@@ -375,6 +375,16 @@ fn clone_and_push_works(kind: &str) {
         "{trace:?}"
     );
     assert!(!trace.stdout.contains("REFUSED"), "{trace:?}");
+    // And in the run's signed audit log, which still verifies.
+    let audited = world.moat(&["audit", "--json", "--type", "ssh_signed"]);
+    let audited: serde_json::Value = serde_json::from_str(&audited.stdout).unwrap();
+    assert!(
+        audited.as_array().unwrap().iter().any(|e| {
+            e["data"]["host"] == "github.com" && e["data"]["key"] == fingerprint.as_str()
+        }),
+        "{audited}"
+    );
+    assert_eq!(world.moat(&["audit", "verify"]).code, 0);
     let network = world.moat(&["trace", "--network"]);
     assert!(
         network.stdout.contains("github.com:22")
@@ -464,6 +474,8 @@ fn another_host_gets_no_signature_even_behind_the_same_server() {
         "{trace:?}"
     );
     assert!(!trace.stdout.contains("SSH signed"), "{trace:?}");
+    let refused = world.moat(&["audit", "--json", "--type", "ssh_refused"]);
+    assert!(refused.stdout.contains("gitlab.com"), "{refused:?}");
 }
 
 #[test]
