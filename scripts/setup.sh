@@ -15,6 +15,7 @@ command -v debootstrap >/dev/null || missing+=(debootstrap)
 [ -x /bin/busybox ] || missing+=(busybox-static)
 command -v tmux >/dev/null || missing+=(tmux)
 command -v git >/dev/null || missing+=(git)
+command -v ip >/dev/null || missing+=(iproute2)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v ssh-agent >/dev/null || missing+=(openssh-client)
 if [ "${#missing[@]}" -gt 0 ]; then

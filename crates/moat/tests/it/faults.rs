@@ -217,3 +217,210 @@ fn a_damaged_record_is_listed_and_destroy_force_removes_it() {
         "its kept container is gone too"
     );
 }
+
+/// A Docker daemon of the test's own: its own containerd, data-root, exec-root, socket and
+/// bridge, so that killing and restarting it touches nothing of the machine's daemon.
+struct OwnDaemon {
+    dir: tempfile::TempDir,
+    bridge: String,
+    dockerd: Option<std::process::Child>,
+    containerd: std::process::Child,
+}
+
+impl OwnDaemon {
+    fn start() -> OwnDaemon {
+        let dir = tempfile::Builder::new()
+            .prefix("moat-dd")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let n = std::process::id() % 250;
+        let bridge = format!("moat-t{n}");
+        let ip = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().unwrap();
+            assert!(out.status.success(), "ip {args:?}: {out:?}");
+        };
+        let _ = Command::new("ip").args(["link", "del", &bridge]).output();
+        ip(&["link", "add", &bridge, "type", "bridge"]);
+        ip(&["addr", "add", &format!("10.231.{n}.1/24"), "dev", &bridge]);
+        ip(&["link", "set", &bridge, "up"]);
+        let log = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
+        let containerd = Command::new("containerd")
+            .arg("--root")
+            .arg(dir.path().join("ctd-root"))
+            .arg("--state")
+            .arg(dir.path().join("ctd-state"))
+            .arg("--address")
+            .arg(dir.path().join("containerd.sock"))
+            .stdout(log("containerd.log"))
+            .stderr(log("containerd.err"))
+            .spawn()
+            .unwrap();
+        let mut daemon = OwnDaemon {
+            dir,
+            bridge,
+            dockerd: None,
+            containerd,
+        };
+        crate::harness::wait_for("containerd's socket", || {
+            daemon
+                .dir
+                .path()
+                .join("containerd.sock")
+                .exists()
+                .then_some(())
+        });
+        daemon.start_dockerd();
+        daemon
+    }
+
+    fn socket(&self) -> String {
+        format!("unix://{}", self.dir.path().join("docker.sock").display())
+    }
+
+    fn start_dockerd(&mut self) {
+        let p = |name: &str| self.dir.path().join(name);
+        let _ = std::fs::remove_file(p("docker.pid"));
+        let child = Command::new("/usr/sbin/dockerd")
+            .arg("--containerd")
+            .arg(p("containerd.sock"))
+            .arg("--data-root")
+            .arg(p("data"))
+            .arg("--exec-root")
+            .arg(p("exec"))
+            .arg("--pidfile")
+            .arg(p("docker.pid"))
+            .args(["-H", &self.socket()])
+            .args(["--bridge", &self.bridge])
+            .args(["--iptables=false", "--ip-masq=false"])
+            .stdout(std::fs::File::create(p("dockerd.log")).unwrap())
+            .stderr(std::fs::File::create(p("dockerd.err")).unwrap())
+            .spawn()
+            .unwrap();
+        self.dockerd = Some(child);
+        crate::harness::wait_for("the test's dockerd", || {
+            self.docker(&["info"]).status.success().then_some(())
+        });
+    }
+
+    fn kill_dockerd(&mut self) {
+        if let Some(mut child) = self.dockerd.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn docker(&self, args: &[&str]) -> std::process::Output {
+        Command::new("/usr/bin/docker")
+            .args(["-H", &self.socket()])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for OwnDaemon {
+    fn drop(&mut self) {
+        self.kill_dockerd();
+        let _ = self.containerd.kill();
+        let _ = self.containerd.wait();
+        // The shims of containers that outlived their containerd, and the mounts left.
+        let dir = self.dir.path().display().to_string();
+        let _ = Command::new("pkill").args(["-9", "-f", &dir]).status();
+        if let Ok(mounts) = std::fs::read_to_string("/proc/mounts") {
+            let mut inside: Vec<&str> = mounts
+                .lines()
+                .filter_map(|l| l.split(' ').nth(1))
+                .filter(|m| m.starts_with(&dir))
+                .collect();
+            inside.sort_by(|a, b| b.cmp(a));
+            for mount in inside {
+                let _ = Command::new("umount").args(["-l", mount]).status();
+            }
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .status();
+    }
+}
+
+/// `kill -9` of the Docker daemon mid-run, then the daemon back: the supervisor waits it
+/// out instead of recording a failure while the command runs; the restarted daemon (no
+/// live-restore) stops the container, and the run is recorded with that true end, its
+/// output kept, its container removed.
+#[test]
+fn a_docker_daemon_killed_and_restarted_mid_run_is_waited_out() {
+    let env = TestEnv::new();
+    // The run's image, built by the machine's daemon, given to the test's own.
+    let built = env.run(&["run", "--", "true"]);
+    assert_eq!(built.code, 0, "{built:?}");
+    let image = env.list()[0]["image"].as_str().unwrap().to_owned();
+    let mut daemon = OwnDaemon::start();
+    let saved = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "/usr/bin/docker save {image} | /usr/bin/docker -H {} load",
+            daemon.socket()
+        ))
+        .output()
+        .unwrap();
+    assert!(saved.status.success(), "{saved:?}");
+
+    let socket = daemon.socket();
+    let moat = |args: &[&str]| {
+        Out::from(
+            env.moat()
+                .env("DOCKER_HOST", &socket)
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+    };
+    let started = moat(&[
+        "run",
+        "-d",
+        "--name",
+        "restarted",
+        "--",
+        "sh",
+        "-c",
+        "echo before; sleep 60; echo after",
+    ]);
+    assert_eq!(started.code, 0, "{started:?}");
+    let id = started.stdout.trim().to_owned();
+    crate::harness::wait_for("the first line", || {
+        (!env.logs_jsonl(&id).is_empty()).then_some(())
+    });
+    let record = || -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(env.moat_home().join("runs").join(&id).join("metadata.json"))
+                .unwrap(),
+        )
+        .unwrap()
+    };
+
+    daemon.kill_dockerd();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(
+        record()["state"],
+        "running",
+        "not failed while Docker is away"
+    );
+    daemon.start_dockerd();
+
+    let ended = crate::harness::wait_for("the run's end", || {
+        let r = record();
+        (r["state"] != "running").then_some(r)
+    });
+    assert_eq!(
+        (ended["state"].as_str(), ended["exit_code"].as_i64()),
+        (Some("exited"), Some(143)),
+        "the daemon's restart stopped it: {ended}"
+    );
+    assert!(ended["error"].is_null(), "{ended}");
+    assert_eq!(moat(&["logs", &id]).stdout, "before\n");
+    let left = daemon.docker(&["ps", "-aq"]);
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "{left:?}"
+    );
+}
