@@ -35,6 +35,13 @@ pub(crate) async fn forward(
 ) -> Response<ProxyBody> {
     let path = path_of(req.uri()).to_owned();
     let url = format!("{}://{}{}", scheme.as_str(), target.authority(scheme), path);
+    if let Some(wait) = shared
+        .request_gate
+        .as_ref()
+        .and_then(|gate| gate.before_forward(req.method().as_str(), &url))
+    {
+        wait.await;
+    }
     let exchange = Exchange::new(
         shared.sink.clone(),
         req.method().as_str(),

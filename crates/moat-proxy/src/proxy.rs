@@ -64,6 +64,8 @@ pub struct ProxyConfig {
     pub ssh: Vec<HostPattern>,
     /// Sees the start of every SSH tunnel's server side (the run's SSH agent).
     pub ssh_tap: Option<Arc<dyn crate::SshTap>>,
+    /// May hold a request before it goes upstream (moat's agent-turn snapshots).
+    pub request_gate: Option<Arc<dyn crate::RequestGate>>,
 }
 
 impl ProxyConfig {
@@ -81,6 +83,7 @@ impl ProxyConfig {
             allow_host_local: false,
             ssh: Vec::new(),
             ssh_tap: None,
+            request_gate: None,
         }
     }
 }
@@ -191,6 +194,7 @@ impl Proxy {
             passthrough: config.passthrough,
             ssh: config.ssh,
             ssh_tap: config.ssh_tap,
+            request_gate: config.request_gate,
             upstream,
             tls: ServerTls::new(config.ca),
             sink: Arc::new(events),

@@ -54,6 +54,7 @@ pub(crate) struct Shared {
     /// `ssh:` grants' hosts and ports: raw tunnels (see `ssh.rs`).
     pub ssh: Vec<HostPattern>,
     pub ssh_tap: Option<Arc<dyn crate::SshTap>>,
+    pub request_gate: Option<Arc<dyn crate::RequestGate>>,
     pub upstream: Upstream,
     pub tls: ServerTls,
     pub sink: Arc<dyn EventSink>,

@@ -170,7 +170,7 @@ impl RunningProxy {
 }
 
 /// Start run `id`'s proxy on its unix socket, with the settings the CLI saved. Each agent
-/// turn it sees asks `turns` for a snapshot.
+/// turn's Messages request waits for the snapshot it asks `turns` for.
 pub(crate) async fn start_proxy(
     store: &RunStore,
     id: &RunId,
@@ -204,12 +204,15 @@ pub(crate) async fn start_proxy(
         }
         None => None,
     };
+    config.request_gate = turns.map(|queue| {
+        Arc::new(crate::snapshot_triggers::TurnGate(queue)) as Arc<dyn moat_proxy::RequestGate>
+    });
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<NetworkEvent>();
     let socket = store.proxy_dir(id).join(SOCKET_NAME);
     let handle = moat_proxy::Proxy::start_unix(config, &socket, tx)
         .await
         .map_err(|e| RunError::Egress(e.to_string()))?;
-    let writer = tokio::spawn(write_events(store.network_log_path(id), rx, audit, turns));
+    let writer = tokio::spawn(write_events(store.network_log_path(id), rx, audit));
     Ok(RunningProxy {
         handle,
         writer,
@@ -217,14 +220,12 @@ pub(crate) async fn start_proxy(
     })
 }
 
-/// Append each event to `network.jsonl` as one JSON line, as it happens, tell the audit
-/// log about credentials injected and requests refused, and ask for a snapshot at the end
-/// of each agent turn (a queue push: the snapshot is taken elsewhere).
+/// Append each event to `network.jsonl` as one JSON line, as it happens, and tell the
+/// audit log about credentials injected and requests refused.
 async fn write_events(
     path: PathBuf,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<NetworkEvent>,
     audit: Option<crate::RunAudit>,
-    turns: Option<crate::snapshot_triggers::SnapshotQueue>,
 ) {
     let mut file = match tokio::fs::OpenOptions::new()
         .append(true)
@@ -239,11 +240,6 @@ async fn write_events(
         }
     };
     while let Some(event) = rx.recv().await {
-        if let Some(turns) = &turns
-            && crate::snapshot_triggers::is_agent_turn(&event)
-        {
-            turns.request(moat_snapshot::Trigger::AgentTurn, None);
-        }
         let mut line = serde_json::to_vec(&event).expect("a network event serialises");
         line.push(b'\n');
         if let Err(e) = file.write_all(&line).await {
@@ -267,58 +263,4 @@ pub fn read_network_log(path: &Path) -> std::io::Result<Vec<NetworkEvent>> {
         .lines()
         .filter_map(|line| serde_json::from_str(line).ok())
         .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::snapshot_triggers::{SnapshotQueue, SnapshotRequest};
-
-    fn event(method: &str, url: &str) -> NetworkEvent {
-        NetworkEvent {
-            ts: jiff::Timestamp::now(),
-            method: method.into(),
-            url: url.into(),
-            status: 200,
-            duration_ms: 1,
-            request_bytes: 1,
-            response_bytes: 1,
-            grant: None,
-            injected_headers: vec![],
-            blocked: false,
-            error: None,
-            request_headers: Default::default(),
-            response_headers: Default::default(),
-            request_body: None,
-            response_body: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn the_end_of_a_messages_response_asks_for_an_agent_turn_snapshot() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("network.jsonl");
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let queue = SnapshotQueue::default();
-        let writer = tokio::spawn(write_events(log.clone(), rx, None, Some(queue.clone())));
-        tx.send(event("GET", "https://example.com/")).unwrap();
-        tx.send(event(
-            "POST",
-            "https://api.anthropic.com/v1/messages?beta=true",
-        ))
-        .unwrap();
-        drop(tx);
-        writer.await.unwrap();
-        assert_eq!(read_network_log(&log).unwrap().len(), 2);
-        queue.close();
-        assert_eq!(
-            queue.next(),
-            Some(SnapshotRequest {
-                trigger: moat_snapshot::Trigger::AgentTurn,
-                label: None,
-            }),
-            "one turn asked for, by the Messages response only"
-        );
-        assert_eq!(queue.next(), None);
-    }
 }

@@ -33,7 +33,6 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use moat_home::RunId;
-use moat_proxy::NetworkEvent;
 use moat_snapshot::Trigger;
 
 use crate::{RunStore, SnapshotPlan};
@@ -59,6 +58,8 @@ pub(crate) struct SnapshotRequest {
 #[derive(Debug, Default)]
 struct Pending {
     requests: Vec<SnapshotRequest>,
+    /// Whoever waits for the next snapshot to be taken (an agent's Messages request).
+    waiters: Vec<tokio::sync::oneshot::Sender<()>>,
     closed: bool,
 }
 
@@ -120,6 +121,30 @@ impl SnapshotQueue {
         }
     }
 
+    /// Ask for a snapshot and learn when it is taken (or skipped, or failed): the
+    /// receiver resolves then, or errs once the queue is closed without it.
+    pub(crate) fn request_waiting(&self, trigger: Trigger) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (pending, wake) = &*self.shared;
+        let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
+        if !pending.closed {
+            pending.push(SnapshotRequest {
+                trigger,
+                label: None,
+            });
+            pending.waiters.push(tx);
+            wake.notify_one();
+        }
+        rx
+    }
+
+    /// Tell whoever waited for the snapshot just taken.
+    fn served(waiters: Vec<tokio::sync::oneshot::Sender<()>>) {
+        for waiter in waiters {
+            let _ = waiter.send(());
+        }
+    }
+
     /// No more asks; the worker serves what is pending and ends.
     pub(crate) fn close(&self) {
         let (pending, wake) = &*self.shared;
@@ -128,12 +153,23 @@ impl SnapshotQueue {
     }
 
     /// The next snapshot to take; `None` once closed and drained.
+    #[cfg(test)]
     pub(crate) fn next(&self) -> Option<SnapshotRequest> {
+        self.next_with_waiters().map(|(request, waiters)| {
+            Self::served(waiters);
+            request
+        })
+    }
+
+    /// The next snapshot to take and who waits for it to be taken.
+    fn next_with_waiters(
+        &self,
+    ) -> Option<(SnapshotRequest, Vec<tokio::sync::oneshot::Sender<()>>)> {
         let (pending, wake) = &*self.shared;
         let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(request) = pending.take() {
-                return Some(request);
+                return Some((request, std::mem::take(&mut pending.waiters)));
             }
             if pending.closed {
                 return None;
@@ -143,20 +179,17 @@ impl SnapshotQueue {
     }
 }
 
-/// Whether `event` is the end of an agent turn: a successful `POST /v1/messages` to the
-/// Anthropic API (not `/v1/messages/count_tokens`, not a refused or failed one).
-pub(crate) fn is_agent_turn(event: &NetworkEvent) -> bool {
-    if event.blocked
-        || event.error.is_some()
-        || !(200..300).contains(&event.status)
-        || !event.method.eq_ignore_ascii_case("POST")
-    {
+/// Whether `method url` starts an agent turn's Messages call to the Anthropic API (not
+/// `/v1/messages/count_tokens`). When it is sent, the tools of the turn before have run
+/// (their results are in it) and none of the next turn's have started: the workspace is
+/// then exactly what the last turn left.
+pub(crate) fn is_messages_request(method: &str, url: &str) -> bool {
+    if !method.eq_ignore_ascii_case("POST") {
         return false;
     }
-    let Some(rest) = event
-        .url
+    let Some(rest) = url
         .strip_prefix("https://")
-        .or_else(|| event.url.strip_prefix("http://"))
+        .or_else(|| url.strip_prefix("http://"))
     else {
         return false;
     };
@@ -165,6 +198,26 @@ pub(crate) fn is_agent_turn(event: &NetworkEvent) -> bool {
     let host = host.split(':').next().unwrap_or_default();
     let path = path.split(['?', '#']).next().unwrap_or_default();
     host.eq_ignore_ascii_case(ANTHROPIC_API_HOST) && path == "/v1/messages"
+}
+
+/// How long an agent's Messages request waits for its turn snapshot at most; a slow
+/// snapshot then goes on beside the request.
+const TURN_WAIT: Duration = Duration::from_secs(10);
+
+/// The proxy's gate for agent turns: each Messages request waits until the snapshot of
+/// the turn before it is taken (only that request waits).
+pub(crate) struct TurnGate(pub SnapshotQueue);
+
+impl moat_proxy::RequestGate for TurnGate {
+    fn before_forward(&self, method: &str, url: &str) -> Option<moat_proxy::GateWait> {
+        if !is_messages_request(method, url) {
+            return None;
+        }
+        let taken = self.0.request_waiting(Trigger::AgentTurn);
+        Some(Box::pin(async move {
+            let _ = tokio::time::timeout(TURN_WAIT, taken).await;
+        }))
+    }
 }
 
 /// Tells when the workspace changed and then stayed unchanged for `threshold`: once per
@@ -513,7 +566,7 @@ fn serve(
     workspace: &Path,
     plan: &SnapshotPlan,
 ) {
-    while let Some(request) = queue.next() {
+    while let Some((request, waiters)) = queue.next_with_waiters() {
         let trigger = request.trigger;
         // A timer's or a turn's snapshot of the tree the last snapshot holds would undo
         // nothing, and would push a useful one out of retention: agents make Messages
@@ -543,6 +596,7 @@ fn serve(
                 &e.to_string(),
             ),
         }
+        SnapshotQueue::served(waiters);
     }
 }
 
@@ -560,67 +614,50 @@ fn report_failure(store: &RunStore, id: &RunId, what: &str, error: &str) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
 
-    fn event(method: &str, url: &str, status: u16) -> NetworkEvent {
-        NetworkEvent {
-            ts: jiff::Timestamp::now(),
-            method: method.into(),
-            url: url.into(),
-            status,
-            duration_ms: 1,
-            request_bytes: 1,
-            response_bytes: 1,
-            grant: None,
-            injected_headers: vec![],
-            blocked: false,
-            error: None,
-            request_headers: BTreeMap::new(),
-            response_headers: BTreeMap::new(),
-            request_body: None,
-            response_body: None,
-        }
-    }
-
     #[test]
-    fn a_messages_response_from_anthropic_is_a_turn_and_nothing_else_is() {
+    fn a_messages_request_to_anthropic_starts_a_turn_and_nothing_else_does() {
         for url in [
             "https://api.anthropic.com/v1/messages",
             "https://api.anthropic.com:443/v1/messages?beta=true",
             "https://API.Anthropic.com/v1/messages",
         ] {
-            assert!(is_agent_turn(&event("POST", url, 200)), "{url}");
+            assert!(is_messages_request("POST", url), "{url}");
         }
-        let not_turns = [
-            event("GET", "https://api.anthropic.com/v1/messages", 200),
-            event(
-                "POST",
-                "https://api.anthropic.com/v1/messages/count_tokens",
-                200,
-            ),
-            event("POST", "https://api.anthropic.com/v1/models", 200),
-            event("POST", "https://api.anthropic.com/v1/messages", 529),
-            event(
-                "POST",
-                "https://api.anthropic.com.evil.example/v1/messages",
-                200,
-            ),
-            event("POST", "https://example.com/v1/messages", 200),
-            event("CONNECT", "api.anthropic.com:443", 200),
-            NetworkEvent {
-                blocked: true,
-                ..event("POST", "https://api.anthropic.com/v1/messages", 200)
-            },
-            NetworkEvent {
-                error: Some("reset".into()),
-                ..event("POST", "https://api.anthropic.com/v1/messages", 200)
-            },
-        ];
-        for e in not_turns {
-            assert!(!is_agent_turn(&e), "{e:?}");
+        for (method, url) in [
+            ("GET", "https://api.anthropic.com/v1/messages"),
+            ("POST", "https://api.anthropic.com/v1/messages/count_tokens"),
+            ("POST", "https://api.anthropic.com/v1/models"),
+            ("POST", "https://api.anthropic.com.evil.example/v1/messages"),
+            ("POST", "https://example.com/v1/messages"),
+            ("CONNECT", "api.anthropic.com:443"),
+        ] {
+            assert!(!is_messages_request(method, url), "{method} {url}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_messages_request_waits_for_its_turn_snapshot() {
+        use moat_proxy::RequestGate;
+        let queue = SnapshotQueue::default();
+        let gate = TurnGate(queue.clone());
+        assert!(gate.before_forward("GET", "https://example.com/").is_none());
+        let wait = gate
+            .before_forward("POST", "https://api.anthropic.com/v1/messages")
+            .expect("a turn");
+        let worker = {
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                let (request, waiters) = queue.next_with_waiters().unwrap();
+                assert_eq!(request.trigger, Trigger::AgentTurn);
+                SnapshotQueue::served(waiters);
+            })
+        };
+        tokio::time::timeout(Duration::from_secs(5), wait)
+            .await
+            .expect("served before the timeout");
+        worker.join().unwrap();
     }
 
     #[test]

@@ -450,8 +450,9 @@ fn each_agent_turn_is_a_snapshot_and_restoring_one_undoes_the_next() {
         .iter()
         .filter(|m| m["trigger"] == "agent_turn")
         .collect();
-    // The first tool call's response comes before the command runs: nothing changed
-    // yet, no snapshot. The second's and the final answer's follow a change each.
+    // Each Messages request waits for the snapshot of the turn before it: the first
+    // (the prompt) follows no change, no snapshot; the second and the third (after each
+    // tool call) follow one change each.
     assert_eq!(turns.len(), 2, "{list}");
     let first = turns[0]["id"].as_str().unwrap();
     let out = claude.run(&["snapshot", "restore", &id, first, "--yes"]);
