@@ -224,8 +224,24 @@ pub(crate) async fn start_proxy(
 /// audit log about credentials injected and requests refused.
 async fn write_events(
     path: PathBuf,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<NetworkEvent>,
+    rx: tokio::sync::mpsc::UnboundedReceiver<NetworkEvent>,
     audit: Option<crate::RunAudit>,
+) {
+    append_events(path, rx, "network", |event| {
+        if let Some(audit) = &audit {
+            audit.network(event);
+        }
+    })
+    .await;
+}
+
+/// Append each event from `rx` to `path` as one JSON line, as it happens, and hand it to
+/// `also`; `what` names the log in warnings. The run's proxy and SSH agent logs both.
+pub(crate) async fn append_events<E: serde::Serialize>(
+    path: PathBuf,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<E>,
+    what: &str,
+    also: impl Fn(&E),
 ) {
     let mut file = match tokio::fs::OpenOptions::new()
         .append(true)
@@ -235,19 +251,17 @@ async fn write_events(
     {
         Ok(file) => file,
         Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "cannot write the network log");
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the {what} log");
             return;
         }
     };
     while let Some(event) = rx.recv().await {
-        let mut line = serde_json::to_vec(&event).expect("a network event serialises");
+        let mut line = serde_json::to_vec(&event).expect("an event serialises");
         line.push(b'\n');
         if let Err(e) = file.write_all(&line).await {
-            tracing::warn!(error = %e, "writing the network log failed");
+            tracing::warn!(error = %e, "writing the {what} log failed");
         }
-        if let Some(audit) = &audit {
-            audit.network(&event);
-        }
+        also(&event);
     }
     let _ = file.flush().await;
 }

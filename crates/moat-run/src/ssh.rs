@@ -14,7 +14,6 @@ use moat_container::BindMount;
 use moat_home::RunId;
 use moat_ssh::{AgentConfig, AgentPolicy, PublicKey, SshEvent, SshGrantRule, Witness};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 
 use crate::{RunError, RunStore};
 
@@ -251,32 +250,15 @@ impl moat_proxy::SshTap for WitnessTap {
 /// made, refused or failed to the run's audit log.
 async fn write_events(
     path: PathBuf,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<SshEvent>,
+    rx: tokio::sync::mpsc::UnboundedReceiver<SshEvent>,
     audit: Option<crate::RunAudit>,
 ) {
-    let mut file = match tokio::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(&path)
-        .await
-    {
-        Ok(file) => file,
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "cannot write the SSH log");
-            return;
-        }
-    };
-    while let Some(event) = rx.recv().await {
+    crate::egress::append_events(path, rx, "SSH", |event| {
         if let Some(audit) = &audit {
-            audit.ssh(&event);
+            audit.ssh(event);
         }
-        let mut line = serde_json::to_vec(&event).expect("an SSH event serialises");
-        line.push(b'\n');
-        if let Err(e) = file.write_all(&line).await {
-            tracing::warn!(error = %e, "writing the SSH log failed");
-        }
-    }
-    let _ = file.flush().await;
+    })
+    .await;
 }
 
 /// Read `ssh.jsonl`; lines that do not parse are skipped.
