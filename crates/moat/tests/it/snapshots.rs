@@ -354,3 +354,98 @@ fn each_agent_turn_is_a_snapshot_and_restoring_the_first_undoes_the_second() {
         "the second turn's change is undone"
     );
 }
+
+/// The restore journal of the run's workspace store, once a restore has written it.
+fn restore_journal(env: &TestEnv) -> Option<std::path::PathBuf> {
+    let dir = env.moat_home().join("snapshots");
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path().join("restore.json"))
+        .find(|path| path.exists())
+}
+
+#[test]
+fn a_restore_killed_midway_is_finished_by_the_next_command() {
+    let env = TestEnv::new();
+    let w = env.workspace();
+    // Enough files that the restore takes a while to write them all.
+    const FILES: usize = 6000;
+    std::fs::create_dir(w.join("many")).unwrap();
+    for n in 0..FILES {
+        std::fs::write(w.join(format!("many/{n}.txt")), format!("before {n}\n")).unwrap();
+    }
+    give_to_owner(&w);
+    let before = manifest(&w);
+    let out = env.run(&[
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "for f in many/*.txt; do echo after > \"$f\"; done; echo new > new.txt",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let id = env.list()[0]["id"].as_str().unwrap().to_owned();
+    let after_run = manifest(&w);
+    assert_ne!(before, after_run);
+
+    // Kill the restore (SIGKILL: no clean-up of any kind) as soon as its journal exists,
+    // that is after its safety snapshot and while it rewrites the workspace.
+    let mut restore = env
+        .moat()
+        .args(["snapshot", "restore", &id, "--yes"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let journal = loop {
+        if let Some(journal) = restore_journal(&env) {
+            break journal;
+        }
+        assert!(
+            restore.try_wait().unwrap().is_none(),
+            "the restore ended before it could be killed midway; make FILES larger"
+        );
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "no restore journal appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    };
+    restore.kill().unwrap();
+    restore.wait().unwrap();
+    assert!(journal.exists(), "killed while the journal stood");
+    let midway = manifest(&w);
+    assert!(
+        midway != before,
+        "the kill came after the restore had finished its work; make FILES larger"
+    );
+
+    // Any later command that opens the store finishes the restore.
+    let out = env.run(&["snapshot", "list", &id, "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        !journal.exists(),
+        "the journal is gone once the restore is done"
+    );
+    assert_eq!(manifest(&w), before, "the pre-run tree, exactly");
+    // The safety snapshot of the state before the restore is there, so the restore can
+    // itself be undone.
+    let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let triggers: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["trigger"].as_str().unwrap())
+        .collect();
+    assert_eq!(triggers, ["pre_run", "safety"], "{list}");
+    let safety = list[1]["id"].as_str().unwrap();
+    let out = env.run(&["snapshot", "restore", &id, safety, "--yes"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        manifest(&w),
+        after_run,
+        "the safety snapshot undoes the restore"
+    );
+}
