@@ -135,6 +135,9 @@ struct State {
     build_output: Vec<BuildEvent>,
     build_leaves_no_image: bool,
     logs: Vec<LogChunk>,
+    /// Follows (and whole reads) of the log end after this many entries, as Docker's
+    /// follow of a stopped container's log can: `(follows, reads)`.
+    log_cuts: (Option<usize>, Option<usize>),
 }
 
 impl State {
@@ -374,6 +377,13 @@ impl FakeRuntime {
     pub fn serve_logs(&self, chunks: Vec<LogChunk>) {
         self.shared.change(|s| s.logs = chunks);
     }
+
+    /// From now on, following the log ends after `follows` entries and reading all of it
+    /// after `reads` (None: the whole log), as if Docker's stream ended before the log
+    /// did. Reads of the last entries (`tail`) still see the real end.
+    pub fn cut_logs(&self, follows: Option<usize>, reads: Option<usize>) {
+        self.shared.change(|s| s.log_cuts = (follows, reads));
+    }
 }
 
 fn next_id(s: &mut State) -> String {
@@ -524,11 +534,16 @@ impl Runtime for FakeRuntime {
         id: &str,
     ) -> impl Stream<Item = Result<LogChunk, RuntimeError>> + Send + 'static {
         let outcome = self.shared.call(Call::FollowLogs { id: id.to_owned() });
-        let (chunks, exists) = {
+        let (chunks, exists, cut) = {
             let mut s = self.shared.lock();
             let exists = s.find(id).is_some();
-            (s.logs.clone(), exists)
+            (s.logs.clone(), exists, s.log_cuts.0)
         };
+        if let Some(cut) = cut {
+            // The stream ends there, whether or not the container still runs.
+            let items: Vec<_> = chunks.into_iter().take(cut).map(Ok).collect();
+            return futures_util::stream::iter(items).boxed();
+        }
         let mut items: Vec<Result<LogChunk, RuntimeError>> = Vec::new();
         let mut follow = false;
         match (outcome, exists) {
@@ -579,7 +594,11 @@ impl Runtime for FakeRuntime {
         let mut s = self.shared.lock();
         let exists = s.find(id).is_some();
         let mut chunks = s.logs.clone();
+        let cut = s.log_cuts.1;
         drop(s);
+        if let (Some(cut), None) = (cut, tail) {
+            chunks.truncate(cut);
+        }
         if let Some(tail) = tail {
             let keep = usize::try_from(tail)
                 .unwrap_or(usize::MAX)

@@ -98,18 +98,19 @@ pub async fn copy_logs(
         return Ok(CopyEnd::Complete);
     }
     let mut failures = 0;
-    let mut checked_end = false;
+    // Docker's follow of a stopped container's log can end before the log does (seen
+    // under load, hundreds of thousands of lines short); its plain read of the file does
+    // not. So once the container has stopped, the rest is read, not followed, and the
+    // copy is complete only when its last entry is Docker's last entry.
+    let mut stopped_reads = 0;
     loop {
         let before = writer.position().clone();
-        let drained = match follow {
-            Follow::UntilStopped => {
-                let stream = runtime.follow_logs(container);
-                drain(runtime, container, stream, &mut writer).await
-            }
-            Follow::No => {
-                let stream = runtime.read_logs(container, None);
-                drain(runtime, container, stream, &mut writer).await
-            }
+        let drained = if follow == Follow::UntilStopped && stopped_reads == 0 {
+            let stream = runtime.follow_logs(container);
+            drain(runtime, container, stream, &mut writer).await
+        } else {
+            let stream = runtime.read_logs(container, None);
+            drain(runtime, container, stream, &mut writer).await
         };
         let failure = match drained {
             Ok(()) => match runtime.container_state(container).await {
@@ -120,14 +121,24 @@ pub async fn copy_logs(
                 // log reader): follow again, from here.
                 Ok(Some(state)) if state.running => Failure::EndedEarly,
                 Ok(Some(_)) => {
-                    // Docker's own last entry must be the last one copied. If not (a
-                    // follow that ended before the end), read once more from here.
-                    if checked_end || ends_where_docker_does(runtime, container, &writer).await? {
+                    // Docker's own last entry must be the last one copied. If not, read
+                    // on from here, a few times, and never call a short copy complete.
+                    if ends_where_docker_does(runtime, container, &writer).await? {
                         writer.finish()?;
                         return Ok(CopyEnd::Complete);
                     }
-                    tracing::warn!(container, "the log stream ended before the log did");
-                    checked_end = true;
+                    stopped_reads += 1;
+                    if stopped_reads > ATTEMPTS {
+                        return Err(LogError::EndsEarly {
+                            container: container.to_owned(),
+                        }
+                        .into());
+                    }
+                    tracing::warn!(
+                        container,
+                        attempt = stopped_reads,
+                        "the log stream ended before the log did; reading on from where it stopped"
+                    );
                     continue;
                 }
                 Ok(None) => return Err(vanished(container).into()),
@@ -173,23 +184,40 @@ fn vanished(container: &str) -> LogError {
     }
 }
 
-/// Whether Docker's last entry is the last entry the writer consumed.
+/// Whether Docker's last entry is the last entry the writer consumed: the last
+/// entries of Docker's log that share its last timestamp must be exactly as many as the
+/// writer consumed with that timestamp (they are contiguous: one read of the command's
+/// output), of the same stream at the end.
 async fn ends_where_docker_does(
     runtime: &impl Runtime,
     container: &str,
     writer: &LogWriter,
 ) -> Result<bool, RunError> {
-    let last = runtime.read_logs(container, Some(1));
+    let position = writer.position();
+    let same_time = position.same_time.max(1);
+    let last = runtime.read_logs(container, Some(same_time + 1));
+    let mut docker = Vec::new();
     let mut last = std::pin::pin!(last);
-    let docker = match last.next().await {
-        Some(chunk) => Some(chunk?),
-        None => None,
-    };
-    Ok(match (docker, &writer.position().last) {
+    while let Some(chunk) = last.next().await {
+        docker.push(chunk?);
+    }
+    Ok(match (docker.last(), &position.last) {
         (None, None) => true,
         (Some(chunk), Some((ts, stream))) => {
-            // Without a timestamp there is nothing to compare; trust the stream's end.
-            chunk.timestamp.is_none_or(|t| t == *ts) && Stream::from(chunk.stream) == *stream
+            let Some(docker_ts) = chunk.timestamp else {
+                // Without timestamps there is nothing to compare; trust the stream's end.
+                return Ok(Stream::from(chunk.stream) == *stream);
+            };
+            let at_last = docker
+                .iter()
+                .rev()
+                .take_while(|c| c.timestamp == Some(docker_ts))
+                .count() as u64;
+            docker_ts == *ts
+                && Stream::from(chunk.stream) == *stream
+                // Docker has no more entries at that time than were consumed (with only
+                // the old count, 0, the last entry alone is compared).
+                && (position.same_time == 0 || at_last == position.same_time)
         }
         (Some(_), None) | (None, Some(_)) => false,
     })
@@ -383,6 +411,73 @@ mod tests {
             "{e}"
         );
         assert!(!is_copied(&run.store, &id));
+    }
+
+    /// Docker's follow of a stopped container can end before its log does: the rest is
+    /// read (not followed again), and the copy is complete only at Docker's last entry.
+    #[tokio::test]
+    async fn a_follow_that_ends_before_the_log_does_is_finished_by_reading() {
+        let fake = FakeRuntime::new();
+        let (run, id, container) = ended_run(&fake).await;
+        let entries: Vec<_> = (0..100)
+            .map(|i| entry(LogStream::Stdout, format!("{i}\n")))
+            .collect();
+        fake.serve_logs(entries);
+        fake.cut_logs(Some(60), None);
+        let lock = CopyLock::try_take(&run.store, &id).unwrap().unwrap();
+        let end = copy_logs(
+            &fake,
+            &run.store,
+            &id,
+            &container,
+            Follow::UntilStopped,
+            &lock,
+        );
+        assert_eq!(end.await.unwrap(), CopyEnd::Complete);
+        let lines: Vec<_> = read_lines(&run.store.logs_path(&id))
+            .unwrap()
+            .into_iter()
+            .map(|l| l.line)
+            .collect();
+        let expected: Vec<_> = (0..100).map(|i| i.to_string()).collect();
+        assert_eq!(lines, expected, "every line once, in order");
+        assert!(is_copied(&run.store, &id));
+        let follows = fake
+            .kinds()
+            .iter()
+            .filter(|k| **k == CallKind::FollowLogs)
+            .count();
+        assert_eq!(follows, 1, "after the stop the log is read, not followed");
+    }
+
+    /// A log Docker never gives to its end is an incomplete copy, said so: never a
+    /// complete one with lines missing.
+    #[tokio::test]
+    async fn a_log_that_keeps_ending_early_is_never_called_complete() {
+        let fake = FakeRuntime::new();
+        let (run, id, container) = ended_run(&fake).await;
+        let entries: Vec<_> = (0..100)
+            .map(|i| entry(LogStream::Stdout, format!("{i}\n")))
+            .collect();
+        fake.serve_logs(entries);
+        fake.cut_logs(Some(60), Some(80));
+        let lock = CopyLock::try_take(&run.store, &id).unwrap().unwrap();
+        let e = copy_logs(
+            &fake,
+            &run.store,
+            &id,
+            &container,
+            Follow::UntilStopped,
+            &lock,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(e, RunError::Logs(LogError::EndsEarly { .. })),
+            "{e}"
+        );
+        assert!(!is_copied(&run.store, &id));
+        assert_eq!(read_lines(&run.store.logs_path(&id)).unwrap().len(), 80);
     }
 
     /// A stream that goes silent after its container stopped is read again from where

@@ -96,8 +96,8 @@ pub enum LogError {
     #[error("another process is copying this run's log")]
     Busy,
 
-    /// Docker's log kept ending while the container ran, or going silent after it
-    /// stopped, however often it was read again.
+    /// Docker's log kept ending while the container ran, going silent after it stopped,
+    /// or ending before Docker's own last entry, however often it was read again.
     #[error("Docker's log of container `{container}` kept ending before its end")]
     EndsEarly { container: String },
 }

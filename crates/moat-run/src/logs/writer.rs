@@ -60,6 +60,17 @@ pub struct Position {
     /// own last entry when the copy ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<(Timestamp, Stream)>,
+    /// How many of the entries consumed, the last one included, carry `last`'s
+    /// timestamp. Docker stamps every line of one read of the command's output alike
+    /// (`yes` gives thousands of identical entries with one timestamp), so the last
+    /// entry alone cannot prove the end was reached; this many plus one of Docker's last
+    /// entries can (0 in positions written before this count existed: the last alone).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub same_time: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Position {
@@ -231,6 +242,10 @@ impl LogWriter {
         let s = stream.index();
         self.staged.count(stream);
         let ts = chunk.timestamp.unwrap_or_else(Timestamp::now);
+        self.staged.same_time = match self.staged.last {
+            Some((last, _)) if last == ts => self.staged.same_time + 1,
+            _ => 1,
+        };
         self.staged.last = Some((ts, stream));
         let mut bytes = &chunk.bytes[..];
         while let Some(newline) = bytes.iter().position(|&b| b == b'\n') {
