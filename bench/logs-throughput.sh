@@ -58,10 +58,12 @@ read -r tail_s tail_kb <<<"$tail_stats"
 
 echo "flood:                      $MB MB of 'y' lines and END, image $image"
 awk -v l="$docker_lines" -v ms="$docker_ms" -v mb="$MB" 'BEGIN {
-    printf "docker log:                 %d lines in %d ms: %.0f lines/s, %.1f MB/s\n", l, ms, l/(ms/1000), mb/(ms/1000) }'
+    printf "docker log:                 %d lines in %d ms: %.0f lines/s, %.2f MB/s\n", l, ms, l/(ms/1000), mb/(ms/1000) }'
 awk -v l="$moat_lines" -v ms="$moat_ms" -v mb="$MB" 'BEGIN {
-    printf "moat logs.jsonl:            %d lines in %d ms: %.0f lines/s, %.1f MB/s\n", l, ms, l/(ms/1000), mb/(ms/1000) }'
+    printf "moat logs.jsonl:            %d lines in %d ms: %.0f lines/s, %.2f MB/s\n", l, ms, l/(ms/1000), mb/(ms/1000) }'
 awk -v d="$docker_ms" -v m="$moat_ms" -v dl="$docker_lines" -v ml="$moat_lines" 'BEGIN {
     printf "ratio (moat/docker):        %.2fx the time, %.4f of the lines\n", m/d, ml/dl }'
 echo "last line:                  $last"
+echo "record:                     $("$MOAT" list --json | grep -o '"logs_complete": [a-z]*' | head -1)"
+echo "load after:                 $(uptime | sed 's/.*load/load/')"
 echo "moat logs -n 5 on ${log_mb} MB:  ${tail_s} s, peak ${tail_kb} KB"
