@@ -61,8 +61,8 @@ pub struct Position {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<(Timestamp, Stream)>,
     /// How many of the entries consumed, the last one included, carry `last`'s
-    /// timestamp. Docker stamps every line of one read of the command's output alike
-    /// (`yes` gives thousands of identical entries with one timestamp), so the last
+    /// timestamp. Entries can share one (a clock coarser than the command's output:
+    /// `yes` prints identical lines faster than some clocks tick), and then the last
     /// entry alone cannot prove the end was reached; this many plus one of Docker's last
     /// entries can (0 in positions written before this count existed: the last alone).
     #[serde(default, skip_serializing_if = "is_zero")]
