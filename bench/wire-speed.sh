@@ -27,7 +27,7 @@ done
 # MOAT=/path/to/moat measures that binary instead of building this checkout's.
 if [ -z "${MOAT:-}" ]; then
     cargo build --release --locked -p moat >/dev/null 2>&1
-    MOAT=$PWD/target/release/moat
+    MOAT=${CARGO_TARGET_DIR:-$PWD/target}/release/moat
 fi
 repo=$PWD
 

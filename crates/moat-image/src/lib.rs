@@ -143,7 +143,8 @@ pub struct ImageSpec {
     pub hooks: Hooks,
     pub mirrors: Mirrors,
     /// The CA of moat's credential proxy (PEM). When set, the image trusts it system-wide
-    /// and carries `curl` (moat-init itself forwards to the proxy's unix socket).
+    /// and carries `curl`, and `socat` for SSH's CONNECT tunnels (moat-init itself forwards
+    /// to the proxy's unix socket).
     pub proxy_ca: Option<String>,
 }
 
@@ -353,7 +354,7 @@ mod tests {
         for mirrors in all {
             assert!(!changes(&bare, mirrors.clone()), "{mirrors:?}");
         }
-        // The proxy's packages (ca-certificates, curl) are an apt layer.
+        // The proxy's packages (ca-certificates, curl, socat) are an apt layer.
         let proxied = bare.clone().with_proxy_ca("PEM");
         assert!(changes(&proxied, debian.clone()));
         assert!(changes(&proxied, security.clone()));

@@ -33,13 +33,10 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// buffers). hyper's default lets each grow to about 400 KiB, so memory grew with
 /// concurrency times body size; past this much, the proxy stops reading from the sender
 /// until the receiver has taken what is there (back-pressure, not memory growth). The
-/// kernel's socket buffers keep the pipe full meanwhile.
+/// kernel's socket buffers keep the pipe full meanwhile. (HTTP/2 upstreams keep hyper's
+/// flow-control windows: a smaller window caps one stream at window / round trip, which
+/// on a real 100 ms path to an API would throttle a large download.)
 pub(crate) const MAX_CONNECTION_BUFFER: usize = 64 * 1024;
-/// HTTP/2 flow-control windows towards upstreams: how much of a response an upstream may
-/// send before the proxy has passed it on (hyper's defaults are 2 MiB per stream, 5 MiB per
-/// connection).
-const H2_STREAM_WINDOW: u32 = 256 * 1024;
-const H2_CONNECTION_WINDOW: u32 = 1024 * 1024;
 
 /// Why a connection to an upstream could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -382,8 +379,6 @@ impl Upstream {
                 .pool_timer(TokioTimer::new())
                 .pool_idle_timeout(POOL_IDLE_TIMEOUT)
                 .http1_max_buf_size(MAX_CONNECTION_BUFFER)
-                .http2_initial_stream_window_size(H2_STREAM_WINDOW)
-                .http2_initial_connection_window_size(H2_CONNECTION_WINDOW)
                 .build(connector)
         };
         Ok(Upstream {

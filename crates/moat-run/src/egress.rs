@@ -3,7 +3,7 @@
 //! The container is created with no network at all (`--network none`). Its only way out is
 //! the run's proxy, which the supervisor serves on a unix socket in
 //! `runs/<id>/proxy/proxy.sock`; that directory is mounted at `/run/moat/proxy`, and
-//! `moat-init` forwards `127.0.0.1:3128` to it with socat. A process that ignores
+//! `moat-init` forwards `127.0.0.1:3128` to it (crates/moat-init). A process that ignores
 //! `HTTPS_PROXY`, dials a raw IP or does its own DNS finds no route; host services are not
 //! reachable because the container shares no network with the host, and the proxy
 //! refuses the host's own addresses and, unless `network.allow` allows them, private
