@@ -50,6 +50,8 @@ struct Settings {
     home_init: Option<OsString>,
     home: Option<OsString>,
     pre_run: Option<OsString>,
+    /// Only to say where a missing command was looked for.
+    path: Option<OsString>,
 }
 
 impl Settings {
@@ -61,6 +63,7 @@ impl Settings {
             home_init: set("MOAT_HOME_INIT"),
             home: set("HOME"),
             pre_run: set("MOAT_PRE_RUN"),
+            path: set("PATH"),
         }
     }
 }
@@ -189,15 +192,21 @@ fn init(settings: Settings, mut command: Vec<OsString>) -> Result<std::convert::
 
     // The command replaces this process.
     let e = Command::new(&command[0]).args(&command[1..]).exec();
-    complain(format_args!(
-        "cannot run `{}`: {e}",
-        command[0].to_string_lossy()
-    ));
-    Err(if e.kind() == std::io::ErrorKind::NotFound {
-        127
-    } else {
-        126
-    })
+    let name = command[0].to_string_lossy();
+    if e.kind() == std::io::ErrorKind::NotFound {
+        // In moat's words, with what to do; 127 as shells exit.
+        let path = settings.path.unwrap_or_default();
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: `{name}` is not a command in the container (not found on PATH: {})\n\
+             hint: check the spelling, or add what provides it to `dependencies:` in \
+             moat.yaml (`moat deps list` shows them)",
+            path.to_string_lossy()
+        );
+        return Err(127);
+    }
+    complain(format_args!("cannot run `{name}`: {e}"));
+    Err(126)
 }
 
 /// Bind the forwarder's port here, then hand the listening socket to a child process
