@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # What `moat claude -p` costs next to the same Claude Code binary run directly with
-# `docker run` and ANTHROPIC_BASE_URL, both against the local fake Anthropic API
-# (`fake-anthropic`), on the same cached image: N runs of each, interleaved, then the
-# mean, the median and their ratio.
+# `docker run`, both talking TLS to the same local fake `api.anthropic.com`
+# (`fake-anthropic` on 127.0.0.1:443), on the same cached image: N runs of each,
+# interleaved, then the mean, the median and their ratio.
 #
-# moat's run does everything a real one does: the supervisor, the proxy with TLS
-# interception and key injection, the recorded trace. Both sides get
+# The fair baseline: the docker run reaches `https://api.anthropic.com/` itself (through
+# `--add-host` and the fake's CA), not a base URL, so it makes the same start-up calls as
+# moat's run; it has no proxy and no record. moat's run does everything a real one does:
+# the supervisor, the proxy with TLS interception and key injection (its connect_to rule
+# sends api.anthropic.com:443 to the fake), the recorded trace. Both sides get
 # CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 so that they send the same requests.
 # The first `moat claude` builds the image (node, git, Claude Code from the npm registry;
 # Node.js from a local mirror made from the npm registry, as in the tests).
@@ -21,8 +24,8 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-# The fake API.
-"$FAKE_BIN" --reply "Benchmark reply." >"$work/fake.out" & pids+=($!)
+# The fake API, on port 443 (binding it needs root): the docker run reaches it there.
+"$FAKE_BIN" --port 443 --reply "Benchmark reply." >"$work/fake.out" & pids+=($!)
 until [ -s "$work/fake.out" ]; do sleep 0.05; done
 read -r PORT FAKE_CA <"$work/fake.out"
 
@@ -53,7 +56,6 @@ for _ in $(seq "$N"); do
         -v "$work/ws:/workspace" -v "$FAKE_CA:/fake-ca.pem:ro" \
         -e NODE_EXTRA_CA_CERTS=/fake-ca.pem -e ANTHROPIC_API_KEY="$KEY" \
         -e CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 -e DISABLE_AUTOUPDATER=1 \
-        -e ANTHROPIC_BASE_URL="https://api.anthropic.com:$PORT" \
         "$image" claude --dangerously-skip-permissions -p hello </dev/null >/dev/null
     t2=$(now)
     moat_ms+=($(( (t1 - t0) / 1000000 ))); docker_ms+=($(( (t2 - t1) / 1000000 )))

@@ -64,9 +64,10 @@ pub(crate) fn render(spec: &ImageSpec) -> (String, Vec<ContextFile>) {
         proxy_ca,
     } = spec;
     let mut install = InstallPlan::new(dependencies, base_image, extra_ca.is_some());
-    // Every run image reaches out through the proxy: socat forwards to it, the CA bundle
-    // trusts it, and curl is there to check what a run can reach (`moat run --grant
-    // anthropic -- curl -s https://api.anthropic.com/v1/models`).
+    // Every run image reaches out through the proxy: moat-init forwards to it, the CA
+    // bundle trusts it, socat opens SSH's CONNECT tunnels (the `ProxyCommand` of
+    // moat-run's ssh.rs), and curl is there to check what a run can reach (`moat run
+    // --grant anthropic -- curl -s https://api.anthropic.com/v1/models`).
     if proxy_ca.is_some() {
         install
             .apt_packages

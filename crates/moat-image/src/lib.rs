@@ -108,7 +108,8 @@ pub const FALLBACK_ID: u32 = 1000;
 /// own value overrides the image's.
 pub const PRE_RUN_ENV: &str = "MOAT_PRE_RUN";
 
-const INIT_SCRIPT: &[u8] = include_bytes!("scripts/moat-init.sh");
+/// `moat-init` (crates/moat-init), built static by `build.rs`: the entrypoint of every image.
+const INIT_PROGRAM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/moat-init"));
 /// Where the proxy CA is installed in images.
 pub const PROXY_CA_PATH: &str = "/usr/local/share/ca-certificates/moat-proxy-ca.crt";
 
@@ -142,7 +143,8 @@ pub struct ImageSpec {
     pub hooks: Hooks,
     pub mirrors: Mirrors,
     /// The CA of moat's credential proxy (PEM). When set, the image trusts it system-wide
-    /// and carries `socat`, which `moat-init` uses to reach the proxy's unix socket, and `curl`.
+    /// and carries `curl`, and `socat` for SSH's CONNECT tunnels (moat-init itself forwards
+    /// to the proxy's unix socket).
     pub proxy_ca: Option<String>,
 }
 
@@ -213,7 +215,7 @@ pub fn plan(spec: &ImageSpec) -> BuildPlan {
     let (dockerfile, files) = dockerfile::render(spec);
     let mut entries: Vec<(&str, &[u8], u32)> = vec![
         ("Dockerfile", dockerfile.as_bytes(), 0o644),
-        ("moat-init", INIT_SCRIPT, 0o755),
+        ("moat-init", INIT_PROGRAM, 0o755),
     ];
     entries.extend(
         files

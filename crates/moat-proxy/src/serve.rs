@@ -201,7 +201,8 @@ fn http1_server() -> http1::Builder {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(crate::upstream::MAX_CONNECTION_BUFFER);
     builder
 }
 

@@ -29,6 +29,14 @@ use moat_hosts::{ConnectTo, normalize_host, reroute};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// What one connection may hold of a body on its way through (HTTP/1.1 read and write
+/// buffers). hyper's default lets each grow to about 400 KiB, so memory grew with
+/// concurrency times body size; past this much, the proxy stops reading from the sender
+/// until the receiver has taken what is there (back-pressure, not memory growth). The
+/// kernel's socket buffers keep the pipe full meanwhile. (HTTP/2 upstreams keep hyper's
+/// flow-control windows: a smaller window caps one stream at window / round trip, which
+/// on a real 100 ms path to an API would throttle a large download.)
+pub(crate) const MAX_CONNECTION_BUFFER: usize = 64 * 1024;
 
 /// Why a connection to an upstream could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -370,6 +378,7 @@ impl Upstream {
                 .timer(TokioTimer::new())
                 .pool_timer(TokioTimer::new())
                 .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                .http1_max_buf_size(MAX_CONNECTION_BUFFER)
                 .build(connector)
         };
         Ok(Upstream {

@@ -3,7 +3,7 @@
 //! The container is created with no network at all (`--network none`). Its only way out is
 //! the run's proxy, which the supervisor serves on a unix socket in
 //! `runs/<id>/proxy/proxy.sock`; that directory is mounted at `/run/moat/proxy`, and
-//! `moat-init` forwards `127.0.0.1:3128` to it with socat. A process that ignores
+//! `moat-init` forwards `127.0.0.1:3128` to it (crates/moat-init). A process that ignores
 //! `HTTPS_PROXY`, dials a raw IP or does its own DNS finds no route; host services are not
 //! reachable because the container shares no network with the host, and the proxy
 //! refuses the host's own addresses and, unless `network.allow` allows them, private
@@ -237,12 +237,18 @@ async fn write_events(
 
 /// Append each event from `rx` to `path` as one JSON line, as it happens, and hand it to
 /// `also`; `what` names the log in warnings. The run's proxy and SSH agent logs both.
+///
+/// The request path only queues an event. Here, whatever has queued up by the time a
+/// write is due goes out as one write of whole lines (a burst of requests costs one write
+/// per batch, not one per request), and the file is current whenever traffic pauses.
 pub(crate) async fn append_events<E: serde::Serialize>(
     path: PathBuf,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<E>,
     what: &str,
     also: impl Fn(&E),
 ) {
+    /// Past this many bytes a batch is written even if more events wait.
+    const MAX_BATCH: usize = 256 * 1024;
     let mut file = match tokio::fs::OpenOptions::new()
         .append(true)
         .create(true)
@@ -255,13 +261,24 @@ pub(crate) async fn append_events<E: serde::Serialize>(
             return;
         }
     };
-    while let Some(event) = rx.recv().await {
-        let mut line = serde_json::to_vec(&event).expect("an event serialises");
-        line.push(b'\n');
-        if let Err(e) = file.write_all(&line).await {
+    let mut batch = Vec::with_capacity(16 * 1024);
+    while let Some(mut event) = rx.recv().await {
+        batch.clear();
+        loop {
+            serde_json::to_writer(&mut batch, &event).expect("an event serialises");
+            batch.push(b'\n');
+            also(&event);
+            if batch.len() >= MAX_BATCH {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(next) => event = next,
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = file.write_all(&batch).await {
             tracing::warn!(error = %e, "writing the {what} log failed");
         }
-        also(&event);
     }
     let _ = file.flush().await;
 }

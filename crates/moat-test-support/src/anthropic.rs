@@ -44,12 +44,18 @@ impl FakeAnthropic {
     /// Serve `api.anthropic.com` on a free port of 127.0.0.1, answering every message
     /// request with `reply`.
     pub fn start(reply: &str) -> Self {
+        Self::start_on(0, reply)
+    }
+
+    /// [`FakeAnthropic::start`] on port `port` of 127.0.0.1 (0: a free one; 443 lets a
+    /// client reach it as `https://api.anthropic.com/` through `--add-host`).
+    pub fn start_on(port: u16, reply: &str) -> Self {
         let reply = Arc::new(Mutex::new(reply.to_owned()));
         let tool_calls = Arc::new(Mutex::new(Vec::new()));
         let counter = Arc::new(AtomicU64::new(0));
         let handler_reply = reply.clone();
         let handler_tool_calls = tool_calls.clone();
-        let upstream = FakeUpstream::start(&[ANTHROPIC_HOST], move |request| {
+        let upstream = FakeUpstream::start_on(port, &[ANTHROPIC_HOST], move |request| {
             let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
             let text = handler_reply.lock().expect("not poisoned").clone();
             let commands = handler_tool_calls.lock().expect("not poisoned").clone();

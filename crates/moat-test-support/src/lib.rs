@@ -162,12 +162,23 @@ impl FakeUpstream {
         hosts: &[&str],
         handler: impl Fn(&SeenRequest) -> A + Send + Sync + 'static,
     ) -> Self {
+        Self::start_on(0, hosts, handler)
+    }
+
+    /// [`FakeUpstream::start`] on port `port` of 127.0.0.1 (0: a free one), for a client
+    /// that cannot be told a port (one that reaches `https://host/` through `--add-host`).
+    pub fn start_on<A: Into<Answer>>(
+        port: u16,
+        hosts: &[&str],
+        handler: impl Fn(&SeenRequest) -> A + Send + Sync + 'static,
+    ) -> Self {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let dir = tempfile::tempdir().expect("a temp dir");
         let (ca_pem, server_config) = test_pki(hosts);
         let ca_file = dir.path().join("test-ca.pem");
         fs_err::write(&ca_file, ca_pem).expect("writing the test CA");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("binding 127.0.0.1:{port}: {e}"));
         listener
             .set_nonblocking(true)
             .expect("non-blocking listener");

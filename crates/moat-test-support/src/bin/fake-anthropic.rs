@@ -3,8 +3,11 @@
 //! SIGTERM or SIGINT (or, with `--until-stdin-eof`, until its stdin closes).
 //!
 //! ```text
-//! fake-anthropic [--reply TEXT] [--until-stdin-eof] [--log] [--dump FILE]
+//! fake-anthropic [--reply TEXT] [--port PORT] [--until-stdin-eof] [--log] [--dump FILE]
 //! ```
+//!
+//! `--port` serves on that port of 127.0.0.1 instead of a free one (443: a client reaches
+//! it as `https://api.anthropic.com/` with `--add-host api.anthropic.com:127.0.0.1`).
 //!
 //! `--log` prints `METHOD PATH` of each request on stderr as it arrives; `--dump FILE`
 //! writes every request at exit as JSON lines (`method`, `path`, `headers`, `body`: parsed
@@ -19,11 +22,12 @@ use std::time::Duration;
 use moat_test_support::FakeAnthropic;
 
 const USAGE: &str =
-    "usage: fake-anthropic [--reply TEXT] [--until-stdin-eof] [--log] [--dump FILE]";
+    "usage: fake-anthropic [--reply TEXT] [--port PORT] [--until-stdin-eof] [--log] [--dump FILE]";
 const DEFAULT_REPLY: &str = "Hello from the fake Anthropic API.";
 
 struct Options {
     reply: String,
+    port: u16,
     until_stdin_eof: bool,
     log: bool,
     dump: Option<std::path::PathBuf>,
@@ -32,6 +36,7 @@ struct Options {
 fn parse_args() -> Result<Options, String> {
     let mut options = Options {
         reply: DEFAULT_REPLY.to_owned(),
+        port: 0,
         until_stdin_eof: false,
         log: false,
         dump: None,
@@ -40,6 +45,12 @@ fn parse_args() -> Result<Options, String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--reply" => options.reply = args.next().ok_or("--reply needs a text")?,
+            "--port" => {
+                options.port = args
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .ok_or("--port needs a port number")?;
+            }
             "--until-stdin-eof" => options.until_stdin_eof = true,
             "--log" => options.log = true,
             "--dump" => options.dump = Some(args.next().ok_or("--dump needs a file")?.into()),
@@ -65,7 +76,7 @@ fn main() -> std::process::ExitCode {
         .enable_all()
         .build()
         .expect("a runtime");
-    let fake = FakeAnthropic::start(&options.reply);
+    let fake = FakeAnthropic::start_on(options.port, &options.reply);
     let (eof_tx, mut eof_rx) = tokio::sync::oneshot::channel::<()>();
     if options.until_stdin_eof {
         // A plain thread: a blocking read must not keep the runtime from shutting down.

@@ -54,6 +54,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("moat-claude", &["moat-image", "moat-run"]),
     ("moat-test-support", &[]),
+    // The images' entrypoint: std only, because moat-image builds it with rustc alone.
+    ("moat-init", &[]),
 ];
 
 /// Crates that draw on or read the terminal: the binary's business only.
