@@ -462,19 +462,9 @@ impl Check<'_> {
                 "moat claude does not add plugin marketplaces yet",
             ),
             (
-                claude.is_some_and(|c| c.mcp.is_some()),
-                "claude.mcp",
-                "moat claude does not start MCP servers yet",
-            ),
-            (
                 claude.is_some_and(|c| c.sync_logs.is_some()),
                 "claude.sync_logs",
                 "moat claude always keeps the workspace's conversations in `~/.claude/projects`",
-            ),
-            (
-                raw.mcp.is_some(),
-                "mcp",
-                "moat does not route remote MCP servers yet",
             ),
             (
                 raw.container.as_ref().is_some_and(|c| c.dns.is_some()),
@@ -1097,7 +1087,6 @@ mod tests {
         agent.yaml: `ports` is not supported yet: moat does not route to services in a run's container yet
         agent.yaml: `claude.plugins` is not supported yet: moat claude does not install plugins yet
         agent.yaml: `claude.sync_logs` is not supported yet: moat claude always keeps the workspace's conversations in `~/.claude/projects`
-        agent.yaml: `mcp` is not supported yet: moat does not route remote MCP servers yet
         agent.yaml: `container.dns` is not supported yet: a run has no network of its own; its proxy resolves names on the host
         ");
         assert!(config.not_yet[0].hint().unwrap().contains("remove `ports`"));

@@ -17,10 +17,12 @@
 #![allow(clippy::disallowed_methods)] // a test crate: it reads the environment the tests were given
 
 pub mod anthropic;
+pub mod mcp;
 pub mod mirror;
 mod streams;
 
 pub use anthropic::{FakeAnthropic, MessagesRequest};
+pub use mcp::FakeMcp;
 pub use mirror::{ForwardingMirror, Route, Served};
 pub use streams::{Answer, Streamed, accept_key};
 

@@ -466,9 +466,15 @@ pub struct GrantArgs {
     #[command(subcommand)]
     pub command: Option<GrantCommand>,
 
-    /// The provider to grant: `anthropic`, `github`, `openai`, or one of `moat grant providers`.
+    /// The provider to grant: `anthropic`, `github`, `openai`, `mcp` (with a NAME), `ssh`, or
+    /// one of `moat grant providers`.
     #[arg(value_name = "PROVIDER")]
     pub provider: Option<String>,
+
+    /// `moat grant mcp NAME`: the MCP credential to store, saved as `mcp-NAME` (the
+    /// workspace file's `mcp[].auth.grant`).
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
 
     /// Check the credential with a request to the service even where moat would not ask.
     #[arg(long, conflicts_with = "no_validate")]

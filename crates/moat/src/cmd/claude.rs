@@ -122,6 +122,15 @@ impl settings::Agent for ClaudeAgent<'_> {
         &[moat_claude::IMPLIED_GRANT]
     }
 
+    fn config_grants(&self, config: &moat_config::ResolvedConfig) -> Vec<String> {
+        config
+            .claude
+            .mcp
+            .values()
+            .filter_map(|server| server.grant.clone())
+            .collect()
+    }
+
     fn contribute(&self, inputs: &settings::AgentInputs<'_>) -> Result<settings::AgentParts> {
         let api_key = inputs
             .placeholders
@@ -129,10 +138,24 @@ impl settings::Agent for ClaudeAgent<'_> {
             .find(|(k, _)| k == "ANTHROPIC_API_KEY")
             .map(|(_, v)| v.as_str());
         let host_claude_json = read_claude_json(&self.home.join(moat_claude::CLAUDE_JSON))?;
+        if let Some(route) = inputs
+            .mcp
+            .iter()
+            .find(|r| inputs.config.claude.mcp.contains_key(&r.name))
+        {
+            return Err(UserError::new(format!(
+                "two MCP servers are named `{}`: one in `mcp` and one in `claude.mcp`",
+                route.name
+            ))
+            .hint("give each server its own name")
+            .into());
+        }
+        let mcp_servers = mcp_servers(inputs);
         let (claude_json, problem) = moat_claude::container_claude_json(
             host_claude_json.as_deref(),
             self.command.skip_permissions,
             api_key,
+            &mcp_servers,
         );
         let project_dir = moat_claude::host_project_dir(self.home, inputs.workspace);
         Ok(settings::AgentParts {
@@ -161,6 +184,58 @@ impl settings::Agent for ClaudeAgent<'_> {
             warnings: problem.map(|p| p.to_string()).into_iter().collect(),
         })
     }
+}
+
+/// The container's MCP servers: the remote ones of the workspace file (top-level `mcp`),
+/// each with the placeholder of its credential in its `auth.header`, and the local ones
+/// (`claude.mcp`), each with its `env` and, with a `grant`, that grant's placeholders.
+fn mcp_servers(inputs: &settings::AgentInputs<'_>) -> Vec<(String, moat_claude::McpServer)> {
+    let local = inputs.config.claude.mcp.iter().map(|(name, server)| {
+        let mut env: Vec<(String, String)> = server
+            .env
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        if let Some(grant) = &server.grant {
+            let granted = inputs
+                .grant_env
+                .iter()
+                .find(|(g, _)| g == grant.trim())
+                .map(|(_, vars)| vars.as_slice())
+                .unwrap_or_default();
+            for (var, value) in granted {
+                // A placeholder wins over a same-named `env` entry, as in the run's own
+                // environment: a real token must never be there.
+                env.retain(|(k, _)| k != var);
+                env.push((var.clone(), value.clone()));
+            }
+        }
+        (
+            name.clone(),
+            moat_claude::McpServer::Stdio {
+                command: server.command.clone(),
+                args: server.args.clone(),
+                env,
+                cwd: server.cwd.clone(),
+            },
+        )
+    });
+    let remote = inputs.mcp.iter().map(|route| {
+        let headers = inputs
+            .mcp_placeholders
+            .iter()
+            .filter(|p| p.server == route.name)
+            .map(|p| (p.header.clone(), p.placeholder.clone()))
+            .collect();
+        (
+            route.name.clone(),
+            moat_claude::McpServer::Remote {
+                url: route.url.clone(),
+                headers,
+            },
+        )
+    });
+    remote.chain(local).collect()
 }
 
 /// Turn "`anthropic` is not granted" into what a `moat claude` user needs to hear.

@@ -20,6 +20,7 @@ mod input;
 mod interactive;
 mod lifecycle;
 mod logs;
+mod mcp;
 mod mirrors;
 mod run;
 mod sandbox;

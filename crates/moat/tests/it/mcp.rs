@@ -1,0 +1,161 @@
+//! MCP servers in `moat claude`, with the real Claude Code: a remote server (streamable
+//! HTTP over TLS, a fake on loopback reached through the run's proxy) whose credential the
+//! proxy adds, and `moat grant mcp`.
+
+use moat_test_support::FakeMcp;
+
+use crate::claude::{Claude, container_holds};
+use crate::harness::{Out, docker};
+
+const API_KEY: &str = "sk-ant-api03-moatTestRealKey0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH";
+/// The MCP server's real credential: only the host's store, the proxy and the fake see it.
+const MCP_TOKEN: &str = "notes-REAL-mcp-token-5f1c2a9e0b7d";
+const MCP_HOST: &str = "mcp.notes.test";
+
+const AGENT_YAML: &str = "mcp:\n  - name: notes\n    url: https://mcp.notes.test/mcp\n    auth:\n      grant: mcp-notes\n      header: X-Notes-Key\n";
+
+fn grant_mcp(claude: &Claude, name: &str, input: &str) -> Out {
+    use std::io::Write;
+    let mut child = claude
+        .moat()
+        .args(["grant", "mcp", name])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    Out::from(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn a_remote_mcp_server_gets_the_real_credential_from_the_proxy_and_the_container_none() {
+    let claude = Claude::new("MCP checked.");
+    claude.grant(API_KEY);
+    let mcp = FakeMcp::start(MCP_HOST, "X-Notes-Key", MCP_TOKEN);
+    let granted = grant_mcp(&claude, "notes", &format!("{MCP_TOKEN}\n"));
+    assert_eq!(granted.code, 0, "{granted:?}");
+    assert!(
+        granted
+            .stdout
+            .contains("MCP credential `mcp-notes` saved to"),
+        "{granted:?}"
+    );
+    let listed = claude.run(&["grant", "list"]);
+    assert!(listed.stdout.contains("mcp-notes"), "{listed:?}");
+    assert!(!listed.stdout.contains(MCP_TOKEN));
+
+    std::fs::write(claude.env.workspace().join("agent.yaml"), AGENT_YAML).unwrap();
+    // Inside the run, the agent itself asks Claude Code for its MCP servers' health, and
+    // copies every process's environment and command line.
+    claude
+        .fake
+        .set_tool_calls(&["claude mcp list > mcp-list.txt 2>&1; \
+         cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline > proc.txt 2>/dev/null; true"]);
+    let out = Out::from(
+        claude
+            .moat_reaching(&[(MCP_HOST, mcp.port())])
+            .args(["claude", "--keep", "--trust", "-p", "check the MCP server"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("MCP checked."), "{out:?}");
+
+    // `claude mcp list` in the container reports the server connected: the fake answers
+    // only requests with the real credential.
+    let workspace = claude.env.workspace();
+    let list = std::fs::read_to_string(workspace.join("mcp-list.txt")).unwrap();
+    assert!(
+        list.lines().any(|l| l.contains("notes")
+            && l.contains("https://mcp.notes.test/mcp")
+            && l.contains("Connected")),
+        "{list}"
+    );
+    let methods = mcp.methods();
+    assert!(methods.iter().any(|m| m == "initialize"), "{methods:?}");
+    assert!(methods.iter().any(|m| m == "tools/list"), "{methods:?}");
+    assert!(
+        mcp.requests()
+            .iter()
+            .all(|r| r.header("x-notes-key") == Some(MCP_TOKEN)),
+        "every request the fake saw carried the real credential"
+    );
+    // The container never held the credential: not in its processes' environments or
+    // command lines, files, or configuration. Its Claude configuration has a placeholder.
+    let proc = std::fs::read(workspace.join("proc.txt")).unwrap();
+    assert!(!proc.is_empty());
+    assert!(
+        !proc
+            .windows(MCP_TOKEN.len())
+            .any(|w| w == MCP_TOKEN.as_bytes()),
+        "a process in the container held the credential"
+    );
+    let run = &claude.env.list()[0];
+    let container = run["container_id"].as_str().unwrap();
+    assert!(!container_holds(container, MCP_TOKEN));
+    assert!(container_holds(container, "moat-mcp-notes-"));
+    docker(&["rm", "-f", container]);
+
+    // The requests are in the trace, with the grant and the server's name.
+    let trace = claude.run(&["trace", "--network"]);
+    assert_eq!(trace.code, 0, "{trace:?}");
+    assert!(
+        trace
+            .stdout
+            .lines()
+            .any(|l| l.contains("POST https://mcp.notes.test/mcp")
+                && l.contains(" 200 ")
+                && l.contains("[grant: mcp-notes]")
+                && l.contains("[mcp: notes]")),
+        "{trace:?}"
+    );
+    assert!(!trace.stdout.contains(MCP_TOKEN));
+    let audit = claude.run(&["audit"]);
+    assert!(!audit.stdout.contains(MCP_TOKEN), "{audit:?}");
+}
+
+#[test]
+fn an_ungranted_mcp_server_stops_the_run_naming_the_server_and_the_grant() {
+    let claude = Claude::new("unused");
+    claude.grant(API_KEY);
+    std::fs::write(claude.env.workspace().join("agent.yaml"), AGENT_YAML).unwrap();
+    let out = claude.run(&["claude", "--trust", "-p", "hi"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "error: MCP server `notes` needs the `mcp-notes` credential, which is not granted"
+        ),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("hint: run `moat grant mcp notes`"),
+        "{out:?}"
+    );
+    assert!(claude.env.run_dirs().is_empty());
+
+    // `moat grant mcp` wants a name and a value.
+    let empty = grant_mcp(&claude, "notes", "\n");
+    assert_eq!(empty.code, 1, "{empty:?}");
+    assert!(
+        empty.stderr.contains("no credential was given"),
+        "{empty:?}"
+    );
+    let nameless = claude.run(&["grant", "mcp"]);
+    assert_eq!(nameless.code, 1, "{nameless:?}");
+    assert!(
+        nameless.stderr.contains("moat grant mcp notion"),
+        "{nameless:?}"
+    );
+    let bad = grant_mcp(&claude, "Bad_Name", "x\n");
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(
+        bad.stderr.contains("cannot name an MCP credential"),
+        "{bad:?}"
+    );
+}
