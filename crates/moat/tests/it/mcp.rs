@@ -159,3 +159,83 @@ fn an_ungranted_mcp_server_stops_the_run_naming_the_server_and_the_grant() {
         "{bad:?}"
     );
 }
+
+/// A stdio MCP server of the workspace: JSON-RPC on stdin and stdout, answering
+/// `initialize` and `tools/list`; on start it writes its working directory, arguments and
+/// environment to `/workspace/stdio-started.json`.
+const STDIO_SERVER: &str = r#"
+const fs = require("fs");
+fs.writeFileSync("/workspace/stdio-started.json", JSON.stringify({
+  cwd: process.cwd(), argv: process.argv.slice(2), env: process.env }));
+let buffer = "";
+process.stdin.on("data", (chunk) => {
+  buffer += chunk;
+  let at;
+  while ((at = buffer.indexOf("\n")) >= 0) {
+    const line = buffer.slice(0, at);
+    buffer = buffer.slice(at + 1);
+    if (!line.trim()) continue;
+    const msg = JSON.parse(line);
+    if (msg.id === undefined) continue;
+    let result = {};
+    if (msg.method === "initialize") {
+      result = { protocolVersion: msg.params.protocolVersion,
+                 capabilities: { tools: {} },
+                 serverInfo: { name: "local-notes", version: "1.0.0" } };
+    } else if (msg.method === "tools/list") {
+      result = { tools: [{ name: "hello", description: "Say hello.",
+                           inputSchema: { type: "object", properties: {} } }] };
+    }
+    process.stdout.write(JSON.stringify({ jsonrpc: "2.0", id: msg.id, result }) + "\n");
+  }
+});
+"#;
+
+#[test]
+fn a_stdio_server_from_claude_mcp_is_listed_and_starts_with_its_grants_placeholder() {
+    const GITHUB_TOKEN: &str = "ghp_moatTestRealGithubToken0123456789abcd";
+    let claude = Claude::new("Local checked.");
+    claude.grant(API_KEY);
+    let granted = Out::from(
+        claude
+            .moat()
+            .env("GITHUB_TOKEN", GITHUB_TOKEN)
+            .args(["grant", "github", "--no-validate"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(granted.code, 0, "{granted:?}");
+    let workspace = claude.env.workspace();
+    std::fs::write(workspace.join("notes-server.cjs"), STDIO_SERVER).unwrap();
+    // No `grants:`: the server's `grant` is enough.
+    std::fs::write(
+        workspace.join("agent.yaml"),
+        "claude:\n  mcp:\n    local-notes:\n      command: node\n      \
+         args: [/workspace/notes-server.cjs, --flag]\n      env: {NOTES_MODE: test}\n      \
+         cwd: /tmp\n      grant: github\n",
+    )
+    .unwrap();
+    claude
+        .fake
+        .set_tool_calls(&["claude mcp list > mcp-list.txt 2>&1; true"]);
+    let out = claude.run(&["claude", "--trust", "-p", "check the local server"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("Local checked."), "{out:?}");
+
+    let list = std::fs::read_to_string(workspace.join("mcp-list.txt")).unwrap();
+    assert!(
+        list.lines()
+            .any(|l| l.contains("local-notes") && l.contains("Connected")),
+        "{list}"
+    );
+    let started: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(workspace.join("stdio-started.json")).unwrap())
+            .unwrap();
+    assert_eq!(started["cwd"], "/tmp", "{started}");
+    assert_eq!(started["argv"], serde_json::json!(["--flag"]), "{started}");
+    assert_eq!(started["env"]["NOTES_MODE"], "test", "{started}");
+    let placeholder = started["env"]["GITHUB_TOKEN"].as_str().unwrap();
+    assert!(placeholder.starts_with("ghp_"), "{started}");
+    assert_ne!(placeholder, GITHUB_TOKEN);
+    assert!(!started.to_string().contains(GITHUB_TOKEN));
+}
