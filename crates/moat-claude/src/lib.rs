@@ -5,6 +5,8 @@
 //! No I/O beyond reading what it is given: the CLI reads the host files, this crate decides
 //! what the container gets.
 
+pub mod plugins;
+
 use std::path::{Path, PathBuf};
 
 use moat_run::SessionId;

@@ -230,6 +230,25 @@ pub enum ClaudeCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Claude Code plugins: `moat claude plugins list [WORKSPACE]`.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// Every plugin of every source (host, workspace settings, the workspace file): its
+    /// marketplace, version and commit, whether it is enabled and, if not, why.
+    List {
+        /// The workspace (default: the current directory).
+        #[arg(value_name = "WORKSPACE")]
+        path: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Which conversation `moat claude` holds (default: a new one).

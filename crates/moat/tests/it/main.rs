@@ -22,6 +22,7 @@ mod lifecycle;
 mod logs;
 mod mcp;
 mod mirrors;
+mod plugins;
 mod run;
 mod sandbox;
 mod snapshots;
