@@ -903,7 +903,7 @@ impl Check<'_> {
             let name = self.accept(&server.name, |n| {
                 values::check_simple_name("MCP server", n).map(|_| n.clone())
             });
-            let url = self.accept(&server.url, |u| values::check_http_url(u, true));
+            let url = self.accept(&server.url, |u| values::check_mcp_url(u));
             let auth = match server.auth {
                 None => Some(None),
                 Some(auth) => {
@@ -1686,8 +1686,8 @@ mcp:
       header: Bad Header
 ";
         insta::assert_snapshot!(errors(text), @"
-        agent.yaml:3:10: `http://insecure.example.com` is not an `https://` URL
-        hint: for example `https://example.com/path`
+        agent.yaml:3:10: `http://insecure.example.com` is neither an `https://` URL nor `http://` to this machine
+        hint: use `https://`; plain HTTP only reaches a server on this machine, e.g. `http://localhost:8080/mcp`
         agent.yaml:4:11: two MCP servers are named `a`
         hint: give each server its own name
         agent.yaml:6:11: `c d` is not a valid MCP server name

@@ -64,7 +64,13 @@ pub struct EgressSettings {
 pub struct McpRoute {
     /// `mcp[].name`: `moat trace --network` labels the server's requests with it.
     pub name: String,
+    /// The URL the container's client uses.
     pub url: String,
+    /// For a server on the user's machine (`http://localhost:PORT/...` in the
+    /// configuration): that URL. The container uses a name of moat's instead
+    /// (`NAME.mcp.moat.internal:PORT`), which the proxy routes to the host's loopback for
+    /// this server only.
+    pub local_url: Option<String>,
     /// The host (and port) of `url`: where the credential may go.
     pub host: HostPattern,
     /// The credential and the header it goes into; `None` for a server without `auth`.
@@ -242,6 +248,13 @@ pub(crate) async fn start_proxy(
     config.allow = settings.allow;
     config.passthrough = settings.passthrough;
     config.connect_to = settings.connect_to;
+    // MCP servers on the user's machine: plain HTTP over the host's loopback.
+    config.cleartext_local = settings
+        .mcp
+        .iter()
+        .filter(|route| route.local_url.is_some())
+        .map(|route| route.host.clone())
+        .collect();
     if let Some(file) = &settings.extra_ca_file {
         // Checked by the CLI, and read as bounded here: the file may have been swapped for
         // a FIFO or a device since, which must not hang the supervisor.
@@ -343,6 +356,7 @@ mod tests {
         let route = McpRoute {
             name: "notes".into(),
             url: "https://Notes.example.test/mcp".into(),
+            local_url: None,
             host: HostPattern::parse("notes.example.test").unwrap(),
             auth: None,
         };

@@ -28,13 +28,23 @@ pub struct FakeMcp {
 }
 
 impl FakeMcp {
-    /// Serve `host` on a free port of 127.0.0.1, wanting `header: token` on every request.
+    /// Serve `host` over TLS on a free port of 127.0.0.1, wanting `header: token` on
+    /// every request.
     pub fn start(host: &str, header: &str, token: &str) -> Self {
+        Self::start_with(Some(host), header, token)
+    }
+
+    /// A server on the user's machine: plain HTTP on a free port of 127.0.0.1.
+    pub fn start_plain(header: &str, token: &str) -> Self {
+        Self::start_with(None, header, token)
+    }
+
+    fn start_with(host: Option<&str>, header: &str, token: &str) -> Self {
         let header = header.to_ascii_lowercase();
         let token = token.to_owned();
         let calls: Arc<Mutex<Vec<String>>> = Arc::default();
         let handler_calls = calls.clone();
-        let upstream = FakeUpstream::start(&[host], move |request| {
+        let handler = move |request: &SeenRequest| {
             if request.header(&header) != Some(token.as_str()) {
                 return Reply::json(
                     401,
@@ -42,7 +52,11 @@ impl FakeMcp {
                 );
             }
             answer(request, &handler_calls)
-        });
+        };
+        let upstream = match host {
+            Some(host) => FakeUpstream::start(&[host], handler),
+            None => FakeUpstream::start_plain(handler),
+        };
         FakeMcp { upstream, calls }
     }
 

@@ -351,7 +351,7 @@ pub fn plan_agent_run(
     }
     // Remote MCP servers: each host is allowed (a strict policy included), and each
     // server with `auth` has its credential checked now and a placeholder for the agent.
-    let mcp = mcp_routes(&config.mcp)?;
+    let (mcp, mcp_connect_to) = mcp_routes(&config.mcp)?;
     for route in &mcp {
         if !allow.contains(&route.host) {
             allow.push(route.host.clone());
@@ -430,7 +430,12 @@ pub fn plan_agent_run(
             policy: config.network.policy,
             allow,
             passthrough: config.network.passthrough.clone(),
-            connect_to: config.connect_to.clone(),
+            connect_to: config
+                .connect_to
+                .iter()
+                .cloned()
+                .chain(mcp_connect_to)
+                .collect(),
             extra_ca_file: config.extra_ca_certs.clone(),
             grants: config.grants.clone(),
             keyring: config.keyring,
@@ -450,29 +455,88 @@ pub fn plan_agent_run(
     })
 }
 
-/// The workspace file's remote MCP servers as the run's proxy sees them.
-fn mcp_routes(servers: &[moat_config::RemoteMcpServer]) -> Result<Vec<moat_run::McpRoute>> {
-    servers
-        .iter()
-        .map(|server| {
-            let host = moat_providers::url_host(&server.url).ok_or_else(|| {
-                UserError::new(format!(
-                    "MCP server `{}`: moat cannot tell the host of `{}`",
-                    server.name, server.url
-                ))
-                .hint("write the URL as `https://HOST[:PORT]/PATH`")
-            })?;
-            Ok(moat_run::McpRoute {
-                name: server.name.clone(),
-                url: server.url.clone(),
-                host,
-                auth: server.auth.as_ref().map(|a| moat_run::McpRouteAuth {
-                    grant: a.grant.clone(),
-                    header: a.header.clone(),
-                }),
-            })
-        })
-        .collect()
+/// The domain under which the container reaches MCP servers on the user's machine.
+pub const LOCAL_MCP_DOMAIN: &str = "mcp.moat.internal";
+
+/// The workspace file's remote MCP servers as the run's proxy sees them, and the
+/// `connect_to` rules that route the ones on the user's machine (`http://localhost:PORT`)
+/// to its loopback: each gets a name of its own, `NAME.mcp.moat.internal:PORT`, so the
+/// proxy reaches that one port and the host's other services stay refused.
+fn mcp_routes(
+    servers: &[moat_config::RemoteMcpServer],
+) -> Result<(Vec<moat_run::McpRoute>, Vec<moat_proxy::ConnectTo>)> {
+    let mut routes = Vec::new();
+    let mut connect_to = Vec::new();
+    let mut labels: Vec<String> = Vec::new();
+    for server in servers {
+        let (url, local_url) = match local_mcp_url(&server.url) {
+            Some((to_host, port, rest)) => {
+                let mut label: String = server
+                    .name
+                    .to_ascii_lowercase()
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                    .collect::<String>()
+                    .trim_matches('-')
+                    .chars()
+                    .take(50)
+                    .collect();
+                if label.is_empty() {
+                    label = "server".into();
+                }
+                let base = label.clone();
+                let mut n = 2;
+                while labels.contains(&label) {
+                    label = format!("{base}-{n}");
+                    n += 1;
+                }
+                labels.push(label.clone());
+                let name = format!("{label}.{LOCAL_MCP_DOMAIN}");
+                let rule = moat_proxy::ConnectTo::parse(&format!("{name}:{port}:{to_host}:{port}"))
+                    .map_err(|e| UserError::new(format!("MCP server `{}`: {e}", server.name)))?;
+                connect_to.push(rule);
+                (
+                    format!("http://{name}:{port}{rest}"),
+                    Some(server.url.clone()),
+                )
+            }
+            None => (server.url.clone(), None),
+        };
+        let host = moat_providers::url_host(&url).ok_or_else(|| {
+            UserError::new(format!(
+                "MCP server `{}`: moat cannot tell the host of `{}`",
+                server.name, server.url
+            ))
+            .hint("write the URL as `https://HOST[:PORT]/PATH`")
+        })?;
+        routes.push(moat_run::McpRoute {
+            name: server.name.clone(),
+            url,
+            local_url,
+            host,
+            auth: server.auth.as_ref().map(|a| moat_run::McpRouteAuth {
+                grant: a.grant.clone(),
+                header: a.header.clone(),
+            }),
+        });
+    }
+    Ok((routes, connect_to))
+}
+
+/// `http://localhost:PORT/REST` (or `127.0.0.1`, `[::1]`) → where to connect on the
+/// host, the port and `/REST`; `None` for any other URL.
+fn local_mcp_url(url: &str) -> Option<(&'static str, u16, &str)> {
+    let rest = url.strip_prefix("http://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (to_host, port) = [
+        ("localhost:", "127.0.0.1"),
+        ("127.0.0.1:", "127.0.0.1"),
+        ("[::1]:", "[::1]"),
+    ]
+    .iter()
+    .find_map(|(prefix, to)| Some((*to, authority.strip_prefix(prefix)?.parse::<u16>().ok()?)))?;
+    Some((to_host, port, tail))
 }
 
 /// The servers of `routes` that have `auth`, as `moat_providers::mcp_for_run` takes them.

@@ -239,3 +239,51 @@ fn a_stdio_server_from_claude_mcp_is_listed_and_starts_with_its_grants_placehold
     assert_ne!(placeholder, GITHUB_TOKEN);
     assert!(!started.to_string().contains(GITHUB_TOKEN));
 }
+
+#[test]
+fn a_server_on_the_users_machine_is_reached_through_the_proxy_for_that_server_only() {
+    const LOCAL_TOKEN: &str = "desk-REAL-local-token-77aa09";
+    let claude = Claude::new("Desk checked.");
+    claude.grant(API_KEY);
+    // Plain HTTP on the host's loopback, which the container cannot reach by itself.
+    let mcp = FakeMcp::start_plain("Authorization", &format!("Bearer {LOCAL_TOKEN}"));
+    let granted = grant_mcp(&claude, "desk", &format!("Bearer {LOCAL_TOKEN}\n"));
+    assert_eq!(granted.code, 0, "{granted:?}");
+    let port = mcp.port();
+    std::fs::write(
+        claude.env.workspace().join("agent.yaml"),
+        format!(
+            "mcp:\n  - name: desk\n    url: http://localhost:{port}/mcp\n    auth:\n      \
+             grant: mcp-desk\n      header: Authorization\n"
+        ),
+    )
+    .unwrap();
+    claude
+        .fake
+        .set_tool_calls(&["claude mcp list > mcp-list.txt 2>&1; true"]);
+    let out = claude.run(&["claude", "--trust", "-p", "check the desk server"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let list = std::fs::read_to_string(claude.env.workspace().join("mcp-list.txt")).unwrap();
+    let url = format!("http://desk.mcp.moat.internal:{port}/mcp");
+    assert!(
+        list.lines()
+            .any(|l| l.contains("desk") && l.contains(&url) && l.contains("Connected")),
+        "{list}"
+    );
+    assert!(
+        mcp.methods().iter().any(|m| m == "tools/list"),
+        "{:?}",
+        mcp.methods()
+    );
+    let trace = claude.run(&["trace", "--network"]);
+    assert!(
+        trace
+            .stdout
+            .lines()
+            .any(|l| l.contains(&format!("POST {url}"))
+                && l.contains("[grant: mcp-desk]")
+                && l.contains("[mcp: desk]")),
+        "{trace:?}"
+    );
+    assert!(!trace.stdout.contains(LOCAL_TOKEN));
+}
