@@ -5,6 +5,8 @@
 //! No I/O beyond reading what it is given: the CLI reads the host files, this crate decides
 //! what the container gets.
 
+pub mod plugins;
+
 use std::path::{Path, PathBuf};
 
 use moat_run::SessionId;
@@ -50,6 +52,94 @@ pub const CARRIED_KEYS: &[&str] = &[
 /// Environment of every `moat claude` container. The image pins the version it was built
 /// with; Claude Code's self-updater cannot replace a root-owned global install anyway.
 pub const CONTAINER_ENV: &[(&str, &str)] = &[("DISABLE_AUTOUPDATER", "1")];
+
+/// How a stdio server with a `cwd` is started, `/bin/sh -c SCRIPT CWD COMMAND ARGS...`:
+/// `$0` is the directory, the rest the command.
+pub const STDIO_CWD_SCRIPT: &str = r#"cd "$0" && exec "$@""#;
+
+/// An MCP server as the container's `~/.claude.json` names it (`mcpServers.<name>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum McpServer {
+    /// A remote server, reached through the run's proxy (Claude Code's MCP client honours
+    /// `HTTPS_PROXY`). `headers` hold placeholders only.
+    Remote {
+        url: String,
+        headers: Vec<(String, String)>,
+    },
+    /// A program Claude Code starts in the container and talks to over stdio.
+    Stdio {
+        command: String,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+        cwd: Option<String>,
+    },
+}
+
+impl McpServer {
+    /// The transport Claude Code uses for a remote URL: `sse` for a path ending in `/sse`
+    /// (the old HTTP+SSE transport's usual endpoint), streamable HTTP otherwise.
+    pub fn remote_transport(url: &str) -> &'static str {
+        let path = url
+            .split_once("://")
+            .map_or(url, |(_, rest)| rest)
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('/');
+        if path.ends_with("/sse") {
+            "sse"
+        } else {
+            "http"
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let pairs = |pairs: &[(String, String)]| -> Value {
+            Value::Object(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect(),
+            )
+        };
+        match self {
+            McpServer::Remote { url, headers } => {
+                let mut out = json!({"type": Self::remote_transport(url), "url": url});
+                if !headers.is_empty() {
+                    out["headers"] = pairs(headers);
+                }
+                out
+            }
+            McpServer::Stdio {
+                command,
+                args,
+                env,
+                cwd,
+            } => {
+                // Claude Code starts a stdio server in its own working directory whatever
+                // the configuration says (2.1.332 ignores `cwd`): a shell changes to it
+                // first, then becomes the server.
+                let (command, args) = match cwd {
+                    None => (command.clone(), args.clone()),
+                    Some(cwd) => (
+                        "/bin/sh".to_owned(),
+                        ["-c", STDIO_CWD_SCRIPT, cwd, command]
+                            .into_iter()
+                            .map(ToOwned::to_owned)
+                            .chain(args.iter().cloned())
+                            .collect(),
+                    ),
+                };
+                json!({
+                    "type": "stdio",
+                    "command": command,
+                    "args": args,
+                    "env": pairs(env),
+                })
+            }
+        }
+    }
+}
 
 /// Which conversation a run holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,11 +247,13 @@ pub struct UnreadableClaudeJson {
 /// marked complete, the workspace trusted, and (with `skip_permissions`) the
 /// bypass-permissions warning already accepted. `api_key` is the placeholder the container
 /// sees as `ANTHROPIC_API_KEY`, pre-approved so Claude Code does not ask about it.
-/// Returns the file and, if the host's could not be read, why.
+/// `mcp_servers` become `mcpServers` (the host's own never reach the container: they may
+/// hold tokens). Returns the file and, if the host's could not be read, why.
 pub fn container_claude_json(
     host: Option<&[u8]>,
     skip_permissions: bool,
     api_key: Option<&str>,
+    mcp_servers: &[(String, McpServer)],
 ) -> (Vec<u8>, Option<UnreadableClaudeJson>) {
     let mut problem = None;
     let mut out = Map::new();
@@ -211,6 +303,17 @@ pub fn container_claude_json(
         out.insert(
             "customApiKeyResponses".into(),
             json!({ "approved": [tail], "rejected": [] }),
+        );
+    }
+    if !mcp_servers.is_empty() {
+        out.insert(
+            "mcpServers".into(),
+            Value::Object(
+                mcp_servers
+                    .iter()
+                    .map(|(name, server)| (name.clone(), server.to_json()))
+                    .collect(),
+            ),
         );
     }
     let mut bytes = serde_json::to_vec_pretty(&Value::Object(out)).expect("JSON values print");
@@ -295,7 +398,8 @@ mod tests {
             "installMethod": "native",
             "projects": {"/home/u/secret-project": {}},
         });
-        let (bytes, problem) = container_claude_json(Some(host.to_string().as_bytes()), true, None);
+        let (bytes, problem) =
+            container_claude_json(Some(host.to_string().as_bytes()), true, None, &[]);
         assert!(problem.is_none());
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(!text.contains("SECRET"), "{text}");
@@ -316,7 +420,7 @@ mod tests {
     #[test]
     fn without_a_host_file_the_defaults_still_skip_onboarding() {
         let key = "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789AA";
-        let (bytes, problem) = container_claude_json(None, false, Some(key));
+        let (bytes, problem) = container_claude_json(None, false, Some(key), &[]);
         assert!(problem.is_none());
         let out: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(out["hasCompletedOnboarding"], true);
@@ -330,12 +434,70 @@ mod tests {
 
     #[test]
     fn a_broken_host_file_is_reported_and_replaced_by_defaults() {
-        let (bytes, problem) = container_claude_json(Some(b"{ not json"), true, None);
+        let (bytes, problem) = container_claude_json(Some(b"{ not json"), true, None, &[]);
         let problem = problem.unwrap().to_string();
         assert!(problem.contains("line 1"), "{problem}");
         let out: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(out["hasCompletedOnboarding"], true);
-        let (_, problem) = container_claude_json(Some(b"[1]"), true, None);
+        let (_, problem) = container_claude_json(Some(b"[1]"), true, None, &[]);
         assert!(problem.is_some());
+    }
+
+    #[test]
+    fn mcp_servers_are_written_with_their_transport() {
+        let servers = vec![
+            (
+                "notes".to_owned(),
+                McpServer::Remote {
+                    url: "https://notes.example.test/mcp".into(),
+                    headers: vec![("X-Key".into(), "moat-mcp-notes-0123".into())],
+                },
+            ),
+            (
+                "legacy".to_owned(),
+                McpServer::Remote {
+                    url: "https://old.example.test/sse".into(),
+                    headers: vec![],
+                },
+            ),
+            (
+                "files".to_owned(),
+                McpServer::Stdio {
+                    command: "node".into(),
+                    args: vec!["server.js".into()],
+                    env: vec![("DEBUG".into(), "1".into())],
+                    cwd: Some("/workspace".into()),
+                },
+            ),
+        ];
+        let host = json!({"mcpServers": {"host-only": {"url": "https://secret.test"}}});
+        let (bytes, _) =
+            container_claude_json(Some(host.to_string().as_bytes()), true, None, &servers);
+        let out: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            out["mcpServers"]["notes"],
+            json!({"type": "http", "url": "https://notes.example.test/mcp", "headers": {"X-Key": "moat-mcp-notes-0123"}})
+        );
+        assert_eq!(out["mcpServers"]["legacy"]["type"], "sse");
+        assert!(out["mcpServers"]["legacy"].get("headers").is_none());
+        assert_eq!(
+            out["mcpServers"]["files"],
+            json!({"type": "stdio", "command": "/bin/sh",
+                   "args": ["-c", STDIO_CWD_SCRIPT, "/workspace", "node", "server.js"],
+                   "env": {"DEBUG": "1"}})
+        );
+        let plain = McpServer::Stdio {
+            command: "srv".into(),
+            args: vec!["--x".into()],
+            env: vec![],
+            cwd: None,
+        };
+        assert_eq!(
+            plain.to_json(),
+            json!({"type": "stdio", "command": "srv", "args": ["--x"], "env": {}})
+        );
+        assert!(out["mcpServers"].get("host-only").is_none());
+        assert_eq!(McpServer::remote_transport("https://h/sse/?x=1"), "sse");
+        assert_eq!(McpServer::remote_transport("https://h/mcp"), "http");
     }
 }

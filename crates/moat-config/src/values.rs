@@ -360,6 +360,30 @@ pub(crate) fn check_http_url(url: &str, https_only: bool) -> Result<String, Inva
     Ok(url.trim_end_matches('/').to_owned())
 }
 
+/// A remote MCP server's URL: `https://`, or `http://` to the host's own loopback
+/// (`localhost`, `127.0.0.1`, `[::1]`) with a port, a server on the user's machine.
+pub(crate) fn check_mcp_url(url: &str) -> Result<String, Invalid> {
+    if let Some(rest) = url.strip_prefix("http://") {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let local = ["localhost:", "127.0.0.1:", "[::1]:"]
+            .iter()
+            .find_map(|prefix| authority.strip_prefix(prefix))
+            .is_some_and(|port| port.parse::<u16>().is_ok_and(|p| p > 0));
+        if !local {
+            return Err(Invalid::new(format!(
+                "`{}` is neither an `https://` URL nor `http://` to this machine",
+                shown(url)
+            ))
+            .with_hint(
+                "use `https://`; plain HTTP only reaches a server on this machine, \
+                 e.g. `http://localhost:8080/mcp`",
+            ));
+        }
+        return check_http_url(url, false);
+    }
+    check_http_url(url, true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,6 +496,18 @@ mod tests {
         assert!(check_http_url("http://mirror.example", true).is_err());
         assert!(check_http_url("https://", false).is_err());
         assert!(check_http_url("ftp://x", false).is_err());
+        assert!(check_mcp_url("https://mcp.example/x").is_ok());
+        assert_eq!(
+            check_mcp_url("http://localhost:8080/mcp/").unwrap(),
+            "http://localhost:8080/mcp"
+        );
+        assert!(check_mcp_url("http://127.0.0.1:9/").is_ok());
+        assert!(check_mcp_url("http://[::1]:9/").is_ok());
+        assert!(
+            check_mcp_url("http://localhost/mcp").is_err(),
+            "a port is needed"
+        );
+        assert!(check_mcp_url("http://mcp.example/x").is_err());
         assert_eq!(check_header_name("X-API-Key"), Ok(()));
         assert!(check_header_name("Bad Header").is_err());
         assert_eq!(check_endpoint_name("web"), Ok(()));

@@ -462,19 +462,9 @@ impl Check<'_> {
                 "moat claude does not add plugin marketplaces yet",
             ),
             (
-                claude.is_some_and(|c| c.mcp.is_some()),
-                "claude.mcp",
-                "moat claude does not start MCP servers yet",
-            ),
-            (
                 claude.is_some_and(|c| c.sync_logs.is_some()),
                 "claude.sync_logs",
                 "moat claude always keeps the workspace's conversations in `~/.claude/projects`",
-            ),
-            (
-                raw.mcp.is_some(),
-                "mcp",
-                "moat does not route remote MCP servers yet",
             ),
             (
                 raw.container.as_ref().is_some_and(|c| c.dns.is_some()),
@@ -913,7 +903,7 @@ impl Check<'_> {
             let name = self.accept(&server.name, |n| {
                 values::check_simple_name("MCP server", n).map(|_| n.clone())
             });
-            let url = self.accept(&server.url, |u| values::check_http_url(u, true));
+            let url = self.accept(&server.url, |u| values::check_mcp_url(u));
             let auth = match server.auth {
                 None => Some(None),
                 Some(auth) => {
@@ -1097,7 +1087,6 @@ mod tests {
         agent.yaml: `ports` is not supported yet: moat does not route to services in a run's container yet
         agent.yaml: `claude.plugins` is not supported yet: moat claude does not install plugins yet
         agent.yaml: `claude.sync_logs` is not supported yet: moat claude always keeps the workspace's conversations in `~/.claude/projects`
-        agent.yaml: `mcp` is not supported yet: moat does not route remote MCP servers yet
         agent.yaml: `container.dns` is not supported yet: a run has no network of its own; its proxy resolves names on the host
         ");
         assert!(config.not_yet[0].hint().unwrap().contains("remove `ports`"));
@@ -1697,8 +1686,8 @@ mcp:
       header: Bad Header
 ";
         insta::assert_snapshot!(errors(text), @"
-        agent.yaml:3:10: `http://insecure.example.com` is not an `https://` URL
-        hint: for example `https://example.com/path`
+        agent.yaml:3:10: `http://insecure.example.com` is neither an `https://` URL nor `http://` to this machine
+        hint: use `https://`; plain HTTP only reaches a server on this machine, e.g. `http://localhost:8080/mcp`
         agent.yaml:4:11: two MCP servers are named `a`
         hint: give each server its own name
         agent.yaml:6:11: `c d` is not a valid MCP server name

@@ -103,6 +103,8 @@ pub enum CredentialSource {
     Imported { from: String },
     /// Typed or pasted at a prompt.
     Pasted,
+    /// Piped into `moat grant` on standard input.
+    Stdin,
 }
 
 impl fmt::Display for CredentialSource {
@@ -112,6 +114,7 @@ impl fmt::Display for CredentialSource {
             CredentialSource::Command { command } => f.write_str(command),
             CredentialSource::Imported { from } => write!(f, "imported {from}"),
             CredentialSource::Pasted => f.write_str("pasted"),
+            CredentialSource::Stdin => f.write_str("stdin"),
         }
     }
 }

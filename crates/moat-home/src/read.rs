@@ -62,6 +62,9 @@ impl FileKind {
     pub const CREDENTIAL: FileKind = FileKind::new("credential file", 256 * 1024, true);
     /// `~/.claude.json`: Claude Code's state, which grows with the projects it has seen.
     pub const CLAUDE_JSON: FileKind = FileKind::new("Claude Code state file", 16 * MIB, true);
+    /// `~/.claude/settings.json`, `~/.claude/plugins/*.json`, a workspace's
+    /// `.claude/settings.json`: Claude Code's settings and plugin records.
+    pub const CLAUDE_SETTINGS: FileKind = FileKind::new("Claude Code settings file", 4 * MIB, true);
     /// `~/.claude/.credentials.json`: Claude Code's login.
     pub const CLAUDE_CREDENTIALS: FileKind =
         FileKind::new("Claude Code credentials file", 256 * 1024, true);

@@ -17,6 +17,9 @@ pub enum ProviderError {
     #[error("`{provider}` is not granted")]
     NotGranted { provider: String },
 
+    #[error("MCP server `{server}` needs the `{grant}` credential, which is not granted")]
+    McpNotGranted { server: String, grant: String },
+
     #[error("`{grant}` is not granted")]
     SshNotGranted {
         grant: String,
@@ -84,6 +87,10 @@ impl ProviderError {
                 file_stem_for(name)
             )),
             ProviderError::NotGranted { provider } => Some(format!("run `moat grant {provider}`")),
+            ProviderError::McpNotGranted { server, grant } => Some(format!(
+                "run `{}`",
+                crate::mcp::grant_command(server, grant)
+            )),
             ProviderError::SshNotGranted { host, port, .. } => Some(if *port == 22 {
                 format!("run `moat grant ssh --host {host}`")
             } else {

@@ -32,6 +32,9 @@ pub struct RunGrants {
     pub warnings: Vec<String>,
     /// The run's `ssh:` grants, as stored by `moat grant ssh` (no secret in them).
     pub ssh: Vec<SshGrant>,
+    /// The container variables of each grant, by the grant as written (aliases too), for
+    /// a program that must be given them explicitly (an MCP server's `env`).
+    pub env_by_grant: Vec<(String, Vec<(String, String)>)>,
 }
 
 /// Turn the run's `grants` (as written in `--grant` or `grants:`; aliases allowed,
@@ -75,6 +78,13 @@ pub fn grants_for_run(
         }
         let provider = registry.require(grant)?;
         if done.contains(provider.name()) {
+            let env = out
+                .env_by_grant
+                .iter()
+                .find(|(g, _)| registry.get(g).map(Provider::name) == Some(provider.name()))
+                .map(|(_, env)| env.clone())
+                .unwrap_or_default();
+            out.env_by_grant.push((grant.to_owned(), env));
             continue;
         }
         done.push(provider.name().clone());
@@ -100,6 +110,7 @@ pub fn grants_for_run(
         }
         let one = grant_for(provider, &credential, run_token)?;
         out.rules.extend(one.rules);
+        out.env_by_grant.push((grant.to_owned(), one.env.clone()));
         for (var, value) in one.env {
             if let Some((_, first)) = env_owner.iter().find(|(v, _)| *v == var) {
                 return Err(ProviderError::EnvConflict {
@@ -433,6 +444,19 @@ mod tests {
         let grants = world.run(&["github", "gh", "github"]).unwrap();
         assert_eq!(grants.rules.len(), 2);
         assert_eq!(grants.env.len(), 3);
+        // Each grant as written knows its variables, aliases too.
+        let names: Vec<&str> = grants
+            .env_by_grant
+            .iter()
+            .map(|(g, _)| g.as_str())
+            .collect();
+        assert_eq!(names, ["github", "gh", "github"]);
+        assert!(
+            grants
+                .env_by_grant
+                .iter()
+                .all(|(_, env)| *env == grants.env)
+        );
     }
 
     #[test]

@@ -33,12 +33,17 @@
 
 mod error;
 mod grants;
+mod mcp;
 mod provider;
 mod validate;
 mod yaml;
 
 pub use error::{DefinitionError, ProviderError};
 pub use grants::{ANTHROPIC_OAUTH_BETA, RunGrants, grants_for_run};
+pub use mcp::{
+    MCP_GRANT_PREFIX, McpPlaceholder, McpServerAuth, RunMcp, grant_command, mcp_for_run,
+    mcp_grant_name, url_host,
+};
 pub use provider::{
     Provider, ProviderKind, ProviderOrigin, ProviderRegistry, ProviderSummary,
     is_claude_oauth_token,

@@ -56,12 +56,19 @@ pub(crate) async fn forward(
     strip_hop_by_hop(&mut parts.headers, upgrade);
     // The upstream client writes `Host` (HTTP/1.1) or `:authority` (HTTP/2) from the URI.
     parts.headers.remove(HOST);
-    // Credentials travel only over TLS to the upstream.
+    // Credentials travel only over TLS to the upstream, or to a server on the host's own
+    // loopback that the configuration routes to (the cleartext never leaves the machine).
+    let local = shared
+        .cleartext_local
+        .iter()
+        .any(|p| p.matches_normalized(&target.host, target.port));
     let injected = match scheme {
-        Scheme::Https => rules::select(&shared.rules, &target.host, target.port, &parts.headers)
-            .map(|rule| rule.apply(&mut parts.headers))
-            .unwrap_or_default(),
-        Scheme::Http => Injected::default(),
+        Scheme::Http if !local => Injected::default(),
+        Scheme::Https | Scheme::Http => {
+            rules::select(&shared.rules, &target.host, target.port, &parts.headers)
+                .map(|rule| rule.apply(&mut parts.headers))
+                .unwrap_or_default()
+        }
     };
     exchange.set_request_headers(redacted_headers(&client_headers, &injected.secret_headers));
     exchange.set_grant(injected.grant, &injected.secret_headers);

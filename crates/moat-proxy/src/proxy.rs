@@ -66,6 +66,10 @@ pub struct ProxyConfig {
     pub ssh_tap: Option<Arc<dyn crate::SshTap>>,
     /// May hold a request before it goes upstream (moat's agent-turn snapshots).
     pub request_gate: Option<Arc<dyn crate::RequestGate>>,
+    /// Hosts whose plain-HTTP requests may get credentials: servers on the host's own
+    /// loopback, which `connect_to` routes to (the cleartext never leaves the machine).
+    /// Credentials otherwise travel only over TLS.
+    pub cleartext_local: Vec<HostPattern>,
 }
 
 impl ProxyConfig {
@@ -84,6 +88,7 @@ impl ProxyConfig {
             ssh: Vec::new(),
             ssh_tap: None,
             request_gate: None,
+            cleartext_local: Vec::new(),
         }
     }
 }
@@ -195,6 +200,7 @@ impl Proxy {
             ssh: config.ssh,
             ssh_tap: config.ssh_tap,
             request_gate: config.request_gate,
+            cleartext_local: config.cleartext_local,
             upstream,
             tls: ServerTls::new(config.ca),
             sink: Arc::new(events),

@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     pub ssh: Vec<HostPattern>,
     pub ssh_tap: Option<Arc<dyn crate::SshTap>>,
     pub request_gate: Option<Arc<dyn crate::RequestGate>>,
+    /// See `ProxyConfig::cleartext_local`.
+    pub cleartext_local: Vec<HostPattern>,
     pub upstream: Upstream,
     pub tls: ServerTls,
     pub sink: Arc<dyn EventSink>,

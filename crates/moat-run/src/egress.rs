@@ -53,6 +53,67 @@ pub struct EgressSettings {
     pub grants: Vec<String>,
     /// Where the credential key lives.
     pub keyring: KeyringMode,
+    /// The remote MCP servers of the run (top-level `mcp`): the proxy injects each one's
+    /// credential on requests to its host.
+    pub mcp: Vec<McpRoute>,
+}
+
+/// A remote MCP server as the run's proxy sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpRoute {
+    /// `mcp[].name`: `moat trace --network` labels the server's requests with it.
+    pub name: String,
+    /// The URL the container's client uses.
+    pub url: String,
+    /// For a server on the user's machine (`http://localhost:PORT/...` in the
+    /// configuration): that URL. The container uses a name of moat's instead
+    /// (`NAME.mcp.moat.internal:PORT`), which the proxy routes to the host's loopback for
+    /// this server only.
+    pub local_url: Option<String>,
+    /// The host (and port) of `url`: where the credential may go.
+    pub host: HostPattern,
+    /// The credential and the header it goes into; `None` for a server without `auth`.
+    pub auth: Option<McpRouteAuth>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpRouteAuth {
+    pub grant: String,
+    pub header: String,
+}
+
+impl McpRoute {
+    /// Whether `url` (as the network log records it) is a request to this server: its
+    /// host and port, and a path under the server's.
+    pub fn matches_url(&self, url: &str) -> bool {
+        let split = |u: &str| -> Option<(String, String)> {
+            let rest = u.split_once("://")?.1;
+            let (authority, path) = match rest.find(['/', '?', '#']) {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, "/"),
+            };
+            let scheme_default = if u.starts_with("https://") {
+                ":443"
+            } else {
+                ":80"
+            };
+            let authority = authority.strip_suffix(scheme_default).unwrap_or(authority);
+            let path = path.split(['?', '#']).next().unwrap_or("/");
+            Some((
+                authority.to_ascii_lowercase(),
+                path.trim_end_matches('/').to_owned(),
+            ))
+        };
+        match (split(&self.url), split(url)) {
+            (Some((host, base)), Some((their_host, path))) => {
+                host == their_host
+                    && (path == base || base.is_empty() || path.starts_with(&format!("{base}/")))
+            }
+            _ => false,
+        }
+    }
 }
 
 impl RunStore {
@@ -187,6 +248,13 @@ pub(crate) async fn start_proxy(
     config.allow = settings.allow;
     config.passthrough = settings.passthrough;
     config.connect_to = settings.connect_to;
+    // MCP servers on the user's machine: plain HTTP over the host's loopback.
+    config.cleartext_local = settings
+        .mcp
+        .iter()
+        .filter(|route| route.local_url.is_some())
+        .map(|route| route.host.clone())
+        .collect();
     if let Some(file) = &settings.extra_ca_file {
         // Checked by the CLI, and read as bounded here: the file may have been swapped for
         // a FIFO or a device since, which must not hang the supervisor.
@@ -294,4 +362,27 @@ pub fn read_network_log(path: &Path) -> std::io::Result<Vec<NetworkEvent>> {
         .lines()
         .filter_map(|line| serde_json::from_str(line).ok())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_mcp_route_matches_the_requests_to_its_server() {
+        let route = McpRoute {
+            name: "notes".into(),
+            url: "https://Notes.example.test/mcp".into(),
+            local_url: None,
+            host: HostPattern::parse("notes.example.test").unwrap(),
+            auth: None,
+        };
+        assert!(route.matches_url("https://notes.example.test/mcp"));
+        assert!(route.matches_url("https://notes.example.test:443/mcp/"));
+        assert!(route.matches_url("https://notes.example.test/mcp/messages?session=1"));
+        assert!(!route.matches_url("https://notes.example.test/mcpx"));
+        assert!(!route.matches_url("https://notes.example.test/"));
+        assert!(!route.matches_url("https://other.example.test/mcp"));
+        assert!(!route.matches_url("notes.example.test:443"));
+    }
 }

@@ -195,6 +195,20 @@ impl MessagesRequest {
         self.body.get("stream").and_then(Value::as_bool) == Some(true)
     }
 
+    /// The names of the tools it offers the model (`Bash`, `mcp__SERVER__TOOL`, ...).
+    pub fn tool_names(&self) -> Vec<&str> {
+        self.body
+            .get("tools")
+            .and_then(Value::as_array)
+            .map(|tools| {
+                tools
+                    .iter()
+                    .filter_map(|t| t.get("name").and_then(Value::as_str))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Whether it offers the model any tool.
     pub fn has_tools(&self) -> bool {
         self.body

@@ -17,10 +17,12 @@
 #![allow(clippy::disallowed_methods)] // a test crate: it reads the environment the tests were given
 
 pub mod anthropic;
+pub mod mcp;
 pub mod mirror;
 mod streams;
 
 pub use anthropic::{FakeAnthropic, MessagesRequest};
+pub use mcp::FakeMcp;
 pub use mirror::{ForwardingMirror, Route, Served};
 pub use streams::{Answer, Streamed, accept_key};
 
@@ -162,7 +164,7 @@ impl FakeUpstream {
         hosts: &[&str],
         handler: impl Fn(&SeenRequest) -> A + Send + Sync + 'static,
     ) -> Self {
-        Self::start_on(0, hosts, handler)
+        Self::start_with(0, hosts, handler, true)
     }
 
     /// [`FakeUpstream::start`] on port `port` of 127.0.0.1 (0: a free one), for a client
@@ -172,9 +174,27 @@ impl FakeUpstream {
         hosts: &[&str],
         handler: impl Fn(&SeenRequest) -> A + Send + Sync + 'static,
     ) -> Self {
+        Self::start_with(port, hosts, handler, true)
+    }
+
+    /// [`FakeUpstream::start`] without TLS: plain HTTP on 127.0.0.1 (a server on the
+    /// user's machine). `ca_file` still names the test CA, unused.
+    pub fn start_plain<A: Into<Answer>>(
+        handler: impl Fn(&SeenRequest) -> A + Send + Sync + 'static,
+    ) -> Self {
+        Self::start_with(0, &[], handler, false)
+    }
+
+    fn start_with<A: Into<Answer>>(
+        port: u16,
+        hosts: &[&str],
+        handler: impl Fn(&SeenRequest) -> A + Send + Sync + 'static,
+        tls: bool,
+    ) -> Self {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let dir = tempfile::tempdir().expect("a temp dir");
         let (ca_pem, server_config) = test_pki(hosts);
+        let server_config = tls.then_some(server_config);
         let ca_file = dir.path().join("test-ca.pem");
         fs_err::write(&ca_file, ca_pem).expect("writing the test CA");
         let listener = std::net::TcpListener::bind(("127.0.0.1", port))
@@ -232,13 +252,13 @@ impl Drop for FakeUpstream {
 
 async fn serve(
     listener: std::net::TcpListener,
-    config: Arc<rustls::ServerConfig>,
+    config: Option<Arc<rustls::ServerConfig>>,
     handler: Handler,
     seen: Arc<Mutex<Vec<SeenRequest>>>,
     mut shutdown: tokio::sync::oneshot::Receiver<()>,
 ) {
     let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let acceptor = config.map(tokio_rustls::TlsAcceptor::from);
     loop {
         let stream = tokio::select! {
             _ = &mut shutdown => return,
@@ -251,53 +271,66 @@ async fn serve(
         let handler = handler.clone();
         let seen = seen.clone();
         tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(stream).await else {
-                return;
-            };
-            let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                let handler = handler.clone();
-                let seen = seen.clone();
-                async move {
-                    let upgrade = hyper::upgrade::on(&mut req);
-                    let (parts, body) = req.into_parts();
-                    let body = body
-                        .collect()
-                        .await
-                        .map(|b| b.to_bytes())
-                        .unwrap_or_default();
-                    let mut headers = BTreeMap::new();
-                    for (name, value) in &parts.headers {
-                        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-                        headers
-                            .entry(name.as_str().to_owned())
-                            .and_modify(|v: &mut String| {
-                                v.push_str(", ");
-                                v.push_str(&value);
-                            })
-                            .or_insert(value);
-                    }
-                    let request = SeenRequest {
-                        method: parts.method.to_string(),
-                        path: parts
-                            .uri
-                            .path_and_query()
-                            .map(|p| p.to_string())
-                            .unwrap_or_else(|| "/".into()),
-                        headers,
-                        body: body.to_vec(),
+            match acceptor {
+                Some(acceptor) => {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
                     };
-                    let answer = handler(&request);
-                    let response = streams::respond(answer, &request, upgrade);
-                    seen.lock().expect("not poisoned").push(request);
-                    Ok::<_, std::convert::Infallible>(response)
+                    serve_connection(tls, handler, seen).await;
                 }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tls), service)
-                .with_upgrades()
-                .await;
+                None => serve_connection(stream, handler, seen).await,
+            }
         });
     }
+}
+
+/// Serve HTTP/1.1 on one connection, recording each request and answering with `handler`.
+async fn serve_connection<I>(io: I, handler: Handler, seen: Arc<Mutex<Vec<SeenRequest>>>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        let handler = handler.clone();
+        let seen = seen.clone();
+        async move {
+            let upgrade = hyper::upgrade::on(&mut req);
+            let (parts, body) = req.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let mut headers = BTreeMap::new();
+            for (name, value) in &parts.headers {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                headers
+                    .entry(name.as_str().to_owned())
+                    .and_modify(|v: &mut String| {
+                        v.push_str(", ");
+                        v.push_str(&value);
+                    })
+                    .or_insert(value);
+            }
+            let request = SeenRequest {
+                method: parts.method.to_string(),
+                path: parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "/".into()),
+                headers,
+                body: body.to_vec(),
+            };
+            let answer = handler(&request);
+            let response = streams::respond(answer, &request, upgrade);
+            seen.lock().expect("not poisoned").push(request);
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades()
+        .await;
 }
 
 /// The test CA of this process: one for every fake server, so that images which trust it

@@ -230,6 +230,25 @@ pub enum ClaudeCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Claude Code plugins: `moat claude plugins list [WORKSPACE]`.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// Every plugin of every source (host, workspace settings, the workspace file): its
+    /// marketplace, version and commit, whether it is enabled and, if not, why.
+    List {
+        /// The workspace (default: the current directory).
+        #[arg(value_name = "WORKSPACE")]
+        path: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Which conversation `moat claude` holds (default: a new one).
@@ -466,9 +485,15 @@ pub struct GrantArgs {
     #[command(subcommand)]
     pub command: Option<GrantCommand>,
 
-    /// The provider to grant: `anthropic`, `github`, `openai`, or one of `moat grant providers`.
+    /// The provider to grant: `anthropic`, `github`, `openai`, `mcp` (with a NAME), `ssh`, or
+    /// one of `moat grant providers`.
     #[arg(value_name = "PROVIDER")]
     pub provider: Option<String>,
+
+    /// `moat grant mcp NAME`: the MCP credential to store, saved as `mcp-NAME` (the
+    /// workspace file's `mcp[].auth.grant`).
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
 
     /// Check the credential with a request to the service even where moat would not ask.
     #[arg(long, conflicts_with = "no_validate")]

@@ -169,7 +169,15 @@ pub fn plan_run(
     command: Vec<String>,
     purpose: Purpose,
 ) -> Result<RunPlan> {
-    plan_agent_run(ctx, path, exec, command, purpose, &NoAgent)
+    let mut plan = plan_agent_run(ctx, path, exec, command, purpose, &NoAgent)?;
+    // `claude` settings are `moat claude`'s: said, not silently dropped.
+    if !plan.config.claude.mcp.is_empty() {
+        plan.warnings.push(
+            "`claude.mcp` is for `moat claude`: `moat run` does not configure these MCP servers"
+                .to_owned(),
+        );
+    }
+    Ok(plan)
 }
 
 /// What an agent command (`moat claude`) adds to every run of its own. Its parts go into
@@ -184,6 +192,12 @@ pub trait Agent {
     /// Grants the run always has, before the configuration's and `--grant`s.
     fn grants(&self) -> &'static [&'static str] {
         &[]
+    }
+
+    /// Grants the configuration implies for this agent (`claude.mcp.<name>.grant`),
+    /// added to the run's own once the configuration is loaded.
+    fn config_grants(&self, _config: &ResolvedConfig) -> Vec<String> {
+        Vec::new()
     }
 
     /// The agent's own part of the run, once the settings, the grants' placeholders and
@@ -202,9 +216,18 @@ impl Agent for NoAgent {}
 #[derive(Debug)]
 pub struct AgentInputs<'a> {
     pub workspace: &'a std::path::Path,
+    /// The run's merged configuration.
+    pub config: &'a ResolvedConfig,
     /// The container's credential placeholders (variable, value); empty when the plan only
     /// shows settings.
     pub placeholders: &'a [(String, String)],
+    /// The same variables by the grant (as written) they belong to.
+    pub grant_env: &'a [(String, Vec<(String, String)>)],
+    /// The remote MCP servers (top-level `mcp`), routed through the run's proxy.
+    pub mcp: &'a [moat_run::McpRoute],
+    /// The header placeholders of the servers with `auth`; empty when the plan only shows
+    /// settings.
+    pub mcp_placeholders: &'a [moat_providers::McpPlaceholder],
 }
 
 /// What an agent adds to a run.
@@ -261,6 +284,12 @@ pub fn plan_agent_run(
         config,
         workspace_file,
     } = moat_config::load(workspace.path(), &ctx.home().config_file(), &overrides)?;
+    let mut config = config;
+    for grant in agent.config_grants(&config) {
+        if !config.grants.contains(&grant) {
+            config.grants.push(grant);
+        }
+    }
     let mut warnings = config.warnings.clone();
     // A setting no run carries out yet is refused, never accepted and ignored; showing
     // the settings lists it.
@@ -298,6 +327,7 @@ pub fn plan_agent_run(
         .collect();
     let mut allow = config.network.allow.clone();
     let mut placeholders = Vec::new();
+    let mut grant_env = Vec::new();
     let mut ssh = None;
     if purpose == Purpose::Run && !config.grants.is_empty() {
         let grants = moat_providers::grants_for_run(
@@ -313,14 +343,39 @@ pub fn plan_agent_run(
             }
         }
         placeholders = grants.env;
+        grant_env = grants.env_by_grant;
         warnings.extend(grants.warnings);
         if !grants.ssh.is_empty() {
             ssh = Some(ssh_settings(ctx, &grants.ssh)?);
         }
     }
+    // Remote MCP servers: each host is allowed (a strict policy included), and each
+    // server with `auth` has its credential checked now and a placeholder for the agent.
+    let (mcp, mcp_connect_to) = mcp_routes(&config.mcp)?;
+    for route in &mcp {
+        if !allow.contains(&route.host) {
+            allow.push(route.host.clone());
+        }
+    }
+    let mut mcp_placeholders = Vec::new();
+    let servers = mcp_server_auths(&mcp);
+    if purpose == Purpose::Run && !servers.is_empty() {
+        let run_mcp = moat_providers::mcp_for_run(
+            &credential_store(ctx, config.keyring)?,
+            &servers,
+            proxy_token.expose(),
+            jiff::Timestamp::now(),
+        )?;
+        warnings.extend(run_mcp.warnings);
+        mcp_placeholders = run_mcp.placeholders;
+    }
     let parts = agent.contribute(&AgentInputs {
         workspace: workspace.path(),
+        config: &config,
         placeholders: &placeholders,
+        grant_env: &grant_env,
+        mcp: &mcp,
+        mcp_placeholders: &mcp_placeholders,
     })?;
     warnings.extend(parts.warnings);
     env.extend(parts.env);
@@ -375,10 +430,16 @@ pub fn plan_agent_run(
             policy: config.network.policy,
             allow,
             passthrough: config.network.passthrough.clone(),
-            connect_to: config.connect_to.clone(),
+            connect_to: config
+                .connect_to
+                .iter()
+                .cloned()
+                .chain(mcp_connect_to)
+                .collect(),
             extra_ca_file: config.extra_ca_certs.clone(),
             grants: config.grants.clone(),
             keyring: config.keyring,
+            mcp,
         },
         proxy_token,
         home_files: parts.home_files,
@@ -392,6 +453,106 @@ pub fn plan_agent_run(
         warnings,
         trust,
     })
+}
+
+/// The domain under which the container reaches MCP servers on the user's machine.
+pub const LOCAL_MCP_DOMAIN: &str = "mcp.moat.internal";
+
+/// The workspace file's remote MCP servers as the run's proxy sees them, and the
+/// `connect_to` rules that route the ones on the user's machine (`http://localhost:PORT`)
+/// to its loopback: each gets a name of its own, `NAME.mcp.moat.internal:PORT`, so the
+/// proxy reaches that one port and the host's other services stay refused.
+fn mcp_routes(
+    servers: &[moat_config::RemoteMcpServer],
+) -> Result<(Vec<moat_run::McpRoute>, Vec<moat_proxy::ConnectTo>)> {
+    let mut routes = Vec::new();
+    let mut connect_to = Vec::new();
+    let mut labels: Vec<String> = Vec::new();
+    for server in servers {
+        let (url, local_url) = match local_mcp_url(&server.url) {
+            Some((to_host, port, rest)) => {
+                let mut label: String = server
+                    .name
+                    .to_ascii_lowercase()
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                    .collect::<String>()
+                    .trim_matches('-')
+                    .chars()
+                    .take(50)
+                    .collect();
+                if label.is_empty() {
+                    label = "server".into();
+                }
+                let base = label.clone();
+                let mut n = 2;
+                while labels.contains(&label) {
+                    label = format!("{base}-{n}");
+                    n += 1;
+                }
+                labels.push(label.clone());
+                let name = format!("{label}.{LOCAL_MCP_DOMAIN}");
+                let rule = moat_proxy::ConnectTo::parse(&format!("{name}:{port}:{to_host}:{port}"))
+                    .map_err(|e| UserError::new(format!("MCP server `{}`: {e}", server.name)))?;
+                connect_to.push(rule);
+                (
+                    format!("http://{name}:{port}{rest}"),
+                    Some(server.url.clone()),
+                )
+            }
+            None => (server.url.clone(), None),
+        };
+        let host = moat_providers::url_host(&url).ok_or_else(|| {
+            UserError::new(format!(
+                "MCP server `{}`: moat cannot tell the host of `{}`",
+                server.name, server.url
+            ))
+            .hint("write the URL as `https://HOST[:PORT]/PATH`")
+        })?;
+        routes.push(moat_run::McpRoute {
+            name: server.name.clone(),
+            url,
+            local_url,
+            host,
+            auth: server.auth.as_ref().map(|a| moat_run::McpRouteAuth {
+                grant: a.grant.clone(),
+                header: a.header.clone(),
+            }),
+        });
+    }
+    Ok((routes, connect_to))
+}
+
+/// `http://localhost:PORT/REST` (or `127.0.0.1`, `[::1]`) → where to connect on the
+/// host, the port and `/REST`; `None` for any other URL.
+fn local_mcp_url(url: &str) -> Option<(&'static str, u16, &str)> {
+    let rest = url.strip_prefix("http://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (to_host, port) = [
+        ("localhost:", "127.0.0.1"),
+        ("127.0.0.1:", "127.0.0.1"),
+        ("[::1]:", "[::1]"),
+    ]
+    .iter()
+    .find_map(|(prefix, to)| Some((*to, authority.strip_prefix(prefix)?.parse::<u16>().ok()?)))?;
+    Some((to_host, port, tail))
+}
+
+/// The servers of `routes` that have `auth`, as `moat_providers::mcp_for_run` takes them.
+pub fn mcp_server_auths(routes: &[moat_run::McpRoute]) -> Vec<moat_providers::McpServerAuth<'_>> {
+    routes
+        .iter()
+        .filter_map(|route| {
+            let auth = route.auth.as_ref()?;
+            Some(moat_providers::McpServerAuth {
+                server: &route.name,
+                host: &route.host,
+                grant: &auth.grant,
+                header: &auth.header,
+            })
+        })
+        .collect()
 }
 
 /// What the run's SSH agent needs: the user's agent (which must be running and hold

@@ -29,8 +29,12 @@ enum Wanted {
 }
 
 pub async fn claude(ctx: &Context, args: ClaudeArgs) -> Result<i32> {
-    if let Some(ClaudeSubcommand::Sessions { json }) = args.command {
-        return sessions(ctx, json).await;
+    match args.command {
+        Some(ClaudeSubcommand::Sessions { json }) => return sessions(ctx, json).await,
+        Some(ClaudeSubcommand::Plugins {
+            command: crate::cli::PluginsCommand::List { path, json },
+        }) => return plugins_list(ctx, path, json),
+        None => {}
     }
     let wanted = match (args.conversation.continue_, args.conversation.resume) {
         (true, _) => Wanted::Continue,
@@ -122,6 +126,15 @@ impl settings::Agent for ClaudeAgent<'_> {
         &[moat_claude::IMPLIED_GRANT]
     }
 
+    fn config_grants(&self, config: &moat_config::ResolvedConfig) -> Vec<String> {
+        config
+            .claude
+            .mcp
+            .values()
+            .filter_map(|server| server.grant.clone())
+            .collect()
+    }
+
     fn contribute(&self, inputs: &settings::AgentInputs<'_>) -> Result<settings::AgentParts> {
         let api_key = inputs
             .placeholders
@@ -129,10 +142,24 @@ impl settings::Agent for ClaudeAgent<'_> {
             .find(|(k, _)| k == "ANTHROPIC_API_KEY")
             .map(|(_, v)| v.as_str());
         let host_claude_json = read_claude_json(&self.home.join(moat_claude::CLAUDE_JSON))?;
+        if let Some(route) = inputs
+            .mcp
+            .iter()
+            .find(|r| inputs.config.claude.mcp.contains_key(&r.name))
+        {
+            return Err(UserError::new(format!(
+                "two MCP servers are named `{}`: one in `mcp` and one in `claude.mcp`",
+                route.name
+            ))
+            .hint("give each server its own name")
+            .into());
+        }
+        let mcp_servers = mcp_servers(inputs);
         let (claude_json, problem) = moat_claude::container_claude_json(
             host_claude_json.as_deref(),
             self.command.skip_permissions,
             api_key,
+            &mcp_servers,
         );
         let project_dir = moat_claude::host_project_dir(self.home, inputs.workspace);
         Ok(settings::AgentParts {
@@ -161,6 +188,58 @@ impl settings::Agent for ClaudeAgent<'_> {
             warnings: problem.map(|p| p.to_string()).into_iter().collect(),
         })
     }
+}
+
+/// The container's MCP servers: the remote ones of the workspace file (top-level `mcp`),
+/// each with the placeholder of its credential in its `auth.header`, and the local ones
+/// (`claude.mcp`), each with its `env` and, with a `grant`, that grant's placeholders.
+fn mcp_servers(inputs: &settings::AgentInputs<'_>) -> Vec<(String, moat_claude::McpServer)> {
+    let local = inputs.config.claude.mcp.iter().map(|(name, server)| {
+        let mut env: Vec<(String, String)> = server
+            .env
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        if let Some(grant) = &server.grant {
+            let granted = inputs
+                .grant_env
+                .iter()
+                .find(|(g, _)| g == grant.trim())
+                .map(|(_, vars)| vars.as_slice())
+                .unwrap_or_default();
+            for (var, value) in granted {
+                // A placeholder wins over a same-named `env` entry, as in the run's own
+                // environment: a real token must never be there.
+                env.retain(|(k, _)| k != var);
+                env.push((var.clone(), value.clone()));
+            }
+        }
+        (
+            name.clone(),
+            moat_claude::McpServer::Stdio {
+                command: server.command.clone(),
+                args: server.args.clone(),
+                env,
+                cwd: server.cwd.clone(),
+            },
+        )
+    });
+    let remote = inputs.mcp.iter().map(|route| {
+        let headers = inputs
+            .mcp_placeholders
+            .iter()
+            .filter(|p| p.server == route.name)
+            .map(|p| (p.header.clone(), p.placeholder.clone()))
+            .collect();
+        (
+            route.name.clone(),
+            moat_claude::McpServer::Remote {
+                url: route.url.clone(),
+                headers,
+            },
+        )
+    });
+    remote.chain(local).collect()
 }
 
 /// Turn "`anthropic` is not granted" into what a `moat claude` user needs to hear.
@@ -343,5 +422,151 @@ async fn sessions(ctx: &Context, json: bool) -> Result<i32> {
         })
         .collect();
     outln!("{}", table(&header, &lines).trim_end())?;
+    Ok(0)
+}
+
+/// `moat claude plugins list [WORKSPACE] [--json]`: what `moat_claude::plugins` makes of the
+/// host's Claude Code files, the workspace's `.claude/settings.json` and the workspace
+/// file. Only reads: nothing is fetched, and an untrusted workspace file is shown too.
+fn plugins_list(ctx: &Context, path: Option<PathBuf>, json: bool) -> Result<i32> {
+    let home = ctx.env.home.clone().ok_or_else(|| {
+        UserError::new("cannot tell your home directory, where Claude Code keeps its settings")
+            .hint("set `HOME`")
+    })?;
+    let cwd = ctx
+        .env
+        .cwd
+        .clone()
+        .context("reading the current directory")?;
+    let workspace = moat_run::Workspace::resolve(&path.unwrap_or(cwd), ctx.home())?;
+    let loaded = moat_config::load(
+        workspace.path(),
+        &ctx.home().config_file(),
+        &ctx.env.overrides(),
+    )?;
+    let claude = &loaded.config.claude;
+    let plugins: Vec<(String, bool)> = claude
+        .plugins
+        .iter()
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    let marketplaces: Vec<(String, String)> = claude
+        .marketplaces
+        .iter()
+        .map(|(name, m)| {
+            let mut source = match &m.source {
+                moat_config::MarketplaceSource::Github { repo } => format!("github {repo}"),
+                moat_config::MarketplaceSource::Git { url } => format!("git {url}"),
+                moat_config::MarketplaceSource::Directory { path } => {
+                    format!("directory {}", path.display())
+                }
+            };
+            if let Some(git_ref) = &m.git_ref {
+                source.push_str(&format!(" @ {git_ref}"));
+            }
+            (name.clone(), source)
+        })
+        .collect();
+    let read = |path: PathBuf| -> Result<Option<Vec<u8>>> {
+        match moat_home::read_bounded(&path, moat_home::FileKind::CLAUDE_SETTINGS) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => {
+                crate::ui::errln!("warning: {e}; its plugin settings are ignored");
+                Ok(None)
+            }
+        }
+    };
+    let claude_dir = home.join(".claude");
+    let host_settings = read(claude_dir.join("settings.json"))?;
+    let known = read(claude_dir.join("plugins/known_marketplaces.json"))?;
+    let installed = read(claude_dir.join("plugins/installed_plugins.json"))?;
+    let workspace_settings = read(workspace.path().join(".claude/settings.json"))?;
+    let report = moat_claude::plugins::resolve_plugins(&moat_claude::plugins::PluginInputs {
+        host_settings: host_settings.as_deref(),
+        host_known_marketplaces: known.as_deref(),
+        host_installed_plugins: installed.as_deref(),
+        workspace_settings: workspace_settings.as_deref(),
+        plugins: &plugins,
+        marketplaces: &marketplaces,
+    });
+    for warning in &report.warnings {
+        crate::ui::errln!("warning: {warning}");
+    }
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(0);
+    }
+    if report.plugins.is_empty() {
+        crate::ui::errln!(
+            "No Claude Code plugins: none is enabled on the host, in the workspace's \
+             `.claude/settings.json` or in `claude.plugins`."
+        );
+    } else {
+        let header = ["PLUGIN", "MARKETPLACE", "VERSION", "SOURCES", "STATUS"].map(String::from);
+        let rows: Vec<[String; 5]> = report
+            .plugins
+            .iter()
+            .map(|p| {
+                let marketplace = match &p.marketplace_source {
+                    Some(source) => format!("{} ({source})", p.marketplace),
+                    None => p.marketplace.clone(),
+                };
+                let version = match (&p.version, &p.commit) {
+                    (Some(v), Some(c)) => {
+                        format!("{v} ({})", c.chars().take(12).collect::<String>())
+                    }
+                    (Some(v), None) => v.clone(),
+                    (None, Some(c)) => c.chars().take(12).collect(),
+                    (None, None) => "-".to_owned(),
+                };
+                let sources: Vec<String> = p
+                    .settings
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "{}={}",
+                            s.origin.label(),
+                            if s.enabled { "on" } else { "off" }
+                        )
+                    })
+                    .collect();
+                let status = match &p.reason {
+                    None => "enabled".to_owned(),
+                    Some(reason) => format!("not enabled: {reason}"),
+                };
+                [
+                    p.id.clone(),
+                    marketplace,
+                    version,
+                    sources.join(" "),
+                    status,
+                ]
+            })
+            .collect();
+        outln!("{}", table(&header, &rows).trim_end())?;
+    }
+    if !report.plugins.is_empty() {
+        crate::ui::errln!(
+            "note: `moat claude` does not bring plugins into its containers yet; this is what \
+             the settings ask for (see docs/plugins.md)"
+        );
+    }
+    if !report.marketplaces.is_empty() {
+        outln!()?;
+        let header = ["MARKETPLACE", "SOURCE", "FROM"].map(String::from);
+        let rows: Vec<[String; 3]> = report
+            .marketplaces
+            .iter()
+            .map(|m| {
+                [
+                    m.name.clone(),
+                    m.source.clone(),
+                    m.origin.label().to_owned(),
+                ]
+            })
+            .collect();
+        outln!("{}", table(&header, &rows).trim_end())?;
+    }
     Ok(0)
 }

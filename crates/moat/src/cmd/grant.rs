@@ -3,6 +3,7 @@
 //! user, checking it with the service, and keeping it in the encrypted store.
 
 mod anthropic;
+mod mcp;
 mod setup_token;
 mod ssh;
 
@@ -50,6 +51,16 @@ pub async fn grant(ctx: &Context, args: GrantArgs) -> Result<i32> {
     }
     if args.provider.as_deref() == Some("ssh") {
         return ssh::grant(ctx, &args).await;
+    }
+    if args.provider.as_deref() == Some("mcp") {
+        return mcp::grant(ctx, &args);
+    }
+    if args.name.is_some() {
+        return Err(
+            UserError::new("only `moat grant mcp NAME` takes a second name")
+                .hint("for example `moat grant github`, or `moat grant mcp notion`")
+                .into(),
+        );
     }
     if args.host.is_some() || args.key.is_some() || !args.host_key.is_empty() {
         return Err(

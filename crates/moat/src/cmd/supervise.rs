@@ -11,22 +11,37 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::SuperviseArgs;
 
-/// The proxy rules of the run's grants, with the real secrets: decrypted here, in the
-/// supervisor, and never handed to anyone else.
+/// The proxy rules of the run's grants and remote MCP servers, with the real secrets:
+/// decrypted here, in the supervisor, and never handed to anyone else.
 fn grant_rules(store: &RunStore, id: &RunId) -> Result<Vec<moat_proxy::GrantRule>> {
     let (settings, token) = store.load_egress(id)?;
-    if settings.grants.is_empty() {
+    let servers = crate::settings::mcp_server_auths(&settings.mcp);
+    if settings.grants.is_empty() && servers.is_empty() {
         return Ok(Vec::new());
     }
     let home = store.home();
-    let grants = moat_providers::grants_for_run(
-        &crate::settings::credential_store_in(home, settings.keyring)?,
-        &crate::settings::provider_registry_in(home)?,
-        &settings.grants,
-        token.expose(),
-        jiff::Timestamp::now(),
-    )?;
-    Ok(grants.rules)
+    let credentials = crate::settings::credential_store_in(home, settings.keyring)?;
+    let mut rules = Vec::new();
+    if !settings.grants.is_empty() {
+        let grants = moat_providers::grants_for_run(
+            &credentials,
+            &crate::settings::provider_registry_in(home)?,
+            &settings.grants,
+            token.expose(),
+            jiff::Timestamp::now(),
+        )?;
+        rules.extend(grants.rules);
+    }
+    if !servers.is_empty() {
+        let mcp = moat_providers::mcp_for_run(
+            &credentials,
+            &servers,
+            token.expose(),
+            jiff::Timestamp::now(),
+        )?;
+        rules.extend(mcp.rules);
+    }
+    Ok(rules)
 }
 
 pub async fn supervise(args: SuperviseArgs) -> Result<i32> {

@@ -37,8 +37,18 @@ pub fn trace(ctx: &Context, args: TraceArgs) -> Result<i32> {
     if events.is_empty() {
         crate::ui::errln!("Run {} made no requests through its proxy.", record.id);
     }
+    // Requests to the run's remote MCP servers are labelled with the server's name.
+    let mcp = ctx
+        .store
+        .load_egress(&record.id)
+        .map(|(settings, _)| settings.mcp)
+        .unwrap_or_default();
     for event in &events {
-        outln!("{}", line(event))?;
+        let mut text = line(event);
+        if let Some(server) = mcp.iter().find(|s| s.matches_url(&event.url)) {
+            text.push_str(&format!(" [mcp: {}]", server.name));
+        }
+        outln!("{text}")?;
         if args.details {
             for (name, value) in &event.request_headers {
                 outln!("    > {name}: {value}")?;

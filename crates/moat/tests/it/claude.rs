@@ -23,14 +23,14 @@ const OAUTH_TOKEN: &str =
 /// A test's Claude world: its moat environment, the fake API, and the settings that make
 /// image builds (npm registry through this network, Node from a local mirror) and the
 /// proxy (the fake's CA, its address) work here.
-struct Claude {
-    env: TestEnv,
-    fake: FakeAnthropic,
-    ca_file: PathBuf,
+pub(crate) struct Claude {
+    pub(crate) env: TestEnv,
+    pub(crate) fake: FakeAnthropic,
+    pub(crate) ca_file: PathBuf,
 }
 
 impl Claude {
-    fn new(reply: &str) -> Self {
+    pub(crate) fn new(reply: &str) -> Self {
         let env = TestEnv::new();
         let fake = FakeAnthropic::start(reply);
         // One file for both: the network's re-signing CAs (npm during builds) and the
@@ -47,7 +47,7 @@ impl Claude {
         Claude { env, fake, ca_file }
     }
 
-    fn moat(&self) -> Command {
+    pub(crate) fn moat(&self) -> Command {
         let mut cmd = self.env.moat_file_keyring();
         cmd.env("MOAT_BUILD_NETWORK", "host")
             .env("MOAT_EXTRA_CA_CERTS", &self.ca_file)
@@ -58,16 +58,16 @@ impl Claude {
         cmd
     }
 
-    fn run(&self, args: &[&str]) -> Out {
+    pub(crate) fn run(&self, args: &[&str]) -> Out {
         Out::from(self.moat().args(args).output().unwrap())
     }
 
-    fn home(&self) -> PathBuf {
+    pub(crate) fn home(&self) -> PathBuf {
         self.env.moat_home().join("../home")
     }
 
     /// Store `secret` as the anthropic credential, as `moat grant anthropic` would.
-    fn grant(&self, secret: &str) {
+    pub(crate) fn grant(&self, secret: &str) {
         let out = Out::from(
             self.moat()
                 .env("ANTHROPIC_API_KEY", secret)
@@ -76,6 +76,22 @@ impl Claude {
                 .unwrap(),
         );
         assert_eq!(out.code, 0, "{out:?}");
+    }
+
+    /// [`Claude::moat`] with `MOAT_CONNECT_TO` sending `hosts` (name, port) to loopback too.
+    pub(crate) fn moat_reaching(&self, hosts: &[(&str, u16)]) -> Command {
+        let mut rules = vec![format!(
+            "api.anthropic.com:443:127.0.0.1:{}",
+            self.fake.port()
+        )];
+        rules.extend(
+            hosts
+                .iter()
+                .map(|(host, port)| format!("{host}:443:127.0.0.1:{port}")),
+        );
+        let mut cmd = self.moat();
+        cmd.env("MOAT_CONNECT_TO", rules.join(","));
+        cmd
     }
 
     /// `moat claude sessions --json`, parsed.
@@ -87,7 +103,7 @@ impl Claude {
 }
 
 /// Whether `needle` occurs anywhere in the (stopped) container's files or configuration.
-fn container_holds(container: &str, needle: &str) -> bool {
+pub(crate) fn container_holds(container: &str, needle: &str) -> bool {
     let inspect = docker(&["inspect", container]);
     assert_eq!(inspect.code, 0, "{inspect:?}");
     if inspect.stdout.contains(needle) {

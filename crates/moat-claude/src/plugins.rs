@@ -1,0 +1,402 @@
+//! Which Claude Code plugins a workspace's runs would have, and why: the host's choices
+//! (`~/.claude/settings.json` `enabledPlugins`, the marketplaces of
+//! `~/.claude/plugins/known_marketplaces.json`, the versions and commits of
+//! `~/.claude/plugins/installed_plugins.json`), then the workspace's
+//! `.claude/settings.json`, then `claude.plugins` and `claude.marketplaces` of the
+//! workspace file, each overriding the one before.
+//!
+//! Pure: the CLI reads the files (bounded) and hands their bytes in. A file that is not
+//! what Claude Code writes is a warning naming it, never an error: the host's settings
+//! are the user's, and a run must not fail over them.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// Where a plugin setting or a marketplace came from, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    /// `~/.claude/settings.json`, `~/.claude/plugins/known_marketplaces.json`.
+    Host,
+    /// The workspace's `.claude/settings.json`.
+    Workspace,
+    /// `claude.plugins` / `claude.marketplaces` of `moat.yaml` or `agent.yaml`.
+    #[serde(rename = "agent.yaml")]
+    AgentYaml,
+}
+
+impl Origin {
+    pub fn label(self) -> &'static str {
+        match self {
+            Origin::Host => "host",
+            Origin::Workspace => "workspace",
+            Origin::AgentYaml => "agent.yaml",
+        }
+    }
+
+    fn place(self) -> &'static str {
+        match self {
+            Origin::Host => "`~/.claude/settings.json`",
+            Origin::Workspace => "the workspace's `.claude/settings.json`",
+            Origin::AgentYaml => "`claude.plugins`",
+        }
+    }
+}
+
+/// The files and settings the answer is made of. `None`: the file does not exist.
+#[derive(Debug, Default)]
+pub struct PluginInputs<'a> {
+    pub host_settings: Option<&'a [u8]>,
+    pub host_known_marketplaces: Option<&'a [u8]>,
+    pub host_installed_plugins: Option<&'a [u8]>,
+    pub workspace_settings: Option<&'a [u8]>,
+    /// `claude.plugins`: `"plugin@marketplace"` → enabled.
+    pub plugins: &'a [(String, bool)],
+    /// `claude.marketplaces`: name → its source as the user reads it (`github owner/repo`).
+    pub marketplaces: &'a [(String, String)],
+}
+
+/// One setting of one plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PluginSetting {
+    pub origin: Origin,
+    pub enabled: bool,
+    /// Versions the host pinned (`enabledPlugins` values may be a list of versions).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<String>,
+}
+
+/// A plugin as a run would see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PluginRow {
+    /// `name@marketplace`.
+    pub id: String,
+    pub name: String,
+    pub marketplace: String,
+    /// Where the marketplace is, if any source knows it.
+    pub marketplace_source: Option<String>,
+    /// The version the host installed, and its git commit where the host records one.
+    pub version: Option<String>,
+    pub commit: Option<String>,
+    pub enabled: bool,
+    /// Why not, when not enabled.
+    pub reason: Option<String>,
+    /// Every source that says something of it, weakest first.
+    pub settings: Vec<PluginSetting>,
+}
+
+/// A marketplace a run would know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MarketplaceRow {
+    pub name: String,
+    pub source: String,
+    pub origin: Origin,
+}
+
+/// The answer: plugins by ID, marketplaces by name, and what could not be read.
+#[derive(Debug, Default, Serialize)]
+pub struct PluginReport {
+    pub plugins: Vec<PluginRow>,
+    pub marketplaces: Vec<MarketplaceRow>,
+    pub warnings: Vec<String>,
+}
+
+/// Resolve every plugin of every source.
+pub fn resolve_plugins(inputs: &PluginInputs<'_>) -> PluginReport {
+    let mut report = PluginReport::default();
+    let mut marketplaces: BTreeMap<String, MarketplaceRow> = BTreeMap::new();
+    let mut settings: BTreeMap<String, Vec<PluginSetting>> = BTreeMap::new();
+
+    let host_settings = object(
+        inputs.host_settings,
+        "~/.claude/settings.json",
+        &mut report.warnings,
+    );
+    let known = object(
+        inputs.host_known_marketplaces,
+        "~/.claude/plugins/known_marketplaces.json",
+        &mut report.warnings,
+    );
+    let installed = object(
+        inputs.host_installed_plugins,
+        "~/.claude/plugins/installed_plugins.json",
+        &mut report.warnings,
+    );
+    let workspace = object(
+        inputs.workspace_settings,
+        ".claude/settings.json",
+        &mut report.warnings,
+    );
+
+    if let Some(known) = &known {
+        for (name, entry) in known {
+            add_marketplace(&mut marketplaces, name, &entry["source"], Origin::Host);
+        }
+    }
+    for (origin, file) in [
+        (Origin::Host, &host_settings),
+        (Origin::Workspace, &workspace),
+    ] {
+        let Some(file) = file else { continue };
+        if let Some(extra) = file
+            .get("extraKnownMarketplaces")
+            .and_then(Value::as_object)
+        {
+            for (name, entry) in extra {
+                add_marketplace(&mut marketplaces, name, &entry["source"], origin);
+            }
+        }
+        if let Some(enabled) = file.get("enabledPlugins").and_then(Value::as_object) {
+            for (id, value) in enabled {
+                let setting = match value {
+                    Value::Bool(on) => PluginSetting {
+                        origin,
+                        enabled: *on,
+                        versions: Vec::new(),
+                    },
+                    Value::Array(items) => PluginSetting {
+                        origin,
+                        enabled: !items.is_empty(),
+                        versions: items
+                            .iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect(),
+                    },
+                    _ => {
+                        report.warnings.push(format!(
+                            "{}: `enabledPlugins.{id}` is neither true, false nor a list of \
+                             versions; ignored",
+                            file_name(origin)
+                        ));
+                        continue;
+                    }
+                };
+                settings.entry(id.clone()).or_default().push(setting);
+            }
+        }
+    }
+    for (name, source) in inputs.marketplaces {
+        marketplaces.insert(
+            name.clone(),
+            MarketplaceRow {
+                name: name.clone(),
+                source: source.clone(),
+                origin: Origin::AgentYaml,
+            },
+        );
+    }
+    for (id, enabled) in inputs.plugins {
+        settings.entry(id.clone()).or_default().push(PluginSetting {
+            origin: Origin::AgentYaml,
+            enabled: *enabled,
+            versions: Vec::new(),
+        });
+    }
+
+    for (id, settings) in settings {
+        let (name, marketplace) = match id.rsplit_once('@') {
+            Some((name, marketplace)) => (name.to_owned(), marketplace.to_owned()),
+            None => (id.clone(), String::new()),
+        };
+        let last = settings.last().expect("at least one setting");
+        let marketplace_row = marketplaces.get(&marketplace);
+        let (version, commit) = installed
+            .as_ref()
+            .and_then(|i| i.get("plugins"))
+            .and_then(|p| p.get(&id))
+            .and_then(Value::as_array)
+            .and_then(|entries| entries.first())
+            .map(|entry| {
+                let text = |key: &str| entry.get(key).and_then(Value::as_str).map(str::to_owned);
+                (text("version"), text("gitCommitSha"))
+            })
+            .unwrap_or_default();
+        let reason = if !last.enabled {
+            Some(format!("disabled by {}", last.origin.place()))
+        } else if marketplace.is_empty() {
+            Some("no marketplace: plugins are named `plugin@marketplace`".to_owned())
+        } else if marketplace_row.is_none() {
+            Some(format!(
+                "marketplace `{marketplace}` is not known: add it under `claude.marketplaces`"
+            ))
+        } else {
+            None
+        };
+        report.plugins.push(PluginRow {
+            id: id.clone(),
+            name,
+            marketplace,
+            marketplace_source: marketplace_row.map(|m| m.source.clone()),
+            version,
+            commit,
+            enabled: reason.is_none(),
+            reason,
+            settings,
+        });
+    }
+    report.marketplaces = marketplaces.into_values().collect();
+    report
+}
+
+fn file_name(origin: Origin) -> &'static str {
+    match origin {
+        Origin::Workspace => ".claude/settings.json",
+        _ => "~/.claude/settings.json",
+    }
+}
+
+fn add_marketplace(
+    marketplaces: &mut BTreeMap<String, MarketplaceRow>,
+    name: &str,
+    source: &Value,
+    origin: Origin,
+) {
+    marketplaces.insert(
+        name.to_owned(),
+        MarketplaceRow {
+            name: name.to_owned(),
+            source: describe_source(source),
+            origin,
+        },
+    );
+}
+
+/// A marketplace source as Claude Code records it, for reading: `github owner/repo`,
+/// `git URL`, `directory PATH`.
+pub fn describe_source(source: &Value) -> String {
+    let kind = source
+        .get("source")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown");
+    let detail = ["repo", "url", "path", "package"]
+        .iter()
+        .find_map(|key| source.get(*key).and_then(Value::as_str));
+    let mut text = match detail {
+        Some(detail) => format!("{kind} {detail}"),
+        None => kind.to_owned(),
+    };
+    if let Some(git_ref) = source.get("ref").and_then(Value::as_str) {
+        text.push_str(&format!(" @ {git_ref}"));
+    }
+    text
+}
+
+/// The JSON object in `bytes`; anything else is a warning naming `name`.
+fn object(
+    bytes: Option<&[u8]>,
+    name: &str,
+    warnings: &mut Vec<String>,
+) -> Option<serde_json::Map<String, Value>> {
+    match serde_json::from_slice::<Value>(bytes?) {
+        Ok(Value::Object(map)) => Some(map),
+        Ok(_) => {
+            warnings.push(format!(
+                "{name} is not a JSON object; its plugin settings are ignored"
+            ));
+            None
+        }
+        Err(e) => {
+            warnings.push(format!(
+                "{name} is not valid JSON (line {} column {}); its plugin settings are ignored",
+                e.line(),
+                e.column()
+            ));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_then_workspace_then_agent_yaml() {
+        let host = br#"{"enabledPlugins": {"review@tools": true, "lint@tools": ["1.2.0"], "old@gone": true, "off@tools": false}}"#;
+        let known = br#"{"tools": {"source": {"source": "github", "repo": "acme/tools"}, "installLocation": "/h/.claude/plugins/marketplaces/tools"}}"#;
+        let installed = br#"{"version": 2, "plugins": {"review@tools": [{"version": "2.0.1", "gitCommitSha": "0123abcd"}]}}"#;
+        let workspace = br#"{"enabledPlugins": {"lint@tools": false, "extra@more": true}, "extraKnownMarketplaces": {"more": {"source": {"source": "git", "url": "https://git.example/more.git"}}}}"#;
+        let plugins = [
+            ("review@tools".to_owned(), false),
+            ("mine@custom".to_owned(), true),
+        ];
+        let marketplaces = vec![("custom".to_owned(), "github me/custom @ main".to_owned())];
+        let report = resolve_plugins(&PluginInputs {
+            host_settings: Some(host),
+            host_known_marketplaces: Some(known),
+            host_installed_plugins: Some(installed),
+            workspace_settings: Some(workspace),
+            plugins: &plugins,
+            marketplaces: &marketplaces,
+        });
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        let row = |id: &str| report.plugins.iter().find(|p| p.id == id).unwrap();
+
+        let review = row("review@tools");
+        assert!(!review.enabled);
+        assert_eq!(
+            review.reason.as_deref(),
+            Some("disabled by `claude.plugins`")
+        );
+        assert_eq!(review.version.as_deref(), Some("2.0.1"));
+        assert_eq!(review.commit.as_deref(), Some("0123abcd"));
+        assert_eq!(
+            review.marketplace_source.as_deref(),
+            Some("github acme/tools")
+        );
+        assert_eq!(
+            review.settings.iter().map(|s| s.origin).collect::<Vec<_>>(),
+            [Origin::Host, Origin::AgentYaml]
+        );
+
+        let lint = row("lint@tools");
+        assert!(!lint.enabled);
+        assert_eq!(lint.settings[0].versions, ["1.2.0"]);
+        assert!(
+            lint.reason.as_deref().unwrap().contains("workspace"),
+            "{lint:?}"
+        );
+
+        assert!(row("extra@more").enabled);
+        assert!(row("mine@custom").enabled);
+        assert_eq!(
+            row("mine@custom").marketplace_source.as_deref(),
+            Some("github me/custom @ main")
+        );
+        let gone = row("old@gone");
+        assert!(!gone.enabled);
+        assert!(
+            gone.reason
+                .as_deref()
+                .unwrap()
+                .contains("`gone` is not known")
+        );
+        assert_eq!(
+            row("off@tools").reason.as_deref(),
+            Some("disabled by `~/.claude/settings.json`")
+        );
+        let names: Vec<&str> = report
+            .marketplaces
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        assert_eq!(names, ["custom", "more", "tools"]);
+    }
+
+    #[test]
+    fn malformed_host_files_are_warnings_naming_them() {
+        let report = resolve_plugins(&PluginInputs {
+            host_settings: Some(b"{ not json"),
+            host_known_marketplaces: Some(b"[1, 2]"),
+            ..PluginInputs::default()
+        });
+        assert!(report.plugins.is_empty());
+        assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
+        assert!(
+            report.warnings[0].starts_with("~/.claude/settings.json is not valid JSON (line 1")
+        );
+        assert!(report.warnings[1].contains("known_marketplaces.json is not a JSON object"));
+    }
+}
