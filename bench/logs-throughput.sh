@@ -11,8 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MB=${1:-50}
 bytes=$((MB * 1000000))
-cargo build --release --locked -p moat >/dev/null 2>&1
-MOAT=${CARGO_TARGET_DIR:-$PWD/target}/release/moat
+# MOAT=/path/to/moat measures that binary instead of building this checkout's.
+if [ -z "${MOAT:-}" ]; then
+    cargo build --release --locked -p moat >/dev/null 2>&1
+    MOAT=${CARGO_TARGET_DIR:-$PWD/target}/release/moat
+fi
 export MOAT_HOME
 MOAT_HOME=$(mktemp -d /tmp/moat-bench.XXXXXX)
 workspace=$(mktemp -d /tmp/moat-bench-ws.XXXXXX)
