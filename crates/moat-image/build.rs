@@ -28,12 +28,29 @@ fn main() {
 
     let mut command = Command::new(rustc);
     command
-        .args(["--edition", "2024", "--crate-type", "bin", "--crate-name", "moat_init"])
+        .args([
+            "--edition",
+            "2024",
+            "--crate-type",
+            "bin",
+            "--crate-name",
+            "moat_init",
+        ])
         .args(["--target", &target])
-        .args(["-C", "opt-level=3", "-C", "codegen-units=1", "-C", "panic=abort"])
+        .args([
+            "-C",
+            "opt-level=3",
+            "-C",
+            "codegen-units=1",
+            "-C",
+            "panic=abort",
+        ])
         .args(["-C", "debuginfo=0", "-C", "strip=symbols"])
         .args(["-C", "target-feature=+crt-static"])
-        .arg(format!("--remap-path-prefix={}=moat-init", source.display()))
+        .arg(format!(
+            "--remap-path-prefix={}=moat-init",
+            source.display()
+        ))
         .arg("-o")
         .arg(&out)
         .arg(source.join("main.rs"))

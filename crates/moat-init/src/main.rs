@@ -90,7 +90,9 @@ fn main() -> ExitCode {
 /// one argument.
 fn forwarder(socket: Option<OsString>) -> ExitCode {
     let Some(socket) = socket else {
-        complain(format_args!("{FORWARDER_NAME} needs the proxy's socket path"));
+        complain(format_args!(
+            "{FORWARDER_NAME} needs the proxy's socket path"
+        ));
         return ExitCode::from(EXIT_INIT_FAILED);
     };
     let listener = match std::io::stdin().lock().as_fd_owned() {
@@ -120,7 +122,11 @@ impl AsFdOwned for std::io::StdinLock<'_> {
 fn init(settings: Settings, mut command: Vec<OsString>) -> Result<std::convert::Infallible, u8> {
     if command.is_empty() {
         let bash = Path::new("/bin/bash");
-        let shell = if is_executable(bash) { bash } else { Path::new("/bin/sh") };
+        let shell = if is_executable(bash) {
+            bash
+        } else {
+            Path::new("/bin/sh")
+        };
         command.push(shell.into());
     }
 
@@ -289,9 +295,18 @@ mod tests {
 
         copy_tree(&from, &to).unwrap();
 
-        assert_eq!(std::fs::read_to_string(to.join(".claude.json")).unwrap(), "{}");
-        assert_eq!(std::fs::read_to_string(to.join(".claude/sub/x")).unwrap(), "x");
-        let mode = std::fs::metadata(to.join(".claude/sub/x")).unwrap().permissions().mode();
+        assert_eq!(
+            std::fs::read_to_string(to.join(".claude.json")).unwrap(),
+            "{}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(to.join(".claude/sub/x")).unwrap(),
+            "x"
+        );
+        let mode = std::fs::metadata(to.join(".claude/sub/x"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(
             std::fs::read_link(to.join(".claude/link")).unwrap(),
