@@ -58,4 +58,16 @@ if [ -n "${MOAT_PRE_RUN:-}" ]; then
     fi
 fi
 
+# A command that is not there is said in moat's words, with what to do (the shell's own
+# words would name this script: `moat-init: 58: exec: X: not found`); 127 as shells exit.
+case "$1" in
+    */*) found=$([ -e "$1" ] && echo yes || true) ;;
+    *) found=$(command -v "$1" >/dev/null 2>&1 && echo yes || true) ;;
+esac
+if [ -z "$found" ]; then
+    echo "error: \`$1\` is not a command in the container (not found on PATH: $PATH)" >&2
+    echo "hint: check the spelling, or add what provides it to \`dependencies:\` in moat.yaml (\`moat deps list\` shows them)" >&2
+    exit 127
+fi
+
 exec "$@"
