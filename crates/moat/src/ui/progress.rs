@@ -10,8 +10,6 @@ use moat_run::PrepareEvent;
 pub struct BuildProgress {
     bar: Option<ProgressBar>,
     interactive: bool,
-    /// The current step's instruction, shown with its latest output line.
-    step: String,
     started: Option<std::time::Instant>,
 }
 
@@ -20,7 +18,6 @@ impl BuildProgress {
         BuildProgress {
             bar: None,
             interactive: std::io::stderr().is_terminal(),
-            step: String::new(),
             started: None,
         }
     }
@@ -48,19 +45,18 @@ impl BuildProgress {
             PrepareEvent::BuildStarted { tag } => {
                 self.started = Some(std::time::Instant::now());
                 crate::ui::errln!(
-                    "moat: building image {tag}: once, later runs with the same settings start \
-                     from it{}",
+                    "moat: building image {tag} (once: later runs reuse it){}",
                     if self.interactive {
                         ""
                     } else {
-                        " (-v shows each step's output)"
+                        "; -v shows each step's output"
                     }
                 );
                 if self.interactive {
                     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
                     bar.set_style(
                         ProgressStyle::with_template(
-                            "{spinner} step {pos}/{len}, {elapsed} so far\n  {wide_msg}",
+                            "{spinner} step {pos}/{len}, {elapsed} so far: {wide_msg}\n  | {prefix}",
                         )
                         .expect("a valid template"),
                     );
@@ -79,6 +75,7 @@ impl BuildProgress {
                         bar.set_length(u64::from(total));
                         bar.set_position(u64::from(index.saturating_sub(1)));
                         bar.set_message(instruction.clone());
+                        bar.set_prefix("");
                     }
                     None => {
                         let elapsed = self
@@ -88,16 +85,16 @@ impl BuildProgress {
                         crate::ui::errln!("moat: step {index}/{total} ({elapsed}s): {instruction}");
                     }
                 }
-                self.step = instruction;
             }
             PrepareEvent::Build(BuildEvent::Output(line)) => {
                 tracing::debug!(target: "moat::build", "{line}");
-                // On a terminal, the step's latest line shows it is moving (the step's
-                // instruction, then `| line`, cut to the terminal's width).
+                // On a terminal, the step's latest line under it shows it is moving (cut
+                // to the terminal's width).
                 if let Some(bar) = &self.bar {
                     let line = strip_controls(&line);
                     if !line.trim().is_empty() {
-                        bar.set_message(format!("{}  | {}", self.step, line.trim()));
+                        let width = usize::from(console::Term::stderr().size().1).max(20);
+                        bar.set_prefix(shorten(line.trim(), width - 5));
                     }
                 }
             }
