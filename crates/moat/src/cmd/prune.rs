@@ -172,7 +172,7 @@ impl ImagePlan {
             .filter(|i| !used.contains(&i.id))
             .cloned()
             .collect();
-        images.sort_by(|a, b| b.created.cmp(&a.created));
+        images.sort_by_key(|i| std::cmp::Reverse(i.created));
         Ok(ImagePlan {
             images,
             foreign: all.len().saturating_sub(ours.len()),
