@@ -658,7 +658,14 @@ mod tests {
             fake.calls()[1],
             Call::BuildImage {
                 tag: plan.tag.clone(),
-                options: BuildOptions::default(),
+                // The image says which MOAT_HOME built it (`moat prune` goes by that).
+                options: BuildOptions {
+                    labels: vec![(
+                        moat_container::HOME_LABEL.to_owned(),
+                        run.store.home().root().display().to_string(),
+                    )],
+                    ..BuildOptions::default()
+                },
                 context: plan.context.clone(),
             }
         );
