@@ -156,7 +156,7 @@ pub fn resolve(
 
     // name: --name, then the file.
     let name = match &cli.name {
-        Some(name) if flag("`--name`", values::check_run_name(name)) => Some(name.clone()),
+        Some(name) if flag("`--name`", values::check_run_name_flag(name)) => Some(name.clone()),
         Some(_) => None,
         None => file.name.clone(),
     };

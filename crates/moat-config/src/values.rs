@@ -171,11 +171,20 @@ pub(crate) fn check_protected_path(path: &str) -> Result<String, Invalid> {
 /// A run name, by the run store's own rule ([`moat_home::check_run_name`]), checked here
 /// too so a bad `name:` is reported at its line.
 pub(crate) fn check_run_name(name: &str) -> Result<(), Invalid> {
+    check_name_as(name, "name: feature-auth")
+}
+
+/// [`check_run_name`] for `--name`: its hint shows the flag, not the file's key.
+pub(crate) fn check_run_name_flag(name: &str) -> Result<(), Invalid> {
+    check_name_as(name, "--name feature-auth")
+}
+
+fn check_name_as(name: &str, example: &str) -> Result<(), Invalid> {
     moat_home::check_run_name(name).map_err(|message| {
         let hint = if name.starts_with("run_") {
-            "choose a name without the `run_` prefix"
+            "choose a name without the `run_` prefix".to_owned()
         } else {
-            "for example `name: feature-auth`"
+            format!("for example `{example}`")
         };
         Invalid::new(message).with_hint(hint)
     })
@@ -485,6 +494,10 @@ mod tests {
         assert!(check_run_name("run_abc").is_err());
         assert!(check_run_name("-x").is_err());
         assert!(check_run_name(&"a".repeat(65)).is_err());
+        assert_eq!(
+            check_run_name_flag("bad name").unwrap_err().hint.as_deref(),
+            Some("for example `--name feature-auth`")
+        );
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct BuildOptions {
     /// Network of the build's `RUN` steps (`host` reaches a package mirror on the host's
     /// loopback); `None` is Docker's default bridge.
     pub network_mode: Option<String>,
+    /// Labels to put on the image besides [`MANAGED_LABEL`] (e.g. [`crate::HOME_LABEL`]).
+    pub labels: Vec<(String, String)>,
 }
 
 /// How many output lines a failed build keeps to show the user.
@@ -57,6 +59,89 @@ pub(crate) async fn remove_image(docker: &Docker, tag: &str) -> Result<(), Runti
     }
 }
 
+/// One local image as `moat prune` sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// `sha256:…`
+    pub id: String,
+    /// Its tags, `repo:tag`.
+    pub tags: Vec<String>,
+    /// Bytes, as `docker images` shows (layers shared with other images count in each).
+    pub size: u64,
+    pub created: jiff::Timestamp,
+}
+
+impl Docker {
+    /// The images of repository `repository` (every tag) that carry `label` (`KEY=VALUE`)
+    /// when given.
+    pub async fn list_images(
+        &self,
+        repository: &str,
+        label: Option<&str>,
+    ) -> Result<Vec<ImageInfo>, RuntimeError> {
+        let mut filters = std::collections::HashMap::from([(
+            "reference".to_owned(),
+            vec![format!("{repository}:*")],
+        )]);
+        if let Some(label) = label {
+            filters.insert("label".to_owned(), vec![label.to_owned()]);
+        }
+        let options = bollard::query_parameters::ListImagesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let images = self
+            .api
+            .list_images(Some(options))
+            .await
+            .map_err(RuntimeError::api("listing images"))?;
+        Ok(images
+            .into_iter()
+            .map(|image| ImageInfo {
+                id: image.id,
+                tags: image.repo_tags,
+                size: u64::try_from(image.size).unwrap_or(0),
+                created: jiff::Timestamp::from_second(image.created)
+                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+            })
+            .collect())
+    }
+
+    /// Every container on the daemon, running or not, and the image (`sha256:…`) it was
+    /// made from: `(container id, image id)`.
+    pub async fn containers_by_image(&self) -> Result<Vec<(String, String)>, RuntimeError> {
+        let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
+            .all(true)
+            .build();
+        let containers = self
+            .api
+            .list_containers(Some(options))
+            .await
+            .map_err(RuntimeError::api("listing containers"))?;
+        Ok(containers
+            .into_iter()
+            .filter_map(|c| Some((c.id?, c.image_id?)))
+            .collect())
+    }
+
+    /// Remove an image tag unless a container uses the image: `Ok(false)` then (the daemon
+    /// refuses with a conflict). A tag that does not exist is removed already.
+    pub async fn remove_unused_image(&self, tag: &str) -> Result<bool, RuntimeError> {
+        let options = bollard::query_parameters::RemoveImageOptionsBuilder::default()
+            .force(false)
+            .build();
+        match self.api.remove_image(tag, Some(options), None).await {
+            Ok(_)
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(false),
+            Err(e) => Err(RuntimeError::api(format!("removing image `{tag}`"))(e)),
+        }
+    }
+}
+
 /// Build `context` (a tar holding a `Dockerfile`) and tag it `tag`.
 ///
 /// The tag only appears when the last step succeeds, so a failed or cancelled build
@@ -67,7 +152,10 @@ pub(crate) fn build_image(
     context: Vec<u8>,
     options: &BuildOptions,
 ) -> impl Stream<Item = Result<BuildEvent, RuntimeError>> + Send + 'static {
-    let labels = std::collections::HashMap::from([(MANAGED_LABEL, "true")]);
+    let mut labels = std::collections::HashMap::from([(MANAGED_LABEL, "true")]);
+    for (key, value) in &options.labels {
+        labels.insert(key.as_str(), value.as_str());
+    }
     let mut builder = bollard::query_parameters::BuildImageOptionsBuilder::default()
         .dockerfile("Dockerfile")
         .t(tag)

@@ -16,7 +16,7 @@ mod error;
 pub mod fake;
 mod runtime;
 
-pub use build::{BuildEvent, BuildOptions};
+pub use build::{BuildEvent, BuildOptions, ImageInfo};
 pub use connect::{DockerEndpoint, resolve_endpoint};
 pub use container::{
     Attached, BindMount, ContainerSpec, ContainerState, LogChunk, LogStream, OutputChunk,
@@ -33,5 +33,8 @@ pub struct Docker {
 
 /// Label put on everything moat creates, so it can be found and cleaned up.
 pub const MANAGED_LABEL: &str = "moat.managed";
+/// Label naming the `MOAT_HOME` whose run built an image: `moat prune` removes only the
+/// images its own home built.
+pub const HOME_LABEL: &str = "moat.home";
 /// Label naming the run a container belongs to.
 pub const RUN_LABEL: &str = "moat.run-id";

@@ -54,7 +54,7 @@ async fn main() {
                 builds += 1;
             }
         };
-        moat_run::ensure_image(&docker, &plan, false, None, &mut on_event)
+        moat_run::ensure_image(&docker, &plan, false, None, None, &mut on_event)
             .await
             .expect("resolving the image");
         samples.push(started.elapsed().as_secs_f64() * 1000.0);

@@ -51,6 +51,13 @@ pub enum RunError {
     #[error("a running run is already named `{name}` ({id})")]
     NameInUse { name: String, id: String },
 
+    #[error("the name `{name}` belongs to run {id}, {state}")]
+    NameTaken {
+        name: String,
+        id: String,
+        state: String,
+    },
+
     #[error("run `{id}` is still running")]
     StillRunning { id: String },
 
@@ -117,12 +124,19 @@ impl RunError {
                 Some("use a run id, a unique id prefix or a name from `moat list`".into())
             }
             RunError::AmbiguousRun { .. } => Some("name the run by its full id".into()),
-            RunError::Workspace { .. } => {
-                Some("pass an existing directory: `moat run PATH -- COMMAND`".into())
-            }
+            RunError::Workspace { .. } => Some(
+                "give the path of an existing project directory, or leave it out to use the \
+                 current directory"
+                    .into(),
+            ),
             RunError::InvalidName(_) => Some("for example `--name feature-auth`".into()),
             RunError::NameInUse { name, .. } => Some(format!(
-                "choose another `--name`, or stop the other run with `moat stop {name}`"
+                "choose another `--name`, or stop the other run (`moat stop {name}`) and \
+                 pass `--replace`"
+            )),
+            RunError::NameTaken { id, .. } => Some(format!(
+                "`--replace` destroys {id} and gives its name to the new run; or choose \
+                 another `--name` (`moat destroy {id}` removes it by hand)"
             )),
             RunError::StillRunning { id } => Some(format!(
                 "stop it first with `moat stop {id}`, or pass `--force`"

@@ -61,6 +61,9 @@ pub struct RunRequest {
     /// Empty: the image's default shell.
     pub command: Vec<String>,
     pub name: Option<String>,
+    /// Give `name` to this run even when a finished run holds it: that run is destroyed
+    /// first (`--replace`). A running holder is never replaced.
+    pub replace: bool,
     pub env: Vec<(String, String)>,
     /// Allocate a terminal and keep stdin open across attaches.
     pub interactive: bool,
@@ -198,7 +201,7 @@ pub async fn prepare_run(
         Some(name) => Some(store.lock_name(name).await?),
         None => None,
     };
-    let name = choose_name(store, request.name.as_deref())?;
+    let name = choose_name(runtime, store, request.name.as_deref(), request.replace).await?;
     let plan = request.image.plan();
 
     {
@@ -214,6 +217,7 @@ pub async fn prepare_run(
             plan,
             request.rebuild,
             request.build_network.as_deref(),
+            Some(store.home().root()),
             on_event,
         )
         .await?;
@@ -453,6 +457,7 @@ pub async fn ensure_image(
     plan: &moat_image::BuildPlan,
     rebuild: bool,
     build_network: Option<&str>,
+    home: Option<&std::path::Path>,
     on_event: &mut (dyn FnMut(PrepareEvent) + Send),
 ) -> Result<(), RunError> {
     if rebuild {
@@ -470,6 +475,15 @@ pub async fn ensure_image(
     let options = BuildOptions {
         no_cache: rebuild,
         network_mode: build_network.map(str::to_owned),
+        labels: home
+            .map(|home| {
+                (
+                    moat_container::HOME_LABEL.to_owned(),
+                    home.display().to_string(),
+                )
+            })
+            .into_iter()
+            .collect(),
     };
     let mut events = std::pin::pin!(runtime.build_image(&plan.tag, plan.context.clone(), &options));
     while let Some(event) = events.next().await {
@@ -510,31 +524,52 @@ fn check_workspace(path: &std::path::Path) -> Result<PathBuf, RunError> {
 }
 
 /// The given name (checked) or a random one; never a name a running run already has.
-fn choose_name(store: &RunStore, requested: Option<&str>) -> Result<String, RunError> {
+/// The run's name: the one asked for, which no existing run may hold (a finished holder
+/// is destroyed first with `replace`), or a random one no existing run holds.
+async fn choose_name(
+    runtime: &impl Runtime,
+    store: &RunStore,
+    requested: Option<&str>,
+    replace: bool,
+) -> Result<String, RunError> {
     let runs = store.list()?;
-    let running_with = |name: &str| {
-        runs.iter()
-            .find(|r| r.name == name && r.state.is_active())
-            .map(|r| r.id.to_string())
-    };
-    match requested {
-        Some(name) => {
-            names::validate_name(name).map_err(RunError::InvalidName)?;
-            match running_with(name) {
-                Some(id) => Err(RunError::NameInUse {
-                    name: name.to_owned(),
-                    id,
-                }),
-                None => Ok(name.to_owned()),
-            }
-        }
-        None => loop {
+    let Some(name) = requested else {
+        loop {
             let name = names::random_name();
-            if running_with(&name).is_none() {
+            if !runs.iter().any(|r| r.name == name) {
                 return Ok(name);
             }
-        },
+        }
+    };
+    names::validate_name(name).map_err(RunError::InvalidName)?;
+    let holders: Vec<&RunRecord> = runs.iter().filter(|r| r.name == name).collect();
+    if let Some(active) = holders.iter().find(|r| r.state.is_active()) {
+        return Err(RunError::NameInUse {
+            name: name.to_owned(),
+            id: active.id.to_string(),
+        });
     }
+    match holders.first() {
+        None => {}
+        Some(holder) if !replace => {
+            return Err(RunError::NameTaken {
+                name: name.to_owned(),
+                id: holder.id.to_string(),
+                state: holder.state_label(),
+            });
+        }
+        Some(_) => {
+            for holder in &holders {
+                crate::destroy_run(runtime, store, holder, false).await?;
+                if holder.snapshots > 0 {
+                    crate::open_store(store, &holder.workspace, moat_snapshot::Rules::default())?
+                        .forget_run(holder.id.as_str())?;
+                }
+                tracing::info!(id = %holder.id, %name, "replaced the finished run of that name");
+            }
+        }
+    }
+    Ok(name.to_owned())
 }
 
 #[cfg(test)]
@@ -623,7 +658,14 @@ mod tests {
             fake.calls()[1],
             Call::BuildImage {
                 tag: plan.tag.clone(),
-                options: BuildOptions::default(),
+                // The image says which MOAT_HOME built it (`moat prune` goes by that).
+                options: BuildOptions {
+                    labels: vec![(
+                        moat_container::HOME_LABEL.to_owned(),
+                        run.store.home().root().display().to_string(),
+                    )],
+                    ..BuildOptions::default()
+                },
                 context: plan.context.clone(),
             }
         );
@@ -706,7 +748,7 @@ mod tests {
         let fake = FakeRuntime::new();
         fake.add_image(&plan.tag);
         let mut events = Vec::new();
-        ensure_image(&fake, &plan, false, None, &mut |e| events.push(e))
+        ensure_image(&fake, &plan, false, None, None, &mut |e| events.push(e))
             .await
             .unwrap();
         assert_eq!(fake.kinds(), [CallKind::ImageExists]);
@@ -722,7 +764,7 @@ mod tests {
         let plan = run.request().image.plan().clone();
         let fake = FakeRuntime::new();
         fake.add_image(&plan.tag);
-        ensure_image(&fake, &plan, true, Some("host"), &mut |_| {})
+        ensure_image(&fake, &plan, true, Some("host"), None, &mut |_| {})
             .await
             .unwrap();
         assert_eq!(
@@ -740,7 +782,8 @@ mod tests {
             options,
             &BuildOptions {
                 no_cache: true,
-                network_mode: Some("host".into())
+                network_mode: Some("host".into()),
+                labels: vec![],
             }
         );
         assert_eq!(fake.images(), [plan.tag]);
@@ -752,7 +795,7 @@ mod tests {
         let plan = run.request().image.plan().clone();
         let fake = FakeRuntime::new();
         fake.build_leaves_no_image();
-        let e = ensure_image(&fake, &plan, false, None, &mut |_| {})
+        let e = ensure_image(&fake, &plan, false, None, None, &mut |_| {})
             .await
             .unwrap_err();
         assert!(
@@ -900,6 +943,49 @@ mod tests {
         rollback.undo(&fake).await;
         second_rollback.undo(&fake).await;
         assert_nothing_left(&fake, &run);
+    }
+
+    #[tokio::test]
+    async fn a_name_a_finished_run_holds_is_refused_unless_replaced() {
+        let run = TestRun::new();
+        let fake = FakeRuntime::new();
+        let mut request = run.request();
+        request.name = Some("dup".into());
+        let first = run.prepare(&fake, &request).await;
+        // While the first is active, even `replace` does not take its name.
+        request.replace = true;
+        let mut rollback = Rollback::default();
+        let e = prepare_run(&fake, &run.store, &request, &mut rollback, &mut |_| {})
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RunError::NameInUse { .. }), "{e}");
+        run.store
+            .update(&first.id, |r| {
+                r.state = RunState::Exited;
+                r.exit_code = Some(0);
+            })
+            .unwrap();
+        request.replace = false;
+        let e = prepare_run(&fake, &run.store, &request, &mut rollback, &mut |_| {})
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("the name `dup` belongs to run {}, exited (0)", first.id)
+        );
+        assert!(e.hint().unwrap().contains("--replace"), "{:?}", e.hint());
+        request.replace = true;
+        let second = prepare_run(&fake, &run.store, &request, &mut rollback, &mut |_| {})
+            .await
+            .unwrap();
+        rollback.disarm();
+        let runs = run.store.list().unwrap();
+        assert_eq!(
+            runs.iter().map(|r| &r.id).collect::<Vec<_>>(),
+            [&second.id],
+            "the older run is destroyed"
+        );
+        assert_eq!(second.name, "dup");
     }
 
     #[tokio::test]

@@ -88,6 +88,7 @@ pub(crate) mod test_support {
                 workspace: self.workspace.clone(),
                 command: vec!["true".into()],
                 name: None,
+                replace: false,
                 env: vec![],
                 interactive: false,
                 detach: false,

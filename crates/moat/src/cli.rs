@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "moat",
-    version,
+    version = env!("MOAT_VERSION"),
     about = "Run AI coding agents in isolated containers; credentials stay on the host",
     propagate_version = true
 )]
@@ -33,8 +33,10 @@ pub enum Command {
     Attach(AttachArgs),
     /// Stop a running run.
     Stop(StopArgs),
-    /// Remove a run's container and files.
+    /// Remove runs: their containers and files.
     Destroy(DestroyArgs),
+    /// Remove finished runs (older than an age) and the images no remaining run uses.
+    Prune(PruneArgs),
     /// Show what a run did on the network.
     Trace(TraceArgs),
     /// Show the resolved settings and image plan for a workspace.
@@ -67,6 +69,34 @@ pub enum Command {
     Untrust(UntrustArgs),
     /// Put back what a run wrote to protected workspace paths (moat moved it aside).
     Accept(AcceptArgs),
+    /// Show moat's version and the git commit it was built from.
+    Version(VersionArgs),
+    /// Print a shell completion script: `moat completion bash > ~/.local/share/bash-completion/completions/moat`.
+    Completion(CompletionArgs),
+    /// Print moat's man page (roff), or write one page per command into a directory.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Print JSON: {version, commit, commit_date}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write `moat.1` and a `moat-COMMAND.1` for every command into DIR (e.g.
+    /// `~/.local/share/man/man1`) instead of printing `moat.1`.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -281,6 +311,15 @@ pub struct ClaudeRunArgs {
     #[arg(long)]
     pub noyolo: bool,
 
+    /// What moat does anyway (`--dangerously-skip-permissions`): accepted, with a note.
+    #[arg(
+        long,
+        hide = true,
+        alias = "dangerously-skip-permissions",
+        conflicts_with = "noyolo"
+    )]
+    pub yolo: bool,
+
     #[command(flatten)]
     pub exec: ExecArgs,
 
@@ -303,6 +342,10 @@ pub struct ExecArgs {
     /// Name the run (shown by `moat list`, usable wherever a run is expected).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+
+    /// Take the name from a finished run that holds it: that run is destroyed first.
+    #[arg(long)]
+    pub replace: bool,
 
     /// Set an environment variable in the container (repeatable).
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
@@ -412,9 +455,27 @@ pub enum DepsCommand {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Print JSON instead of a table.
-    #[arg(long)]
+    /// Print JSON instead of a table (fields: docs/json.md).
+    #[arg(long, conflicts_with_all = ["quiet", "format"])]
     pub json: bool,
+
+    /// Only the runs still active (created or running).
+    #[arg(long)]
+    pub running: bool,
+
+    /// Only the runs of this name; `*` matches any characters (`--name 'feat-*'`).
+    #[arg(long, value_name = "PATTERN")]
+    pub name: Option<String>,
+
+    /// Print only the run IDs, one a line.
+    #[arg(short, long, conflicts_with = "format")]
+    pub quiet: bool,
+
+    /// Print each run through a template: `{{.ID}}`, `{{.Name}}`, `{{.State}}`,
+    /// `{{.ExitCode}}`, ... (the fields: `moat list --help` and docs/json.md); `\t` is a
+    /// tab.
+    #[arg(long, value_name = "TEMPLATE", long_help = crate::ui::TEMPLATE_HELP)]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -454,8 +515,13 @@ pub struct StopArgs {
 
 #[derive(Debug, Args)]
 pub struct DestroyArgs {
-    /// Run ID, unique ID prefix or name (default: the most recent run).
-    pub run: Option<String>,
+    /// Run IDs, unique ID prefixes or names (one or more).
+    #[arg(value_name = "RUN")]
+    pub runs: Vec<String>,
+
+    /// Every run that is over (exited, stopped or failed).
+    #[arg(long, conflicts_with = "runs")]
+    pub all_stopped: bool,
 
     /// Stop the run first if it is still running.
     #[arg(short, long)]
@@ -468,6 +534,22 @@ pub struct DestroyArgs {
     /// Keep the run's workspace snapshots (they are removed with it otherwise).
     #[arg(long)]
     pub keep_snapshots: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Only runs that ended longer ago than this: `30m`, `12h`, `7d`, `2w` (default: every
+    /// finished run).
+    #[arg(long, value_name = "DURATION", value_parser = crate::ui::parse_age)]
+    pub older_than: Option<jiff::SignedDuration>,
+
+    /// Show what would go and the space it holds; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not ask (required without a terminal).
+    #[arg(short, long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -58,8 +58,13 @@ fn main() {
 }
 
 async fn dispatch(command: Command, env: settings::Environment) -> anyhow::Result<i32> {
-    if let Command::Supervise(args) = command {
-        return cmd::supervise::supervise(args).await;
+    // What needs no MOAT_HOME, Docker or settings.
+    match command {
+        Command::Supervise(args) => return cmd::supervise::supervise(args).await,
+        Command::Version(args) => return cmd::meta::version(&args),
+        Command::Completion(args) => return cmd::meta::completion(&args),
+        Command::Man(args) => return cmd::meta::man(&args),
+        _ => {}
     }
     let ctx = settings::Context::new(&env)?;
     match command {
@@ -69,10 +74,13 @@ async fn dispatch(command: Command, env: settings::Environment) -> anyhow::Resul
         Command::Attach(args) => cmd::attach::attach(&ctx, args).await,
         Command::Stop(args) => cmd::stop::stop(&ctx, args).await,
         Command::Destroy(args) => cmd::destroy::destroy(&ctx, args).await,
+        Command::Prune(args) => cmd::prune::prune(&ctx, args).await,
         Command::Trace(args) => cmd::trace::trace(&ctx, args),
         Command::Config(args) => cmd::config::config(&ctx, args),
         Command::Deps(command) => cmd::deps::deps(&ctx, command),
-        Command::Supervise(_) => unreachable!("handled above"),
+        Command::Supervise(_) | Command::Version(_) | Command::Completion(_) | Command::Man(_) => {
+            unreachable!("handled above")
+        }
         Command::Grant(args) => cmd::grant::grant(&ctx, args).await,
         Command::Revoke(args) => cmd::grant::revoke(&ctx, args),
         Command::Claude(args) => cmd::claude::claude(&ctx, args).await,

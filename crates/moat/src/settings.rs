@@ -258,11 +258,14 @@ pub fn plan_agent_run(
         .clone()
         .context("reading the current directory")?;
     let workspace = moat_run::Workspace::resolve(&path.unwrap_or_else(|| cwd.clone()), ctx.home())?;
-    let env = exec
-        .env
-        .iter()
-        .map(|pair| parse_env(pair))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut env = Vec::new();
+    let mut unset = Vec::new();
+    for pair in &exec.env {
+        match parse_env(pair, &ctx.env.token_vars)? {
+            Some(pair) => env.push(pair),
+            None => unset.push(pair.clone()),
+        }
+    }
     let overrides = CliOverrides {
         name: exec.name.clone(),
         grants: agent
@@ -291,6 +294,11 @@ pub fn plan_agent_run(
         }
     }
     let mut warnings = config.warnings.clone();
+    warnings.extend(
+        unset
+            .iter()
+            .map(|key| format!("`-e {key}`: {key} is not set here, so the run does not get it")),
+    );
     // A setting no run carries out yet is refused, never accepted and ignored; showing
     // the settings lists it.
     match purpose {
@@ -330,13 +338,15 @@ pub fn plan_agent_run(
     let mut grant_env = Vec::new();
     let mut ssh = None;
     if purpose == Purpose::Run && !config.grants.is_empty() {
+        let registry = provider_registry(ctx)?;
         let grants = moat_providers::grants_for_run(
             &credential_store(ctx, config.keyring)?,
-            &provider_registry(ctx)?,
+            &registry,
             &config.grants,
             proxy_token.expose(),
             jiff::Timestamp::now(),
-        )?;
+        )
+        .map_err(|e| unknown_provider(e, &registry, workspace_file.as_ref()))?;
         for host in grants.hosts {
             if !allow.contains(&host) {
                 allow.push(host);
@@ -408,6 +418,7 @@ pub fn plan_agent_run(
             .map(|c| c.argv())
             .unwrap_or_default(),
         name: config.name.clone(),
+        replace: exec.replace,
         env,
         interactive: parts.interactive.unwrap_or(config.interactive),
         detach: exec.detach,
@@ -553,6 +564,69 @@ pub fn mcp_server_auths(routes: &[moat_run::McpRoute]) -> Vec<moat_providers::Mc
             })
         })
         .collect()
+}
+
+/// An unknown provider in `grants` said as the file's other mistakes are: where it is
+/// written (`moat.yaml:3:12`, when the workspace file has it) and the closest provider
+/// moat knows. Other errors pass as they are.
+fn unknown_provider(
+    err: moat_providers::ProviderError,
+    registry: &moat_providers::ProviderRegistry,
+    file: Option<&moat_config::WorkspaceFile>,
+) -> anyhow::Error {
+    let moat_providers::ProviderError::UnknownProvider { name } = &err else {
+        return err.into();
+    };
+    let known: Vec<&str> = registry
+        .list()
+        .iter()
+        .flat_map(|p| std::iter::once(p.name()).chain(p.aliases()))
+        .map(|n| n.as_str())
+        .collect();
+    let closest = known
+        .iter()
+        .map(|k| (moat_text::edit_distance(k, name), *k))
+        .filter(|(d, k)| *d <= 2 && *d < k.len())
+        .min();
+    let place = file.and_then(|f| {
+        locate_word(&f.text, name).map(|(line, col)| format!("{}:{line}:{col}: ", f.path.display()))
+    });
+    let error = UserError::new(match place {
+        Some(place) => format!("{place}unknown provider `{name}` in `grants`"),
+        None => format!("unknown provider `{name}`"),
+    });
+    match closest {
+        Some((_, close)) => error.hint(format!(
+            "did you mean `{close}`? `moat grant providers` lists the providers moat knows"
+        )),
+        None => match err.hint() {
+            Some(hint) => error.hint(hint),
+            None => error,
+        },
+    }
+    .into()
+}
+
+/// The line and column (1-based) where `word` first stands alone in `text`, outside
+/// comments: not inside a longer name.
+fn locate_word(text: &str, word: &str) -> Option<(usize, usize)> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    for (index, line) in text.lines().enumerate() {
+        let code = line.split(" #").next().unwrap_or(line);
+        if code.trim_start().starts_with('#') {
+            continue;
+        }
+        let mut from = 0;
+        while let Some(at) = code[from..].find(word).map(|i| i + from) {
+            let before = code[..at].chars().next_back();
+            let after = code[at + word.len()..].chars().next();
+            if !before.is_some_and(is_name) && !after.is_some_and(is_name) {
+                return Some((index + 1, code[..at].chars().count() + 1));
+            }
+            from = at + word.len();
+        }
+    }
+    None
 }
 
 /// What the run's SSH agent needs: the user's agent (which must be running and hold
@@ -730,14 +804,20 @@ fn absolute_mount(mount: &str, cwd: &std::path::Path) -> String {
     }
 }
 
-/// `KEY=VALUE` with a POSIX variable name.
-pub fn parse_env(pair: &str) -> Result<(String, String), UserError> {
+/// `KEY=VALUE` with a POSIX variable name, or `KEY` alone for the value KEY has here (as
+/// `docker run -e KEY`): `None` when KEY is not set here, and the run does not get it.
+pub fn parse_env(pair: &str, host: &TokenVars) -> Result<Option<(String, String)>, UserError> {
     let Some((key, value)) = pair.split_once('=') else {
+        if moat_config::is_env_name(pair) {
+            return Ok(host
+                .get(pair)
+                .map(|value| (pair.to_owned(), value.expose().to_owned())));
+        }
         return Err(UserError::new(format!(
-            "invalid --env `{}`: expected KEY=VALUE",
+            "invalid --env `{}`: expected KEY=VALUE, or a variable's name to pass its value",
             redact_env(pair)
         ))
-        .hint("for example `-e DEBUG=1`"));
+        .hint("for example `-e DEBUG=1`, or `-e DEBUG` for the value DEBUG has here"));
     };
     if !moat_config::is_env_name(key) {
         return Err(UserError::new(format!(
@@ -745,7 +825,7 @@ pub fn parse_env(pair: &str) -> Result<(String, String), UserError> {
         ))
         .hint("names are letters, digits and `_`, not starting with a digit, e.g. `MY_VAR=1`"));
     }
-    Ok((key.to_owned(), value.to_owned()))
+    Ok(Some((key.to_owned(), value.to_owned())))
 }
 
 /// The largest `NAME=value` a process can be given: the kernel's `MAX_ARG_STRLEN`
@@ -902,11 +982,17 @@ mod tests {
 
     #[test]
     fn env_pairs() {
-        assert_eq!(parse_env("A=1").unwrap(), ("A".into(), "1".into()));
-        assert_eq!(parse_env("_x=a=b").unwrap(), ("_x".into(), "a=b".into()));
-        assert_eq!(parse_env("EMPTY=").unwrap(), ("EMPTY".into(), "".into()));
-        for bad in ["NOVALUE", "1A=x", "A-B=x", "=x", "A B=x"] {
-            assert!(parse_env(bad).is_err(), "{bad}");
+        let host = TokenVars::from_pairs(&[("HOSTVAR", "from-host")]);
+        let parse = |pair| parse_env(pair, &host);
+        let pair = |k: &str, v: &str| Some((k.to_owned(), v.to_owned()));
+        assert_eq!(parse("A=1").unwrap(), pair("A", "1"));
+        assert_eq!(parse("_x=a=b").unwrap(), pair("_x", "a=b"));
+        assert_eq!(parse("EMPTY=").unwrap(), pair("EMPTY", ""));
+        // A name alone passes the value it has here, as `docker run -e NAME` does.
+        assert_eq!(parse("HOSTVAR").unwrap(), pair("HOSTVAR", "from-host"));
+        assert_eq!(parse("NOT_SET_HERE").unwrap(), None);
+        for bad in ["1A=x", "A-B=x", "=x", "A B=x", "A-B"] {
+            assert!(parse(bad).is_err(), "{bad}");
         }
     }
 
@@ -935,8 +1021,15 @@ mod tests {
     }
 
     #[test]
+    fn a_word_is_found_where_it_stands_alone() {
+        let text = "# grants: [githb]\nname: githb-x\ngrants: [github, githb]\n";
+        assert_eq!(locate_word(text, "githb"), Some((3, 18)));
+        assert_eq!(locate_word(text, "nope"), None);
+    }
+
+    #[test]
     fn a_bad_env_never_echoes_its_value() {
-        let e = parse_env("sk-ant-secret-token").unwrap_err();
+        let e = parse_env("sk-ant-secret-token", &TokenVars::from_pairs(&[])).unwrap_err();
         assert!(!e.to_string().contains("secret"), "{e}");
     }
 

@@ -50,6 +50,12 @@ pub async fn resume(ctx: &Context, args: ClaudeRunArgs) -> Result<i32> {
 }
 
 async fn start(ctx: &Context, args: ClaudeRunArgs, wanted: Wanted) -> Result<i32> {
+    if args.yolo {
+        crate::ui::errln!(
+            "moat: `--yolo` is what moat does already: Claude Code skips its permission \
+             prompts, the container is the boundary (`--noyolo` keeps the prompts)"
+        );
+    }
     let (conversation, resumed_workspace) = match wanted {
         Wanted::New => (Conversation::New(SessionId::generate()), None),
         Wanted::Continue => (Conversation::Continue, None),
@@ -86,7 +92,7 @@ async fn start(ctx: &Context, args: ClaudeRunArgs, wanted: Wanted) -> Result<i32
         },
         &agent,
     )
-    .map_err(credential_advice)?;
+    .map_err(|e| credential_advice(e, ctx.env.anthropic_api_key.is_some()))?;
     if dry_run {
         super::config::print_plan(&plan)?;
         return Ok(0);
@@ -102,9 +108,32 @@ async fn start(ctx: &Context, args: ClaudeRunArgs, wanted: Wanted) -> Result<i32
             .into());
     }
     let project_dir = moat_claude::host_project_dir(&home, request.workspace.path());
+    // `--continue` with no conversation would build and start a container only for
+    // Claude Code to say "No conversation found".
+    if matches!(command.conversation, Conversation::Continue) && !has_conversation(&project_dir) {
+        return Err(UserError::new(format!(
+            "no Claude Code conversation to continue in `{}`",
+            request.workspace.path().display()
+        ))
+        .hint(
+            "`moat claude` starts a new one; `moat claude sessions` lists the ones moat \
+             started, `moat claude --resume ID` takes one of them",
+        )
+        .into());
+    }
     let image = request.image.spec();
     make_project_dir(&project_dir, image.uid, image.gid)?;
     super::run::execute(ctx, request).await
+}
+
+/// Whether Claude Code has kept a conversation of the workspace (a `*.jsonl` log in its
+/// project directory).
+fn has_conversation(project_dir: &Path) -> bool {
+    fs_err::read_dir(project_dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+    })
 }
 
 /// What Claude Code adds to a run: node, git and Claude Code in the image, the
@@ -243,13 +272,22 @@ fn mcp_servers(inputs: &settings::AgentInputs<'_>) -> Vec<(String, moat_claude::
 }
 
 /// Turn "`anthropic` is not granted" into what a `moat claude` user needs to hear.
-fn credential_advice(err: anyhow::Error) -> anyhow::Error {
+fn credential_advice(err: anyhow::Error, env_key_set: bool) -> anyhow::Error {
     let not_granted = matches!(
         err.downcast_ref::<moat_providers::ProviderError>(),
         Some(moat_providers::ProviderError::NotGranted { provider }) if provider == moat_claude::IMPLIED_GRANT
     );
     if !not_granted {
         return err;
+    }
+    if env_key_set {
+        // Runs use granted credentials only: a variable of this shell is no grant.
+        return UserError::new(
+            "no Anthropic credential is granted: ANTHROPIC_API_KEY is set here, but runs use \
+             only credentials moat keeps",
+        )
+        .hint("run `moat grant anthropic` once: it stores that key for every run")
+        .into();
     }
     UserError::new("no Anthropic credential: Claude Code needs one to reach the Claude API")
         .hint(
@@ -357,8 +395,14 @@ struct SessionRow {
     run_id: String,
     run_name: String,
     workspace: PathBuf,
-    state: String,
+    /// The run's state (`created`, `running`, `exited`, `stopped`, `failed`), as in
+    /// `moat list --json`; its exit code apart.
+    state: moat_run::RunState,
+    exit_code: Option<i64>,
     last_active: jiff::Timestamp,
+    /// The table's STATE cell, e.g. `stopped (143)`.
+    #[serde(skip)]
+    status: String,
 }
 
 async fn sessions(ctx: &Context, json: bool) -> Result<i32> {
@@ -385,7 +429,9 @@ async fn sessions(ctx: &Context, json: bool) -> Result<i32> {
             run_id: record.id.to_string(),
             run_name: record.name.clone(),
             workspace: record.workspace.clone(),
-            state: record.state_label(),
+            state: record.state,
+            exit_code: record.exit_code,
+            status: record.state_label(),
             last_active,
         });
     }
@@ -415,7 +461,7 @@ async fn sessions(ctx: &Context, json: bool) -> Result<i32> {
                 row.session_id.to_string(),
                 row.run_name.clone(),
                 row.run_id.clone(),
-                row.state.clone(),
+                row.status.clone(),
                 format!("{} ago", age(row.last_active, now)),
                 row.workspace.display().to_string(),
             ]

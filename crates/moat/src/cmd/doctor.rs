@@ -270,6 +270,7 @@ async fn build(
             &plan,
             false,
             ctx.env.build_network.as_deref(),
+            Some(ctx.home().root()),
             &mut on_event,
         ) => result,
         _ = tokio::signal::ctrl_c() => return Err(RunError::Cancelled.into()),

@@ -1,20 +1,69 @@
-//! `moat list [--json]`: every run, newest first, with its real state — and the run
-//! directories whose record cannot be read, so nothing moat made is out of sight.
+//! `moat list [--running] [--name PATTERN] [--json | -q | --format TEMPLATE]`: the runs,
+//! newest first, with their real state — and, unfiltered, the run directories whose
+//! record cannot be read, so nothing moat made is out of sight.
 
 use anyhow::Result;
+use moat_run::RunRecord;
 
 use crate::cli::ListArgs;
 use crate::settings::Context;
-use crate::ui::{outln, runs_table};
+use crate::ui::{Template, outln, runs_table};
+
+/// The fields `--format` knows, in the order its help lists them.
+const FIELDS: &[&str] = &[
+    "ID",
+    "Name",
+    "State",
+    "ExitCode",
+    "Status",
+    "Workspace",
+    "Image",
+    "Command",
+    "Created",
+    "Started",
+    "Finished",
+    "Age",
+    "Snapshots",
+];
 
 pub async fn list(ctx: &Context, args: ListArgs) -> Result<i32> {
+    // A template mistake is said before anything else is done.
+    let template = args
+        .format
+        .as_deref()
+        .map(|text| Template::parse(text, FIELDS))
+        .transpose()?;
     let mut lazy = super::LazyDocker::new(ctx);
     let mut runs = Vec::new();
     for record in ctx.store.list()? {
-        runs.push(super::refresh(ctx, &mut lazy, record).await?);
+        let record = super::refresh(ctx, &mut lazy, record).await?;
+        if args.running && !record.state.is_active() {
+            continue;
+        }
+        if let Some(pattern) = &args.name
+            && !glob_match(pattern, &record.name)
+        {
+            continue;
+        }
+        runs.push(record);
     }
-    let damaged = ctx.store.damaged()?;
-    if args.json {
+    let filtered = args.running || args.name.is_some();
+    // Damaged run directories have no state or name to filter on: shown when unfiltered.
+    let damaged = if filtered {
+        Vec::new()
+    } else {
+        ctx.store.damaged()?
+    };
+    if args.quiet {
+        for run in &runs {
+            outln!("{}", run.id)?;
+        }
+    } else if let Some(template) = template {
+        let now = jiff::Timestamp::now();
+        for run in &runs {
+            outln!("{}", template.render(|field| field_value(run, field, now)))?;
+        }
+    } else if args.json {
         // The records as stored, and for an active run whether anything still watches it;
         // then the damaged run directories.
         let mut json = Vec::with_capacity(runs.len() + damaged.len());
@@ -37,7 +86,11 @@ pub async fn list(ctx: &Context, args: ListArgs) -> Result<i32> {
         );
         outln!("{}", serde_json::to_string_pretty(&json)?)?;
     } else if runs.is_empty() && damaged.is_empty() {
-        crate::ui::errln!("No runs yet. Start one with `moat run`.");
+        if filtered {
+            crate::ui::errln!("No runs match.");
+        } else {
+            crate::ui::errln!("No runs yet. Start one with `moat run`.");
+        }
     } else {
         if !runs.is_empty() {
             outln!("{}", runs_table(&runs))?;
@@ -52,4 +105,62 @@ pub async fn list(ctx: &Context, args: ListArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// One `--format` field of a run, as text (empty for what is not there yet).
+fn field_value(run: &RunRecord, field: &str, now: jiff::Timestamp) -> String {
+    let time = |t: Option<jiff::Timestamp>| t.map(|t| t.to_string()).unwrap_or_default();
+    match field {
+        "ID" => run.id.to_string(),
+        "Name" => run.name.clone(),
+        "State" => run.state.as_str().to_owned(),
+        "ExitCode" => run.exit_code.map(|c| c.to_string()).unwrap_or_default(),
+        "Status" => crate::ui::state_cell(run),
+        "Workspace" => run.workspace.display().to_string(),
+        "Image" => run.image.clone(),
+        "Command" => run.command.join(" "),
+        "Created" => run.created_at.to_string(),
+        "Started" => time(run.started_at),
+        "Finished" => time(run.finished_at),
+        "Age" => crate::ui::age(run.created_at, now),
+        "Snapshots" => run.snapshots.to_string(),
+        other => unreachable!("`{other}` is not in FIELDS"),
+    }
+}
+
+/// Whether `name` matches `pattern`, where `*` stands for any characters.
+fn glob_match(pattern: &str, name: &str) -> bool {
+    let pieces: Vec<&str> = pattern.split('*').collect();
+    if pieces.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (pieces[0], pieces[pieces.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for piece in &pieces[1..pieces.len() - 1] {
+        match rest.find(piece) {
+            Some(at) => rest = &rest[at + piece.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn name_patterns() {
+        assert!(glob_match("feat", "feat"));
+        assert!(!glob_match("feat", "feature"));
+        assert!(glob_match("feat*", "feature"));
+        assert!(glob_match("*ure", "feature"));
+        assert!(glob_match("f*t*e", "feature"));
+        assert!(glob_match("*", "x"));
+        assert!(!glob_match("a*a", "a"));
+        assert!(!glob_match("f*x*e", "feature"));
+    }
 }

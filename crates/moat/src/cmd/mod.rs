@@ -12,6 +12,8 @@ pub mod doctor;
 pub mod grant;
 pub mod list;
 pub mod logs;
+pub mod meta;
+pub mod prune;
 pub mod run;
 pub mod snapshot;
 pub mod stop;

@@ -65,9 +65,13 @@ pub fn stderr_colour() -> bool {
 mod error;
 mod progress;
 pub mod prompt;
+mod size;
 mod table;
+mod template;
 
 pub use error::{UserError, print_error};
 pub(crate) use error::{hint as error_hint, message as error_message};
 pub use progress::{BuildProgress, Progress};
-pub use table::{age, held_back_notice, runs_table, table};
+pub use size::{age_of, bytes, parse_age};
+pub use table::{age, held_back_notice, runs_table, state_cell, table};
+pub use template::{TEMPLATE_HELP, Template};

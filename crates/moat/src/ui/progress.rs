@@ -10,6 +10,7 @@ use moat_run::PrepareEvent;
 pub struct BuildProgress {
     bar: Option<ProgressBar>,
     interactive: bool,
+    started: Option<std::time::Instant>,
 }
 
 impl BuildProgress {
@@ -17,6 +18,7 @@ impl BuildProgress {
         BuildProgress {
             bar: None,
             interactive: std::io::stderr().is_terminal(),
+            started: None,
         }
     }
 
@@ -41,19 +43,25 @@ impl BuildProgress {
                 }
             }
             PrepareEvent::BuildStarted { tag } => {
+                self.started = Some(std::time::Instant::now());
+                crate::ui::errln!(
+                    "moat: building image {tag} (once: later runs reuse it){}",
+                    if self.interactive {
+                        ""
+                    } else {
+                        "; -v shows each step's output"
+                    }
+                );
                 if self.interactive {
                     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
                     bar.set_style(
                         ProgressStyle::with_template(
-                            "{spinner} building {prefix} [{pos}/{len}] {wide_msg}",
+                            "{spinner} step {pos}/{len}, {elapsed} so far: {wide_msg}\n  | {prefix}",
                         )
                         .expect("a valid template"),
                     );
-                    bar.set_prefix(tag);
                     bar.enable_steady_tick(std::time::Duration::from_millis(120));
                     self.bar = Some(bar);
-                } else {
-                    crate::ui::errln!("moat: building image {tag}");
                 }
             }
             PrepareEvent::Build(BuildEvent::Step {
@@ -66,13 +74,29 @@ impl BuildProgress {
                     Some(bar) => {
                         bar.set_length(u64::from(total));
                         bar.set_position(u64::from(index.saturating_sub(1)));
-                        bar.set_message(instruction);
+                        bar.set_message(instruction.clone());
+                        bar.set_prefix("");
                     }
-                    None => crate::ui::errln!("moat: step {index}/{total}: {instruction}"),
+                    None => {
+                        let elapsed = self
+                            .started
+                            .map(|s| s.elapsed().as_secs())
+                            .unwrap_or_default();
+                        crate::ui::errln!("moat: step {index}/{total} ({elapsed}s): {instruction}");
+                    }
                 }
             }
             PrepareEvent::Build(BuildEvent::Output(line)) => {
                 tracing::debug!(target: "moat::build", "{line}");
+                // On a terminal, the step's latest line under it shows it is moving (cut
+                // to the terminal's width).
+                if let Some(bar) = &self.bar {
+                    let line = strip_controls(&line);
+                    if !line.trim().is_empty() {
+                        let width = usize::from(console::Term::stderr().size().1).max(20);
+                        bar.set_prefix(shorten(line.trim(), width - 5));
+                    }
+                }
             }
             PrepareEvent::BuildFinished { tag, seconds } => {
                 if let Some(bar) = self.bar.take() {
@@ -90,6 +114,12 @@ impl Drop for BuildProgress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// `line` without terminal control characters (a build's `\r` progress, colours).
+fn strip_controls(line: &str) -> String {
+    let line = line.rsplit('\r').next().unwrap_or(line);
+    line.chars().filter(|c| !c.is_control()).collect()
 }
 
 fn shorten(text: &str, max: usize) -> String {

@@ -227,7 +227,12 @@ fn continue_and_resume_carry_the_conversation() {
     let sessions = claude.sessions();
     assert_eq!(sessions.len(), 2, "{sessions:?}");
     assert_eq!(sessions[1]["run_name"], "one");
-    assert!(sessions.iter().all(|s| s["state"] == "exited (0)"));
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s["state"] == "exited" && s["exit_code"] == 0),
+        "state and exit_code apart, as in `moat list --json`: {sessions:?}"
+    );
 
     // `--resume` takes the run's name and finds its session (and workspace).
     claude.fake.set_reply("Resumed.");

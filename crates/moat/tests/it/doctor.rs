@@ -148,7 +148,10 @@ fn no_credential_fails_with_the_grant_hint_and_creates_no_key() {
     assert!(line.ends_with("no Anthropic credential"), "{out:?}");
     assert_eq!(
         hint,
-        Some("hint: run `moat grant anthropic`, or set ANTHROPIC_API_KEY")
+        Some(
+            "hint: run `moat grant anthropic` (a Claude subscription, an API key, or your \
+             Claude Code login; it uses ANTHROPIC_API_KEY when that is set)"
+        )
     );
     assert!(check(&out, "credential key").0.starts_with("✓ "), "{out:?}");
     assert!(out.stdout.ends_with("\n1 problem to fix.\n"), "{out:?}");

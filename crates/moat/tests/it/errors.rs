@@ -57,12 +57,12 @@ fn workspace_missing_or_not_a_directory() {
         insta::assert_snapshot!(shown(&out), @"
         exit 125
         error: workspace `[ROOT]/workspace/missing` does not exist
-        hint: pass an existing directory: `moat run PATH -- COMMAND`
+        hint: give the path of an existing project directory, or leave it out to use the current directory
         ");
         insta::assert_snapshot!(shown(&not_dir), @"
         exit 125
         error: workspace `[ROOT]/workspace/file` is not a directory
-        hint: pass an existing directory: `moat run PATH -- COMMAND`
+        hint: give the path of an existing project directory, or leave it out to use the current directory
         ");
     });
     assert!(env.run_dirs().is_empty());
@@ -73,7 +73,7 @@ fn bad_env_and_bad_names() {
     let env = TestEnv::new();
     let outs = [
         env.run(&["run", "-e", "1X=y", "--", "true"]),
-        env.run(&["run", "-e", "NOEQUALS", "--", "true"]),
+        env.run(&["run", "-e", "NO-EQUALS", "--", "true"]),
         env.run(&["run", "--name", "has space", "--", "true"]),
     ];
     let text: Vec<String> = outs.iter().map(shown).collect();
@@ -83,12 +83,12 @@ fn bad_env_and_bad_names() {
     hint: names are letters, digits and `_`, not starting with a digit, e.g. `MY_VAR=1`
 
     exit 125
-    error: invalid --env `NOE…`: expected KEY=VALUE
-    hint: for example `-e DEBUG=1`
+    error: invalid --env `NO-…`: expected KEY=VALUE, or a variable's name to pass its value
+    hint: for example `-e DEBUG=1`, or `-e DEBUG` for the value DEBUG has here
 
     exit 125
     error: `--name`: `has space` is not a valid run name: use 1 to 64 letters, digits, `.`, `_` or `-`, starting with a letter or digit
-    hint: for example `name: feature-auth`
+    hint: for example `--name feature-auth`
     ");
     assert!(env.run_dirs().is_empty());
 }

@@ -84,15 +84,6 @@ fn destroy_refuses_a_running_run_unless_forced_and_removes_everything() {
     assert_eq!(forced.code, 0, "{forced:?}");
     assert!(!container_exists(&id));
     assert!(env.run_dirs().is_empty());
-
-    let done = env.run(&["run", "--", "true"]);
-    assert_eq!(done.code, 0);
-    assert_eq!(
-        env.run(&["destroy"]).code,
-        0,
-        "no argument: the most recent run"
-    );
-    assert!(env.run_dirs().is_empty());
 }
 
 #[test]
@@ -183,7 +174,19 @@ pub(crate) fn kill_supervisor(env: &TestEnv, id: &str) {
 fn runs_are_found_by_id_prefix_or_name_and_ambiguity_is_explained() {
     let env = TestEnv::new();
     env.run(&["run", "--name", "twin", "--", "echo", "one"]);
-    env.run(&["run", "--name", "twin", "--", "echo", "two"]);
+    env.run(&["run", "--name", "other", "--", "echo", "two"]);
+    let runs = env.list();
+    // A name is unique now, but records an older moat made may share one: rename the
+    // newest as such a record would have it.
+    let path = env
+        .moat_home()
+        .join("runs")
+        .join(runs[0]["id"].as_str().unwrap())
+        .join("metadata.json");
+    let mut record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    record["name"] = "twin".into();
+    std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
     let runs = env.list();
     let newest = runs[0]["id"].as_str().unwrap();
 
@@ -224,5 +227,14 @@ fn a_name_in_use_by_a_running_run_is_refused() {
     assert_eq!(out.code, 125, "{out:?}");
     assert!(out.stderr.contains("already named `solo`"), "{out:?}");
     env.run(&["stop", &id]);
-    assert_eq!(env.run(&["run", "--name", "solo", "--", "true"]).code, 0);
+    // Stopped, it still holds the name: `--replace` takes it.
+    let taken = env.run(&["run", "--name", "solo", "--", "true"]);
+    assert_eq!(taken.code, 125, "{taken:?}");
+    assert!(taken.stderr.contains("--replace"), "{taken:?}");
+    assert_eq!(
+        env.run(&["run", "--name", "solo", "--replace", "--", "true"])
+            .code,
+        0
+    );
+    assert_eq!(env.list().len(), 1, "the stopped run was replaced");
 }

@@ -6,6 +6,7 @@
 mod architecture;
 mod audit;
 mod claude;
+mod cleanup;
 mod config;
 mod deps;
 mod doctor;
@@ -13,6 +14,7 @@ mod egress;
 mod errors;
 mod fake_upstream;
 mod faults;
+mod firsthour;
 mod grant;
 mod grants;
 mod harness;

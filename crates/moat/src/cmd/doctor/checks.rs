@@ -314,8 +314,10 @@ pub fn anthropic(
         Some(summary) => credential(CHECK, summary, now, Status::Fail),
         None if env_key_set => Finding::fail(CHECK, "no Anthropic credential")
             .hint("ANTHROPIC_API_KEY is set: run `moat grant anthropic` to store it for runs"),
-        None => Finding::fail(CHECK, "no Anthropic credential")
-            .hint("run `moat grant anthropic`, or set ANTHROPIC_API_KEY"),
+        None => Finding::fail(CHECK, "no Anthropic credential").hint(
+            "run `moat grant anthropic` (a Claude subscription, an API key, or your Claude \
+                 Code login; it uses ANTHROPIC_API_KEY when that is set)",
+        ),
     }
 }
 
@@ -625,7 +627,10 @@ mod tests {
         assert_eq!(f.detail, "no Anthropic credential");
         assert_eq!(
             f.hint.as_deref(),
-            Some("run `moat grant anthropic`, or set ANTHROPIC_API_KEY")
+            Some(
+                "run `moat grant anthropic` (a Claude subscription, an API key, or your \
+                 Claude Code login; it uses ANTHROPIC_API_KEY when that is set)"
+            )
         );
         let f = anthropic(None, true, ts(NOW));
         assert!(f.hint.unwrap().contains("ANTHROPIC_API_KEY is set"));

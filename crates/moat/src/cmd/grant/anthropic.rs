@@ -91,6 +91,13 @@ async fn save_entered(
         outln!("Anthropic credential saved to {}", g.show_path(&path))?;
         return Ok(());
     }
+    if let Some(problem) = malformed_api_key(secret.expose()) {
+        crate::ui::errln!(
+            "moat: warning: this does not look like an Anthropic API key: {problem}\n\
+             hint: Anthropic API keys start with `sk-ant-`; `moat grant anthropic --validate` \
+             checks a key with a request"
+        );
+    }
     let check = match g.validate {
         ValidateChoice::Always => true,
         ValidateChoice::Never => false,
@@ -108,6 +115,20 @@ async fn save_entered(
     let path = g.save(&credential)?;
     outln!("Anthropic API key saved to {}", g.show_path(&path))?;
     Ok(())
+}
+
+/// What is wrong with `key` as an Anthropic API key, if anything is plainly wrong (the
+/// service alone can tell whether it is valid).
+fn malformed_api_key(key: &str) -> Option<&'static str> {
+    if key.chars().any(char::is_whitespace) {
+        Some("it holds spaces or line breaks")
+    } else if !key.starts_with("sk-ant-") {
+        Some("it does not start with `sk-ant-`")
+    } else if key.len() < 40 {
+        Some("it is too short")
+    } else {
+        None
+    }
 }
 
 /// Option 1: `claude setup-token` in a terminal of its own.
@@ -213,4 +234,24 @@ fn keychain_item() -> Option<zeroize::Zeroizing<Vec<u8>>> {
         .ok()?;
     let bytes = zeroize::Zeroizing::new(output.stdout);
     (output.status.success() && !bytes.is_empty()).then_some(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::malformed_api_key;
+
+    #[test]
+    fn plainly_malformed_keys_are_named() {
+        let good = "sk-ant-api03-TESTkeyVALUE-0123456789abcdefghijklmnopqrstuvwxyz";
+        assert_eq!(malformed_api_key(good), None);
+        assert_eq!(
+            malformed_api_key("notakey"),
+            Some("it does not start with `sk-ant-`")
+        );
+        assert_eq!(malformed_api_key("sk-ant-x"), Some("it is too short"));
+        assert_eq!(
+            malformed_api_key(&format!("{good}\n")),
+            Some("it holds spaces or line breaks")
+        );
+    }
 }
