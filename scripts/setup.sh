@@ -18,6 +18,8 @@ command -v git >/dev/null || missing+=(git)
 command -v ip >/dev/null || missing+=(iproute2)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v ssh-agent >/dev/null || missing+=(openssh-client)
+# moat-init, the entrypoint baked into every image, is linked statically (crates/moat-image/build.rs).
+dpkg -s libc6-dev >/dev/null 2>&1 || missing+=(libc6-dev)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     $SUDO apt-get update -q >/dev/null
