@@ -98,14 +98,15 @@ pub async fn copy_logs(
         return Ok(CopyEnd::Complete);
     }
     let mut failures = 0;
-    // A follow of a stopped container's log that ends short of Docker's last entry
-    // (a 50 MB flood under load ended 340,920 lines short once) is not followed again:
-    // the rest is read, and the copy is complete only when its last entries are
-    // Docker's last entries.
+    // A copy is complete only when its last entries are Docker's last entries (a 50 MB
+    // flood under load once ended 340,920 lines short and was called complete). After
+    // the container stopped, the rest is followed again, not read: Docker may still be
+    // writing the last of the output into its log then, and only the end of a follow
+    // (Docker closing the log) says it has finished.
     let mut stopped_reads = 0;
     loop {
         let before = writer.position().clone();
-        let drained = if follow == Follow::UntilStopped && stopped_reads == 0 {
+        let drained = if follow == Follow::UntilStopped {
             let stream = runtime.follow_logs(container);
             drain(runtime, container, stream, &mut writer).await
         } else {
@@ -413,10 +414,10 @@ mod tests {
         assert!(!is_copied(&run.store, &id));
     }
 
-    /// Docker's follow of a stopped container can end before its log does: the rest is
-    /// read (not followed again), and the copy is complete only at Docker's last entry.
+    /// A follow that keeps ending before Docker's last entry is an incomplete copy, said
+    /// so: never a complete one with lines missing.
     #[tokio::test]
-    async fn a_follow_that_ends_before_the_log_does_is_finished_by_reading() {
+    async fn a_follow_that_keeps_ending_early_is_never_called_complete() {
         let fake = FakeRuntime::new();
         let (run, id, container) = ended_run(&fake).await;
         let entries: Vec<_> = (0..100)
@@ -424,43 +425,6 @@ mod tests {
             .collect();
         fake.serve_logs(entries);
         fake.cut_logs(Some(60), None);
-        let lock = CopyLock::try_take(&run.store, &id).unwrap().unwrap();
-        let end = copy_logs(
-            &fake,
-            &run.store,
-            &id,
-            &container,
-            Follow::UntilStopped,
-            &lock,
-        );
-        assert_eq!(end.await.unwrap(), CopyEnd::Complete);
-        let lines: Vec<_> = read_lines(&run.store.logs_path(&id))
-            .unwrap()
-            .into_iter()
-            .map(|l| l.line)
-            .collect();
-        let expected: Vec<_> = (0..100).map(|i| i.to_string()).collect();
-        assert_eq!(lines, expected, "every line once, in order");
-        assert!(is_copied(&run.store, &id));
-        let follows = fake
-            .kinds()
-            .iter()
-            .filter(|k| **k == CallKind::FollowLogs)
-            .count();
-        assert_eq!(follows, 1, "after the stop the log is read, not followed");
-    }
-
-    /// A log Docker never gives to its end is an incomplete copy, said so: never a
-    /// complete one with lines missing.
-    #[tokio::test]
-    async fn a_log_that_keeps_ending_early_is_never_called_complete() {
-        let fake = FakeRuntime::new();
-        let (run, id, container) = ended_run(&fake).await;
-        let entries: Vec<_> = (0..100)
-            .map(|i| entry(LogStream::Stdout, format!("{i}\n")))
-            .collect();
-        fake.serve_logs(entries);
-        fake.cut_logs(Some(60), Some(80));
         let lock = CopyLock::try_take(&run.store, &id).unwrap().unwrap();
         let e = copy_logs(
             &fake,
@@ -472,6 +436,33 @@ mod tests {
         )
         .await
         .unwrap_err();
+        assert!(
+            matches!(e, RunError::Logs(LogError::EndsEarly { .. })),
+            "{e}"
+        );
+        assert!(!is_copied(&run.store, &id));
+        let lines: Vec<_> = read_lines(&run.store.logs_path(&id))
+            .unwrap()
+            .into_iter()
+            .map(|l| l.line)
+            .collect();
+        let expected: Vec<_> = (0..60).map(|i| i.to_string()).collect();
+        assert_eq!(lines, expected, "what was copied, once each, in order");
+    }
+
+    /// The same for a read of a stopped container's log (the copy after a supervisor
+    /// died): its end must be Docker's end, even with identical lines sharing one time.
+    #[tokio::test]
+    async fn a_log_that_keeps_ending_early_is_never_called_complete() {
+        let fake = FakeRuntime::new();
+        let (run, id, container) = ended_run(&fake).await;
+        let entries: Vec<_> = (0..100).map(|_| entry(LogStream::Stdout, "y\n")).collect();
+        fake.serve_logs(entries);
+        fake.cut_logs(None, Some(80));
+        let lock = CopyLock::try_take(&run.store, &id).unwrap().unwrap();
+        let e = copy_logs(&fake, &run.store, &id, &container, Follow::No, &lock)
+            .await
+            .unwrap_err();
         assert!(
             matches!(e, RunError::Logs(LogError::EndsEarly { .. })),
             "{e}"
