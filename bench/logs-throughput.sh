@@ -21,7 +21,7 @@ MOAT_HOME=$(mktemp -d /tmp/moat-bench.XXXXXX)
 workspace=$(mktemp -d /tmp/moat-bench-ws.XXXXXX)
 container=moat-bench-logs-$$
 cleanup() {
-    "$MOAT" destroy --force >/dev/null 2>&1 || true
+    "$MOAT" destroy --all-stopped --force >/dev/null 2>&1 || true
     /usr/bin/docker rm -f "$container" >/dev/null 2>&1 || true
     rm -rf "$MOAT_HOME" "$workspace"
 }
@@ -31,7 +31,7 @@ flood="yes | head -c $bytes; echo END"
 
 "$MOAT" run -- true >/dev/null 2>&1   # build or find the image
 image=$("$MOAT" list --json | sed -n 's/.*"image": "\(.*\)".*/\1/p' | head -1)
-"$MOAT" destroy >/dev/null 2>&1 || true
+"$MOAT" destroy --all-stopped >/dev/null 2>&1 || true
 
 now() { date +%s%N; }
 
