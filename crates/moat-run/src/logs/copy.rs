@@ -103,7 +103,6 @@ pub async fn copy_logs(
     // the container stopped, the rest is followed again, not read: Docker may still be
     // writing the last of the output into its log then, and only the end of a follow
     // (Docker closing the log) says it has finished.
-    let mut stopped_reads = 0;
     loop {
         let before = writer.position().clone();
         let drained = if follow == Follow::UntilStopped {
@@ -122,25 +121,13 @@ pub async fn copy_logs(
                 // log reader): follow again, from here.
                 Ok(Some(state)) if state.running => Failure::EndedEarly,
                 Ok(Some(_)) => {
-                    // Docker's own last entry must be the last one copied. If not, read
-                    // on from here, a few times, and never call a short copy complete.
+                    // Docker's own last entry must be the last one copied. If not, go on
+                    // from here like any stream that ended early.
                     if ends_where_docker_does(runtime, container, &writer).await? {
                         writer.finish()?;
                         return Ok(CopyEnd::Complete);
                     }
-                    stopped_reads += 1;
-                    if stopped_reads > ATTEMPTS {
-                        return Err(LogError::EndsEarly {
-                            container: container.to_owned(),
-                        }
-                        .into());
-                    }
-                    tracing::warn!(
-                        container,
-                        attempt = stopped_reads,
-                        "the log stream ended before the log did; reading on from where it stopped"
-                    );
-                    continue;
+                    Failure::ShortOfTheEnd
                 }
                 Ok(None) => return Err(vanished(container).into()),
                 Err(e) => Failure::Docker(e),
@@ -158,7 +145,7 @@ pub async fn copy_logs(
         failures += 1;
         match failure {
             Failure::Docker(e) if failures >= ATTEMPTS => return Err(e.into()),
-            Failure::EndedEarly if failures >= ATTEMPTS => {
+            Failure::EndedEarly | Failure::ShortOfTheEnd if failures >= ATTEMPTS => {
                 return Err(LogError::EndsEarly {
                     container: container.to_owned(),
                 }
@@ -172,6 +159,13 @@ pub async fn copy_logs(
                     container,
                     attempt = failures,
                     "the log ended while the container runs; reading on"
+                );
+            }
+            Failure::ShortOfTheEnd => {
+                tracing::warn!(
+                    container,
+                    attempt = failures,
+                    "the log stream ended before the log did; reading on from where it stopped"
                 );
             }
         }
@@ -228,6 +222,8 @@ async fn ends_where_docker_does(
 enum Failure {
     Docker(RuntimeError),
     EndedEarly,
+    /// The container stopped, but what was copied ends before Docker's last entry.
+    ShortOfTheEnd,
 }
 
 enum Drained {
@@ -416,7 +412,7 @@ mod tests {
 
     /// A follow that keeps ending before Docker's last entry is an incomplete copy, said
     /// so: never a complete one with lines missing.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_follow_that_keeps_ending_early_is_never_called_complete() {
         let fake = FakeRuntime::new();
         let (run, id, container) = ended_run(&fake).await;
@@ -452,7 +448,7 @@ mod tests {
 
     /// The same for a read of a stopped container's log (the copy after a supervisor
     /// died): its end must be Docker's end, even with identical lines sharing one time.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_log_that_keeps_ending_early_is_never_called_complete() {
         let fake = FakeRuntime::new();
         let (run, id, container) = ended_run(&fake).await;

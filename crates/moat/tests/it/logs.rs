@@ -43,8 +43,16 @@ fn a_flood_of_output_is_kept_to_its_last_line() {
     let expected = format!("{}END\n", "y\n".repeat(2_000_000));
     assert!(
         follow.stdout == expected,
-        "{} lines followed, not 2,000,001",
-        follow.stdout.lines().count()
+        "{} lines followed, not 2,000,001; the record: {}; supervisor.log: {}",
+        follow.stdout.lines().count(),
+        env.run_json(&id),
+        std::fs::read_to_string(
+            env.moat_home()
+                .join("runs")
+                .join(&id)
+                .join("supervisor.log")
+        )
+        .unwrap_or_default()
     );
 
     let run = env.run_json(&id);
