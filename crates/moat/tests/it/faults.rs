@@ -416,11 +416,30 @@ fn a_docker_daemon_killed_and_restarted_mid_run_is_waited_out() {
         (Some("exited"), Some(143)),
         "the daemon's restart stopped it: {ended}"
     );
+    let supervisor_log = || {
+        std::fs::read_to_string(
+            env.moat_home()
+                .join("runs")
+                .join(&id)
+                .join("supervisor.log"),
+        )
+        .unwrap_or_default()
+    };
     assert!(ended["error"].is_null(), "{ended}");
-    assert_eq!(moat(&["logs", &id]).stdout, "before\n");
-    let left = daemon.docker(&["ps", "-aq"]);
-    assert!(
-        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
-        "{left:?}"
+    assert_eq!(
+        ended["logs_complete"],
+        true,
+        "the log was copied to Docker's end: {ended}\n{}",
+        supervisor_log()
     );
+    assert_eq!(moat(&["logs", &id]).stdout, "before\n");
+    // The end is recorded first (a removal that fails must not lose it); the container
+    // goes right after.
+    crate::harness::wait_for("the container's removal", || {
+        let left = daemon.docker(&["ps", "-aq"]);
+        String::from_utf8_lossy(&left.stdout)
+            .trim()
+            .is_empty()
+            .then_some(())
+    });
 }
