@@ -60,7 +60,15 @@ fn main() {
 async fn dispatch(command: Command, env: settings::Environment) -> anyhow::Result<i32> {
     // What needs no MOAT_HOME, Docker or settings.
     match command {
-        Command::Supervise(args) => return cmd::supervise::supervise(args).await,
+        // On one of the runtime's workers, not on the thread in `block_on`: a task woken
+        // by I/O then runs where the I/O driver ran, instead of each frame of a log flood
+        // waking another thread across cores (the copy of a flood went from 30k to 49k
+        // lines/s, about what Docker's own `docker logs -f` reads; see docs/speed.md).
+        Command::Supervise(args) => {
+            return tokio::spawn(cmd::supervise::supervise(args))
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        }
         Command::Version(args) => return cmd::meta::version(&args),
         Command::Completion(args) => return cmd::meta::completion(&args),
         Command::Man(args) => return cmd::meta::man(&args),

@@ -71,6 +71,35 @@ fn a_flood_of_output_is_kept_to_its_last_line() {
     assert!(!container_exists(&id), "removed once its log was copied");
 }
 
+/// The 50 MB of issue 11's flood, in lines of 999 bytes: every byte reaches `logs.jsonl`
+/// and the end is `END` (the line count of the report's `yes` flood is the test above's).
+#[test]
+fn fifty_megabytes_of_output_are_kept_to_the_last_byte() {
+    let env = TestEnv::new();
+    let id = env.run_detached(
+        &["--name", "fifty"],
+        &[
+            "sh",
+            "-c",
+            "head -c 50000000 /dev/zero | tr '\\0' x | fold -w 999; echo; echo END",
+        ],
+    );
+    let run = env.wait_for_state(&id, "exited");
+    assert_eq!(run["logs_complete"], true, "{run}");
+    let logs = env.run(&["logs", &id]);
+    assert_eq!(logs.code, 0, "{}", logs.stderr);
+    let full = format!("{}\n", "x".repeat(999));
+    let expected = format!("{}{}\nEND\n", full.repeat(50_050), "x".repeat(50));
+    assert!(
+        logs.stdout == expected,
+        "{} bytes in {} lines came back, not {} in 50,052; the last: {:?}",
+        logs.stdout.len(),
+        logs.stdout.lines().count(),
+        expected.len(),
+        logs.stdout.lines().last()
+    );
+}
+
 /// The supervisor is killed mid-run; `moat list` says nothing watches the run; the
 /// command goes on printing and ends; the next `moat list` copies the rest of the log
 /// from Docker before it removes the container, and records the true exit code.
