@@ -37,7 +37,8 @@ pub use lifecycle::{
 };
 pub use logs::{
     CopyEnd, CopyLock, Follow, LogError, LogLine, LogReader, LogRecord, LogWriter, MAX_PIECE,
-    Position, Stream, copy_logs, read_lines,
+    Position, Stream, TerminalSize, copy_logs, read_lines, read_terminal_sizes,
+    record_terminal_size,
 };
 pub use names::{random_name, validate_name};
 pub use protect::{DEFAULT_PROTECTED, HeldBack, Protection, restore_held};

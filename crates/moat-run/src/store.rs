@@ -17,6 +17,7 @@ const LOCK: &str = ".lock";
 const STOP_REQUESTED: &str = "stop-requested";
 const SUPERVISOR_LOG: &str = "supervisor.log";
 const AUDIT: &str = "audit.jsonl";
+const TERMINAL_SIZES: &str = "terminal.jsonl";
 
 /// Reads and writes run records under one `MOAT_HOME`.
 #[derive(Debug, Clone)]
@@ -49,6 +50,11 @@ impl RunStore {
     /// Locked by whoever copies the run's log (see `logs::copy`).
     pub fn logs_lock_path(&self, id: &RunId) -> PathBuf {
         self.run_dir(id).join(LOGS_LOCK)
+    }
+
+    /// The sizes an interactive run's terminal had, and when (see `logs::sizes`).
+    pub fn terminal_sizes_path(&self, id: &RunId) -> PathBuf {
+        self.run_dir(id).join(TERMINAL_SIZES)
     }
 
     pub fn dockerfile_path(&self, id: &RunId) -> PathBuf {

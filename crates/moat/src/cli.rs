@@ -385,6 +385,49 @@ pub struct ExecArgs {
     pub dry_run: bool,
 }
 
+/// The run flags that change what `moat config` shows (the others, such as `--rebuild`
+/// or `--detach`, only matter to a run that starts, and `config` starts none).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConfigFlags {
+    /// As for an interactive session (a terminal).
+    #[arg(short, long)]
+    pub interactive: bool,
+
+    /// Set an environment variable in the container (repeatable).
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// Grant a credential, adding to the configuration's `grants` (repeatable).
+    #[arg(short, long = "grant", value_name = "GRANT")]
+    pub grant: Vec<String>,
+
+    /// Mount a host path: SRC:DST[:ro|rw] (repeatable).
+    #[arg(long = "mount", value_name = "SRC:DST[:ro]")]
+    pub mount: Vec<String>,
+
+    /// Allow a host in the strict network policy (repeatable).
+    #[arg(long = "allow-host", value_name = "PATTERN")]
+    pub allow_host: Vec<String>,
+
+    /// As with no workspace snapshots.
+    #[arg(long)]
+    pub no_snapshots: bool,
+}
+
+impl From<ConfigFlags> for ExecArgs {
+    fn from(flags: ConfigFlags) -> Self {
+        ExecArgs {
+            interactive: flags.interactive,
+            env: flags.env,
+            grant: flags.grant,
+            mount: flags.mount,
+            allow_host: flags.allow_host,
+            no_snapshots: flags.no_snapshots,
+            ..ExecArgs::default()
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Workspace directory to mount at /workspace (default: the current directory).
@@ -428,7 +471,7 @@ pub struct ConfigArgs {
     pub path: Option<PathBuf>,
 
     #[command(flatten)]
-    pub exec: ExecArgs,
+    pub settings: ConfigFlags,
 
     /// The command a run would use.
     #[arg(last = true, value_name = "COMMAND")]
@@ -494,6 +537,11 @@ pub struct LogsArgs {
     /// Prefix each line with its time.
     #[arg(short, long)]
     pub timestamps: bool,
+
+    /// An interactive run's output as the bytes it wrote, escape codes and all (by
+    /// default it is replayed on a terminal of the run's size and shown as text).
+    #[arg(long)]
+    pub raw: bool,
 }
 
 #[derive(Debug, Args)]

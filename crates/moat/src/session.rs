@@ -10,7 +10,7 @@ use moat_container::{Attached, Docker, LogStream};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use crate::term::{EscapeAction, EscapeParser, RawMode};
+use crate::term::{EscapeAction, EscapeParser, RawMode, TerminalModes};
 
 /// How an attached session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,31 +196,61 @@ async fn recv(rx: &mut Option<mpsc::Receiver<Vec<u8>>>) -> Option<Vec<u8>> {
 }
 
 /// An interactive session on the container's terminal. `redraw` nudges the terminal size
-/// so a full-screen program repaints (used when re-attaching).
+/// so a full-screen program repaints (used when re-attaching); `on_size` learns each
+/// size the container's terminal is given (the run keeps them for `moat logs`).
+///
+/// However the session ends, what the program switched on in the user's terminal and
+/// left on (the alternate screen, a hidden cursor, mouse reporting...) is switched off
+/// before moat says anything, and when the program keeps running, moat's words go below
+/// its screen, not over it.
 pub async fn terminal_session(
     docker: &Docker,
     container: &str,
     attached: Attached,
     redraw: bool,
     signals: &mut LeaveSignals,
+    on_size: &mut (dyn FnMut(u16, u16) + Send),
+) -> Result<SessionEnd> {
+    let mut modes = TerminalModes::default();
+    let ended = {
+        let _raw = RawMode::enable()?;
+        terminal_loop(
+            docker, container, attached, redraw, signals, on_size, &mut modes,
+        )
+        .await
+    };
+    let mut leave = Vec::new();
+    if modes.any_on() {
+        leave.extend(modes.reset_sequence());
+    }
+    if !matches!(ended, Ok(SessionEnd::Exited)) && !modes.on_alternate_screen() {
+        // The program is still drawing in the main screen, the cursor somewhere in
+        // it: below its last row is the one place moat's words do not land on it.
+        leave.extend_from_slice(b"\x1b[999;1H\r\n");
+    }
+    if !leave.is_empty() {
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(&leave).and_then(|()| stdout.flush());
+    }
+    ended
+}
+
+async fn terminal_loop(
+    docker: &Docker,
+    container: &str,
+    attached: Attached,
+    redraw: bool,
+    signals: &mut LeaveSignals,
+    on_size: &mut (dyn FnMut(u16, u16) + Send),
+    modes: &mut TerminalModes,
 ) -> Result<SessionEnd> {
     let Attached {
         mut output,
         mut input,
     } = attached;
     let mut winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())?;
-    let resize = async |nudge: bool| {
-        if let Ok((cols, rows)) = crossterm::terminal::size() {
-            if nudge {
-                let _ = docker
-                    .resize_tty(container, cols, rows.saturating_add(1))
-                    .await;
-            }
-            let _ = docker.resize_tty(container, cols, rows).await;
-        }
-    };
-    resize(redraw).await;
-    let _raw = RawMode::enable()?;
+    resize_to_terminal(docker, container, redraw, on_size).await;
     let mut stdin = Some(stdin_reader());
     let mut parser = EscapeParser::default();
     let mut stdout = tokio::io::stdout();
@@ -228,6 +258,7 @@ pub async fn terminal_session(
         tokio::select! {
             chunk = output.next() => match chunk {
                 Some(Ok(chunk)) => {
+                    modes.feed(&chunk.bytes);
                     stdout.write_all(&chunk.bytes).await?;
                     stdout.flush().await?;
                 }
@@ -249,10 +280,48 @@ pub async fn terminal_session(
                 // The terminal closed: leave the run going.
                 None => return Ok(SessionEnd::Detached),
             },
-            _ = winch.recv() => resize(false).await,
+            _ = winch.recv() => resize_to_terminal(docker, container, false, on_size).await,
             // Returning drops the raw-mode guard: the terminal is restored before moat
             // says anything or exits.
             signal = signals.next() => return Ok(SessionEnd::Signalled(signal)),
+        }
+    }
+}
+
+/// Give the container's terminal the size of ours (first one row more when `nudge`, so
+/// a full-screen program sees a change and repaints).
+async fn resize_to_terminal(
+    docker: &Docker,
+    container: &str,
+    nudge: bool,
+    on_size: &mut (dyn FnMut(u16, u16) + Send),
+) {
+    if let Ok((cols, rows)) = crossterm::terminal::size() {
+        if nudge {
+            let _ = docker
+                .resize_tty(container, cols, rows.saturating_add(1))
+                .await;
+        }
+        if docker.resize_tty(container, cols, rows).await.is_ok() {
+            on_size(cols, rows);
+        }
+    }
+}
+
+/// `on_size` for [`terminal_session`]: each size goes into the run's `terminal.jsonl`
+/// (for `moat logs`); a write that fails costs only that (the session goes on).
+pub fn record_sizes(
+    store: moat_run::RunStore,
+    id: moat_home::RunId,
+) -> impl FnMut(u16, u16) + Send {
+    move |cols, rows| {
+        let size = moat_run::TerminalSize {
+            ts: jiff::Timestamp::now(),
+            cols,
+            rows,
+        };
+        if let Err(e) = moat_run::record_terminal_size(&store.terminal_sizes_path(&id), size) {
+            tracing::debug!(error = %e, "recording the terminal's size");
         }
     }
 }

@@ -13,9 +13,12 @@
 //!   the position of the copy in `logs.pos`.
 //! * [`reader`]: records → lines, streaming from an offset or from the last N lines.
 //! * [`copy`]: Docker → `logs.jsonl`, resuming from `logs.pos` after a crash.
+//! * [`sizes`]: `terminal.jsonl`, the sizes an interactive run's terminal had, so its
+//!   output can be replayed on a screen of the size it was drawn for.
 
 mod copy;
 mod reader;
+mod sizes;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +30,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) use copy::is_copied;
 pub use copy::{CopyEnd, CopyLock, Follow, copy_logs};
 pub use reader::{LogReader, LogRecord};
+pub use sizes::{TerminalSize, read_terminal_sizes, record_terminal_size};
 pub use writer::{LogWriter, MAX_PIECE, Position};
 
 /// One whole line of a run's output.

@@ -52,7 +52,16 @@ pub async fn attach(ctx: &Context, args: AttachArgs) -> Result<i32> {
         let attached = docker.attach(&container, true).await?;
         crate::ui::errln!("moat: attached to run {} ({})", record.id, record.name);
         crate::ui::errln!("{ESCAPE_HELP}\r");
-        session::terminal_session(&docker, &container, attached, true, &mut signals).await?
+        let mut on_size = session::record_sizes(ctx.store.clone(), record.id.clone());
+        session::terminal_session(
+            &docker,
+            &container,
+            attached,
+            true,
+            &mut signals,
+            &mut on_size,
+        )
+        .await?
     } else {
         // Its stdin belonged to whoever started it: follow the output; Ctrl-C leaves.
         let attached = docker.attach(&container, false).await?;

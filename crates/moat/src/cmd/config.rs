@@ -11,7 +11,7 @@ pub fn config(ctx: &Context, args: ConfigArgs) -> Result<i32> {
     let plan = settings::plan_run(
         ctx,
         args.path,
-        &args.exec,
+        &args.settings.into(),
         args.command,
         settings::Purpose::Show,
     )?;

@@ -1,13 +1,16 @@
-//! `moat logs [RUN] [-n N] [-f] [-t]`: a run's output from `logs.jsonl`, stdout lines to
-//! stdout and stderr lines to stderr, optionally following it live.
+//! `moat logs [RUN] [-n N] [-f] [-t] [--raw]`: a run's output from `logs.jsonl`, stdout
+//! lines to stdout and stderr lines to stderr, optionally following it live; an
+//! interactive run's replayed on a virtual terminal and shown as text ([`screen`]).
 //!
 //! It streams: records are printed as they are read (a long line's pieces one after the
 //! other), `-n` starts where the last N lines begin (found from the end), and `-f` waits
 //! for the file to change (inotify) rather than polling it. A run whose supervisor died
 //! is copied from Docker by this command meanwhile, so its output still arrives.
 
+mod screen;
 mod watch;
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -58,13 +61,20 @@ async fn show(ctx: &Context, args: LogsArgs) -> Result<i32> {
     let mut watch = args
         .follow
         .then(|| watch::Watch::new(&ctx.store.run_dir(&record.id)));
+    let rendered = record.interactive && !args.raw;
     let mut reader = match args.lines {
-        Some(n) => LogReader::tail(&path, n)?,
-        None => LogReader::new(&path),
+        // A screen's last N lines are known only once it has been replayed.
+        Some(n) if !rendered => LogReader::tail(&path, n)?,
+        _ => LogReader::new(&path),
     };
     let mut printer = Printer::new(args.timestamps);
+    if rendered {
+        let sizes = moat_run::read_terminal_sizes(&ctx.store.terminal_sizes_path(&record.id))?;
+        printer.render(screen::ScreenText::new(sizes), args.lines);
+    }
     print_available(&mut reader, &mut printer)?;
     let Some(watch) = watch.as_mut() else {
+        printer.finish()?;
         notices(&record, false);
         return Ok(0);
     };
@@ -81,6 +91,7 @@ async fn show(ctx: &Context, args: LogsArgs) -> Result<i32> {
             if current.state.is_final() {
                 // One last read: the log is complete before the record says the run is over.
                 print_available(&mut reader, &mut printer)?;
+                printer.finish()?;
                 copier.report();
                 notices(&current, false);
                 return Ok(0);
@@ -201,9 +212,15 @@ fn notices(record: &RunRecord, copying: bool) {
     }
 }
 
-/// Writes records to stdout and stderr through buffers, joining a line's pieces.
+/// Writes records to stdout and stderr through buffers, joining a line's pieces; or,
+/// rendering, the text lines of the screen they were drawn on.
 struct Printer {
     timestamps: bool,
+    /// An interactive run's screen, and with `-n N` the last N lines it gave out so far.
+    screen: Option<(
+        screen::ScreenText,
+        Option<(usize, VecDeque<screen::ScreenLine>)>,
+    )>,
     out: std::io::BufWriter<std::io::Stdout>,
     err: std::io::BufWriter<std::io::Stderr>,
     /// Per stream, whether the next record starts a line (and gets the time prefix).
@@ -217,6 +234,7 @@ impl Printer {
     fn new(timestamps: bool) -> Self {
         Printer {
             timestamps,
+            screen: None,
             out: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
             err: std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()),
             at_line_start: [true, true],
@@ -224,7 +242,57 @@ impl Printer {
         }
     }
 
+    /// From now on, records are replayed on `screen`, and only its last `lines` lines
+    /// are printed (at [`Printer::finish`]) if given.
+    fn render(&mut self, screen: screen::ScreenText, lines: Option<usize>) {
+        self.screen = Some((
+            screen,
+            lines.map(|n| (n, VecDeque::with_capacity(n.min(4096)))),
+        ));
+    }
+
+    /// The end of the output: a rendered screen's last rows (or last N lines).
+    fn finish(&mut self) -> std::io::Result<()> {
+        if let Some((screen, tail)) = self.screen.take() {
+            let rest = screen.finish();
+            match tail {
+                Some((n, mut kept)) => {
+                    keep_last(&mut kept, n, rest);
+                    for line in &kept {
+                        self.print_screen_line(line)?;
+                    }
+                }
+                None => {
+                    for line in &rest {
+                        self.print_screen_line(line)?;
+                    }
+                }
+            }
+        }
+        self.flush()
+    }
+
+    fn print_screen_line(&mut self, line: &screen::ScreenLine) -> std::io::Result<()> {
+        if self.timestamps {
+            write_time(&mut self.out, line.ts)?;
+        }
+        self.out.write_all(line.text.as_bytes())?;
+        self.out.write_all(b"\n")
+    }
+
     fn print(&mut self, record: &LogRecord<'_>) -> std::io::Result<()> {
+        if let Some((screen, tail)) = &mut self.screen {
+            let lines = screen.feed(record.timestamp(), &record.text, !record.cont);
+            match tail {
+                Some((n, kept)) => keep_last(kept, *n, lines),
+                None => {
+                    for line in &lines {
+                        self.print_screen_line(line)?;
+                    }
+                }
+            }
+            return Ok(());
+        }
         let s = match record.stream {
             Stream::Stdout => 0,
             Stream::Stderr => 1,
@@ -241,13 +309,7 @@ impl Printer {
             Stream::Stderr => &mut self.err,
         };
         if self.timestamps && self.at_line_start[s] {
-            match record.timestamp() {
-                Some(ts) => {
-                    let local = ts.to_zoned(jiff::tz::TimeZone::system());
-                    write!(sink, "[{}] ", local.strftime("%H:%M:%S%.3f"))?;
-                }
-                None => write!(sink, "[?] ")?,
-            }
+            write_time(sink, record.timestamp())?;
         }
         sink.write_all(record.text.as_bytes())?;
         if !record.cont {
@@ -260,5 +322,29 @@ impl Printer {
     fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()?;
         self.err.flush()
+    }
+}
+
+/// `-t`'s prefix: the local time, to the millisecond.
+fn write_time(sink: &mut dyn Write, ts: Option<jiff::Timestamp>) -> std::io::Result<()> {
+    match ts {
+        Some(ts) => {
+            let local = ts.to_zoned(jiff::tz::TimeZone::system());
+            write!(sink, "[{}] ", local.strftime("%H:%M:%S%.3f"))
+        }
+        None => write!(sink, "[?] "),
+    }
+}
+
+/// Add `lines` to the last `n` lines kept.
+fn keep_last(kept: &mut VecDeque<screen::ScreenLine>, n: usize, lines: Vec<screen::ScreenLine>) {
+    for line in lines {
+        if n == 0 {
+            return;
+        }
+        if kept.len() == n {
+            kept.pop_front();
+        }
+        kept.push_back(line);
     }
 }

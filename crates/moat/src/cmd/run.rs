@@ -143,7 +143,16 @@ async fn launch(
 
     let end = if record.interactive {
         crate::ui::errln!("{ESCAPE_HELP}\r");
-        session::terminal_session(docker, &container, attached, false, &mut signals).await?
+        let mut on_size = session::record_sizes(ctx.store.clone(), record.id.clone());
+        session::terminal_session(
+            docker,
+            &container,
+            attached,
+            false,
+            &mut signals,
+            &mut on_size,
+        )
+        .await?
     } else {
         session::pipe_session(
             docker,
@@ -254,5 +263,24 @@ pub async fn finish(
     if let Some(notice) = crate::ui::held_back_notice(&record) {
         crate::ui::errln!("\r\n{}\r", notice.replace('\n', "\r\n"));
     }
+    if let Some(line) = resume_line(&record) {
+        crate::ui::errln!("{line}\r");
+    }
     Ok(super::exit_code_of(&record))
+}
+
+/// After an interactive agent session that kept a conversation, the way to go on with
+/// it under moat (Claude Code's own last line names `claude --resume`, which is not).
+fn resume_line(record: &RunRecord) -> Option<String> {
+    let agent = record.agent.as_ref()?;
+    if !record.interactive || agent.agent != moat_claude::AGENT {
+        return None;
+    }
+    // A conversation that was never written to has nothing to resume.
+    agent.last_active()?;
+    let session = agent.session_id.as_ref()?;
+    Some(format!(
+        "moat: to go on with this conversation: `moat claude --resume {session}` (or `moat resume` in {})",
+        record.workspace.display()
+    ))
 }

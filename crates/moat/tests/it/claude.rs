@@ -356,11 +356,13 @@ fn interactive_claude_answers_without_onboarding_screens() {
     );
     tmux.start_with_env(&claude.env, "claude", &envs, "claude --name tui");
     // The prompt box of Claude Code's TUI, without a theme picker, login or trust dialog.
-    let screen = wait_for("Claude Code's prompt", || {
-        let screen = tmux.screen("claude");
-        (screen.contains("bypass permissions") || screen.contains("? for shortcuts"))
-            .then_some(screen)
-    });
+    // The first Claude image of the suite may be built here, with its progress shown.
+    let screen = tmux.wait_screen_within(
+        "claude",
+        "Claude Code's prompt",
+        std::time::Duration::from_secs(900),
+        |screen| screen.contains("bypass permissions") || screen.contains("? for shortcuts"),
+    );
     for onboarding in [
         "Choose the text style",
         "Select login method",
@@ -377,7 +379,25 @@ fn interactive_claude_answers_without_onboarding_screens() {
     tmux.keys("claude", &["C-c"]);
     let screen = tmux.wait_screen("claude", "MOAT-EXIT=");
     assert!(screen.contains("MOAT-EXIT=0"), "{screen}");
-    assert_eq!(claude.sessions().len(), 1);
+    let sessions = claude.sessions();
+    assert_eq!(sessions.len(), 1);
+    // The last words are moat's: how to go on with the conversation under moat.
+    let session = sessions[0]["session_id"].as_str().unwrap();
+    assert!(
+        screen
+            .replace('\n', "")
+            .contains(&format!("moat claude --resume {session}")),
+        "{screen}"
+    );
+    // `moat logs` of the TUI session is the text that was on the screen.
+    let logs = claude.run(&["logs", "tui"]);
+    assert_eq!(logs.code, 0, "{logs:?}");
+    assert!(
+        logs.stdout.contains("Interactive hello from the fake."),
+        "{}",
+        logs.stdout
+    );
+    assert!(!logs.stdout.contains('\x1b'), "{:?}", logs.stdout);
 }
 
 #[test]

@@ -114,11 +114,54 @@ impl Tmux {
         })
     }
 
+    /// A tmux format of the session's pane, e.g. `#{alternate_on}` (1 while the terminal
+    /// shows its alternate screen) or `#{cursor_flag}` (1 while the cursor shows).
+    pub(crate) fn pane(&self, session: &str, format: &str) -> String {
+        let out = self
+            .tmux()
+            .args(["display-message", "-p", "-t", session, format])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     pub(crate) fn wait_screen(&self, session: &str, text: &str) -> String {
-        wait_for(&format!("`{text}` on the screen"), || {
-            let screen = self.screen(session);
-            screen.contains(text).then_some(screen)
+        self.wait_screen_for(session, &format!("`{text}`"), |screen| {
+            screen.contains(text)
         })
+    }
+
+    /// Wait until the screen shows what `shows` looks for; on a timeout, the panic shows
+    /// the screen as it was last.
+    pub(crate) fn wait_screen_for(
+        &self,
+        session: &str,
+        what: &str,
+        shows: impl Fn(&str) -> bool,
+    ) -> String {
+        self.wait_screen_within(session, what, Duration::from_secs(60), shows)
+    }
+
+    /// [`Tmux::wait_screen_for`] with a timeout of its own (an image build first).
+    pub(crate) fn wait_screen_within(
+        &self,
+        session: &str,
+        what: &str,
+        timeout: Duration,
+        shows: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let screen = self.screen(session);
+            if shows(&screen) {
+                return screen;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what} on the screen, which shows:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn tmux(&self) -> Command {
@@ -171,6 +214,62 @@ fn interactive_shell_detach_attach_and_exit_code() {
         .map(|l| l["line"].as_str().unwrap().to_owned())
         .collect();
     assert!(logged.iter().any(|l| l.contains("answer-42")), "{logged:?}");
+}
+
+/// A full-screen program that hides the cursor, asks for mouse reports and bracketed
+/// paste on the alternate screen: a detach gives the user's terminal back as it was,
+/// moat's words below, and `moat logs` shows the text that was drawn (`--raw`, the bytes).
+#[test]
+fn a_detach_from_a_full_screen_program_gives_the_terminal_back() {
+    let env = TestEnv::new();
+    let tmux = Tmux::new(&env);
+    let program = "printf 'before the screen\\n'; \
+        printf '\\033[?1049h\\033[?25l\\033[?1000h\\033[?2004h\\033[H\\033[2J'; \
+        printf '\\033[5;10H\\033[1;32mDRAWN AT ROW FIVE\\033[0m'; \
+        printf '\\033[1;1Hspinner |'; sleep 0.3; printf '\\033[1;1Hspinner /'; \
+        printf '\\033[?2004l\\033[?1049l'; printf 'after the screen, cols='; tput cols; \
+        printf '\\033[?1049h\\033[?25l\\033[?1000hSTILL DRAWING'; sleep 600";
+    tmux.start(
+        &env,
+        "tui",
+        &format!("run -i --name tui -- sh -c \"{program}\""),
+    );
+    tmux.wait_screen("tui", "STILL DRAWING");
+    assert_eq!(tmux.pane("tui", "#{alternate_on}"), "1");
+    tmux.escape("tui", "d");
+    let screen = tmux.wait_screen("tui", "MOAT-EXIT=");
+    assert!(screen.contains("detached from run"), "{screen}");
+    assert_eq!(
+        (
+            tmux.pane("tui", "#{alternate_on}"),
+            tmux.pane("tui", "#{cursor_flag}"),
+            tmux.pane("tui", "#{mouse_any_flag}#{mouse_standard_flag}"),
+        ),
+        ("0".into(), "1".into(), "00".into()),
+        "the alternate screen, the hidden cursor and mouse reports were switched off: {screen}"
+    );
+
+    // The text that was on the screen, not its escape codes.
+    let logs = wait_for("the output in the run's log", || {
+        let logs = env.run(&["logs", "tui"]);
+        logs.stdout.contains("cols=120").then_some(logs)
+    });
+    assert_eq!(logs.code, 0, "{logs:?}");
+    assert!(!logs.stdout.contains('\x1b'), "{:?}", logs.stdout);
+    assert!(
+        logs.stdout
+            .starts_with("before the screen\nafter the screen, cols=120\n"),
+        "{:?}",
+        logs.stdout
+    );
+    let raw = env.run(&["logs", "--raw", "tui"]);
+    assert!(raw.stdout.contains("\x1b[?1049h"), "{:?}", raw.stdout);
+    assert!(raw.stdout.contains("DRAWN AT ROW FIVE"), "{:?}", raw.stdout);
+    assert_eq!(
+        env.run(&["logs", "-n", "1", "tui"]).stdout,
+        "after the screen, cols=120\n"
+    );
+    assert_eq!(env.run(&["stop", "tui"]).code, 0);
 }
 
 #[test]
