@@ -1,11 +1,13 @@
 //! `moat doctor [--build] [--json]`: check what runs need (Docker, the base image, the moat
 //! home, the credential store's key, the Anthropic credential and the others, the proxy
-//! CA, the settings from the environment and `config.yaml`, optionally an image build),
+//! CA, the settings from the environment and `config.yaml`, the way out of an image build
+//! to its download locations, optionally an image build),
 //! print one line per check with a hint for each problem, and exit 1 if any failed.
 //!
 //! The checks that need no Docker live in `checks.rs`, where they are unit-tested.
 
 mod checks;
+mod network;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -59,6 +61,9 @@ pub async fn doctor(ctx: &Context, args: DoctorArgs) -> Result<i32> {
         findings.push(checks::connect_to(text));
     }
     findings.push(config_finding);
+    // What a first build downloads from, and whether HTTPS to it arrives re-signed.
+    let extra_ca = host.extra_ca_certs.as_deref().or(extra_ca.as_deref());
+    findings.extend(network::check_all(network::destinations(&host.mirrors), extra_ca).await);
 
     const BUILD: &str = "image build";
     findings.push(match (&docker, args.build) {

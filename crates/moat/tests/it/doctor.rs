@@ -11,6 +11,8 @@ use moat_credentials::{
 };
 use moat_home::MoatHome;
 
+use moat_test_support::{FakeUpstream, Reply};
+
 use crate::harness::{Out, TestEnv};
 
 const ANTHROPIC_KEY: &str = "sk-ant-api03-DOCTORkeyVALUE-0123456789abcdefghijklmnopqrstuvwxyz";
@@ -49,6 +51,20 @@ fn check<'a>(out: &'a Out, name: &str) -> (&'a str, Option<&'a str>) {
         .map(str::trim_start)
         .filter(|l| l.starts_with("hint: "));
     (line, hint)
+}
+
+/// `config.yaml` with the build's download locations (`mirrors.debian`, `.node`,
+/// `.npm`) at a local server that answers, so the report does not depend on what this
+/// machine's network reaches. Keep the server alive while doctor runs.
+fn answering_mirrors(env: &TestEnv) -> FakeUpstream {
+    let server = FakeUpstream::start_plain(|_| Reply::text(200, ""));
+    let base = format!("http://127.0.0.1:{}", server.port());
+    std::fs::write(
+        env.moat_home().join("config.yaml"),
+        format!("mirrors:\n  debian: {base}/debian\n  node: {base}/node\n  npm: {base}/npm/\n"),
+    )
+    .unwrap();
+    server
 }
 
 fn assert_no_secret(out: &Out) {
@@ -90,6 +106,7 @@ fn oauth_expiring_at(at: Timestamp) -> CredentialKind {
 #[test]
 fn a_healthy_setup_passes_and_shows_no_secret() {
     let env = TestEnv::new();
+    let _mirrors = answering_mirrors(&env);
     let mut grant = moat(&env);
     grant.env("ANTHROPIC_API_KEY", ANTHROPIC_KEY);
     let out = run(grant, &["grant", "anthropic"]);
@@ -141,6 +158,7 @@ fn a_healthy_setup_passes_and_shows_no_secret() {
 #[test]
 fn no_credential_fails_with_the_grant_hint_and_creates_no_key() {
     let env = TestEnv::new();
+    let _mirrors = answering_mirrors(&env);
     let out = doctor(&env, &[]);
     assert_eq!(out.code, 1, "{out:?}");
     let (line, hint) = check(&out, "anthropic");
@@ -161,6 +179,7 @@ fn no_credential_fails_with_the_grant_hint_and_creates_no_key() {
 #[test]
 fn an_expired_oauth_credential_says_so_and_how_to_renew_it() {
     let env = TestEnv::new();
+    let _mirrors = answering_mirrors(&env);
     store_credential(
         &env,
         "anthropic",
@@ -275,4 +294,59 @@ fn build_proves_an_image_builds() {
         build["detail"].as_str().unwrap().contains("moat/run:"),
         "{out:?}"
     );
+}
+
+/// The way out of an image build: a Node.js base that does not answer points to
+/// `mirrors.node`; HTTPS to the npm registry signed by a CA the image does not have
+/// points to `MOAT_EXTRA_CA_CERTS` (and says "re-signed" when this machine trusts that
+/// CA); with the CA given, the registry is fine.
+#[test]
+fn the_build_network_names_the_setting_that_fixes_it() {
+    let env = TestEnv::new();
+    let debian = FakeUpstream::start_plain(|_| Reply::text(200, ""));
+    let npm = FakeUpstream::start(&["localhost"], |_| Reply::text(200, ""));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    std::fs::write(
+        env.moat_home().join("config.yaml"),
+        format!(
+            "mirrors:\n  debian: http://127.0.0.1:{}/debian\n  node: https://127.0.0.1:{closed_port}/dist\n  npm: https://localhost:{}/\n",
+            debian.port(),
+            npm.port()
+        ),
+    )
+    .unwrap();
+
+    let out = doctor(&env, &[]);
+    let (line, hint) = check(&out, "build network: Debian");
+    assert!(line.starts_with("✓ "), "{out:?}");
+    assert_eq!(hint, None);
+    let (line, hint) = check(&out, "build network: Node.js");
+    assert!(
+        line.starts_with("! ") && line.contains("cannot be reached"),
+        "{out:?}"
+    );
+    assert!(hint.unwrap().contains("`mirrors.node`"), "{out:?}");
+    let (line, hint) = check(&out, "build network: npm");
+    assert!(
+        line.starts_with("! ") && line.contains("not trusted"),
+        "{out:?}"
+    );
+    assert!(hint.unwrap().contains("MOAT_EXTRA_CA_CERTS"), "{out:?}");
+
+    // This machine trusts the CA (its roots are the test CA's file), images do not.
+    let mut cmd = moat(&env);
+    cmd.env("SSL_CERT_FILE", npm.ca_file());
+    let out = run(cmd, &["doctor"]);
+    let (line, hint) = check(&out, "build network: npm");
+    assert!(line.contains("re-signed on the way"), "{out:?}");
+    assert!(hint.unwrap().contains("MOAT_EXTRA_CA_CERTS"), "{out:?}");
+
+    let mut cmd = moat(&env);
+    cmd.env("MOAT_EXTRA_CA_CERTS", npm.ca_file());
+    let out = run(cmd, &["doctor"]);
+    let (line, hint) = check(&out, "build network: npm");
+    assert!(line.starts_with("✓ "), "{out:?}");
+    assert_eq!(hint, None, "{out:?}");
 }
