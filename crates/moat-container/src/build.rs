@@ -185,7 +185,7 @@ pub(crate) fn build_image(
                     let _ = tx
                         .send(Err(RuntimeError::Build {
                             step,
-                            message: message.trim().to_owned(),
+                            message: failure_message(&message),
                             output: recent.into_iter().collect(),
                         }))
                         .await;
@@ -196,7 +196,7 @@ pub(crate) fn build_image(
                 let _ = tx
                     .send(Err(RuntimeError::Build {
                         step,
-                        message: detail.message.unwrap_or_default().trim().to_owned(),
+                        message: failure_message(&detail.message.unwrap_or_default()),
                         output: recent.into_iter().collect(),
                     }))
                     .await;
@@ -209,7 +209,10 @@ pub(crate) fn build_image(
                 let line = strip_escapes(line.trim_end_matches(['\n', '\r']));
                 let event = match parse_step(&line) {
                     Some((index, total, instruction)) => {
-                        step = format!("step {index}/{total} ({instruction})");
+                        // The instruction once, in short: a RUN script can be pages long
+                        // (the whole of it is in the debug log, `-v`).
+                        tracing::debug!(index, total, %instruction, "image build step");
+                        step = format!("step {index}/{total} ({})", short_instruction(&instruction));
                         recent.clear();
                         BuildEvent::Step {
                             index,
@@ -254,6 +257,32 @@ fn strip_escapes(line: &str) -> String {
         }
     }
     out
+}
+
+/// How long an instruction may be in an error message before it is cut.
+const SHORT_INSTRUCTION: usize = 72;
+
+/// `RUN set -eux; npm install -g …`: the first line of an instruction, cut to
+/// [`SHORT_INSTRUCTION`] characters.
+fn short_instruction(instruction: &str) -> String {
+    let squeezed = instruction.split_whitespace().collect::<Vec<_>>().join(" ");
+    if squeezed.chars().count() <= SHORT_INSTRUCTION {
+        return squeezed;
+    }
+    let cut: String = squeezed.chars().take(SHORT_INSTRUCTION - 1).collect();
+    format!("{}…", cut.trim_end())
+}
+
+/// Docker's failure text without the script it repeats: `The command '/bin/sh -c …'
+/// returned a non-zero code: 1` becomes `the command exited with code 1`.
+fn failure_message(message: &str) -> String {
+    let message = message.trim();
+    if message.starts_with("The command ")
+        && let Some((_, code)) = message.rsplit_once("returned a non-zero code: ")
+    {
+        return format!("the command exited with code {}", code.trim());
+    }
+    message.to_owned()
 }
 
 /// Parse `Step 3/7 : RUN apt-get update` into its parts.
@@ -303,6 +332,22 @@ mod tests {
             "+ apt-get update"
         );
         assert_eq!(strip_escapes("plain"), "plain");
+    }
+
+    #[test]
+    fn a_failed_step_names_its_command_once_and_short() {
+        let script = format!("RUN set -eux; \\\n    npm install -g {}", "pkg ".repeat(40));
+        let short = short_instruction(&script);
+        assert!(short.starts_with("RUN set -eux; \\ npm install -g pkg"), "{short}");
+        assert!(short.ends_with('…') && short.chars().count() <= SHORT_INSTRUCTION);
+        assert_eq!(short_instruction("RUN true"), "RUN true");
+        assert_eq!(
+            failure_message(&format!(
+                "The command '/bin/sh -c {script}' returned a non-zero code: 100"
+            )),
+            "the command exited with code 100"
+        );
+        assert_eq!(failure_message(" no space left "), "no space left");
     }
 
     #[test]

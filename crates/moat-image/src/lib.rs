@@ -76,6 +76,7 @@ mod apt;
 mod ca;
 mod context;
 mod deps;
+mod diagnose;
 mod dockerfile;
 mod mirrors;
 
@@ -84,6 +85,7 @@ pub use deps::{
     DepError, Dependency, DependencyInfo, InstallMethod, PYTHON_STANDALONE_RELEASE, PrefixInfo,
     ResolvedDependencies, ResolvedDependency, Source, describe, list, prefixes,
 };
+pub use diagnose::{BuildCause, diagnose_build};
 pub use dockerfile::{HOOKS_DIR, render_dockerfile};
 pub use mirrors::{
     DEFAULT_DEBIAN_MIRROR, DEFAULT_DEBIAN_SECURITY_MIRROR, DEFAULT_GITHUB_MIRROR,

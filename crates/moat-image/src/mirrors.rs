@@ -92,6 +92,18 @@ pub(crate) enum Mirror {
 }
 
 impl Mirror {
+    pub(crate) const ALL: [Mirror; 9] = [
+        Mirror::Debian,
+        Mirror::DebianSecurity,
+        Mirror::Node,
+        Mirror::Python,
+        Mirror::Go,
+        Mirror::Rust,
+        Mirror::Npm,
+        Mirror::Pypi,
+        Mirror::Github,
+    ];
+
     /// The setting in `$MOAT_HOME/config.yaml`.
     pub(crate) fn setting(self) -> &'static str {
         match self {
@@ -107,7 +119,7 @@ impl Mirror {
         }
     }
 
-    fn default_url(self) -> &'static str {
+    pub(crate) fn default_url(self) -> &'static str {
         match self {
             Mirror::Debian => DEFAULT_DEBIAN_MIRROR,
             Mirror::DebianSecurity => DEFAULT_DEBIAN_SECURITY_MIRROR,

@@ -69,6 +69,12 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
 /// library type with a `hint()` is listed here once; a test (below) fails when one is
 /// missing, so no hint is lost on its way to the user.
 fn library_hint(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
+    // A failed build whose output shows a known cause (a download location that does not
+    // answer, HTTPS re-signed) says which setting fixes it, not just "fix the step".
+    if let Some(cause) = build_output(cause).and_then(|output| moat_image::diagnose_build(output))
+    {
+        return Some(cause.hint());
+    }
     macro_rules! ask {
         ($($error:ty),* $(,)?) => {
             $(
@@ -104,16 +110,9 @@ fn library_hint(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
 /// Extra lines some errors carry: the output of a failed build step, the candidates of
 /// an ambiguous run.
 fn details(err: &anyhow::Error) -> Option<String> {
-    use moat_container::RuntimeError;
     use moat_run::RunError;
     err.chain().find_map(|cause| {
-        let runtime = cause.downcast_ref::<RuntimeError>().or_else(|| {
-            match cause.downcast_ref::<RunError>() {
-                Some(RunError::Runtime(e)) => Some(e),
-                _ => None,
-            }
-        });
-        if let Some(RuntimeError::Build { output, .. }) = runtime {
+        if let Some(output) = build_output(cause) {
             if output.is_empty() {
                 return None;
             }
@@ -135,6 +134,21 @@ fn details(err: &anyhow::Error) -> Option<String> {
             _ => None,
         }
     })
+}
+
+/// The last lines a failed image build step printed, if `cause` is that failure.
+fn build_output<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a [String]> {
+    use moat_container::RuntimeError;
+    let runtime = cause.downcast_ref::<RuntimeError>().or_else(|| {
+        match cause.downcast_ref::<moat_run::RunError>() {
+            Some(moat_run::RunError::Runtime(e)) => Some(e),
+            _ => None,
+        }
+    });
+    match runtime {
+        Some(RuntimeError::Build { output, .. }) => Some(output),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

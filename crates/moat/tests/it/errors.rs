@@ -133,6 +133,35 @@ fn a_failing_build_shows_the_failing_step_and_leaves_no_tag() {
     assert!(env.run_dirs().is_empty());
 }
 
+/// A build that cannot reach the Debian mirror (its network is `none` here) says which
+/// setting fixes that, and names the failing command once, in short.
+#[test]
+fn a_build_that_cannot_download_names_the_mirror_setting() {
+    let env = TestEnv::new();
+    std::fs::write(env.workspace().join("moat.yaml"), "dependencies:\n  - jq\n").unwrap();
+    let out = Out::from(
+        env.moat()
+            .env("MOAT_BUILD_NETWORK", "none")
+            .args(["run", "--trust", "--", "true"])
+            .output()
+            .unwrap(),
+    );
+    assert_error(&out, 125, "image build failed at step");
+    let error = out.stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
+    assert!(error.contains("the command exited with code"), "{out:?}");
+    assert!(
+        !error.contains("The command '/bin/sh -c"),
+        "Docker's copy of the script is left out: {out:?}"
+    );
+    assert!(error.chars().count() < 200, "{error}");
+    let hint = out.stderr.lines().find(|l| l.starts_with("hint: ")).unwrap();
+    assert!(
+        hint.contains("cannot reach deb.debian.org") && hint.contains("`mirrors.debian`"),
+        "{out:?}"
+    );
+    assert!(env.run_dirs().is_empty());
+}
+
 #[test]
 fn ctrl_c_during_a_build_cancels_it_cleanly() {
     let env = TestEnv::new();
