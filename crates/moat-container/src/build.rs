@@ -212,7 +212,8 @@ pub(crate) fn build_image(
                         // The instruction once, in short: a RUN script can be pages long
                         // (the whole of it is in the debug log, `-v`).
                         tracing::debug!(index, total, %instruction, "image build step");
-                        step = format!("step {index}/{total} ({})", short_instruction(&instruction));
+                        step =
+                            format!("step {index}/{total} ({})", short_instruction(&instruction));
                         recent.clear();
                         BuildEvent::Step {
                             index,
@@ -338,7 +339,10 @@ mod tests {
     fn a_failed_step_names_its_command_once_and_short() {
         let script = format!("RUN set -eux; \\\n    npm install -g {}", "pkg ".repeat(40));
         let short = short_instruction(&script);
-        assert!(short.starts_with("RUN set -eux; \\ npm install -g pkg"), "{short}");
+        assert!(
+            short.starts_with("RUN set -eux; \\ npm install -g pkg"),
+            "{short}"
+        );
         assert!(short.ends_with('…') && short.chars().count() <= SHORT_INSTRUCTION);
         assert_eq!(short_instruction("RUN true"), "RUN true");
         assert_eq!(

@@ -112,26 +112,48 @@ mod tests {
     #[test]
     fn an_unreachable_download_names_its_mirror_setting() {
         assert_eq!(
-            cause(&["+ curl -fsSL https://nodejs.org/dist/latest-v22.x/SHASUMS256.txt", "curl: (6) Could not resolve host: nodejs.org"]),
-            Some(BuildCause::Unreachable { host: "nodejs.org".into(), setting: Some("mirrors.node") })
+            cause(&[
+                "+ curl -fsSL https://nodejs.org/dist/latest-v22.x/SHASUMS256.txt",
+                "curl: (6) Could not resolve host: nodejs.org"
+            ]),
+            Some(BuildCause::Unreachable {
+                host: "nodejs.org".into(),
+                setting: Some("mirrors.node")
+            })
         );
         assert_eq!(
-            cause(&["W: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease  Temporary failure resolving 'deb.debian.org'"]),
-            Some(BuildCause::Unreachable { host: "deb.debian.org".into(), setting: Some("mirrors.debian") })
+            cause(&[
+                "W: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease  Temporary failure resolving 'deb.debian.org'"
+            ]),
+            Some(BuildCause::Unreachable {
+                host: "deb.debian.org".into(),
+                setting: Some("mirrors.debian")
+            })
         );
         assert_eq!(
-            cause(&["npm error request to https://registry.npmjs.org/x failed, reason: getaddrinfo ENOTFOUND registry.npmjs.org"]),
-            Some(BuildCause::Unreachable { host: "registry.npmjs.org".into(), setting: Some("mirrors.npm") })
+            cause(&[
+                "npm error request to https://registry.npmjs.org/x failed, reason: getaddrinfo ENOTFOUND registry.npmjs.org"
+            ]),
+            Some(BuildCause::Unreachable {
+                host: "registry.npmjs.org".into(),
+                setting: Some("mirrors.npm")
+            })
         );
         assert_eq!(
             cause(&["curl: (7) Failed to connect to mirror.corp.example port 443"]),
-            Some(BuildCause::Unreachable { host: "mirror.corp.example".into(), setting: None })
+            Some(BuildCause::Unreachable {
+                host: "mirror.corp.example".into(),
+                setting: None
+            })
         );
     }
 
     #[test]
     fn a_re_signed_certificate_names_the_extra_ca_setting() {
-        let re_signed = cause(&["npm error code SELF_SIGNED_CERT_IN_CHAIN", "npm error errno SELF_SIGNED_CERT_IN_CHAIN"]);
+        let re_signed = cause(&[
+            "npm error code SELF_SIGNED_CERT_IN_CHAIN",
+            "npm error errno SELF_SIGNED_CERT_IN_CHAIN",
+        ]);
         assert_eq!(re_signed, Some(BuildCause::ReSigned));
         assert!(re_signed.unwrap().hint().contains("MOAT_EXTRA_CA_CERTS"));
         assert_eq!(cause(&["E: Unable to locate package nosuch"]), None);

@@ -212,15 +212,15 @@ fn notices(record: &RunRecord, copying: bool) {
     }
 }
 
+/// `-n N` of a rendered screen: N, and the last N lines it gave out so far.
+type LastLines = (usize, VecDeque<screen::ScreenLine>);
+
 /// Writes records to stdout and stderr through buffers, joining a line's pieces; or,
 /// rendering, the text lines of the screen they were drawn on.
 struct Printer {
     timestamps: bool,
     /// An interactive run's screen, and with `-n N` the last N lines it gave out so far.
-    screen: Option<(
-        screen::ScreenText,
-        Option<(usize, VecDeque<screen::ScreenLine>)>,
-    )>,
+    screen: Option<(screen::ScreenText, Option<LastLines>)>,
     out: std::io::BufWriter<std::io::Stdout>,
     err: std::io::BufWriter<std::io::Stderr>,
     /// Per stream, whether the next record starts a line (and gets the time prefix).

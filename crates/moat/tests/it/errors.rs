@@ -147,14 +147,22 @@ fn a_build_that_cannot_download_names_the_mirror_setting() {
             .unwrap(),
     );
     assert_error(&out, 125, "image build failed at step");
-    let error = out.stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
+    let error = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap();
     assert!(error.contains("the command exited with code"), "{out:?}");
     assert!(
         !error.contains("The command '/bin/sh -c"),
         "Docker's copy of the script is left out: {out:?}"
     );
     assert!(error.chars().count() < 200, "{error}");
-    let hint = out.stderr.lines().find(|l| l.starts_with("hint: ")).unwrap();
+    let hint = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("hint: "))
+        .unwrap();
     assert!(
         hint.contains("cannot reach deb.debian.org") && hint.contains("`mirrors.debian`"),
         "{out:?}"
