@@ -284,3 +284,91 @@ fn an_unknown_grant_in_the_file_is_placed_and_corrected() {
     });
     assert!(env.run_dirs().is_empty());
 }
+
+/// The first hour through a real terminal (tmux), in a fresh `MOAT_HOME` and `HOME`:
+/// `moat doctor` on a network where the Node.js base does not answer names
+/// `mirrors.node`; with it set, `moat grant anthropic` through its menu (the key typed
+/// hidden); `moat claude` shows the image build's progress, then Claude Code's screen;
+/// `/exit`, and moat's last line says how to go on with the conversation.
+#[test]
+fn the_first_run_through_a_terminal() {
+    const KEY: &str = "sk-ant-api03-firstRunKey0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ";
+    let claude = crate::claude::Claude::new("Hello, first-timer.");
+    let config = claude.env.moat_home().join("config.yaml");
+    let working = std::fs::read_to_string(&config).unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    std::fs::write(
+        &config,
+        format!("mirrors:\n  node: https://127.0.0.1:{closed_port}/dist\n"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(claude.home()).unwrap();
+    let tmux = crate::interactive::Tmux::new(&claude.env);
+    let envs = format!(
+        "MOAT_KEYRING=file MOAT_BUILD_NETWORK=host MOAT_EXTRA_CA_CERTS='{}' MOAT_CONNECT_TO=api.anthropic.com:443:127.0.0.1:{} HOME='{}'",
+        claude.ca_file.display(),
+        claude.fake.port(),
+        claude.home().display()
+    );
+
+    tmux.start_with_env(&claude.env, "doctor", &envs, "doctor");
+    let screen = tmux.wait_screen("doctor", "MOAT-EXIT=");
+    let joined = screen.replace('\n', " ");
+    assert!(
+        joined.contains("build network: Node.js") && joined.contains("`mirrors.node`"),
+        "{screen}"
+    );
+    // The user follows the hint.
+    std::fs::write(&config, working).unwrap();
+
+    tmux.start_with_env(&claude.env, "grant", &envs, "grant anthropic");
+    tmux.wait_screen("grant", "Enter choice [1, 2, or 3]:");
+    tmux.keys("grant", &["2", "Enter"]);
+    tmux.wait_screen("grant", "API Key:");
+    tmux.keys("grant", &[KEY, "Enter"]);
+    tmux.wait_screen("grant", "Validate API key");
+    tmux.keys("grant", &["n", "Enter"]);
+    let screen = tmux.wait_screen("grant", "MOAT-EXIT=");
+    assert!(screen.contains("MOAT-EXIT=0"), "{screen}");
+    assert!(!screen.contains(KEY), "the key is typed hidden: {screen}");
+
+    // `--rebuild`: the build's progress shows whatever ran before this test.
+    tmux.start_with_env(
+        &claude.env,
+        "claude",
+        &envs,
+        "claude --rebuild --name first",
+    );
+    let saw_progress = std::cell::Cell::new(false);
+    let screen = tmux.wait_screen_within(
+        "claude",
+        "the build's progress, then Claude Code's prompt",
+        std::time::Duration::from_secs(1200),
+        |screen| {
+            if screen.contains("(once: later runs reuse it)") && screen.contains("so far") {
+                saw_progress.set(true);
+            }
+            saw_progress.get()
+                && (screen.contains("bypass permissions") || screen.contains("? for shortcuts"))
+        },
+    );
+    assert!(!screen.contains("Select login method"), "{screen}");
+    tmux.keys("claude", &["say hello", "Enter"]);
+    tmux.wait_screen("claude", "Hello, first-timer.");
+    tmux.keys("claude", &["/exit"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    tmux.keys("claude", &["Enter"]);
+    let screen = tmux.wait_screen("claude", "MOAT-EXIT=");
+    assert!(screen.contains("MOAT-EXIT=0"), "{screen}");
+    let joined = screen.replace('\n', "");
+    assert!(
+        joined.contains("moat: to go on with this conversation: `moat claude --resume "),
+        "{screen}"
+    );
+    assert_eq!(
+        claude.fake.main_request().unwrap().header("x-api-key"),
+        Some(KEY)
+    );
+}
