@@ -17,8 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10}
 cargo build --release --locked -p moat -p moat-test-support --bin moat --bin fake-anthropic >/dev/null 2>&1
-MOAT=$PWD/target/release/moat
-FAKE_BIN=$PWD/target/release/fake-anthropic
+MOAT=${CARGO_TARGET_DIR:-$PWD/target}/release/moat
+FAKE_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/fake-anthropic
 work=$(mktemp -d /tmp/moat-claude-bench.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -26,7 +26,10 @@ trap cleanup EXIT
 
 # The fake API, on port 443 (binding it needs root): the docker run reaches it there.
 "$FAKE_BIN" --port 443 --reply "Benchmark reply." >"$work/fake.out" & pids+=($!)
-until [ -s "$work/fake.out" ]; do sleep 0.05; done
+until [ -s "$work/fake.out" ]; do
+    kill -0 "${pids[0]}" 2>/dev/null || { echo "claude-overhead: the fake API did not start" >&2; exit 1; }
+    sleep 0.05
+done
 read -r PORT FAKE_CA <"$work/fake.out"
 
 # Node.js for the image, from the npm registry, served on loopback.

@@ -24,6 +24,26 @@ pub const IMPLIED_GRANT: &str = "anthropic";
 /// The onboarding file in the user's home, host and container alike.
 pub const CLAUDE_JSON: &str = ".claude.json";
 
+/// Claude Code's user settings in the container's home (where `enabledPlugins` goes).
+pub const CLAUDE_SETTINGS: &str = ".claude/settings.json";
+
+/// Claude Code's own record of the marketplaces it knows, in the container's home.
+pub const KNOWN_MARKETPLACES: &str = ".claude/plugins/known_marketplaces.json";
+
+/// The variable that names Claude Code's read-only plugin seed directories (`:`-separated,
+/// each laid out like `~/.claude/plugins`; checked with Claude Code 2.1.332).
+pub const PLUGIN_SEED_VARIABLE: &str = "CLAUDE_CODE_PLUGIN_SEED_DIR";
+
+/// The container's `~/.claude/settings.json`: the plugins it brings in, enabled.
+pub fn container_settings_json(enabled_plugins: &[String]) -> Vec<u8> {
+    let enabled: serde_json::Map<String, serde_json::Value> = enabled_plugins
+        .iter()
+        .map(|id| (id.clone(), serde_json::Value::Bool(true)))
+        .collect();
+    serde_json::to_vec_pretty(&serde_json::json!({ "enabledPlugins": enabled }))
+        .expect("JSON serialises")
+}
+
 /// Keys of the host's `~/.claude.json` carried into the container: the account and the
 /// onboarding progress, so that Claude Code does not greet every run as a first start.
 /// Everything else stays on the host: API keys and their approvals (`primaryApiKey`,

@@ -85,6 +85,9 @@ pub struct PluginRow {
     pub reason: Option<String>,
     /// Every source that says something of it, weakest first.
     pub settings: Vec<PluginSetting>,
+    /// Where the host installed it (`installPath` in `installed_plugins.json`).
+    #[serde(skip)]
+    pub install_path: Option<String>,
 }
 
 /// A marketplace a run would know.
@@ -93,6 +96,16 @@ pub struct MarketplaceRow {
     pub name: String,
     pub source: String,
     pub origin: Origin,
+    /// Where the host keeps it (`installLocation` in `known_marketplaces.json`), for a
+    /// marketplace the host added.
+    #[serde(skip)]
+    pub install_location: Option<String>,
+    /// When the host last updated it (`lastUpdated`).
+    #[serde(skip)]
+    pub last_updated: Option<String>,
+    /// Its source as Claude Code records it (`{"source": "github", "repo": ...}`).
+    #[serde(skip)]
+    pub source_json: Value,
 }
 
 /// The answer: plugins by ID, marketplaces by name, and what could not be read.
@@ -133,6 +146,11 @@ pub fn resolve_plugins(inputs: &PluginInputs<'_>) -> PluginReport {
     if let Some(known) = &known {
         for (name, entry) in known {
             add_marketplace(&mut marketplaces, name, &entry["source"], Origin::Host);
+            if let Some(row) = marketplaces.get_mut(name) {
+                let text = |key: &str| entry.get(key).and_then(Value::as_str).map(str::to_owned);
+                row.install_location = text("installLocation");
+                row.last_updated = text("lastUpdated");
+            }
         }
     }
     for (origin, file) in [
@@ -184,6 +202,9 @@ pub fn resolve_plugins(inputs: &PluginInputs<'_>) -> PluginReport {
                 name: name.clone(),
                 source: source.clone(),
                 origin: Origin::AgentYaml,
+                install_location: None,
+                last_updated: None,
+                source_json: Value::Null,
             },
         );
     }
@@ -202,7 +223,7 @@ pub fn resolve_plugins(inputs: &PluginInputs<'_>) -> PluginReport {
         };
         let last = settings.last().expect("at least one setting");
         let marketplace_row = marketplaces.get(&marketplace);
-        let (version, commit) = installed
+        let (version, commit, install_path) = installed
             .as_ref()
             .and_then(|i| i.get("plugins"))
             .and_then(|p| p.get(&id))
@@ -210,7 +231,7 @@ pub fn resolve_plugins(inputs: &PluginInputs<'_>) -> PluginReport {
             .and_then(|entries| entries.first())
             .map(|entry| {
                 let text = |key: &str| entry.get(key).and_then(Value::as_str).map(str::to_owned);
-                (text("version"), text("gitCommitSha"))
+                (text("version"), text("gitCommitSha"), text("installPath"))
             })
             .unwrap_or_default();
         let reason = if !last.enabled {
@@ -234,6 +255,7 @@ pub fn resolve_plugins(inputs: &PluginInputs<'_>) -> PluginReport {
             enabled: reason.is_none(),
             reason,
             settings,
+            install_path,
         });
     }
     report.marketplaces = marketplaces.into_values().collect();
@@ -259,6 +281,9 @@ fn add_marketplace(
             name: name.to_owned(),
             source: describe_source(source),
             origin,
+            install_location: None,
+            last_updated: None,
+            source_json: source.clone(),
         },
     );
 }
@@ -308,9 +333,160 @@ fn object(
     }
 }
 
+/// What a run gets of the enabled plugins: copies of what the host installed, laid out
+/// as Claude Code's `CLAUDE_CODE_PLUGIN_SEED_DIR` wants (like `~/.claude/plugins`), and
+/// why the others cannot come.
+///
+/// Only a marketplace the host added (`claude plugin marketplace add`, recorded in its
+/// `known_marketplaces.json`) and a plugin the host installed (`installed_plugins.json`)
+/// are brought in, from where the host keeps them: nothing is fetched, and a workspace
+/// file cannot name a host directory to be copied into the container.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PluginSeed {
+    /// `known_marketplaces.json` of the seed.
+    pub known_marketplaces: Vec<u8>,
+    /// Host directories and where their copies go in the seed (`marketplaces/NAME`,
+    /// `cache/MARKETPLACE/PLUGIN/VERSION`).
+    pub trees: Vec<(String, String)>,
+    /// The plugins brought in (`name@marketplace`), for `enabledPlugins`.
+    pub enabled: Vec<String>,
+    /// Enabled plugins that cannot come, with why; and whether `claude.plugins` (rather
+    /// than Claude Code's own settings) enabled each.
+    pub missing: Vec<(String, String, bool)>,
+}
+
+/// The seed for `report`'s enabled plugins, to be seen by Claude Code at `seed_root`.
+pub fn plugin_seed(report: &PluginReport, seed_root: &str) -> PluginSeed {
+    let mut seed = PluginSeed::default();
+    let mut known = serde_json::Map::new();
+    for plugin in report.plugins.iter().filter(|p| p.enabled) {
+        let by_agent_yaml = plugin
+            .settings
+            .last()
+            .is_some_and(|s| s.origin == Origin::AgentYaml);
+        let marketplace = report
+            .marketplaces
+            .iter()
+            .find(|m| m.name == plugin.marketplace);
+        let host_marketplace = marketplace
+            .filter(|m| m.origin == Origin::Host)
+            .and_then(|m| m.install_location.as_ref().map(|l| (m, l)));
+        let Some((marketplace, location)) = host_marketplace else {
+            seed.missing.push((
+                plugin.id.clone(),
+                format!(
+                    "marketplace `{}` is not one this machine's Claude Code added (moat brings in only those: `claude plugin marketplace add` it here)",
+                    plugin.marketplace
+                ),
+                by_agent_yaml,
+            ));
+            continue;
+        };
+        let Some(path) = &plugin.install_path else {
+            seed.missing.push((
+                plugin.id.clone(),
+                format!(
+                    "it is not installed on this machine (`claude plugin install {}` here, then moat brings it in)",
+                    plugin.id
+                ),
+                by_agent_yaml,
+            ));
+            continue;
+        };
+        let version = std::path::Path::new(path)
+            .file_name()
+            .and_then(|v| v.to_str())
+            .filter(|v| safe_component(v))
+            .map_or_else(|| "unknown".to_owned(), str::to_owned);
+        if !safe_component(&plugin.name) || !safe_component(&plugin.marketplace) {
+            seed.missing.push((
+                plugin.id.clone(),
+                "its name is not a plain file name".into(),
+                by_agent_yaml,
+            ));
+            continue;
+        }
+        if !known.contains_key(&marketplace.name) {
+            // Claude Code 2.1.332 registers a seed's marketplace only with all three
+            // fields (without them it skips the entry without a word).
+            known.insert(
+                marketplace.name.clone(),
+                serde_json::json!({
+                    "source": marketplace.source_json,
+                    "installLocation": format!("{seed_root}/marketplaces/{}", marketplace.name),
+                    "lastUpdated": marketplace.last_updated.as_deref().unwrap_or("1970-01-01T00:00:00.000Z"),
+                }),
+            );
+            seed.trees.push((
+                location.clone(),
+                format!("marketplaces/{}", marketplace.name),
+            ));
+        }
+        seed.trees.push((
+            path.clone(),
+            format!("cache/{}/{}/{version}", plugin.marketplace, plugin.name),
+        ));
+        seed.enabled.push(plugin.id.clone());
+    }
+    seed.known_marketplaces =
+        serde_json::to_vec_pretty(&Value::Object(known)).expect("JSON serialises");
+    seed
+}
+
+/// A name that is one path component: no separators, not `.` or `..`.
+fn safe_component(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_seed_holds_what_the_host_installed_and_says_why_the_rest_cannot_come() {
+        let host = br#"{"enabledPlugins": {"review@tools": true, "lint@tools": true, "extra@more": true}}"#;
+        let known = br#"{"tools": {"source": {"source": "github", "repo": "acme/tools"}, "installLocation": "/h/.claude/plugins/marketplaces/tools"}}"#;
+        let installed = br#"{"version": 2, "plugins": {"review@tools": [{"version": "2.0.1", "installPath": "/h/.claude/plugins/cache/tools/review/2.0.1"}]}}"#;
+        let workspace = br#"{"extraKnownMarketplaces": {"more": {"source": {"source": "directory", "path": "/home/me/.ssh"}}}}"#;
+        let plugins = [("lint@tools".to_owned(), true)];
+        let report = resolve_plugins(&PluginInputs {
+            host_settings: Some(host),
+            host_known_marketplaces: Some(known),
+            host_installed_plugins: Some(installed),
+            workspace_settings: Some(workspace),
+            plugins: &plugins,
+            marketplaces: &[],
+        });
+        let seed = plugin_seed(&report, "/seed");
+        assert_eq!(seed.enabled, ["review@tools"]);
+        assert_eq!(
+            seed.trees,
+            [
+                (
+                    "/h/.claude/plugins/marketplaces/tools".to_owned(),
+                    "marketplaces/tools".to_owned()
+                ),
+                (
+                    "/h/.claude/plugins/cache/tools/review/2.0.1".to_owned(),
+                    "cache/tools/review/2.0.1".to_owned()
+                ),
+            ]
+        );
+        let known: Value = serde_json::from_slice(&seed.known_marketplaces).unwrap();
+        assert_eq!(known["tools"]["source"]["repo"], "acme/tools");
+        assert_eq!(
+            known["tools"]["installLocation"],
+            "/seed/marketplaces/tools"
+        );
+        // A workspace's marketplace never makes a host directory part of the run.
+        let missing: Vec<_> = seed
+            .missing
+            .iter()
+            .map(|(id, _, by)| (id.as_str(), *by))
+            .collect();
+        assert_eq!(missing, [("extra@more", false), ("lint@tools", true)]);
+        assert!(seed.trees.iter().all(|(from, _)| !from.contains(".ssh")));
+    }
 
     #[test]
     fn host_then_workspace_then_agent_yaml() {

@@ -452,14 +452,11 @@ impl Check<'_> {
                  `disable_agent_turns`)",
             ),
             (
-                claude.is_some_and(|c| c.plugins.is_some()),
-                "claude.plugins",
-                "moat claude does not install plugins yet",
-            ),
-            (
                 claude.is_some_and(|c| c.marketplaces.is_some()),
                 "claude.marketplaces",
-                "moat claude does not add plugin marketplaces yet",
+                "moat claude does not fetch plugin marketplaces yet: add the marketplace \
+                 with Claude Code on this machine (`claude plugin marketplace add`), and \
+                 moat brings its installed plugins in",
             ),
             (
                 claude.is_some_and(|c| c.sync_logs.is_some()),
@@ -1080,12 +1077,12 @@ mod tests {
     fn settings_no_run_carries_out_yet_are_listed_not_ignored() {
         let config = parse_ok(
             "ports: {web: 3000}\nsnapshots: {disabled: true}\nmcp: []\n\
-             claude: {plugins: {\"a@b\": true}, sync_logs: true}\ncontainer: {dns: [1.1.1.1]}\n",
+             claude: {marketplaces: {m: {source: github, repo: a/b}}, sync_logs: true}\ncontainer: {dns: [1.1.1.1]}\n",
         );
         let listed: Vec<String> = config.not_yet.iter().map(ToString::to_string).collect();
         insta::assert_snapshot!(listed.join("\n"), @"
         agent.yaml: `ports` is not supported yet: moat does not route to services in a run's container yet
-        agent.yaml: `claude.plugins` is not supported yet: moat claude does not install plugins yet
+        agent.yaml: `claude.marketplaces` is not supported yet: moat claude does not fetch plugin marketplaces yet: add the marketplace with Claude Code on this machine (`claude plugin marketplace add`), and moat brings its installed plugins in
         agent.yaml: `claude.sync_logs` is not supported yet: moat claude always keeps the workspace's conversations in `~/.claude/projects`
         agent.yaml: `container.dns` is not supported yet: a run has no network of its own; its proxy resolves names on the host
         ");

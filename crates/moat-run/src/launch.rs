@@ -109,6 +109,9 @@ pub struct RunRequest {
     /// The run's `ssh:` grants and the user's agent: an SSH agent of the run's own, the
     /// client configuration and the pinned host keys (`None`: no SSH at all, no socket).
     pub ssh: Option<crate::SshSettings>,
+    /// Host directories the run gets read-only copies of at
+    /// [`crate::CONTAINER_SEED_DIR`] (an agent's installed plugins).
+    pub seed: crate::SeedDir,
 }
 
 /// A file for the container user's home: a relative path and its contents. Never a
@@ -355,6 +358,18 @@ pub async fn prepare_run(
         })
     };
 
+    let seed_mount = if request.seed.is_empty() {
+        None
+    } else {
+        let dir = store.run_dir(&id).join("seed");
+        crate::seed::write_seed(&dir, &request.seed)?;
+        Some(BindMount {
+            source: dir.display().to_string(),
+            target: crate::CONTAINER_SEED_DIR.to_owned(),
+            read_only: true,
+        })
+    };
+
     // stdin: interactive runs keep it open across attaches; attached runs pass the
     // caller's stdin and close it at its end (like `docker run -i`); detached
     // non-interactive runs get none.
@@ -376,6 +391,7 @@ pub async fn prepare_run(
         .chain(std::iter::once(proxy_mount))
         .chain(ssh_mounts)
         .chain(home_mount)
+        .chain(seed_mount)
         .collect(),
         network_mode: Some(network_mode),
         memory_mb: Some(request.memory_mb),
@@ -403,7 +419,7 @@ pub async fn prepare_run(
 
 /// Write `files` under `dir`, readable by the container user (whose UID may differ from
 /// the host user's), refusing paths that would leave `dir`.
-fn write_home_files(dir: &std::path::Path, files: &[HomeFile]) -> Result<(), RunError> {
+pub(crate) fn write_home_files(dir: &std::path::Path, files: &[HomeFile]) -> Result<(), RunError> {
     use std::os::unix::fs::PermissionsExt;
     for file in files {
         let relative = std::path::Path::new(&file.path);

@@ -15,6 +15,7 @@ mod names;
 mod protect;
 mod record;
 mod resolve;
+mod seed;
 mod snapshot_triggers;
 mod snapshots;
 mod ssh;
@@ -44,6 +45,7 @@ pub use names::{random_name, validate_name};
 pub use protect::{DEFAULT_PROTECTED, HeldBack, Protection, restore_held};
 pub use record::{RunRecord, RunState};
 pub use resolve::resolve_run;
+pub use seed::{CONTAINER_SEED_DIR, MAX_SEED_BYTES, SeedDir, SeedTree};
 pub use snapshots::{SnapshotPlan, open_store, store_dir, take_snapshot};
 pub use ssh::{CONTAINER_SSH_DIR, SshRunGrant, SshSettings, read_ssh_log};
 pub use store::{Damaged, FileLock, RunStore};
@@ -116,6 +118,7 @@ pub(crate) mod test_support {
                 agent: None,
                 no_stdin: false,
                 ssh: None,
+                seed: crate::SeedDir::default(),
             }
         }
 

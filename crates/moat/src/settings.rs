@@ -235,6 +235,8 @@ pub struct AgentInputs<'a> {
 pub struct AgentParts {
     pub env: Vec<(String, String)>,
     pub home_files: Vec<moat_run::HomeFile>,
+    /// Host directories the run gets read-only copies of (installed plugins).
+    pub seed: moat_run::SeedDir,
     pub mounts: Vec<BindMount>,
     pub session: Option<moat_run::AgentSession>,
     /// Replaces the configuration's `interactive`.
@@ -457,6 +459,7 @@ pub fn plan_agent_run(
         agent: parts.session,
         no_stdin: parts.no_stdin,
         ssh,
+        seed: parts.seed,
     };
     Ok(RunPlan {
         request,

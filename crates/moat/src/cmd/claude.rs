@@ -191,15 +191,39 @@ impl settings::Agent for ClaudeAgent<'_> {
             &mcp_servers,
         );
         let project_dir = moat_claude::host_project_dir(self.home, inputs.workspace);
+        let mut warnings: Vec<String> = problem.map(|p| p.to_string()).into_iter().collect();
+        let mut env: Vec<(String, String)> = moat_claude::CONTAINER_ENV
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let mut home_files = vec![HomeFile {
+            path: moat_claude::CLAUDE_JSON.to_owned(),
+            contents: claude_json,
+        }];
+        let (seed, enabled) = plugin_seed(self.home, inputs, &mut warnings)?;
+        if !enabled.is_empty() {
+            env.push((
+                moat_claude::PLUGIN_SEED_VARIABLE.to_owned(),
+                moat_run::CONTAINER_SEED_DIR.to_owned(),
+            ));
+            home_files.push(HomeFile {
+                path: moat_claude::CLAUDE_SETTINGS.to_owned(),
+                contents: moat_claude::container_settings_json(&enabled),
+            });
+            // Registered before Claude Code starts, too: a `-p` session syncs seed
+            // marketplaces only after it has registered its plugins' hooks (2.1.332), so
+            // without this a plugin's hooks would not run in the run's one session.
+            if let Some(known) = seed.files.first() {
+                home_files.push(HomeFile {
+                    path: moat_claude::KNOWN_MARKETPLACES.to_owned(),
+                    contents: known.contents.clone(),
+                });
+            }
+        }
         Ok(settings::AgentParts {
-            env: moat_claude::CONTAINER_ENV
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            home_files: vec![HomeFile {
-                path: moat_claude::CLAUDE_JSON.to_owned(),
-                contents: claude_json,
-            }],
+            env,
+            home_files,
+            seed,
             mounts: vec![BindMount {
                 source: project_dir.display().to_string(),
                 target: moat_claude::container_project_dir(),
@@ -214,9 +238,52 @@ impl settings::Agent for ClaudeAgent<'_> {
             // `claude -p` reads piped input as part of the prompt; a terminal's is not
             // meant so.
             no_stdin: self.stdin_is_terminal,
-            warnings: problem.map(|p| p.to_string()).into_iter().collect(),
+            warnings,
         })
     }
+}
+
+/// The installed plugins the run gets, as a seed of copies (see
+/// `moat_claude::plugins::plugin_seed`), and their IDs. A plugin `claude.plugins` enables that cannot
+/// come is an error; one only Claude Code's settings enable, a warning.
+fn plugin_seed(
+    home: &Path,
+    inputs: &settings::AgentInputs<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<(moat_run::SeedDir, Vec<String>)> {
+    let report = plugin_report(home, inputs.workspace, &inputs.config.claude)?;
+    warnings.extend(report.warnings.iter().cloned());
+    let seed = moat_claude::plugins::plugin_seed(&report, moat_run::CONTAINER_SEED_DIR);
+    for (id, why, by_agent_yaml) in &seed.missing {
+        if *by_agent_yaml {
+            return Err(UserError::new(format!(
+                "`claude.plugins` enables `{id}`, which this run cannot have: {why}"
+            ))
+            .hint("install it with Claude Code on this machine, or set it to false in `claude.plugins`; `moat claude plugins list` shows every plugin's state")
+            .into());
+        }
+        warnings.push(format!(
+            "plugin `{id}` is enabled but not in this run: {why}"
+        ));
+    }
+    if seed.enabled.is_empty() {
+        return Ok((moat_run::SeedDir::default(), Vec::new()));
+    }
+    let dir = moat_run::SeedDir {
+        files: vec![HomeFile {
+            path: "known_marketplaces.json".to_owned(),
+            contents: seed.known_marketplaces,
+        }],
+        trees: seed
+            .trees
+            .into_iter()
+            .map(|(source, target)| moat_run::SeedTree {
+                source: source.into(),
+                target,
+            })
+            .collect(),
+    };
+    Ok((dir, seed.enabled))
 }
 
 /// The container's MCP servers: the remote ones of the workspace file (top-level `mcp`),
@@ -490,52 +557,7 @@ fn plugins_list(ctx: &Context, path: Option<PathBuf>, json: bool) -> Result<i32>
         &ctx.home().config_file(),
         &ctx.env.overrides(),
     )?;
-    let claude = &loaded.config.claude;
-    let plugins: Vec<(String, bool)> = claude
-        .plugins
-        .iter()
-        .map(|(k, v)| (k.clone(), *v))
-        .collect();
-    let marketplaces: Vec<(String, String)> = claude
-        .marketplaces
-        .iter()
-        .map(|(name, m)| {
-            let mut source = match &m.source {
-                moat_config::MarketplaceSource::Github { repo } => format!("github {repo}"),
-                moat_config::MarketplaceSource::Git { url } => format!("git {url}"),
-                moat_config::MarketplaceSource::Directory { path } => {
-                    format!("directory {}", path.display())
-                }
-            };
-            if let Some(git_ref) = &m.git_ref {
-                source.push_str(&format!(" @ {git_ref}"));
-            }
-            (name.clone(), source)
-        })
-        .collect();
-    let read = |path: PathBuf| -> Result<Option<Vec<u8>>> {
-        match moat_home::read_bounded(&path, moat_home::FileKind::CLAUDE_SETTINGS) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => {
-                crate::ui::errln!("warning: {e}; its plugin settings are ignored");
-                Ok(None)
-            }
-        }
-    };
-    let claude_dir = home.join(".claude");
-    let host_settings = read(claude_dir.join("settings.json"))?;
-    let known = read(claude_dir.join("plugins/known_marketplaces.json"))?;
-    let installed = read(claude_dir.join("plugins/installed_plugins.json"))?;
-    let workspace_settings = read(workspace.path().join(".claude/settings.json"))?;
-    let report = moat_claude::plugins::resolve_plugins(&moat_claude::plugins::PluginInputs {
-        host_settings: host_settings.as_deref(),
-        host_known_marketplaces: known.as_deref(),
-        host_installed_plugins: installed.as_deref(),
-        workspace_settings: workspace_settings.as_deref(),
-        plugins: &plugins,
-        marketplaces: &marketplaces,
-    });
+    let report = plugin_report(&home, workspace.path(), &loaded.config.claude)?;
     for warning in &report.warnings {
         crate::ui::errln!("warning: {warning}");
     }
@@ -594,8 +616,8 @@ fn plugins_list(ctx: &Context, path: Option<PathBuf>, json: bool) -> Result<i32>
     }
     if !report.plugins.is_empty() {
         crate::ui::errln!(
-            "note: `moat claude` does not bring plugins into its containers yet; this is what \
-             the settings ask for (see docs/plugins.md)"
+            "note: a `moat claude` run gets copies of the enabled plugins this machine's Claude \
+             Code installed, from marketplaces it added; it fetches nothing (see docs/plugins.md)"
         );
     }
     if !report.marketplaces.is_empty() {
@@ -615,4 +637,62 @@ fn plugins_list(ctx: &Context, path: Option<PathBuf>, json: bool) -> Result<i32>
         outln!("{}", table(&header, &rows).trim_end())?;
     }
     Ok(0)
+}
+
+/// What `moat_claude::plugins` makes of the host's Claude Code files under `home`, the
+/// workspace's `.claude/settings.json` and the workspace file's `claude` settings. Files
+/// that cannot be read are warnings (printed), never failures.
+fn plugin_report(
+    home: &Path,
+    workspace: &Path,
+    claude: &moat_config::ClaudeSettings,
+) -> Result<moat_claude::plugins::PluginReport> {
+    let plugins: Vec<(String, bool)> = claude
+        .plugins
+        .iter()
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    let marketplaces: Vec<(String, String)> = claude
+        .marketplaces
+        .iter()
+        .map(|(name, m)| {
+            let mut source = match &m.source {
+                moat_config::MarketplaceSource::Github { repo } => format!("github {repo}"),
+                moat_config::MarketplaceSource::Git { url } => format!("git {url}"),
+                moat_config::MarketplaceSource::Directory { path } => {
+                    format!("directory {}", path.display())
+                }
+            };
+            if let Some(git_ref) = &m.git_ref {
+                source.push_str(&format!(" @ {git_ref}"));
+            }
+            (name.clone(), source)
+        })
+        .collect();
+    let mut unread = Vec::new();
+    let mut read = |path: PathBuf| -> Option<Vec<u8>> {
+        match moat_home::read_bounded(&path, moat_home::FileKind::CLAUDE_SETTINGS) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => {
+                unread.push(format!("{e}; its plugin settings are ignored"));
+                None
+            }
+        }
+    };
+    let claude_dir = home.join(".claude");
+    let host_settings = read(claude_dir.join("settings.json"));
+    let known = read(claude_dir.join("plugins/known_marketplaces.json"));
+    let installed = read(claude_dir.join("plugins/installed_plugins.json"));
+    let workspace_settings = read(workspace.join(".claude/settings.json"));
+    let mut report = moat_claude::plugins::resolve_plugins(&moat_claude::plugins::PluginInputs {
+        host_settings: host_settings.as_deref(),
+        host_known_marketplaces: known.as_deref(),
+        host_installed_plugins: installed.as_deref(),
+        workspace_settings: workspace_settings.as_deref(),
+        plugins: &plugins,
+        marketplaces: &marketplaces,
+    });
+    report.warnings.splice(0..0, unread);
+    Ok(report)
 }

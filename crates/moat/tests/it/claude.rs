@@ -500,3 +500,105 @@ fn each_agent_turn_is_a_snapshot_and_restoring_one_undoes_the_next() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(std::fs::read_to_string(&turn).unwrap(), "one\n");
 }
+
+/// A plugin the host's Claude Code installed and enabled comes into the run, copied
+/// read-only, with its hook script still executable: its `Stop` hook runs in the
+/// container (a `-p` session registers seed plugins after its start, so `SessionStart`
+/// would be too early). The host's files stay as they were, and the agent cannot change the copy.
+#[test]
+fn an_installed_host_plugin_runs_in_the_container() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let claude = Claude::new("Plugged in.");
+    claude.grant(API_KEY);
+    let plugins = claude.home().join(".claude/plugins");
+    let marketplace = plugins.join("marketplaces/fakemkt");
+    let installed = plugins.join("cache/fakemkt/hello/1.0.0");
+    let write = |path: PathBuf, text: &str| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        plugins.join("known_marketplaces.json"),
+        &format!(
+            r#"{{"fakemkt": {{"source": {{"source": "directory", "path": "/somewhere/fakemkt"}}, "installLocation": "{}", "lastUpdated": "2026-12-01T00:00:00.000Z"}}}}"#,
+            marketplace.display()
+        ),
+    );
+    write(
+        marketplace.join(".claude-plugin/marketplace.json"),
+        r#"{"name": "fakemkt", "owner": {"name": "moat tests"}, "plugins": [{"name": "hello", "source": "./plugins/hello", "description": "says hello", "version": "1.0.0"}]}"#,
+    );
+    write(
+        marketplace.join(".git/config"),
+        "[remote] url = https://token-in-git-config@x\n",
+    );
+    for root in [marketplace.join("plugins/hello"), installed.clone()] {
+        write(
+            root.join(".claude-plugin/plugin.json"),
+            r#"{"name": "hello", "version": "1.0.0", "description": "says hello"}"#,
+        );
+        write(
+            root.join("hooks/hooks.json"),
+            r#"{"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "${CLAUDE_PLUGIN_ROOT}/hooks/mark.sh"}]}]}}"#,
+        );
+        write(
+            root.join("hooks/mark.sh"),
+            "#!/bin/sh\necho \"hook of $CLAUDE_PLUGIN_ROOT\" > /workspace/plugin-hook-ran\ntouch \"$CLAUDE_PLUGIN_ROOT/changed\" 2>/dev/null && echo writable >> /workspace/plugin-hook-ran\nexit 0\n",
+        );
+        std::fs::set_permissions(
+            root.join("hooks/mark.sh"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
+    }
+    write(
+        plugins.join("installed_plugins.json"),
+        &format!(
+            r#"{{"version": 2, "plugins": {{"hello@fakemkt": [{{"scope": "user", "installPath": "{}", "version": "1.0.0", "installedAt": "2026-12-01T00:00:00.000Z", "lastUpdated": "2026-12-01T00:00:00.000Z"}}]}}}}"#,
+            installed.display()
+        ),
+    );
+    write(
+        claude.home().join(".claude/settings.json"),
+        r#"{"enabledPlugins": {"hello@fakemkt": true}}"#,
+    );
+
+    let out = claude.run(&["claude", "-p", "hi"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("Plugged in."), "{out:?}");
+    let marker = claude.env.workspace().join("plugin-hook-ran");
+    let ran = std::fs::read_to_string(&marker)
+        .unwrap_or_else(|e| panic!("the plugin's hook did not run ({e}): {out:?}"));
+    // From the seed's copy (of the marketplace's files, for a directory marketplace).
+    assert!(ran.contains("hook of /run/moat/seed/"), "{ran}");
+    assert!(!ran.contains("writable"), "the copy is read-only: {ran}");
+    assert!(!installed.join("changed").exists());
+    let id = claude.env.list()[0]["id"].as_str().unwrap().to_owned();
+    let seed = claude.env.moat_home().join("runs").join(&id).join("seed");
+    assert!(
+        !seed.join("marketplaces/fakemkt/.git").exists(),
+        "no clone metadata"
+    );
+
+    // `claude.plugins` can switch it off; enabling one not installed here is refused.
+    write(
+        claude.env.workspace().join("agent.yaml"),
+        "claude:\n  plugins:\n    \"hello@fakemkt\": false\n",
+    );
+    std::fs::remove_file(&marker).unwrap();
+    let out = claude.run(&["claude", "--trust", "-p", "hi"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!marker.exists(), "disabled by claude.plugins");
+    write(
+        claude.env.workspace().join("agent.yaml"),
+        "claude:\n  plugins:\n    \"other@fakemkt\": true\n",
+    );
+    let out = claude.run(&["claude", "--trust", "-p", "hi"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("`claude.plugins` enables `other@fakemkt`, which this run cannot have"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("hint: "), "{out:?}");
+}
