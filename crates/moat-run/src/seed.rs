@@ -69,7 +69,7 @@ fn plain_relative(path: &str) -> bool {
 }
 
 fn copy_tree(from: &Path, to: &Path, budget: &mut u64) -> Result<(), RunError> {
-    let meta = fs_err::symlink_metadata(from).map_err(|e| RunError::io(from, e.into()))?;
+    let meta = fs_err::symlink_metadata(from).map_err(|e| RunError::io(from, e))?;
     if !meta.is_dir() {
         return Err(RunError::File {
             path: from.to_owned(),
@@ -123,9 +123,8 @@ fn make_readable(dir: &Path) -> Result<(), RunError> {
             continue;
         }
         let mode = meta.permissions().mode() & 0o7777;
-        let wanted = if meta.is_dir() {
-            0o755
-        } else if mode & 0o100 != 0 {
+        // Directories and executables (for their owner) for everyone; files readable.
+        let wanted = if meta.is_dir() || mode & 0o100 != 0 {
             0o755
         } else {
             0o644
