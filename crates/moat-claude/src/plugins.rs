@@ -234,8 +234,20 @@ pub fn resolve_plugins(inputs: &PluginInputs<'_>) -> PluginReport {
                 (text("version"), text("gitCommitSha"), text("installPath"))
             })
             .unwrap_or_default();
+        // The workspace's `.claude/settings.json` comes with the repository and no trust
+        // question: it may not turn on what the user turned off (`claude.plugins`, which
+        // is trusted, may).
+        let host_off = settings
+            .iter()
+            .any(|s| s.origin == Origin::Host && !s.enabled);
         let reason = if !last.enabled {
             Some(format!("disabled by {}", last.origin.place()))
+        } else if last.origin == Origin::Workspace && host_off {
+            Some(
+                "disabled by `~/.claude/settings.json` (the workspace's `.claude/settings.json` \
+                 cannot turn on what you turned off; `claude.plugins` can)"
+                    .to_owned(),
+            )
         } else if marketplace.is_empty() {
             Some("no marketplace: plugins are named `plugin@marketplace`".to_owned())
         } else if marketplace_row.is_none() {
@@ -275,17 +287,44 @@ fn add_marketplace(
     source: &Value,
     origin: Origin,
 ) {
+    // The host naming a marketplace again (`extraKnownMarketplaces`) keeps where the host
+    // installed it; another source's entry replaces the host's and with it the location
+    // (a workspace never makes a host directory part of a run).
+    let (install_location, last_updated) = match marketplaces.get(name) {
+        Some(known) if origin == Origin::Host && known.origin == Origin::Host => {
+            (known.install_location.clone(), known.last_updated.clone())
+        }
+        _ => (None, None),
+    };
     marketplaces.insert(
         name.to_owned(),
         MarketplaceRow {
             name: name.to_owned(),
             source: describe_source(source),
             origin,
-            install_location: None,
-            last_updated: None,
-            source_json: source.clone(),
+            install_location,
+            last_updated,
+            source_json: without_credentials(source),
         },
     );
+}
+
+/// A marketplace source with any `user:password@` taken out of its URLs: a git source
+/// may carry a token there, and the source goes into the container.
+fn without_credentials(source: &Value) -> Value {
+    let mut source = source.clone();
+    if let Some(object) = source.as_object_mut() {
+        for value in object.values_mut() {
+            if let Some(text) = value.as_str()
+                && let Some((scheme, rest)) = text.split_once("://")
+                && let Some((userinfo, host)) = rest.split_once('@')
+                && !userinfo.contains('/')
+            {
+                *value = Value::String(format!("{scheme}://{host}"));
+            }
+        }
+    }
+    source
 }
 
 /// A marketplace source as Claude Code records it, for reading: `github owner/repo`,
@@ -355,8 +394,14 @@ pub struct PluginSeed {
     pub missing: Vec<(String, String, bool)>,
 }
 
-/// The seed for `report`'s enabled plugins, to be seen by Claude Code at `seed_root`.
-pub fn plugin_seed(report: &PluginReport, seed_root: &str) -> PluginSeed {
+/// The seed for `report`'s enabled plugins, to be seen by Claude Code at `seed_root`;
+/// `copyable` says whether a host directory may be copied (the caller's rule: under
+/// `~/.claude/plugins`, and there).
+pub fn plugin_seed(
+    report: &PluginReport,
+    seed_root: &str,
+    copyable: impl Fn(&str) -> bool,
+) -> PluginSeed {
     let mut seed = PluginSeed::default();
     let mut known = serde_json::Map::new();
     for plugin in report.plugins.iter().filter(|p| p.enabled) {
@@ -393,6 +438,16 @@ pub fn plugin_seed(report: &PluginReport, seed_root: &str) -> PluginSeed {
             ));
             continue;
         };
+        if let Some(source) = [location, path].into_iter().find(|s| !copyable(s.as_str())) {
+            seed.missing.push((
+                plugin.id.clone(),
+                format!(
+                    "`{source}` is not a directory under ~/.claude/plugins, the only place moat copies plugins from"
+                ),
+                by_agent_yaml,
+            ));
+            continue;
+        }
         let version = std::path::Path::new(path)
             .file_name()
             .and_then(|v| v.to_str())
@@ -412,6 +467,7 @@ pub fn plugin_seed(report: &PluginReport, seed_root: &str) -> PluginSeed {
             known.insert(
                 marketplace.name.clone(),
                 serde_json::json!({
+                    "autoUpdate": false,
                     "source": marketplace.source_json,
                     "installLocation": format!("{seed_root}/marketplaces/{}", marketplace.name),
                     "lastUpdated": marketplace.last_updated.as_deref().unwrap_or("1970-01-01T00:00:00.000Z"),
@@ -457,7 +513,7 @@ mod tests {
             plugins: &plugins,
             marketplaces: &[],
         });
-        let seed = plugin_seed(&report, "/seed");
+        let seed = plugin_seed(&report, "/seed", |p| p.starts_with("/h/.claude/plugins/"));
         assert_eq!(seed.enabled, ["review@tools"]);
         assert_eq!(
             seed.trees,
@@ -478,6 +534,7 @@ mod tests {
             known["tools"]["installLocation"],
             "/seed/marketplaces/tools"
         );
+        assert_eq!(known["tools"]["autoUpdate"], false);
         // A workspace's marketplace never makes a host directory part of the run.
         let missing: Vec<_> = seed
             .missing
@@ -486,6 +543,47 @@ mod tests {
             .collect();
         assert_eq!(missing, [("extra@more", false), ("lint@tools", true)]);
         assert!(seed.trees.iter().all(|(from, _)| !from.contains(".ssh")));
+        // What the caller may not copy (outside ~/.claude/plugins, or gone) cannot come.
+        let seed = plugin_seed(&report, "/seed", |p| p.ends_with("/marketplaces/tools"));
+        assert!(seed.enabled.is_empty() && seed.trees.is_empty());
+        assert!(seed.missing.iter().any(|(id, why, _)| id == "review@tools"
+            && why.contains("/h/.claude/plugins/cache/tools/review/2.0.1")));
+    }
+
+    #[test]
+    fn a_workspace_cannot_turn_on_what_the_host_turned_off_and_tokens_stay_out() {
+        let host = br#"{"enabledPlugins": {"hooks@tools": false}, "extraKnownMarketplaces": {"tools": {"source": {"source": "git", "url": "https://user:ghp_secret@git.example/tools.git"}}}}"#;
+        let known = br#"{"tools": {"source": {"source": "git", "url": "https://user:ghp_secret@git.example/tools.git"}, "installLocation": "/h/.claude/plugins/marketplaces/tools"}}"#;
+        let workspace = br#"{"enabledPlugins": {"hooks@tools": true}}"#;
+        let report = resolve_plugins(&PluginInputs {
+            host_settings: Some(host),
+            host_known_marketplaces: Some(known),
+            workspace_settings: Some(workspace),
+            ..PluginInputs::default()
+        });
+        let row = &report.plugins[0];
+        assert!(!row.enabled, "{row:?}");
+        assert!(
+            row.reason.as_deref().unwrap().contains("cannot turn on"),
+            "{row:?}"
+        );
+        let tools = &report.marketplaces[0];
+        assert_eq!(
+            tools.install_location.as_deref(),
+            Some("/h/.claude/plugins/marketplaces/tools"),
+            "the host naming it again keeps its location"
+        );
+        assert_eq!(tools.source_json["url"], "https://git.example/tools.git");
+        // `claude.plugins` may.
+        let plugins = [("hooks@tools".to_owned(), true)];
+        let report = resolve_plugins(&PluginInputs {
+            host_settings: Some(host),
+            host_known_marketplaces: Some(known),
+            workspace_settings: Some(workspace),
+            plugins: &plugins,
+            ..PluginInputs::default()
+        });
+        assert!(report.plugins[0].enabled);
     }
 
     #[test]

@@ -65,6 +65,10 @@ impl FileKind {
     /// `~/.claude/settings.json`, `~/.claude/plugins/*.json`, a workspace's
     /// `.claude/settings.json`: Claude Code's settings and plugin records.
     pub const CLAUDE_SETTINGS: FileKind = FileKind::new("Claude Code settings file", 4 * MIB, true);
+    /// A workspace's `.claude/settings.json`: the repository's (or the agent's, which can
+    /// write the workspace), so a link in its place is not followed out of it.
+    pub const WORKSPACE_CLAUDE_SETTINGS: FileKind =
+        FileKind::new("workspace Claude Code settings file", 4 * MIB, false);
     /// `~/.claude/.credentials.json`: Claude Code's login.
     pub const CLAUDE_CREDENTIALS: FileKind =
         FileKind::new("Claude Code credentials file", 256 * 1024, true);

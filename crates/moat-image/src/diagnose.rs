@@ -19,8 +19,8 @@ pub enum BuildCause {
 }
 
 impl BuildCause {
-    /// What to do about it.
-    pub fn hint(&self) -> String {
+    /// What to do about it (the build error's hint).
+    pub fn advice(&self) -> String {
         match self {
             BuildCause::Unreachable {
                 host,
@@ -155,7 +155,7 @@ mod tests {
             "npm error errno SELF_SIGNED_CERT_IN_CHAIN",
         ]);
         assert_eq!(re_signed, Some(BuildCause::ReSigned));
-        assert!(re_signed.unwrap().hint().contains("MOAT_EXTRA_CA_CERTS"));
+        assert!(re_signed.unwrap().advice().contains("MOAT_EXTRA_CA_CERTS"));
         assert_eq!(cause(&["E: Unable to locate package nosuch"]), None);
     }
 }

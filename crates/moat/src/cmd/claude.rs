@@ -253,7 +253,15 @@ fn plugin_seed(
 ) -> Result<(moat_run::SeedDir, Vec<String>)> {
     let report = plugin_report(home, inputs.workspace, &inputs.config.claude)?;
     warnings.extend(report.warnings.iter().cloned());
-    let seed = moat_claude::plugins::plugin_seed(&report, moat_run::CONTAINER_SEED_DIR);
+    // Only what Claude Code keeps under `~/.claude/plugins` is copied: a `directory`
+    // marketplace is installed where its source is (often a workspace, which a run can
+    // change while the copy is made), and a stale entry names what is gone.
+    let plugins_dir = fs_err::canonicalize(home.join(".claude/plugins")).ok();
+    let copyable = |source: &str| match (&plugins_dir, fs_err::canonicalize(source).ok()) {
+        (Some(root), Some(path)) => path.starts_with(root) && path != *root && path.is_dir(),
+        _ => false,
+    };
+    let seed = moat_claude::plugins::plugin_seed(&report, moat_run::CONTAINER_SEED_DIR, copyable);
     for (id, why, by_agent_yaml) in &seed.missing {
         if *by_agent_yaml {
             return Err(UserError::new(format!(
@@ -670,8 +678,8 @@ fn plugin_report(
         })
         .collect();
     let mut unread = Vec::new();
-    let mut read = |path: PathBuf| -> Option<Vec<u8>> {
-        match moat_home::read_bounded(&path, moat_home::FileKind::CLAUDE_SETTINGS) {
+    let mut read = |path: PathBuf, kind: moat_home::FileKind| -> Option<Vec<u8>> {
+        match moat_home::read_bounded(&path, kind) {
             Ok(bytes) => Some(bytes),
             Err(e) if e.is_not_found() => None,
             Err(e) => {
@@ -681,10 +689,14 @@ fn plugin_report(
         }
     };
     let claude_dir = home.join(".claude");
-    let host_settings = read(claude_dir.join("settings.json"));
-    let known = read(claude_dir.join("plugins/known_marketplaces.json"));
-    let installed = read(claude_dir.join("plugins/installed_plugins.json"));
-    let workspace_settings = read(workspace.join(".claude/settings.json"));
+    let host = moat_home::FileKind::CLAUDE_SETTINGS;
+    let host_settings = read(claude_dir.join("settings.json"), host);
+    let known = read(claude_dir.join("plugins/known_marketplaces.json"), host);
+    let installed = read(claude_dir.join("plugins/installed_plugins.json"), host);
+    let workspace_settings = read(
+        workspace.join(".claude/settings.json"),
+        moat_home::FileKind::WORKSPACE_CLAUDE_SETTINGS,
+    );
     let mut report = moat_claude::plugins::resolve_plugins(&moat_claude::plugins::PluginInputs {
         host_settings: host_settings.as_deref(),
         host_known_marketplaces: known.as_deref(),

@@ -72,7 +72,7 @@ fn library_hint(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
     // A failed build whose output shows a known cause (a download location that does not
     // answer, HTTPS re-signed) says which setting fixes it, not just "fix the step".
     if let Some(cause) = build_output(cause).and_then(moat_image::diagnose_build) {
-        return Some(cause.hint());
+        return Some(cause.advice());
     }
     macro_rules! ask {
         ($($error:ty),* $(,)?) => {

@@ -100,6 +100,8 @@ async fn check(destination: &Destination, image_roots: Arc<RootCertStore>) -> Fi
         url,
         setting,
     } = destination;
+    // A mirror's URL may carry a password: never shown.
+    let url = &redacted(url);
     let Some(target) = Target::parse(url) else {
         return Finding::warn(*check, format!("`{url}` is not an http(s) URL")).hint(format!(
             "set `{setting}` in config.yaml to an http:// or https:// URL"
@@ -164,6 +166,20 @@ fn local_ca_files() -> Vec<PathBuf> {
         .unwrap_or_default();
     files.sort();
     files
+}
+
+/// `url` with any `user:password@` replaced by `***@`.
+fn redacted(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..authority_end].rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://***@{host}{}", &rest[authority_end..]),
+                None => url.to_owned(),
+            }
+        }
+        None => url.to_owned(),
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -351,6 +367,14 @@ mod tests {
         );
         assert_eq!(Target::parse("https://[::1]:8443/x"), t(true, "::1", 8443));
         assert_eq!(Target::parse("ftp://x"), None);
+        assert_eq!(
+            redacted("http://user:pw@127.0.0.1:8080/debian"),
+            "http://***@127.0.0.1:8080/debian"
+        );
+        assert_eq!(
+            redacted("https://nodejs.org/dist"),
+            "https://nodejs.org/dist"
+        );
         assert_eq!(Target::parse("https://"), None);
     }
 
