@@ -285,6 +285,42 @@ fn an_unknown_grant_in_the_file_is_placed_and_corrected() {
     assert!(env.run_dirs().is_empty());
 }
 
+/// `moat config --help` lists the flags that change what it shows, not those that only
+/// a run that starts would use.
+#[test]
+fn config_takes_only_the_flags_that_change_what_it_shows() {
+    let env = TestEnv::new();
+    let help = env.run(&["config", "--help"]);
+    assert_eq!(help.code, 0, "{help:?}");
+    for shown in [
+        "--grant",
+        "--env",
+        "--mount",
+        "--allow-host",
+        "--no-snapshots",
+        "--interactive",
+    ] {
+        assert!(help.stdout.contains(shown), "{shown}: {}", help.stdout);
+    }
+    for dropped in [
+        "--rebuild",
+        "--detach",
+        "--keep",
+        "--dry-run",
+        "--replace",
+        "--name",
+        "--trust",
+    ] {
+        assert!(!help.stdout.contains(dropped), "{dropped}: {}", help.stdout);
+    }
+    let refused = env.run(&["config", "--rebuild"]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(
+        refused.stderr.contains("unexpected argument '--rebuild'"),
+        "{refused:?}"
+    );
+}
+
 /// The first hour through a real terminal (tmux), in a fresh `MOAT_HOME` and `HOME`:
 /// `moat doctor` on a network where the Node.js base does not answer names
 /// `mirrors.node`; with it set, `moat grant anthropic` through its menu (the key typed
