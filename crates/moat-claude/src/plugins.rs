@@ -56,6 +56,9 @@ pub struct PluginInputs<'a> {
     pub plugins: &'a [(String, bool)],
     /// `claude.marketplaces`: name → its source as the user reads it (`github owner/repo`).
     pub marketplaces: &'a [(String, String)],
+    /// The workspace's host path: a plugin installed for one project (`scope: project` or
+    /// `local`, with its `projectPath`) counts only for that project.
+    pub workspace_path: Option<&'a str>,
 }
 
 /// One setting of one plugin.
@@ -228,7 +231,18 @@ pub fn resolve_plugins(inputs: &PluginInputs<'_>) -> PluginReport {
             .and_then(|i| i.get("plugins"))
             .and_then(|p| p.get(&id))
             .and_then(Value::as_array)
-            .and_then(|entries| entries.first())
+            .and_then(|entries| {
+                entries
+                    .iter()
+                    .find(|entry| match entry.get("scope").and_then(Value::as_str) {
+                        None | Some("user") => true,
+                        Some(_) => {
+                            inputs.workspace_path.is_some()
+                                && entry.get("projectPath").and_then(Value::as_str)
+                                    == inputs.workspace_path
+                        }
+                    })
+            })
             .map(|entry| {
                 let text = |key: &str| entry.get(key).and_then(Value::as_str).map(str::to_owned);
                 (text("version"), text("gitCommitSha"), text("installPath"))
@@ -512,6 +526,7 @@ mod tests {
             workspace_settings: Some(workspace),
             plugins: &plugins,
             marketplaces: &[],
+            workspace_path: None,
         });
         let seed = plugin_seed(&report, "/seed", |p| p.starts_with("/h/.claude/plugins/"));
         assert_eq!(seed.enabled, ["review@tools"]);
@@ -548,6 +563,30 @@ mod tests {
         assert!(seed.enabled.is_empty() && seed.trees.is_empty());
         assert!(seed.missing.iter().any(|(id, why, _)| id == "review@tools"
             && why.contains("/h/.claude/plugins/cache/tools/review/2.0.1")));
+    }
+
+    #[test]
+    fn a_plugin_installed_for_another_project_is_not_this_ones() {
+        let host = br#"{"enabledPlugins": {"p@m": true}}"#;
+        let known = br#"{"m": {"source": {"source": "github", "repo": "a/m"}, "installLocation": "/h/.claude/plugins/marketplaces/m"}}"#;
+        let installed = br#"{"version": 2, "plugins": {"p@m": [{"scope": "project", "projectPath": "/src/other", "version": "1", "installPath": "/h/.claude/plugins/cache/m/p/1"}]}}"#;
+        let inputs = |workspace| PluginInputs {
+            host_settings: Some(host),
+            host_known_marketplaces: Some(known),
+            host_installed_plugins: Some(installed),
+            workspace_path: workspace,
+            ..PluginInputs::default()
+        };
+        assert_eq!(
+            resolve_plugins(&inputs(Some("/src/mine"))).plugins[0].install_path,
+            None
+        );
+        assert_eq!(
+            resolve_plugins(&inputs(Some("/src/other"))).plugins[0]
+                .install_path
+                .as_deref(),
+            Some("/h/.claude/plugins/cache/m/p/1")
+        );
     }
 
     #[test]
@@ -604,6 +643,7 @@ mod tests {
             workspace_settings: Some(workspace),
             plugins: &plugins,
             marketplaces: &marketplaces,
+            workspace_path: None,
         });
         assert!(report.warnings.is_empty(), "{:?}", report.warnings);
         let row = |id: &str| report.plugins.iter().find(|p| p.id == id).unwrap();

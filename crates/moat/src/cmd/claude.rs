@@ -704,6 +704,7 @@ fn plugin_report(
         workspace_settings: workspace_settings.as_deref(),
         plugins: &plugins,
         marketplaces: &marketplaces,
+        workspace_path: workspace.to_str(),
     });
     report.warnings.splice(0..0, unread);
     Ok(report)
