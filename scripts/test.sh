@@ -11,6 +11,8 @@ log=$(mktemp /tmp/moat-test.XXXXXX)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace --locked --no-fail-fast --lib --bins --tests 2>&1 | tee "$log" || status=$?
+# The images the tests' runs built (tens of GB over a suite).
+bash scripts/clean-test-images.sh || true
 # One closing line for the whole suite, summed over every test binary.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

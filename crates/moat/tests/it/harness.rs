@@ -133,19 +133,11 @@ impl TestEnv {
 
 impl Drop for TestEnv {
     /// A failing test must not leave containers running: stop whatever this test started.
-    /// Then the images its runs built go too (each is labelled with this test's
-    /// `MOAT_HOME`): a suite would otherwise leave hundreds behind, tens of GB.
+    /// (The images its runs built are removed after the suite, by
+    /// `scripts/clean-test-images.sh`: removing them here, while other tests build, could
+    /// delete an intermediate image another build is using as its cache.)
     fn drop(&mut self) {
         let _ = self.moat().args(["stop", "--all"]).output();
-        let label = format!("label=moat.home={}", self.moat_home().display());
-        let images = docker(&["images", "-q", "--filter", &label]);
-        let mut ids: Vec<&str> = images.stdout.split_whitespace().collect();
-        ids.dedup();
-        if !ids.is_empty() {
-            // `-f`: an image a container of this test still holds loses its tag now and
-            // its layers once that container is gone.
-            let _ = Command::new(DOCKER).args(["rmi", "-f"]).args(&ids).output();
-        }
     }
 }
 
