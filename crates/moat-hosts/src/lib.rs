@@ -5,6 +5,7 @@
 //!   `10.0.0.0/8`), with an optional port (`network.allow`, `network.passthrough`, the
 //!   hosts of a grant).
 //! * [`ConnectTo`]: curl's `--connect-to HOST1:PORT1:HOST2:PORT2` (`MOAT_CONNECT_TO`).
+//! * [`HttpUrl`]: the scheme, host and port of an `http(s)://` URL.
 //!
 //! Matching is hand-rolled on purpose: an allow list is security-relevant, so only the
 //! documented forms exist.
@@ -14,12 +15,14 @@ mod name;
 mod pattern;
 mod policy;
 mod range;
+mod url;
 
 pub use connect_to::{ConnectTo, reroute};
 pub use name::{check_host_name, is_valid_host, normalize_host, parse_port};
 pub use pattern::HostPattern;
 pub use policy::NetworkPolicy;
 pub use range::IpRange;
+pub use url::HttpUrl;
 
 /// A host pattern or `connect_to` rule that cannot be used: what was written, why, and
 /// (where there is an obvious one) what to write instead.

@@ -112,31 +112,8 @@ pub fn grant_command(server: &str, grant: &str) -> String {
 /// The host pattern of an `http(s)://` URL: its host, with its port unless that is the
 /// scheme's default (a pattern without a port matches 80 and 443).
 pub fn url_host(url: &str) -> Option<HostPattern> {
-    let (rest, default_port) = if let Some(rest) = url.strip_prefix("https://") {
-        (rest, 443)
-    } else {
-        (url.strip_prefix("http://")?, 80)
-    };
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
-    let (host, port) = if let Some(inner) = authority.strip_prefix('[') {
-        let (host, after) = inner.split_once(']')?;
-        (format!("[{host}]"), after.strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) => (host.to_owned(), Some(port)),
-            None => (authority.to_owned(), None),
-        }
-    };
-    let port = match port {
-        Some(port) => Some(port.parse::<u16>().ok()?),
-        None => None,
-    };
-    let text = match port {
-        Some(port) if port != default_port => format!("{host}:{port}"),
-        _ => host,
-    };
-    HostPattern::parse(&text).ok()
+    let url = moat_hosts::HttpUrl::parse(url)?;
+    HostPattern::parse(&url.host_and_port()).ok()
 }
 
 #[cfg(test)]

@@ -417,17 +417,22 @@ pub async fn prepare_run(
     Ok(record)
 }
 
+/// Whether `path` stays below the directory it is joined to: relative, and only plain
+/// names (no `..`, no `.`, no root).
+pub(crate) fn plain_relative(path: &str) -> bool {
+    !path.is_empty()
+        && std::path::Path::new(path)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
 /// Write `files` under `dir`, readable by the container user (whose UID may differ from
 /// the host user's), refusing paths that would leave `dir`.
 pub(crate) fn write_home_files(dir: &std::path::Path, files: &[HomeFile]) -> Result<(), RunError> {
     use std::os::unix::fs::PermissionsExt;
     for file in files {
         let relative = std::path::Path::new(&file.path);
-        let safe = !file.path.is_empty()
-            && relative
-                .components()
-                .all(|c| matches!(c, std::path::Component::Normal(_)));
-        if !safe {
+        if !plain_relative(&file.path) {
             return Err(RunError::File {
                 path: file.path.clone().into(),
                 source: std::io::Error::new(

@@ -44,7 +44,7 @@ pub(crate) fn write_seed(dir: &Path, seed: &SeedDir) -> Result<(), RunError> {
     fs_err::create_dir_all(dir).map_err(RunError::Io)?;
     let mut budget = MAX_SEED_BYTES;
     for tree in &seed.trees {
-        if !plain_relative(&tree.target) {
+        if !crate::launch::plain_relative(&tree.target) {
             return Err(RunError::File {
                 path: tree.target.clone().into(),
                 source: std::io::Error::new(
@@ -59,13 +59,6 @@ pub(crate) fn write_seed(dir: &Path, seed: &SeedDir) -> Result<(), RunError> {
     crate::launch::write_home_files(dir, &seed.files)?;
     // Every directory enterable, every file readable, by the container's user.
     make_readable(dir)
-}
-
-fn plain_relative(path: &str) -> bool {
-    !path.is_empty()
-        && Path::new(path)
-            .components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
 fn copy_tree(from: &Path, to: &Path, budget: &mut u64) -> Result<(), RunError> {

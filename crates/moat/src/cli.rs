@@ -335,10 +335,6 @@ pub struct ExecArgs {
     #[arg(short, long)]
     pub detach: bool,
 
-    /// Interactive session: a terminal, raw keys, window resizes follow.
-    #[arg(short, long)]
-    pub interactive: bool,
-
     /// Name the run (shown by `moat list`, usable wherever a run is expected).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
@@ -347,10 +343,6 @@ pub struct ExecArgs {
     #[arg(long)]
     pub replace: bool,
 
-    /// Set an environment variable in the container (repeatable).
-    #[arg(short, long = "env", value_name = "KEY=VALUE")]
-    pub env: Vec<String>,
-
     /// Keep the container after the command exits.
     #[arg(long)]
     pub keep: bool,
@@ -358,6 +350,31 @@ pub struct ExecArgs {
     /// Rebuild the image even if a cached one exists.
     #[arg(long)]
     pub rebuild: bool,
+
+    #[command(flatten)]
+    pub settings: SettingsFlags,
+
+    /// Trust the workspace's moat.yaml/agent.yaml as it is now, for this run and later
+    /// ones (see `moat trust`).
+    #[arg(long)]
+    pub trust: bool,
+
+    /// Show the resolved settings and the image plan; build and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The run flags that change a run's resolved settings: the ones `moat config` takes
+/// (the others, such as `--rebuild` or `--detach`, only matter to a run that starts).
+#[derive(Debug, Args, Clone, Default)]
+pub struct SettingsFlags {
+    /// Interactive session: a terminal, raw keys, window resizes follow.
+    #[arg(short, long)]
+    pub interactive: bool,
+
+    /// Set an environment variable in the container (repeatable).
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
 
     /// Grant a credential to the run, adding to the configuration's `grants` (repeatable).
     #[arg(short, long = "grant", value_name = "GRANT")]
@@ -374,58 +391,6 @@ pub struct ExecArgs {
     /// Take no workspace snapshots for this run.
     #[arg(long)]
     pub no_snapshots: bool,
-
-    /// Trust the workspace's moat.yaml/agent.yaml as it is now, for this run and later
-    /// ones (see `moat trust`).
-    #[arg(long)]
-    pub trust: bool,
-
-    /// Show the resolved settings and the image plan; build and run nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-}
-
-/// The run flags that change what `moat config` shows (the others, such as `--rebuild`
-/// or `--detach`, only matter to a run that starts, and `config` starts none).
-#[derive(Debug, Args, Clone, Default)]
-pub struct ConfigFlags {
-    /// As for an interactive session (a terminal).
-    #[arg(short, long)]
-    pub interactive: bool,
-
-    /// Set an environment variable in the container (repeatable).
-    #[arg(short, long = "env", value_name = "KEY=VALUE")]
-    pub env: Vec<String>,
-
-    /// Grant a credential, adding to the configuration's `grants` (repeatable).
-    #[arg(short, long = "grant", value_name = "GRANT")]
-    pub grant: Vec<String>,
-
-    /// Mount a host path: SRC:DST[:ro|rw] (repeatable).
-    #[arg(long = "mount", value_name = "SRC:DST[:ro]")]
-    pub mount: Vec<String>,
-
-    /// Allow a host in the strict network policy (repeatable).
-    #[arg(long = "allow-host", value_name = "PATTERN")]
-    pub allow_host: Vec<String>,
-
-    /// As with no workspace snapshots.
-    #[arg(long)]
-    pub no_snapshots: bool,
-}
-
-impl From<ConfigFlags> for ExecArgs {
-    fn from(flags: ConfigFlags) -> Self {
-        ExecArgs {
-            interactive: flags.interactive,
-            env: flags.env,
-            grant: flags.grant,
-            mount: flags.mount,
-            allow_host: flags.allow_host,
-            no_snapshots: flags.no_snapshots,
-            ..ExecArgs::default()
-        }
-    }
 }
 
 #[derive(Debug, Args)]
@@ -471,7 +436,7 @@ pub struct ConfigArgs {
     pub path: Option<PathBuf>,
 
     #[command(flatten)]
-    pub settings: ConfigFlags,
+    pub settings: SettingsFlags,
 
     /// The command a run would use.
     #[arg(last = true, value_name = "COMMAND")]

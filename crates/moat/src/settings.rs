@@ -262,7 +262,7 @@ pub fn plan_agent_run(
     let workspace = moat_run::Workspace::resolve(&path.unwrap_or_else(|| cwd.clone()), ctx.home())?;
     let mut env = Vec::new();
     let mut unset = Vec::new();
-    for pair in &exec.env {
+    for pair in &exec.settings.env {
         match parse_env(pair, &ctx.env.token_vars)? {
             Some(pair) => env.push(pair),
             None => unset.push(pair.clone()),
@@ -274,15 +274,20 @@ pub fn plan_agent_run(
             .grants()
             .iter()
             .map(|g| (*g).to_owned())
-            .chain(exec.grant.iter().cloned())
+            .chain(exec.settings.grant.iter().cloned())
             .collect(),
         env,
-        interactive: exec.interactive.then_some(true),
+        interactive: exec.settings.interactive.then_some(true),
         command,
         // `--mount` paths are typed relative to where the user stands, not the workspace.
-        mounts: exec.mount.iter().map(|m| absolute_mount(m, &cwd)).collect(),
-        allow_hosts: exec.allow_host.clone(),
-        no_snapshots: exec.no_snapshots,
+        mounts: exec
+            .settings
+            .mount
+            .iter()
+            .map(|m| absolute_mount(m, &cwd))
+            .collect(),
+        allow_hosts: exec.settings.allow_host.clone(),
+        no_snapshots: exec.settings.no_snapshots,
         ..ctx.env.overrides()
     };
     let moat_config::Loaded {

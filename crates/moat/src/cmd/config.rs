@@ -11,7 +11,10 @@ pub fn config(ctx: &Context, args: ConfigArgs) -> Result<i32> {
     let plan = settings::plan_run(
         ctx,
         args.path,
-        &args.settings.into(),
+        &crate::cli::ExecArgs {
+            settings: args.settings,
+            ..Default::default()
+        },
         args.command,
         settings::Purpose::Show,
     )?;

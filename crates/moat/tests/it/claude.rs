@@ -58,6 +58,16 @@ impl Claude {
         cmd
     }
 
+    /// [`Claude::moat`]'s environment (and `HOME`) as `K=V ...`, for a tmux session.
+    pub(crate) fn terminal_env(&self) -> String {
+        format!(
+            "MOAT_KEYRING=file MOAT_BUILD_NETWORK=host MOAT_EXTRA_CA_CERTS='{}' MOAT_CONNECT_TO=api.anthropic.com:443:127.0.0.1:{} HOME='{}'",
+            self.ca_file.display(),
+            self.fake.port(),
+            self.home().display()
+        )
+    }
+
     pub(crate) fn run(&self, args: &[&str]) -> Out {
         Out::from(self.moat().args(args).output().unwrap())
     }
@@ -348,12 +358,7 @@ fn interactive_claude_answers_without_onboarding_screens() {
     let claude = Claude::new("Interactive hello from the fake.");
     claude.grant(API_KEY);
     let tmux = crate::interactive::Tmux::new(&claude.env);
-    let envs = format!(
-        "MOAT_KEYRING=file MOAT_BUILD_NETWORK=host MOAT_EXTRA_CA_CERTS='{}' MOAT_CONNECT_TO=api.anthropic.com:443:127.0.0.1:{} HOME='{}'",
-        claude.ca_file.display(),
-        claude.fake.port(),
-        claude.home().display()
-    );
+    let envs = claude.terminal_env();
     tmux.start_with_env(&claude.env, "claude", &envs, "claude --name tui");
     // The prompt box of Claude Code's TUI, without a theme picker, login or trust dialog.
     // The first Claude image of the suite may be built here, with its progress shown.

@@ -342,12 +342,7 @@ fn the_first_run_through_a_terminal() {
     .unwrap();
     std::fs::create_dir_all(claude.home()).unwrap();
     let tmux = crate::interactive::Tmux::new(&claude.env);
-    let envs = format!(
-        "MOAT_KEYRING=file MOAT_BUILD_NETWORK=host MOAT_EXTRA_CA_CERTS='{}' MOAT_CONNECT_TO=api.anthropic.com:443:127.0.0.1:{} HOME='{}'",
-        claude.ca_file.display(),
-        claude.fake.port(),
-        claude.home().display()
-    );
+    let envs = claude.terminal_env();
 
     tmux.start_with_env(&claude.env, "doctor", &envs, "doctor");
     let screen = tmux.wait_screen("doctor", "MOAT-EXIT=");

@@ -192,13 +192,21 @@ fn regex_escape(text: &str) -> String {
 }
 
 /// Poll `check` until it returns `Some`, for at most 60 s.
-pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
+pub fn wait_for<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    wait_within(Duration::from_secs(60), check)
+        .unwrap_or_else(|| panic!("timed out waiting for {what}"))
+}
+
+/// `check` every 100 ms until it gives a value, or `None` once `timeout` has passed.
+pub fn wait_within<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
     loop {
         if let Some(value) = check() {
-            return value;
+            return Some(value);
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            return None;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }

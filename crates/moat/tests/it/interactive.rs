@@ -150,18 +150,14 @@ impl Tmux {
         timeout: Duration,
         shows: impl Fn(&str) -> bool,
     ) -> String {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let screen = self.screen(session);
-            if shows(&screen) {
-                return screen;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for {what} on the screen, which shows:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let mut last = String::new();
+        crate::harness::wait_within(timeout, || {
+            last = self.screen(session);
+            shows(&last).then(|| last.clone())
+        })
+        .unwrap_or_else(|| {
+            panic!("timed out waiting for {what} on the screen, which shows:\n{last}")
+        })
     }
 
     fn tmux(&self) -> Command {

@@ -22,6 +22,8 @@ use rustls::{ClientConfig, RootCertStore};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
+use moat_hosts::HttpUrl;
+
 use super::checks::Finding;
 
 /// How long one probe may take (connection and handshake): a blackholed address costs
@@ -102,7 +104,7 @@ async fn check(destination: &Destination, image_roots: Arc<RootCertStore>) -> Fi
     } = destination;
     // A mirror's URL may carry a password: never shown.
     let url = &redacted(url);
-    let Some(target) = Target::parse(url) else {
+    let Some(target) = HttpUrl::parse(url) else {
         return Finding::warn(*check, format!("`{url}` is not an http(s) URL")).hint(format!(
             "set `{setting}` in config.yaml to an http:// or https:// URL"
         ));
@@ -182,49 +184,7 @@ fn redacted(url: &str) -> String {
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
-struct Target {
-    https: bool,
-    host: String,
-    port: u16,
-}
-
-impl Target {
-    fn parse(url: &str) -> Option<Target> {
-        let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
-            (true, rest)
-        } else {
-            (false, url.strip_prefix("http://")?)
-        };
-        let authority = rest.split(['/', '?', '#']).next()?;
-        let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
-        let (host, port) = match authority.strip_prefix('[') {
-            Some(v6) => {
-                let (host, after) = v6.split_once(']')?;
-                (host, after.strip_prefix(':'))
-            }
-            None => match authority.rsplit_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (authority, None),
-            },
-        };
-        if host.is_empty() {
-            return None;
-        }
-        let port = match port {
-            Some(port) => port.parse().ok()?,
-            None if https => 443,
-            None => 80,
-        };
-        Some(Target {
-            https,
-            host: host.to_owned(),
-            port,
-        })
-    }
-}
-
-async fn probe(target: &Target, image_roots: Arc<RootCertStore>) -> Probe {
+async fn probe(target: &HttpUrl, image_roots: Arc<RootCertStore>) -> Probe {
     let connect = |roots: Option<Arc<RootCertStore>>| async move {
         tokio::time::timeout(PROBE_TIMEOUT, attempt(target, roots))
             .await
@@ -258,7 +218,7 @@ enum Failure {
 
 /// Connect; with `roots`, complete a TLS handshake verified by them; without, ask for
 /// `/` over HTTP and wait for the status line.
-async fn attempt(target: &Target, roots: Option<Arc<RootCertStore>>) -> Result<(), Failure> {
+async fn attempt(target: &HttpUrl, roots: Option<Arc<RootCertStore>>) -> Result<(), Failure> {
     let network = |e: std::io::Error| Failure::Network(e.to_string());
     let mut stream = TcpStream::connect((target.host.as_str(), target.port))
         .await
@@ -345,28 +305,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_give_their_host_port_and_scheme() {
-        let t = |https, host: &str, port| {
-            Some(Target {
-                https,
-                host: host.into(),
-                port,
-            })
-        };
-        assert_eq!(
-            Target::parse("https://nodejs.org/dist"),
-            t(true, "nodejs.org", 443)
-        );
-        assert_eq!(
-            Target::parse("http://deb.debian.org/debian"),
-            t(false, "deb.debian.org", 80)
-        );
-        assert_eq!(
-            Target::parse("http://user:pw@127.0.0.1:8080/debian"),
-            t(false, "127.0.0.1", 8080)
-        );
-        assert_eq!(Target::parse("https://[::1]:8443/x"), t(true, "::1", 8443));
-        assert_eq!(Target::parse("ftp://x"), None);
+    fn passwords_in_mirror_urls_are_hidden() {
         assert_eq!(
             redacted("http://user:pw@127.0.0.1:8080/debian"),
             "http://***@127.0.0.1:8080/debian"
@@ -375,7 +314,6 @@ mod tests {
             redacted("https://nodejs.org/dist"),
             "https://nodejs.org/dist"
         );
-        assert_eq!(Target::parse("https://"), None);
     }
 
     #[tokio::test]
@@ -391,12 +329,12 @@ mod tests {
             }
         });
         let roots = Arc::new(RootCertStore::empty());
-        let up = Target::parse(&format!("http://127.0.0.1:{port}/node")).unwrap();
+        let up = HttpUrl::parse(&format!("http://127.0.0.1:{port}/node")).unwrap();
         assert_eq!(probe(&up, roots.clone()).await, Probe::Reached);
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let closed_port = closed.local_addr().unwrap().port();
         drop(closed);
-        let down = Target::parse(&format!("https://127.0.0.1:{closed_port}/")).unwrap();
+        let down = HttpUrl::parse(&format!("https://127.0.0.1:{closed_port}/")).unwrap();
         assert!(matches!(probe(&down, roots).await, Probe::Unreachable(_)));
     }
 }
