@@ -188,7 +188,7 @@ cd "$repo"
 
 claude_line=""
 if [ "${SKIP_CLAUDE:-0}" != 1 ]; then
-    claude_line=$(bash bench/claude-overhead.sh "${CLAUDE_RUNS:-6}" | grep '^ratio' || true)
+    claude_line=$(bash bench/claude-overhead.sh "${CLAUDE_RUNS:-6}" | grep '^ratio (median)' || true)
 fi
 
 # --- The table -------------------------------------------------------------------------------

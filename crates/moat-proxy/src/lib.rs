@@ -85,4 +85,4 @@ pub use proxy::{DEFAULT_SHUTDOWN_GRACE, ListenAddress, Proxy, ProxyConfig, Proxy
 pub use rules::{GrantRule, basic, bearer};
 pub use secret::Secret;
 pub use ssh::{SSH_PORT, SshTap, TunnelWatcher};
-pub use upstream::upstream_tls_config;
+pub use upstream::{preload_system_roots, upstream_tls_config};

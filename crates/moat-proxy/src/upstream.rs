@@ -402,10 +402,10 @@ pub fn upstream_tls_config(extra_roots_pem: &[u8]) -> Result<ClientConfig, Proxy
     Ok(config)
 }
 
-/// The system roots (read once per process) plus the extra PEM certificates.
-fn root_store(extra_pem: &[u8]) -> Result<RootCertStore, ProxyError> {
+/// The system's trusted roots, read once per process, and what could not be read.
+fn system_roots() -> &'static (Vec<CertificateDer<'static>>, String) {
     static SYSTEM: OnceLock<(Vec<CertificateDer<'static>>, String)> = OnceLock::new();
-    let (system, system_errors) = SYSTEM.get_or_init(|| {
+    SYSTEM.get_or_init(|| {
         let loaded = rustls_native_certs::load_native_certs();
         let errors = loaded
             .errors
@@ -414,7 +414,24 @@ fn root_store(extra_pem: &[u8]) -> Result<RootCertStore, ProxyError> {
             .collect::<Vec<_>>()
             .join("; ");
         (loaded.certs, errors)
-    });
+    })
+}
+
+/// Start reading the system's roots on a thread of their own, so that building a proxy
+/// later finds them read: a run's supervisor calls this first thing, and the ~8 ms of
+/// reading and parsing the bundle overlap its talk with Docker instead of delaying the
+/// container's start.
+pub fn preload_system_roots() {
+    let _ = std::thread::Builder::new()
+        .name("system-roots".into())
+        .spawn(|| {
+            system_roots();
+        });
+}
+
+/// The system roots plus the extra PEM certificates.
+fn root_store(extra_pem: &[u8]) -> Result<RootCertStore, ProxyError> {
+    let (system, system_errors) = system_roots();
     let mut roots = RootCertStore::empty();
     roots.add_parsable_certificates(system.iter().cloned());
     for extra in parse_extra_roots(extra_pem)? {

@@ -19,7 +19,6 @@ use moat_proxy::{
     CertificateAuthority, ConnectTo, HostPattern, NetworkEvent, NetworkPolicy, ProxyConfig, Secret,
 };
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 
 use crate::{RunError, RunStore};
 
@@ -209,6 +208,40 @@ pub(crate) fn container_egress(
     ("none".to_owned(), mount, env)
 }
 
+/// The proxy configuration of `settings` with the grants' `rules`, authenticated by
+/// `token`, signing with the CA in `home`: what a run's proxy enforces, for the run's own
+/// proxy and for the host-side fetches made on a run's behalf (plugin marketplaces).
+pub fn proxy_config(
+    home: &moat_home::MoatHome,
+    settings: &EgressSettings,
+    token: Secret,
+    rules: Vec<moat_proxy::GrantRule>,
+) -> Result<ProxyConfig, RunError> {
+    let ca = CertificateAuthority::load_or_create(&home.proxy_ca_dir())
+        .map_err(|e| RunError::Egress(e.to_string()))?;
+    let mut config = ProxyConfig::new(token, Arc::new(ca));
+    config.rules = rules;
+    config.policy = settings.policy;
+    config.allow = settings.allow.clone();
+    config.passthrough = settings.passthrough.clone();
+    config.connect_to = settings.connect_to.clone();
+    // MCP servers on the user's machine: plain HTTP over the host's loopback.
+    config.cleartext_local = settings
+        .mcp
+        .iter()
+        .filter(|route| route.local_url.is_some())
+        .map(|route| route.host.clone())
+        .collect();
+    if let Some(file) = &settings.extra_ca_file {
+        // Checked by the CLI, and read as bounded here: the file may have been swapped for
+        // a FIFO or a device since, which must not hang the supervisor.
+        config.extra_roots_pem =
+            moat_home::read_bounded(file, moat_home::FileKind::CA_CERTIFICATES)
+                .map_err(|e| RunError::io(file, std::io::Error::other(e)))?;
+    }
+    Ok(config)
+}
+
 /// A started proxy and the task that writes its events to `network.jsonl`, with the
 /// run's SSH agent when it has `ssh:` grants (the agent needs what the proxy sees of
 /// each SSH tunnel, so the two start and stop together).
@@ -240,28 +273,7 @@ pub(crate) async fn start_proxy(
     turns: Option<crate::snapshot_triggers::SnapshotQueue>,
 ) -> Result<RunningProxy, RunError> {
     let (settings, token) = store.load_egress(id)?;
-    let ca = CertificateAuthority::load_or_create(&store.home().proxy_ca_dir())
-        .map_err(|e| RunError::Egress(e.to_string()))?;
-    let mut config = ProxyConfig::new(token, Arc::new(ca));
-    config.rules = rules;
-    config.policy = settings.policy;
-    config.allow = settings.allow;
-    config.passthrough = settings.passthrough;
-    config.connect_to = settings.connect_to;
-    // MCP servers on the user's machine: plain HTTP over the host's loopback.
-    config.cleartext_local = settings
-        .mcp
-        .iter()
-        .filter(|route| route.local_url.is_some())
-        .map(|route| route.host.clone())
-        .collect();
-    if let Some(file) = &settings.extra_ca_file {
-        // Checked by the CLI, and read as bounded here: the file may have been swapped for
-        // a FIFO or a device since, which must not hang the supervisor.
-        config.extra_roots_pem =
-            moat_home::read_bounded(file, moat_home::FileKind::CA_CERTIFICATES)
-                .map_err(|e| RunError::io(file, std::io::Error::other(e)))?;
-    }
+    let mut config = proxy_config(store.home(), &settings, token, rules)?;
     let witness = moat_ssh::Witness::new();
     let ssh_agent = match crate::ssh::start_agent(store, id, witness.clone(), audit.clone()).await?
     {
@@ -309,6 +321,13 @@ async fn write_events(
 /// The request path only queues an event. Here, whatever has queued up by the time a
 /// write is due goes out as one write of whole lines (a burst of requests costs one write
 /// per batch, not one per request), and the file is current whenever traffic pauses.
+///
+/// The write itself is a plain `write(2)` from this task, not `tokio::fs`: an append of a
+/// few hundred bytes to the page cache takes microseconds, while `tokio::fs` hands every
+/// write to a blocking-pool thread — waking it and putting it back to sleep, two context
+/// switches per proxied request, which measured as the largest single cost of a small
+/// keep-alive request on two cores (issue 12). The audit entries `also` writes were
+/// already written this way.
 pub(crate) async fn append_events<E: serde::Serialize>(
     path: PathBuf,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<E>,
@@ -317,15 +336,14 @@ pub(crate) async fn append_events<E: serde::Serialize>(
 ) {
     /// Past this many bytes a batch is written even if more events wait.
     const MAX_BATCH: usize = 256 * 1024;
-    let mut file = match tokio::fs::OpenOptions::new()
+    let mut file = match fs_err::OpenOptions::new()
         .append(true)
         .create(true)
         .open(&path)
-        .await
     {
         Ok(file) => file,
         Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "cannot write the {what} log");
+            tracing::warn!(error = %e, "cannot write the {what} log");
             return;
         }
     };
@@ -344,11 +362,10 @@ pub(crate) async fn append_events<E: serde::Serialize>(
                 Err(_) => break,
             }
         }
-        if let Err(e) = file.write_all(&batch).await {
+        if let Err(e) = std::io::Write::write_all(&mut file, &batch) {
             tracing::warn!(error = %e, "writing the {what} log failed");
         }
     }
-    let _ = file.flush().await;
 }
 
 /// Read `network.jsonl`; lines that do not parse are skipped.

@@ -286,30 +286,84 @@ pub async fn prepare_run(
         Err(e) => tracing::warn!(error = %e, "the run has no audit log"),
     }
     rollback.run = Some((store.clone(), id.clone()));
-    if let Some(plan) = &request.snapshots {
-        store.save_snapshot_plan(&id, plan)?;
-        if plan.pre_run {
-            let started = Instant::now();
-            match crate::take_snapshot(
-                store,
-                &id,
-                &workspace,
-                plan,
-                moat_snapshot::Trigger::PreRun,
-                None,
-            ) {
-                Ok(meta) => on_event(PrepareEvent::SnapshotTaken {
-                    id: meta.id,
-                    files: meta.files,
-                    seconds: started.elapsed().as_secs_f64(),
-                }),
-                Err(e) => on_event(PrepareEvent::SnapshotFailed {
-                    hint: e.hint(),
-                    error: e.to_string(),
-                }),
-            }
+    // The pre-run snapshot is taken on a thread of its own while the container is made:
+    // nothing touches the workspace until the container starts, and only the supervisor
+    // starts it, after this function has returned, so the snapshot holds the workspace as
+    // it was before the run, and its git processes (tens of ms) no longer delay the start.
+    let pre_run = match &request.snapshots {
+        Some(snapshot_plan) => {
+            store.save_snapshot_plan(&id, snapshot_plan)?;
+            snapshot_plan.pre_run.then(|| {
+                let (store, id, workspace, snapshot_plan) = (
+                    store.clone(),
+                    id.clone(),
+                    workspace.clone(),
+                    snapshot_plan.clone(),
+                );
+                tokio::task::spawn_blocking(move || {
+                    let started = Instant::now();
+                    crate::take_snapshot(
+                        &store,
+                        &id,
+                        &workspace,
+                        &snapshot_plan,
+                        moat_snapshot::Trigger::PreRun,
+                        None,
+                    )
+                    .map(|meta| (meta, started.elapsed().as_secs_f64()))
+                })
+            })
+        }
+        None => None,
+    };
+    let created = make_container(
+        runtime,
+        store,
+        request,
+        plan,
+        &id,
+        &workspace,
+        env,
+        &mut *rollback,
+    )
+    .await;
+    if let Some(pre_run) = pre_run {
+        match pre_run.await {
+            Ok(Ok((meta, seconds))) => on_event(PrepareEvent::SnapshotTaken {
+                id: meta.id,
+                files: meta.files,
+                seconds,
+            }),
+            Ok(Err(e)) => on_event(PrepareEvent::SnapshotFailed {
+                hint: e.hint(),
+                error: e.to_string(),
+            }),
+            Err(e) => on_event(PrepareEvent::SnapshotFailed {
+                hint: None,
+                error: format!("the snapshot's thread failed: {e}"),
+            }),
         }
     }
+    let container_id = created?;
+    let record = store.update(&id, |r| r.container_id = Some(container_id))?;
+    Ok(record)
+}
+
+/// The run's files, mounts and container, from its prepared request: everything of the
+/// launch that can happen while the pre-run snapshot is taken.
+#[allow(clippy::too_many_arguments)]
+async fn make_container(
+    runtime: &impl Runtime,
+    store: &RunStore,
+    request: &RunRequest,
+    plan: &moat_image::BuildPlan,
+    id: &RunId,
+    workspace: &std::path::Path,
+    mut env: Vec<(String, String)>,
+    rollback: &mut Rollback,
+) -> Result<String, RunError> {
+    let id = id.clone();
+    let workspace = workspace.to_path_buf();
     store.save_dockerfile(&id, &plan.dockerfile)?;
     store.save_egress(&id, &request.egress, &request.proxy_token)?;
     let (network_mode, proxy_mount, proxy_env) =
@@ -413,8 +467,7 @@ pub async fn prepare_run(
     rollback.container = Some(container.name.clone());
     let container_id = runtime.create_container(&container).await?;
     rollback.container = Some(container_id.clone());
-    let record = store.update(&id, |r| r.container_id = Some(container_id))?;
-    Ok(record)
+    Ok(container_id)
 }
 
 /// Whether `path` stays below the directory it is joined to: relative, and only plain

@@ -26,7 +26,7 @@ pub use agent::{AgentSession, InvalidSessionId, SessionId, latest_session};
 pub use audit::RunAudit;
 pub use egress::{
     CONTAINER_PROXY_DIR, CONTAINER_PROXY_PORT, EgressSettings, McpRoute, McpRouteAuth,
-    read_network_log,
+    proxy_config, read_network_log,
 };
 pub use error::RunError;
 pub use host_paths::{CheckedMounts, check_mounts};

@@ -47,6 +47,7 @@ fn grant_rules(store: &RunStore, id: &RunId) -> Result<Vec<moat_proxy::GrantRule
 pub async fn supervise(args: SuperviseArgs) -> Result<i32> {
     // A session of its own: the terminal closing or Ctrl-C at the CLI does not reach it.
     let _ = nix::unistd::setsid();
+    moat_proxy::preload_system_roots();
     let mut hangup = signal(SignalKind::hangup())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     tokio::spawn(async move {
