@@ -427,8 +427,11 @@ pub fn plugin_seed(
             .marketplaces
             .iter()
             .find(|m| m.name == plugin.marketplace);
+        // The host's own marketplaces, and those moat fetched for the run (a trusted
+        // `claude.marketplaces` entry, or a host one whose files are not here): never a
+        // workspace file's, which comes with the repository unasked.
         let host_marketplace = marketplace
-            .filter(|m| m.origin == Origin::Host)
+            .filter(|m| m.origin != Origin::Workspace)
             .and_then(|m| m.install_location.as_ref().map(|l| (m, l)));
         let Some((marketplace, location)) = host_marketplace else {
             seed.missing.push((
@@ -462,10 +465,18 @@ pub fn plugin_seed(
             ));
             continue;
         }
-        let version = std::path::Path::new(path)
-            .file_name()
-            .and_then(|v| v.to_str())
+        // The version Claude Code files the plugin under: the one recorded (installed,
+        // or named by the fetched marketplace), else the installed directory's name.
+        let version = plugin
+            .version
+            .as_deref()
             .filter(|v| safe_component(v))
+            .or_else(|| {
+                std::path::Path::new(path)
+                    .file_name()
+                    .and_then(|v| v.to_str())
+                    .filter(|v| safe_component(v))
+            })
             .map_or_else(|| "unknown".to_owned(), str::to_owned);
         if !safe_component(&plugin.name) || !safe_component(&plugin.marketplace) {
             seed.missing.push((
@@ -501,6 +512,61 @@ pub fn plugin_seed(
     seed.known_marketplaces =
         serde_json::to_vec_pretty(&Value::Object(known)).expect("JSON serialises");
     seed
+}
+
+/// Where plugin `plugin` lives in a marketplace's repository, by its
+/// `.claude-plugin/marketplace.json`: the directory relative to the repository's root
+/// (`./plugins/hello` → `plugins/hello`) and the version the entry names. A plugin whose
+/// source is elsewhere (another repository, a URL) is an error saying so: moat fetches
+/// marketplaces, and brings in the plugins they hold.
+pub fn marketplace_plugin(
+    marketplace_json: &[u8],
+    plugin: &str,
+) -> Result<(String, Option<String>), String> {
+    let json: Value = serde_json::from_slice(marketplace_json)
+        .map_err(|e| format!("its `.claude-plugin/marketplace.json` is not valid JSON: {e}"))?;
+    let entry = json
+        .get("plugins")
+        .and_then(Value::as_array)
+        .and_then(|plugins| {
+            plugins
+                .iter()
+                .find(|p| p.get("name").and_then(Value::as_str) == Some(plugin))
+        })
+        .ok_or_else(|| {
+            format!("its `.claude-plugin/marketplace.json` lists no plugin `{plugin}`")
+        })?;
+    let version = entry
+        .get("version")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let root = json
+        .pointer("/metadata/pluginRoot")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let Some(source) = entry.get("source").and_then(Value::as_str) else {
+        return Err(format!(
+            "its source is {}, outside the marketplace's repository: moat brings in plugins the marketplace holds",
+            entry
+                .get("source")
+                .map_or_else(|| "missing".to_owned(), describe_source)
+        ));
+    };
+    let joined = if source.starts_with("./") || root.is_empty() {
+        source.to_owned()
+    } else {
+        format!("{root}/{source}")
+    };
+    let parts: Vec<&str> = joined
+        .split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect();
+    if joined.starts_with('/') || parts.is_empty() || parts.iter().any(|p| !safe_component(p)) {
+        return Err(format!(
+            "its source `{source}` is not a directory inside the marketplace's repository"
+        ));
+    }
+    Ok((parts.join("/"), version))
 }
 
 /// A name that is one path component: no separators, not `.` or `..`.
@@ -712,5 +778,40 @@ mod tests {
             report.warnings[0].starts_with("~/.claude/settings.json is not valid JSON (line 1")
         );
         assert!(report.warnings[1].contains("known_marketplaces.json is not a JSON object"));
+    }
+
+    #[test]
+    fn a_marketplace_names_where_its_plugins_are() {
+        let json = br#"{"name": "m", "plugins": [
+            {"name": "hello", "source": "./plugins/hello", "version": "1.2.0"},
+            {"name": "bare", "source": "bare"},
+            {"name": "away", "source": {"source": "github", "repo": "a/b"}},
+            {"name": "up", "source": "../../etc"}],
+            "metadata": {"pluginRoot": "./extra"}}"#;
+        assert_eq!(
+            marketplace_plugin(json, "hello").unwrap(),
+            ("plugins/hello".to_owned(), Some("1.2.0".to_owned()))
+        );
+        assert_eq!(marketplace_plugin(json, "bare").unwrap().0, "extra/bare");
+        assert!(
+            marketplace_plugin(json, "away")
+                .unwrap_err()
+                .contains("github a/b")
+        );
+        assert!(
+            marketplace_plugin(json, "up")
+                .unwrap_err()
+                .contains("not a directory inside")
+        );
+        assert!(
+            marketplace_plugin(json, "none")
+                .unwrap_err()
+                .contains("lists no plugin")
+        );
+        assert!(
+            marketplace_plugin(b"[", "x")
+                .unwrap_err()
+                .contains("not valid JSON")
+        );
     }
 }

@@ -436,6 +436,10 @@ impl Check<'_> {
     /// The settings of `raw` that no run carries out yet, each with what is missing.
     fn not_yet(&self, raw: &RawWorkspace) -> Vec<ConfigError> {
         let claude = raw.claude.as_ref();
+        let marketplaces = claude
+            .and_then(|c| c.marketplaces.as_ref())
+            .into_iter()
+            .flat_map(|m| m.0.iter().map(|(_, raw)| raw));
         let set = [
             (
                 raw.ports.is_some(),
@@ -452,11 +456,23 @@ impl Check<'_> {
                  `disable_agent_turns`)",
             ),
             (
-                claude.is_some_and(|c| c.marketplaces.is_some()),
+                marketplaces.clone().any(|m| m.source.value == "directory"),
                 "claude.marketplaces",
-                "moat claude does not fetch plugin marketplaces yet: add the marketplace \
-                 with Claude Code on this machine (`claude plugin marketplace add`), and \
-                 moat brings its installed plugins in",
+                "moat claude fetches `github` and `git` marketplaces, not host directories \
+                 (a workspace's file must not name a host directory for the container): add \
+                 it with Claude Code on this machine (`claude plugin marketplace add PATH`), \
+                 and moat brings its installed plugins in",
+            ),
+            (
+                marketplaces.clone().any(|m| {
+                    m.source.value == "git"
+                        && m.url
+                            .as_ref()
+                            .is_some_and(|u| !u.value.starts_with("https://"))
+                }),
+                "claude.marketplaces",
+                "moat claude fetches `git` marketplaces over `https://` only (through the \
+                 run's proxy and grants); use the repository's https URL",
             ),
             (
                 claude.is_some_and(|c| c.sync_logs.is_some()),
@@ -1077,12 +1093,12 @@ mod tests {
     fn settings_no_run_carries_out_yet_are_listed_not_ignored() {
         let config = parse_ok(
             "ports: {web: 3000}\nsnapshots: {disabled: true}\nmcp: []\n\
-             claude: {marketplaces: {m: {source: github, repo: a/b}}, sync_logs: true}\ncontainer: {dns: [1.1.1.1]}\n",
+             claude: {marketplaces: {m: {source: github, repo: a/b}, s: {source: git, url: \"git@h:o/r\"}}, sync_logs: true}\ncontainer: {dns: [1.1.1.1]}\n",
         );
         let listed: Vec<String> = config.not_yet.iter().map(ToString::to_string).collect();
         insta::assert_snapshot!(listed.join("\n"), @"
         agent.yaml: `ports` is not supported yet: moat does not route to services in a run's container yet
-        agent.yaml: `claude.marketplaces` is not supported yet: moat claude does not fetch plugin marketplaces yet: add the marketplace with Claude Code on this machine (`claude plugin marketplace add`), and moat brings its installed plugins in
+        agent.yaml: `claude.marketplaces` is not supported yet: moat claude fetches `git` marketplaces over `https://` only (through the run's proxy and grants); use the repository's https URL
         agent.yaml: `claude.sync_logs` is not supported yet: moat claude always keeps the workspace's conversations in `~/.claude/projects`
         agent.yaml: `container.dns` is not supported yet: a run has no network of its own; its proxy resolves names on the host
         ");

@@ -228,6 +228,17 @@ pub struct AgentInputs<'a> {
     /// The header placeholders of the servers with `auth`; empty when the plan only shows
     /// settings.
     pub mcp_placeholders: &'a [moat_providers::McpPlaceholder],
+    /// What the run's proxy will enforce, for host-side fetches made on the run's behalf.
+    pub egress: &'a moat_run::EgressSettings,
+    /// The grants' proxy rules, real secrets included; empty when the plan only shows
+    /// settings.
+    pub grant_rules: &'a [moat_proxy::GrantRule],
+    /// `--rebuild`: fetch again what is cached.
+    pub rebuild: bool,
+    /// Whether the run is to happen (`false`: the plan only shows settings; nothing is
+    /// fetched).
+    pub acting: bool,
+    pub moat_home: &'a moat_home::MoatHome,
 }
 
 /// What an agent adds to a run.
@@ -344,6 +355,7 @@ pub fn plan_agent_run(
     let mut placeholders = Vec::new();
     let mut grant_env = Vec::new();
     let mut ssh = None;
+    let mut grant_rules = Vec::new();
     if purpose == Purpose::Run && !config.grants.is_empty() {
         let registry = provider_registry(ctx)?;
         let grants = moat_providers::grants_for_run(
@@ -361,6 +373,7 @@ pub fn plan_agent_run(
         }
         placeholders = grants.env;
         grant_env = grants.env_by_grant;
+        grant_rules = grants.rules;
         warnings.extend(grants.warnings);
         if !grants.ssh.is_empty() {
             ssh = Some(ssh_settings(ctx, &grants.ssh)?);
@@ -386,13 +399,33 @@ pub fn plan_agent_run(
         warnings.extend(run_mcp.warnings);
         mcp_placeholders = run_mcp.placeholders;
     }
+    let egress = moat_run::EgressSettings {
+        policy: config.network.policy,
+        allow,
+        passthrough: config.network.passthrough.clone(),
+        connect_to: config
+            .connect_to
+            .iter()
+            .cloned()
+            .chain(mcp_connect_to)
+            .collect(),
+        extra_ca_file: config.extra_ca_certs.clone(),
+        grants: config.grants.clone(),
+        keyring: config.keyring,
+        mcp,
+    };
     let parts = agent.contribute(&AgentInputs {
         workspace: workspace.path(),
         config: &config,
         placeholders: &placeholders,
         grant_env: &grant_env,
-        mcp: &mcp,
+        mcp: &egress.mcp,
         mcp_placeholders: &mcp_placeholders,
+        egress: &egress,
+        grant_rules: &grant_rules,
+        rebuild: exec.rebuild,
+        acting: purpose == Purpose::Run,
+        moat_home: ctx.home(),
     })?;
     warnings.extend(parts.warnings);
     env.extend(parts.env);
@@ -444,21 +477,7 @@ pub fn plan_agent_run(
             .as_ref()
             .map(|f| moat_trust::content_hash(f.text.as_bytes())),
         snapshots: snapshot_plan(&config.snapshots),
-        egress: moat_run::EgressSettings {
-            policy: config.network.policy,
-            allow,
-            passthrough: config.network.passthrough.clone(),
-            connect_to: config
-                .connect_to
-                .iter()
-                .cloned()
-                .chain(mcp_connect_to)
-                .collect(),
-            extra_ca_file: config.extra_ca_certs.clone(),
-            grants: config.grants.clone(),
-            keyring: config.keyring,
-            mcp,
-        },
+        egress,
         proxy_token,
         home_files: parts.home_files,
         agent: parts.session,

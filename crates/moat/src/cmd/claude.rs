@@ -79,6 +79,7 @@ async fn start(ctx: &Context, args: ClaudeRunArgs, wanted: Wanted) -> Result<i32
         command: &command,
         home: &home,
         stdin_is_terminal: std::io::stdin().is_terminal(),
+        path: ctx.env.path.as_deref(),
     };
     let plan = settings::plan_agent_run(
         ctx,
@@ -144,6 +145,8 @@ struct ClaudeAgent<'a> {
     command: &'a ClaudeCommand,
     home: &'a Path,
     stdin_is_terminal: bool,
+    /// `PATH`, for the git that fetches plugin marketplaces.
+    path: Option<&'a std::ffi::OsStr>,
 }
 
 impl settings::Agent for ClaudeAgent<'_> {
@@ -200,7 +203,7 @@ impl settings::Agent for ClaudeAgent<'_> {
             path: moat_claude::CLAUDE_JSON.to_owned(),
             contents: claude_json,
         }];
-        let (seed, enabled) = plugin_seed(self.home, inputs, &mut warnings)?;
+        let (seed, enabled) = plugin_seed(self.home, inputs, self.path, &mut warnings)?;
         if !enabled.is_empty() {
             env.push((
                 moat_claude::PLUGIN_SEED_VARIABLE.to_owned(),
@@ -249,17 +252,42 @@ impl settings::Agent for ClaudeAgent<'_> {
 fn plugin_seed(
     home: &Path,
     inputs: &settings::AgentInputs<'_>,
+    path: Option<&std::ffi::OsStr>,
     warnings: &mut Vec<String>,
 ) -> Result<(moat_run::SeedDir, Vec<String>)> {
-    let report = plugin_report(home, inputs.workspace, &inputs.config.claude)?;
+    let mut report = plugin_report(home, inputs.workspace, &inputs.config.claude)?;
+    let fetch = inputs.acting.then_some(Fetching {
+        egress: inputs.egress,
+        rules: inputs.grant_rules,
+        rebuild: inputs.rebuild,
+        path,
+    });
+    fetched_marketplaces(
+        &mut report,
+        inputs.moat_home,
+        &inputs.config.claude,
+        fetch.as_ref(),
+    )?;
     warnings.extend(report.warnings.iter().cloned());
-    // Only what Claude Code keeps under `~/.claude/plugins` is copied: a `directory`
-    // marketplace is installed where its source is (often a workspace, which a run can
-    // change while the copy is made), and a stale entry names what is gone.
-    let plugins_dir = fs_err::canonicalize(home.join(".claude/plugins")).ok();
-    let copyable = |source: &str| match (&plugins_dir, fs_err::canonicalize(source).ok()) {
-        (Some(root), Some(path)) => path.starts_with(root) && path != *root && path.is_dir(),
-        _ => false,
+    // Only what Claude Code keeps under `~/.claude/plugins`, and what moat fetched into
+    // its own cache, is copied: a `directory` marketplace is installed where its source
+    // is (often a workspace, which a run can change while the copy is made), and a stale
+    // entry names what is gone.
+    let roots: Vec<PathBuf> = [
+        home.join(".claude/plugins"),
+        inputs.moat_home.root().join("plugins/marketplaces"),
+    ]
+    .iter()
+    .filter_map(|dir| fs_err::canonicalize(dir).ok())
+    .collect();
+    let copyable = |source: &str| match fs_err::canonicalize(source).ok() {
+        Some(path) => {
+            roots
+                .iter()
+                .any(|root| path.starts_with(root) && path != *root)
+                && path.is_dir()
+        }
+        None => false,
     };
     let seed = moat_claude::plugins::plugin_seed(&report, moat_run::CONTAINER_SEED_DIR, copyable);
     for (id, why, by_agent_yaml) in &seed.missing {
@@ -292,6 +320,99 @@ fn plugin_seed(
             .collect(),
     };
     Ok((dir, seed.enabled))
+}
+
+/// What fetching marketplaces for a run needs: the run's egress and grants.
+struct Fetching<'a> {
+    egress: &'a moat_run::EgressSettings,
+    rules: &'a [moat_proxy::GrantRule],
+    rebuild: bool,
+    path: Option<&'a std::ffi::OsStr>,
+}
+
+/// Fill `report` with the marketplaces moat fetches: each `claude.marketplaces` entry,
+/// and each host marketplace whose files are not here, that an enabled plugin comes
+/// from. With `fetch`, what is not cached (or everything, with `--rebuild`) is fetched;
+/// without, only the cache is looked at (`moat claude plugins list`, `--dry-run`).
+/// A workspace file's marketplace is never fetched: it comes with the repository,
+/// without the trust question.
+fn fetched_marketplaces(
+    report: &mut moat_claude::plugins::PluginReport,
+    moat_home: &moat_home::MoatHome,
+    claude: &moat_config::ClaudeSettings,
+    fetch: Option<&Fetching<'_>>,
+) -> Result<()> {
+    use super::marketplaces::{self, Remote};
+    for index in 0..report.marketplaces.len() {
+        let row = &report.marketplaces[index];
+        let wanted = report
+            .plugins
+            .iter()
+            .any(|p| p.enabled && p.marketplace == row.name && p.install_path.is_none());
+        let source = match row.origin {
+            moat_claude::plugins::Origin::AgentYaml => match claude.marketplaces.get(&row.name) {
+                Some(m) => serde_json::to_value(m)?,
+                None => continue,
+            },
+            moat_claude::plugins::Origin::Host if row.install_location.is_none() => {
+                row.source_json.clone()
+            }
+            _ => continue,
+        };
+        let Some(remote) = Remote::of_source(&source) else {
+            continue;
+        };
+        let name = row.name.clone();
+        let fetched = match fetch {
+            Some(f)
+                if wanted && (f.rebuild || marketplaces::cached(moat_home, &remote).is_none()) =>
+            {
+                crate::ui::errln!(
+                    "moat: fetching plugin marketplace `{name}` from {}",
+                    remote.url
+                );
+                Some(marketplaces::fetch(
+                    moat_home, &name, &remote, f.egress, f.rules, f.path,
+                )?)
+            }
+            _ => marketplaces::cached(moat_home, &remote),
+        };
+        let Some(fetched) = fetched else {
+            continue;
+        };
+        let dir = fetched.dir.display().to_string();
+        let row = &mut report.marketplaces[index];
+        row.install_location = Some(dir.clone());
+        row.last_updated = Some(fetched.fetched_at.to_string());
+        row.source_json = source;
+        let listing = moat_home::read_bounded(
+            &fetched.dir.join(".claude-plugin/marketplace.json"),
+            moat_home::FileKind::CLAUDE_SETTINGS,
+        );
+        for plugin in report
+            .plugins
+            .iter_mut()
+            .filter(|p| p.marketplace == name && p.install_path.is_none())
+        {
+            let found = match &listing {
+                Ok(json) => moat_claude::plugins::marketplace_plugin(json, &plugin.name),
+                Err(e) => Err(format!("the marketplace has no listing: {e}")),
+            };
+            match found {
+                Ok((relative, version)) => {
+                    plugin.install_path = Some(fetched.dir.join(relative).display().to_string());
+                    plugin.version = version.or_else(|| Some(fetched.commit[..12].to_owned()));
+                    plugin.commit = Some(fetched.commit.clone());
+                }
+                Err(why) if plugin.enabled => report.warnings.push(format!(
+                    "plugin `{}` of the fetched marketplace `{name}`: {why}",
+                    plugin.id
+                )),
+                Err(_) => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The container's MCP servers: the remote ones of the workspace file (top-level `mcp`),
@@ -565,7 +686,8 @@ fn plugins_list(ctx: &Context, path: Option<PathBuf>, json: bool) -> Result<i32>
         &ctx.home().config_file(),
         &ctx.env.overrides(),
     )?;
-    let report = plugin_report(&home, workspace.path(), &loaded.config.claude)?;
+    let mut report = plugin_report(&home, workspace.path(), &loaded.config.claude)?;
+    fetched_marketplaces(&mut report, ctx.home(), &loaded.config.claude, None)?;
     for warning in &report.warnings {
         crate::ui::errln!("warning: {warning}");
     }
@@ -625,7 +747,7 @@ fn plugins_list(ctx: &Context, path: Option<PathBuf>, json: bool) -> Result<i32>
     if !report.plugins.is_empty() {
         crate::ui::errln!(
             "note: a `moat claude` run gets copies of the enabled plugins this machine's Claude \
-             Code installed, from marketplaces it added; it fetches nothing (see docs/plugins.md)"
+             Code installed, and of those from marketplaces moat fetched for it (see docs/plugins.md)"
         );
     }
     if !report.marketplaces.is_empty() {

@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod grant;
 pub mod list;
 pub mod logs;
+pub mod marketplaces;
 pub mod meta;
 pub mod prune;
 pub mod run;

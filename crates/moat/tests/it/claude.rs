@@ -607,3 +607,211 @@ fn an_installed_host_plugin_runs_in_the_container() {
     );
     assert!(out.stderr.contains("hint: "), "{out:?}");
 }
+
+/// A marketplace that only `claude.marketplaces` names, in a private repository of a
+/// (fake) `github.com` served over git's smart HTTP: moat fetches it on the host through
+/// its own proxy, which injects the `github` grant, and the run gets read-only copies.
+#[test]
+fn a_private_marketplace_is_fetched_on_the_host_through_the_runs_grants() {
+    use std::os::unix::fs::PermissionsExt as _;
+    const GITHUB_TOKEN: &str = "ghp_moatTestMarketplaceToken0123456789abcdef";
+    let claude = Claude::new("Fetched in.");
+    claude.grant(API_KEY);
+
+    // The marketplace's repository: a listing and one plugin with a `Stop` hook.
+    let repos = tempfile::tempdir().unwrap();
+    let work = repos.path().join("work");
+    let write = |path: PathBuf, text: &str| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        work.join(".claude-plugin/marketplace.json"),
+        r#"{"name": "fakemkt", "owner": {"name": "moat tests"}, "plugins": [{"name": "hello", "source": "./plugins/hello", "description": "says hello", "version": "1.0.0"}]}"#,
+    );
+    let plugin = work.join("plugins/hello");
+    write(
+        plugin.join(".claude-plugin/plugin.json"),
+        r#"{"name": "hello", "version": "1.0.0", "description": "says hello"}"#,
+    );
+    write(
+        plugin.join("hooks/hooks.json"),
+        r#"{"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "${CLAUDE_PLUGIN_ROOT}/hooks/mark.sh"}]}]}}"#,
+    );
+    write(
+        plugin.join("hooks/mark.sh"),
+        "#!/bin/sh\necho \"hook of $CLAUDE_PLUGIN_ROOT\" > /workspace/plugin-hook-ran\nexit 0\n",
+    );
+    std::fs::set_permissions(
+        plugin.join("hooks/mark.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let git = |args: &[&str], dir: &std::path::Path| {
+        let out = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.test"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    };
+    git(&["init", "-q", "-b", "main"], &work);
+    git(&["add", "-A"], &work);
+    git(&["commit", "-q", "-m", "the marketplace"], &work);
+    std::fs::create_dir_all(repos.path().join("acme")).unwrap();
+    git(
+        &["clone", "-q", "--bare", "work", "acme/mkt.git"],
+        repos.path(),
+    );
+    let commit = String::from_utf8(
+        Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(&work)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
+
+    // The fake github.com: private, so only the grant's credential gets the repository.
+    let root = repos.path().to_owned();
+    let basic = format!(
+        "Basic {}",
+        crate::grants::base64_encode(format!("x-access-token:{GITHUB_TOKEN}").as_bytes())
+    );
+    let github = moat_test_support::FakeUpstream::start(&["github.com"], move |r| {
+        if r.header("authorization") == Some(basic.as_str()) {
+            moat_test_support::git_http_backend(&root, r)
+        } else {
+            moat_test_support::Reply::text(401, "authentication required")
+        }
+    });
+    let mut pem = std::fs::read(&claude.ca_file).unwrap();
+    pem.extend(std::fs::read(github.ca_file()).unwrap());
+    std::fs::write(&claude.ca_file, pem).unwrap();
+    let moat = |args: &[&str]| {
+        Out::from(
+            claude
+                .moat_reaching(&[("github.com", github.port())])
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+    };
+
+    // Enabled on the host; the marketplace only the workspace's agent.yaml names.
+    write(
+        claude.home().join(".claude/settings.json"),
+        r#"{"enabledPlugins": {"hello@fakemkt": true}}"#,
+    );
+    let agent_yaml = claude.env.workspace().join("agent.yaml");
+    write(
+        agent_yaml.clone(),
+        "claude:\n  marketplaces:\n    fakemkt: {source: github, repo: acme/mkt}\n",
+    );
+
+    // Without the grant the fetch gets the fake's 401, and says which grant helps.
+    let out = moat(&["claude", "--trust", "-p", "hi"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "cannot fetch plugin marketplace `fakemkt` from https://github.com/acme/mkt.git"
+        ),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("the `github` grant"), "{out:?}");
+    assert!(claude.env.list().is_empty(), "no run was made: {out:?}");
+
+    let out = Out::from(
+        claude
+            .moat()
+            .env("GITHUB_TOKEN", GITHUB_TOKEN)
+            .args(["grant", "github", "--no-validate"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    write(
+        agent_yaml.clone(),
+        "grants: [github]\nclaude:\n  marketplaces:\n    fakemkt: {source: github, repo: acme/mkt}\n",
+    );
+    let out = moat(&["claude", "--trust", "-p", "hi"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("Fetched in."), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "moat: fetching plugin marketplace `fakemkt` from https://github.com/acme/mkt.git"
+        ),
+        "{out:?}"
+    );
+    let marker = claude.env.workspace().join("plugin-hook-ran");
+    let ran = std::fs::read_to_string(&marker)
+        .unwrap_or_else(|e| panic!("the fetched plugin's hook did not run ({e}): {out:?}"));
+    assert!(ran.contains("hook of /run/moat/seed/"), "{ran}");
+    let fetches = github.requests().len();
+    assert!(fetches > 0);
+    // Nothing of the fetch's credential or clone is in what the run got.
+    let id = claude.env.list()[0]["id"].as_str().unwrap().to_owned();
+    let seed = claude.env.moat_home().join("runs").join(&id).join("seed");
+    assert!(
+        seed.join("marketplaces/fakemkt/.claude-plugin/marketplace.json")
+            .exists()
+    );
+    assert!(
+        !seed.join("marketplaces/fakemkt/.git").exists(),
+        "no clone metadata"
+    );
+    let grep = Command::new("grep")
+        .args(["-rlsF", GITHUB_TOKEN])
+        .arg(&seed)
+        .arg(claude.env.moat_home().join("plugins"))
+        .output()
+        .unwrap();
+    assert!(grep.stdout.is_empty(), "the token was written: {grep:?}");
+
+    // `plugins list` shows both sources and the pinned commit.
+    let out = moat(&["claude", "plugins", "list", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let listed: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let hello = &listed["plugins"][0];
+    assert_eq!(hello["id"], "hello@fakemkt", "{listed}");
+    assert_eq!(hello["enabled"], true, "{listed}");
+    assert_eq!(hello["commit"], commit.as_str(), "{listed}");
+    assert_eq!(hello["settings"][0]["origin"], "host", "{listed}");
+    assert_eq!(
+        listed["marketplaces"][0]["origin"], "agent.yaml",
+        "{listed}"
+    );
+
+    // The next run finds it fetched: not one request to the upstream.
+    std::fs::remove_file(&marker).unwrap();
+    let out = moat(&["claude", "--trust", "-p", "hi"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(marker.exists(), "the cached plugin ran: {out:?}");
+    assert!(
+        !out.stderr.contains("fetching plugin marketplace"),
+        "{out:?}"
+    );
+    assert_eq!(github.requests().len(), fetches, "nothing fetched again");
+
+    // `--rebuild` fetches again.
+    let out = moat(&["claude", "--trust", "--rebuild", "-p", "hi"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        github.requests().len() > fetches,
+        "--rebuild fetched again: {out:?}"
+    );
+
+    // agent.yaml's `claude.plugins` overrides the host's setting.
+    write(
+        agent_yaml,
+        "grants: [github]\nclaude:\n  marketplaces:\n    fakemkt: {source: github, repo: acme/mkt}\n  plugins:\n    \"hello@fakemkt\": false\n",
+    );
+    std::fs::remove_file(&marker).unwrap();
+    let out = moat(&["claude", "--trust", "-p", "hi"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!marker.exists(), "disabled by claude.plugins: {out:?}");
+}

@@ -1,0 +1,316 @@
+//! Fetching Claude Code plugin marketplaces on the host for a `moat claude` run: a
+//! `claude.marketplaces` entry, or a marketplace the host knows but has no files of, is
+//! cloned with git through a proxy of moat's own that enforces the run's policy and
+//! injects the run's grants (so the `github` grant reaches a private repository), into a
+//! cache under `MOAT_HOME/plugins/marketplaces/`. The run then gets read-only copies
+//! from there, as it does of what the host installed.
+//!
+//! The container never takes part: it gets no clone, no remote and no credential, only
+//! the files. The cache is keyed by the source and ref, so a changed configuration is
+//! fetched anew without `--rebuild`, and `--rebuild` fetches again what is cached.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use moat_home::MoatHome;
+use moat_proxy::{NetworkEvent, Proxy, Secret};
+use serde::{Deserialize, Serialize};
+
+use crate::ui::UserError;
+
+/// How long one marketplace's clone may take.
+const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A marketplace to fetch: its git remote (https) and the ref, if one is named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remote {
+    pub url: String,
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub git_ref: Option<String>,
+}
+
+impl Remote {
+    /// The remote of a marketplace source as Claude Code records it (`{"source":
+    /// "github", "repo": "owner/repo", "ref": ...}` or `{"source": "git", "url": ...}`).
+    pub fn of_source(source: &serde_json::Value) -> Option<Remote> {
+        let git_ref = source
+            .get("ref")
+            .and_then(|r| r.as_str())
+            .map(str::to_owned);
+        let url = match source.get("source")?.as_str()? {
+            "github" => format!("https://github.com/{}.git", source.get("repo")?.as_str()?),
+            "git" => source.get("url")?.as_str()?.to_owned(),
+            _ => return None,
+        };
+        url.starts_with("https://")
+            .then_some(Remote { url, git_ref })
+    }
+}
+
+/// What the cache holds of one fetched marketplace (`KEY.json` beside its directory).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Fetched {
+    pub remote: Remote,
+    /// The commit the files are of.
+    pub commit: String,
+    pub fetched_at: jiff::Timestamp,
+    /// The requests the fetch made, and how many the proxy refused.
+    pub requests: usize,
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+fn cache_root(home: &MoatHome) -> PathBuf {
+    home.root().join("plugins").join("marketplaces")
+}
+
+/// The cache's name for `remote`: what it fetches from, and nothing else.
+fn key(remote: &Remote) -> String {
+    let text = serde_json::to_string(remote).expect("a remote serialises");
+    moat_trust::content_hash(text.as_bytes())[..16].to_owned()
+}
+
+/// The cached fetch of `remote`, if there is one.
+pub fn cached(home: &MoatHome, remote: &Remote) -> Option<Fetched> {
+    let root = cache_root(home);
+    let key = key(remote);
+    let dir = root.join(&key);
+    let bytes = moat_home::read_bounded(
+        &root.join(format!("{key}.json")),
+        moat_home::FileKind::CLAUDE_SETTINGS,
+    )
+    .ok()?;
+    let mut fetched: Fetched = serde_json::from_slice(&bytes).ok()?;
+    (fetched.remote == *remote && dir.is_dir()).then(|| {
+        fetched.dir = dir;
+        fetched
+    })
+}
+
+/// Clone `remote` for marketplace `name` into the cache (replacing what was there),
+/// through a proxy enforcing `egress` with `rules`. Blocks: it runs its own small
+/// runtime on a thread, so it can be called from the settings' resolution.
+pub fn fetch(
+    home: &MoatHome,
+    name: &str,
+    remote: &Remote,
+    egress: &moat_run::EgressSettings,
+    rules: &[moat_proxy::GrantRule],
+    path: Option<&OsStr>,
+) -> Result<Fetched> {
+    let root = cache_root(home);
+    moat_home::MoatHome::create_private_dir(&root)
+        .with_context(|| format!("making `{}`", root.display()))?;
+    let key = key(remote);
+    // Into a fresh directory, moved into place only when complete: a failed or
+    // interrupted fetch leaves no half of a marketplace behind.
+    let staging = tempfile::Builder::new()
+        .prefix(&format!("{key}.fetching-"))
+        .tempdir_in(&root)
+        .with_context(|| format!("making a directory in `{}`", root.display()))?;
+    let checkout = staging.path().join("tree");
+    let config = moat_run::proxy_config(home, egress, Secret::random_token()?, rules.to_vec())?;
+    let (commit, events) = std::thread::scope(|scope| {
+        scope
+            .spawn(|| -> Result<(String, Vec<NetworkEvent>)> {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("starting the fetch's runtime")?
+                    .block_on(clone_through_proxy(config, remote, &checkout, path))
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+    .map_err(|e| fetch_failed(name, remote, e))?;
+    let fetched = Fetched {
+        remote: remote.clone(),
+        commit,
+        fetched_at: jiff::Timestamp::now(),
+        requests: events.len(),
+        dir: root.join(&key),
+    };
+    let old = root.join(format!("{key}.old"));
+    let _ = fs_err::remove_dir_all(&old);
+    if fetched.dir.exists() {
+        fs_err::rename(&fetched.dir, &old)?;
+    }
+    fs_err::rename(&checkout, &fetched.dir)?;
+    let _ = fs_err::remove_dir_all(&old);
+    moat_home::write_private_atomic(
+        &root.join(format!("{key}.json")),
+        &serde_json::to_vec_pretty(&fetched)?,
+    )?;
+    Ok(fetched)
+}
+
+fn fetch_failed(name: &str, remote: &Remote, e: anyhow::Error) -> anyhow::Error {
+    let private = remote.url.starts_with("https://github.com/");
+    UserError::new(format!(
+        "cannot fetch plugin marketplace `{name}` from {}: {e:#}",
+        remote.url
+    ))
+    .hint(if private {
+        "check the repository and `ref`; a private repository needs the `github` grant in the run (`moat grant github`, then `grants: [github]` or `-g github`)"
+    } else {
+        "check the URL and `ref`; a repository that needs a credential needs a grant for its host in the run"
+    })
+    .into()
+}
+
+/// Start a proxy on loopback, clone through it, stop it: the commit checked out, and the
+/// requests the proxy saw.
+async fn clone_through_proxy(
+    config: moat_proxy::ProxyConfig,
+    remote: &Remote,
+    checkout: &Path,
+    path: Option<&OsStr>,
+) -> Result<(String, Vec<NetworkEvent>)> {
+    let token = config.auth_token.clone();
+    let ca_pem = config.ca.cert_pem().to_owned();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<NetworkEvent>();
+    let proxy = Proxy::start(config, ([127, 0, 0, 1], 0).into(), tx)
+        .await
+        .context("starting the fetch's proxy")?;
+    let proxy_url = moat_proxy::proxy_url(proxy.local_addr(), &token);
+    let ca_file = checkout.with_file_name("moat-ca.pem");
+    fs_err::write(&ca_file, ca_pem)?;
+    let result = tokio::time::timeout(
+        FETCH_TIMEOUT,
+        git_clone(remote, checkout, proxy_url.expose(), &ca_file, path),
+    )
+    .await
+    .unwrap_or_else(|_| Err(anyhow::anyhow!("it took longer than {FETCH_TIMEOUT:?}")));
+    proxy.shutdown().await;
+    let mut events = Vec::new();
+    while let Ok(event) = rx.try_recv() {
+        events.push(event);
+    }
+    let commit = match result {
+        Ok(commit) => commit,
+        Err(e) => {
+            // What the proxy said is what the user can act on (a refused host, a 401).
+            let refused = events
+                .iter()
+                .find(|e| e.blocked || e.status >= 400 || e.error.is_some())
+                .map(|e| {
+                    format!(
+                        " ({} {} answered {}{})",
+                        e.method,
+                        e.url,
+                        e.status,
+                        e.error
+                            .as_deref()
+                            .map(|x| format!(": {x}"))
+                            .unwrap_or_default()
+                    )
+                })
+                .unwrap_or_default();
+            return Err(anyhow::anyhow!("{e:#}{refused}"));
+        }
+    };
+    Ok((commit, events))
+}
+
+/// `git` with nothing of the user's or the system's configuration, no prompts, no hooks,
+/// and the proxy (its token in the environment, never on a command line).
+fn git(proxy_url: &str, ca_file: &Path, path: Option<&OsStr>) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new("git");
+    command
+        .env_clear()
+        .envs(path.map(|p| ("PATH", p)))
+        .env("HOME", "/nonexistent")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ASKPASS", "/bin/false")
+        .env("GIT_CONFIG_COUNT", "5")
+        .env("GIT_CONFIG_KEY_0", "http.proxy")
+        .env("GIT_CONFIG_VALUE_0", proxy_url)
+        .env("GIT_CONFIG_KEY_1", "http.sslCAInfo")
+        .env("GIT_CONFIG_VALUE_1", ca_file)
+        .env("GIT_CONFIG_KEY_2", "core.hooksPath")
+        .env("GIT_CONFIG_VALUE_2", "/dev/null")
+        .env("GIT_CONFIG_KEY_3", "credential.helper")
+        .env("GIT_CONFIG_VALUE_3", "")
+        .env("GIT_CONFIG_KEY_4", "protocol.allow")
+        .env("GIT_CONFIG_VALUE_4", "never")
+        .env("GIT_PROTOCOL_FROM_USER", "0")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// Fetch `remote` (its `ref`, or its default branch) at depth 1 into `checkout` and check
+/// it out; the commit.
+async fn git_clone(
+    remote: &Remote,
+    checkout: &Path,
+    proxy_url: &str,
+    ca_file: &Path,
+    path: Option<&OsStr>,
+) -> Result<String> {
+    let run = |args: Vec<&str>| {
+        let mut command = git(proxy_url, ca_file, path);
+        // https only, and only for this one remote.
+        command
+            .args(["-c", "protocol.https.allow=always"])
+            .args(args);
+        async move {
+            let out = command.output().await.context("running git")?;
+            if out.status.success() {
+                Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            } else {
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let last = stderr.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
+                let last: String = last.trim().chars().filter(|c| !c.is_control()).collect();
+                Err(anyhow::anyhow!("git says: {last}"))
+            }
+        }
+    };
+    let dir = checkout
+        .to_str()
+        .context("a fetch directory that is not UTF-8")?;
+    run(vec!["init", "-q", dir]).await?;
+    let wanted = remote.git_ref.as_deref().unwrap_or("HEAD");
+    run(vec![
+        "-C",
+        dir,
+        "fetch",
+        "-q",
+        "--depth",
+        "1",
+        "--no-tags",
+        &remote.url,
+        wanted,
+    ])
+    .await?;
+    run(vec!["-C", dir, "checkout", "-q", "--detach", "FETCH_HEAD"]).await?;
+    run(vec!["-C", dir, "rev-parse", "HEAD"]).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_name_their_https_remote() {
+        let github = serde_json::json!({"source": "github", "repo": "acme/tools", "ref": "v1"});
+        assert_eq!(
+            Remote::of_source(&github),
+            Some(Remote {
+                url: "https://github.com/acme/tools.git".into(),
+                git_ref: Some("v1".into())
+            })
+        );
+        let ssh = serde_json::json!({"source": "git", "url": "git@github.com:a/b.git"});
+        assert_eq!(Remote::of_source(&ssh), None);
+        let dir = serde_json::json!({"source": "directory", "path": "/x"});
+        assert_eq!(Remote::of_source(&dir), None);
+        let a = Remote::of_source(&github).unwrap();
+        let mut b = a.clone();
+        b.git_ref = Some("v2".into());
+        assert_ne!(key(&a), key(&b), "another ref is another fetch");
+    }
+}
