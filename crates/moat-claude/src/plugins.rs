@@ -536,9 +536,11 @@ pub fn marketplace_plugin(
         .ok_or_else(|| {
             format!("its `.claude-plugin/marketplace.json` lists no plugin `{plugin}`")
         })?;
+    // It names a directory and is shown: one plain path component, or none.
     let version = entry
         .get("version")
         .and_then(Value::as_str)
+        .filter(|v| safe_component(v))
         .map(str::to_owned);
     let root = json
         .pointer("/metadata/pluginRoot")
@@ -571,7 +573,11 @@ pub fn marketplace_plugin(
 
 /// A name that is one path component: no separators, not `.` or `..`.
 fn safe_component(name: &str) -> bool {
-    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\'])
+        && !name.chars().any(char::is_control)
 }
 
 #[cfg(test)]

@@ -1054,6 +1054,18 @@ fn check_git_url(url: &str) -> Result<(), Invalid> {
     let scp_ok = url
         .split_once(':')
         .is_some_and(|(host, path)| host.contains('@') && !host.contains('/') && !path.is_empty());
+    let authority = url
+        .split_once("://")
+        .map(|(_, rest)| rest.split('/').next().unwrap_or(rest));
+    if authority.is_some_and(|a| a.contains('@')) && !url.starts_with("ssh://") {
+        // The URL itself is not repeated: it holds the secret.
+        return Err(Invalid::new(
+            "this git URL carries a user or password (`user:token@`), which would be written into the run's files",
+        )
+        .with_hint(
+            "write the URL without `user:token@`; the run's grant for the host adds the credential (e.g. `grants: [github]`)",
+        ));
+    }
     if (scheme_ok || scp_ok) && !url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         Ok(())
     } else {
@@ -1864,5 +1876,15 @@ mcp:
                 .unwrap()
                 .starts_with("remove the YAML aliases")
         );
+    }
+
+    #[test]
+    fn a_marketplace_url_with_a_credential_is_refused_without_repeating_it() {
+        let shown = errors(
+            "claude:\n  marketplaces:\n    m: {source: git, url: \"https://me:glpat-secret@gitlab.example/o/p.git\"}\n",
+        );
+        assert!(shown.contains("carries a user or password"), "{shown}");
+        assert!(shown.contains("grant"), "{shown}");
+        assert!(!shown.contains("glpat-secret"), "{shown}");
     }
 }

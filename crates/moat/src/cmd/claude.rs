@@ -343,20 +343,27 @@ fn fetched_marketplaces(
     fetch: Option<&Fetching<'_>>,
 ) -> Result<()> {
     use super::marketplaces::{self, Remote};
+    use moat_claude::plugins::Origin;
     for index in 0..report.marketplaces.len() {
         let row = &report.marketplaces[index];
-        let wanted = report
-            .plugins
-            .iter()
-            .any(|p| p.enabled && p.marketplace == row.name && p.install_path.is_none());
+        // Fetched only for a plugin that a trusted source enables (the host's settings or
+        // `claude.plugins`): a workspace's `.claude/settings.json` may turn on what is
+        // here, but never makes moat fetch with the run's grants.
+        let wanted = report.plugins.iter().any(|p| {
+            p.enabled
+                && p.marketplace == row.name
+                && p.install_path.is_none()
+                && p.settings
+                    .iter()
+                    .rfind(|s| s.origin != Origin::Workspace)
+                    .is_some_and(|s| s.enabled)
+        });
         let source = match row.origin {
-            moat_claude::plugins::Origin::AgentYaml => match claude.marketplaces.get(&row.name) {
+            Origin::AgentYaml => match claude.marketplaces.get(&row.name) {
                 Some(m) => serde_json::to_value(m)?,
                 None => continue,
             },
-            moat_claude::plugins::Origin::Host if row.install_location.is_none() => {
-                row.source_json.clone()
-            }
+            Origin::Host if row.install_location.is_none() => row.source_json.clone(),
             _ => continue,
         };
         let Some(remote) = Remote::of_source(&source) else {
@@ -364,31 +371,47 @@ fn fetched_marketplaces(
         };
         let name = row.name.clone();
         let fetched = match fetch {
-            Some(f)
-                if wanted && (f.rebuild || marketplaces::cached(moat_home, &remote).is_none()) =>
-            {
-                crate::ui::errln!(
-                    "moat: fetching plugin marketplace `{name}` from {}",
-                    remote.url
-                );
-                Some(marketplaces::fetch(
-                    moat_home, &name, &remote, f.egress, f.rules, f.path,
-                )?)
+            Some(f) => {
+                let grants = marketplaces::grant_names(f.rules);
+                let cached = marketplaces::cached(moat_home, &remote, &grants);
+                if wanted && (f.rebuild || cached.is_none()) {
+                    crate::ui::errln!(
+                        "moat: fetching plugin marketplace `{name}` from {}",
+                        remote.url
+                    );
+                    Some(marketplaces::fetch(
+                        moat_home, &name, &remote, f.egress, f.rules, f.path,
+                    )?)
+                } else {
+                    cached
+                }
             }
-            _ => marketplaces::cached(moat_home, &remote),
+            // `plugins list` and `--dry-run` know no run's grants: what any fetch got.
+            None => marketplaces::cached_any(moat_home, &remote),
         };
         let Some(fetched) = fetched else {
             continue;
         };
-        let dir = fetched.dir.display().to_string();
         let row = &mut report.marketplaces[index];
-        row.install_location = Some(dir.clone());
+        row.install_location = Some(fetched.dir.display().to_string());
         row.last_updated = Some(fetched.fetched_at.to_string());
         row.source_json = source;
-        let listing = moat_home::read_bounded(
-            &fetched.dir.join(".claude-plugin/marketplace.json"),
-            moat_home::FileKind::CLAUDE_SETTINGS,
-        );
+        // The listing is read only from inside the checkout: a committed link in its place
+        // must not make moat read a file of this machine.
+        let listing_path = fetched.dir.join(".claude-plugin/marketplace.json");
+        let listing = match (
+            fs_err::canonicalize(&listing_path),
+            fs_err::canonicalize(&fetched.dir),
+        ) {
+            (Ok(path), Ok(root)) if path.starts_with(&root) => {
+                moat_home::read_bounded(&path, moat_home::FileKind::CLAUDE_SETTINGS)
+                    .map_err(|e| e.to_string())
+            }
+            _ => Err(format!(
+                "`{}` is not a file inside the marketplace's files",
+                listing_path.display()
+            )),
+        };
         for plugin in report
             .plugins
             .iter_mut()
@@ -398,16 +421,37 @@ fn fetched_marketplaces(
                 Ok(json) => moat_claude::plugins::marketplace_plugin(json, &plugin.name),
                 Err(e) => Err(format!("the marketplace has no listing: {e}")),
             };
+            // The plugin's directory must be inside its marketplace's checkout once links
+            // are followed: a link in a hostile repository must not make the run copy
+            // another directory of this machine. The resolved path is what is copied.
+            let found = found.and_then(|(relative, version)| {
+                let resolved = fs_err::canonicalize(fetched.dir.join(&relative)).ok();
+                let root = fs_err::canonicalize(&fetched.dir).ok();
+                match resolved.zip(root) {
+                    Some((path, root))
+                        if path.starts_with(&root) && path != root && path.is_dir() =>
+                    {
+                        Ok((path, version))
+                    }
+                    _ => Err(format!(
+                        "its source `{relative}` is not a directory inside the marketplace's files"
+                    )),
+                }
+            });
             match found {
-                Ok((relative, version)) => {
-                    plugin.install_path = Some(fetched.dir.join(relative).display().to_string());
+                Ok((path, version)) => {
+                    plugin.install_path = Some(path.display().to_string());
                     plugin.version = version.or_else(|| Some(fetched.commit[..12].to_owned()));
                     plugin.commit = Some(fetched.commit.clone());
                 }
-                Err(why) if plugin.enabled => report.warnings.push(format!(
-                    "plugin `{}` of the fetched marketplace `{name}`: {why}",
-                    plugin.id
-                )),
+                Err(why) if plugin.enabled => {
+                    // The reason may quote the marketplace's listing: no control characters.
+                    let why: String = why.chars().filter(|c| !c.is_control()).collect();
+                    report.warnings.push(format!(
+                        "plugin `{}` of the fetched marketplace `{name}`: {why}",
+                        plugin.id
+                    ));
+                }
                 Err(_) => {}
             }
         }

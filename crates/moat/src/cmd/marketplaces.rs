@@ -21,6 +21,11 @@ use crate::ui::UserError;
 
 /// How long one marketplace's clone may take.
 const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+/// The most a marketplace's files may hold (a run's seed holds at most 512 MiB anyway).
+const MAX_BYTES: u64 = 512 * 1024 * 1024;
+const MAX_ENTRIES: u64 = 100_000;
+/// The most of git's standard output read (a listing of `MAX_ENTRIES` files fits).
+const MAX_OUTPUT: usize = 32 * 1024 * 1024;
 
 /// A marketplace to fetch: its git remote (https) and the ref, if one is named.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,20 +48,28 @@ impl Remote {
             "git" => source.get("url")?.as_str()?.to_owned(),
             _ => return None,
         };
-        url.starts_with("https://")
-            .then_some(Remote { url, git_ref })
+        // A URL with `user:password@` is not fetched: its credential would be on git's
+        // command line and in the cache; the run's grants add credentials instead.
+        let authority = url.strip_prefix("https://")?.split('/').next()?;
+        (!authority.contains('@')).then_some(Remote { url, git_ref })
     }
 }
 
-/// What the cache holds of one fetched marketplace (`KEY.json` beside its directory).
+/// What the cache holds of one fetched marketplace (`KEY.json`, naming its directory).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Fetched {
     pub remote: Remote,
+    /// The grants the fetch had: what it could read is what they allowed.
+    pub grants: Vec<String>,
     /// The commit the files are of.
     pub commit: String,
     pub fetched_at: jiff::Timestamp,
-    /// The requests the fetch made, and how many the proxy refused.
+    /// How many requests the fetch made.
     pub requests: usize,
+    /// The fetch's directory beside `KEY.json` (`KEY.RANDOM`, the files in its `tree/`):
+    /// never changed once written, so what a run checked is what it copies; a new fetch
+    /// makes a new one.
+    pub checkout: String,
     #[serde(skip)]
     pub dir: PathBuf,
 }
@@ -65,27 +78,61 @@ fn cache_root(home: &MoatHome) -> PathBuf {
     home.root().join("plugins").join("marketplaces")
 }
 
-/// The cache's name for `remote`: what it fetches from, and nothing else.
-fn key(remote: &Remote) -> String {
-    let text = serde_json::to_string(remote).expect("a remote serialises");
-    moat_trust::content_hash(text.as_bytes())[..16].to_owned()
+/// The cache's name for `remote` fetched with `grants`: a private repository fetched
+/// with a grant is not there for a run without it.
+fn key(remote: &Remote, grants: &[String]) -> String {
+    let text = serde_json::to_string(&(remote, grants)).expect("a remote serialises");
+    let hash = moat_trust::content_hash(text.as_bytes());
+    hash.trim_start_matches("sha256:").to_owned()
 }
 
-/// The cached fetch of `remote`, if there is one.
-pub fn cached(home: &MoatHome, remote: &Remote) -> Option<Fetched> {
+/// The names of the grants `rules` come from, sorted, once each.
+pub fn grant_names(rules: &[moat_proxy::GrantRule]) -> Vec<String> {
+    let mut names: Vec<String> = rules.iter().map(|r| r.grant().to_owned()).collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The cached fetch of `remote` with `grants`, if there is one.
+pub fn cached(home: &MoatHome, remote: &Remote, grants: &[String]) -> Option<Fetched> {
     let root = cache_root(home);
-    let key = key(remote);
-    let dir = root.join(&key);
+    let key = key(remote, grants);
     let bytes = moat_home::read_bounded(
         &root.join(format!("{key}.json")),
         moat_home::FileKind::CLAUDE_SETTINGS,
     )
     .ok()?;
     let mut fetched: Fetched = serde_json::from_slice(&bytes).ok()?;
-    (fetched.remote == *remote && dir.is_dir()).then(|| {
+    let ours = fetched
+        .checkout
+        .strip_prefix(&format!("{key}."))
+        .is_some_and(|rest| !rest.is_empty() && !rest.contains(['/', '.']));
+    let dir = root.join(&fetched.checkout).join("tree");
+    (ours && fetched.remote == *remote && fetched.grants == grants && dir.is_dir()).then(|| {
         fetched.dir = dir;
         fetched
     })
+}
+
+/// The cached fetch of `remote` with whichever grants it was made (for showing what a
+/// run got, `moat claude plugins list`): the latest.
+pub fn cached_any(home: &MoatHome, remote: &Remote) -> Option<Fetched> {
+    let root = cache_root(home);
+    fs_err::read_dir(&root)
+        .ok()?
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let key = name.strip_suffix(".json")?;
+            let bytes =
+                moat_home::read_bounded(&entry.path(), moat_home::FileKind::CLAUDE_SETTINGS)
+                    .ok()?;
+            let fetched: Fetched = serde_json::from_slice(&bytes).ok()?;
+            (fetched.remote == *remote && self::key(remote, &fetched.grants) == key)
+                .then(|| cached(home, remote, &fetched.grants))?
+        })
+        .max_by_key(|f| f.fetched_at)
 }
 
 /// Clone `remote` for marketplace `name` into the cache (replacing what was there),
@@ -102,15 +149,18 @@ pub fn fetch(
     let root = cache_root(home);
     moat_home::MoatHome::create_private_dir(&root)
         .with_context(|| format!("making `{}`", root.display()))?;
-    let key = key(remote);
-    // Into a fresh directory, moved into place only when complete: a failed or
-    // interrupted fetch leaves no half of a marketplace behind.
+    let grants = grant_names(rules);
+    let key = key(remote, &grants);
+    // Into a fresh directory of its own, never changed afterwards; `KEY.json` names it
+    // only once it is complete, so a failed or interrupted fetch leaves no half of a
+    // marketplace that a run would use.
     let staging = tempfile::Builder::new()
-        .prefix(&format!("{key}.fetching-"))
+        .prefix(&format!("{key}."))
+        .rand_bytes(8)
         .tempdir_in(&root)
         .with_context(|| format!("making a directory in `{}`", root.display()))?;
-    let checkout = staging.path().join("tree");
     let config = moat_run::proxy_config(home, egress, Secret::random_token()?, rules.to_vec())?;
+    let checkout = staging.path().join("tree");
     let (commit, events) = std::thread::scope(|scope| {
         scope
             .spawn(|| -> Result<(String, Vec<NetworkEvent>)> {
@@ -124,24 +174,37 @@ pub fn fetch(
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
     .map_err(|e| fetch_failed(name, remote, e))?;
+    let previous = cached(home, remote, &grants);
+    let dir = staging.keep();
+    let checkout_name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("a cache directory name that is not UTF-8")?
+        .to_owned();
     let fetched = Fetched {
         remote: remote.clone(),
+        grants,
         commit,
         fetched_at: jiff::Timestamp::now(),
         requests: events.len(),
-        dir: root.join(&key),
+        checkout: checkout_name,
+        dir: dir.join("tree"),
     };
-    let old = root.join(format!("{key}.old"));
-    let _ = fs_err::remove_dir_all(&old);
-    if fetched.dir.exists() {
-        fs_err::rename(&fetched.dir, &old)?;
-    }
-    fs_err::rename(&checkout, &fetched.dir)?;
-    let _ = fs_err::remove_dir_all(&old);
-    moat_home::write_private_atomic(
+    let written = moat_home::write_private_atomic(
         &root.join(format!("{key}.json")),
         &serde_json::to_vec_pretty(&fetched)?,
-    )?;
+    );
+    if let Err(e) = written {
+        let _ = fs_err::remove_dir_all(&dir);
+        return Err(e.into());
+    }
+    // The previous checkout goes once nothing names it (a run copying from it right now
+    // fails with an error rather than copying something else).
+    if let Some(previous) = previous
+        && let Some(old) = previous.dir.parent()
+    {
+        let _ = fs_err::remove_dir_all(old);
+    }
     Ok(fetched)
 }
 
@@ -253,16 +316,37 @@ async fn git_clone(
 ) -> Result<String> {
     let run = |args: Vec<&str>| {
         let mut command = git(proxy_url, ca_file, path);
-        // https only, and only for this one remote.
+        // https only, and only for this one remote; run from the fetch's own directory,
+        // never from where the user stands (a repository there has its own config).
         command
+            .current_dir(checkout.parent().unwrap_or(checkout))
             .args(["-c", "protocol.https.allow=always"])
             .args(args);
         async move {
-            let out = command.output().await.context("running git")?;
-            if out.status.success() {
-                Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            // Its own process group, killed whole if the fetch is cut short (git leaves
+            // `git-remote-https` and `index-pack` running otherwise); only the end of what
+            // it says is kept (a server's `remote:` lines need not end).
+            command
+                .process_group(0)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            let mut child = command.spawn().context("running git")?;
+            let kill = KillGroup(
+                child
+                    .id()
+                    .and_then(|id| i32::try_from(id).ok())
+                    .map(nix::unistd::Pid::from_raw),
+            );
+            let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+            let (stdout, stderr, status) =
+                tokio::join!(head(stdout, MAX_OUTPUT), tail(stderr, 4096), child.wait());
+            kill.disarm();
+            let status = status.context("waiting for git")?;
+            if status.success() {
+                let stdout = stdout.context("git said more than moat reads")?;
+                Ok(String::from_utf8_lossy(&stdout).trim().to_owned())
             } else {
-                let stderr = String::from_utf8_lossy(&out.stderr);
+                let stderr = String::from_utf8_lossy(&stderr);
                 let last = stderr.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
                 let last: String = last.trim().chars().filter(|c| !c.is_control()).collect();
                 Err(anyhow::anyhow!("git says: {last}"))
@@ -282,12 +366,93 @@ async fn git_clone(
         "--depth",
         "1",
         "--no-tags",
+        "--end-of-options",
         &remote.url,
         wanted,
     ])
     .await?;
+    // What the checkout would write, before it writes it: a small pack can hold a tree
+    // of a hundred gigabytes (one blob named a thousand times).
+    let listing = run(vec!["-C", dir, "ls-tree", "-r", "-l", "-z", "FETCH_HEAD"]).await?;
+    let (entries, bytes) = listing.split('\0').filter(|line| !line.is_empty()).fold(
+        (0u64, 0u64),
+        |(n, total), line| {
+            let size = line
+                .split_whitespace()
+                .nth(3)
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0);
+            (n + 1, total.saturating_add(size))
+        },
+    );
+    if entries > MAX_ENTRIES || bytes > MAX_BYTES {
+        anyhow::bail!(
+            "its files are too big for a marketplace ({entries} files, {} MiB; at most {MAX_ENTRIES} files and {} MiB)",
+            bytes / (1024 * 1024),
+            MAX_BYTES / (1024 * 1024)
+        );
+    }
     run(vec!["-C", dir, "checkout", "-q", "--detach", "FETCH_HEAD"]).await?;
     run(vec!["-C", dir, "rev-parse", "HEAD"]).await
+}
+
+/// Kills a process group when dropped: git's helpers with it, when a fetch is cut short.
+struct KillGroup(Option<nix::unistd::Pid>);
+
+impl KillGroup {
+    /// The process was waited for: nothing to kill (and its id may be reused).
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        if let Some(group) = self.0 {
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// Everything `reader` gives until it ends, or `None` past `max` bytes (the rest is read
+/// and dropped, so the writer is never left blocked).
+async fn head(reader: Option<impl tokio::io::AsyncRead + Unpin>, max: usize) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut reader = reader?;
+    let mut kept = Vec::new();
+    let mut over = false;
+    let mut chunk = vec![0u8; 8192];
+    while let Ok(n) = reader.read(&mut chunk).await {
+        if n == 0 {
+            break;
+        }
+        if !over && kept.len() + n <= max {
+            kept.extend_from_slice(&chunk[..n]);
+        } else {
+            over = true;
+        }
+    }
+    (!over).then_some(kept)
+}
+
+/// Everything `reader` gives until it ends, keeping only the last `keep` bytes.
+async fn tail(reader: Option<impl tokio::io::AsyncRead + Unpin>, keep: usize) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let Some(mut reader) = reader else {
+        return Vec::new();
+    };
+    let mut kept = Vec::new();
+    let mut chunk = vec![0u8; 8192];
+    while let Ok(n) = reader.read(&mut chunk).await {
+        if n == 0 {
+            break;
+        }
+        kept.extend_from_slice(&chunk[..n]);
+        if kept.len() > keep {
+            kept.drain(..kept.len() - keep);
+        }
+    }
+    kept
 }
 
 #[cfg(test)]
@@ -308,9 +473,21 @@ mod tests {
         assert_eq!(Remote::of_source(&ssh), None);
         let dir = serde_json::json!({"source": "directory", "path": "/x"});
         assert_eq!(Remote::of_source(&dir), None);
+        let token = serde_json::json!({"source": "git", "url": "https://u:tok@h/r.git"});
+        assert_eq!(
+            Remote::of_source(&token),
+            None,
+            "a credential in a URL is not used"
+        );
         let a = Remote::of_source(&github).unwrap();
         let mut b = a.clone();
         b.git_ref = Some("v2".into());
-        assert_ne!(key(&a), key(&b), "another ref is another fetch");
+        assert_ne!(key(&a, &[]), key(&b, &[]), "another ref is another fetch");
+        assert_ne!(
+            key(&a, &[]),
+            key(&a, &["github".to_owned()]),
+            "what a grant fetched is not there without it"
+        );
+        assert_eq!(key(&a, &[]).len(), 64);
     }
 }

@@ -627,8 +627,11 @@ fn a_private_marketplace_is_fetched_on_the_host_through_the_runs_grants() {
     };
     write(
         work.join(".claude-plugin/marketplace.json"),
-        r#"{"name": "fakemkt", "owner": {"name": "moat tests"}, "plugins": [{"name": "hello", "source": "./plugins/hello", "description": "says hello", "version": "1.0.0"}]}"#,
+        r#"{"name": "fakemkt", "owner": {"name": "moat tests"}, "plugins": [{"name": "hello", "source": "./plugins/hello", "description": "says hello", "version": "1.0.0"}, {"name": "sneaky", "source": "./outside"}]}"#,
     );
+    // A hostile repository's link out of itself: its plugin must not bring this
+    // machine's directory into the run.
+    std::os::unix::fs::symlink("/etc", work.join("outside")).unwrap();
     let plugin = work.join("plugins/hello");
     write(
         plugin.join(".claude-plugin/plugin.json"),
@@ -705,7 +708,7 @@ fn a_private_marketplace_is_fetched_on_the_host_through_the_runs_grants() {
     // Enabled on the host; the marketplace only the workspace's agent.yaml names.
     write(
         claude.home().join(".claude/settings.json"),
-        r#"{"enabledPlugins": {"hello@fakemkt": true}}"#,
+        r#"{"enabledPlugins": {"hello@fakemkt": true, "sneaky@fakemkt": true}}"#,
     );
     let agent_yaml = claude.env.workspace().join("agent.yaml");
     write(
@@ -751,6 +754,12 @@ fn a_private_marketplace_is_fetched_on_the_host_through_the_runs_grants() {
     let ran = std::fs::read_to_string(&marker)
         .unwrap_or_else(|e| panic!("the fetched plugin's hook did not run ({e}): {out:?}"));
     assert!(ran.contains("hook of /run/moat/seed/"), "{ran}");
+    assert!(
+        out.stderr.contains(
+            "plugin `sneaky@fakemkt` of the fetched marketplace `fakemkt`: its source `outside` is not a directory inside the marketplace's files"
+        ),
+        "{out:?}"
+    );
     let fetches = github.requests().len();
     assert!(fetches > 0);
     // Nothing of the fetch's credential or clone is in what the run got.
@@ -763,6 +772,17 @@ fn a_private_marketplace_is_fetched_on_the_host_through_the_runs_grants() {
     assert!(
         !seed.join("marketplaces/fakemkt/.git").exists(),
         "no clone metadata"
+    );
+    assert!(
+        !seed.join("cache/fakemkt/sneaky").exists(),
+        "nothing from outside"
+    );
+    assert!(
+        std::fs::symlink_metadata(seed.join("marketplaces/fakemkt/outside"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "a link stays a link (to the container's own /etc)"
     );
     let grep = Command::new("grep")
         .args(["-rlsF", GITHUB_TOKEN])
@@ -814,4 +834,13 @@ fn a_private_marketplace_is_fetched_on_the_host_through_the_runs_grants() {
     let out = moat(&["claude", "--trust", "-p", "hi"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(!marker.exists(), "disabled by claude.plugins: {out:?}");
+    let out = moat(&["claude", "plugins", "list"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("host=on agent.yaml=off")
+            && out
+                .stdout
+                .contains("not enabled: disabled by `claude.plugins`"),
+        "{out:?}"
+    );
 }
