@@ -487,14 +487,24 @@ pub fn plugin_seed(
             continue;
         }
         if !known.contains_key(&marketplace.name) {
+            let copy = format!("{seed_root}/marketplaces/{}", marketplace.name);
+            // A directory marketplace's entry names the copy, not this machine's path
+            // (Claude Code loads its plugins from the marketplace's files, at
+            // `installLocation`).
+            let directory = marketplace.source_json["source"] == "directory";
+            let source = if directory {
+                serde_json::json!({"source": "directory", "path": copy})
+            } else {
+                marketplace.source_json.clone()
+            };
             // Claude Code 2.1.332 registers a seed's marketplace only with all three
             // fields (without them it skips the entry without a word).
             known.insert(
                 marketplace.name.clone(),
                 serde_json::json!({
                     "autoUpdate": false,
-                    "source": marketplace.source_json,
-                    "installLocation": format!("{seed_root}/marketplaces/{}", marketplace.name),
+                    "source": source,
+                    "installLocation": copy,
                     "lastUpdated": marketplace.last_updated.as_deref().unwrap_or("1970-01-01T00:00:00.000Z"),
                 }),
             );
@@ -635,6 +645,45 @@ mod tests {
         assert!(seed.enabled.is_empty() && seed.trees.is_empty());
         assert!(seed.missing.iter().any(|(id, why, _)| id == "review@tools"
             && why.contains("/h/.claude/plugins/cache/tools/review/2.0.1")));
+    }
+
+    /// A directory marketplace (`claude plugin marketplace add ~/src/my-plugins`) is a
+    /// directory of this machine: the container's entry names the copy.
+    #[test]
+    fn a_directory_marketplace_is_named_by_its_copy() {
+        let host = br#"{"enabledPlugins": {"p@local": true}}"#;
+        let known = br#"{"local": {"source": {"source": "directory", "path": "/src/my-plugins"}, "installLocation": "/src/my-plugins"}}"#;
+        let installed = br#"{"version": 2, "plugins": {"p@local": [{"version": "1.0.0", "installPath": "/h/.claude/plugins/cache/local/p/1.0.0"}]}}"#;
+        let report = resolve_plugins(&PluginInputs {
+            host_settings: Some(host),
+            host_known_marketplaces: Some(known),
+            host_installed_plugins: Some(installed),
+            ..PluginInputs::default()
+        });
+        let seed = plugin_seed(&report, "/seed", |_| true);
+        assert_eq!(seed.enabled, ["p@local"]);
+        assert_eq!(
+            seed.trees,
+            [
+                (
+                    "/src/my-plugins".to_owned(),
+                    "marketplaces/local".to_owned()
+                ),
+                (
+                    "/h/.claude/plugins/cache/local/p/1.0.0".to_owned(),
+                    "cache/local/p/1.0.0".to_owned()
+                ),
+            ]
+        );
+        let known: Value = serde_json::from_slice(&seed.known_marketplaces).unwrap();
+        assert_eq!(
+            known["local"]["source"],
+            serde_json::json!({"source": "directory", "path": "/seed/marketplaces/local"})
+        );
+        assert_eq!(
+            known["local"]["installLocation"],
+            "/seed/marketplaces/local"
+        );
     }
 
     #[test]

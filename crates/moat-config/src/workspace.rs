@@ -456,14 +456,6 @@ impl Check<'_> {
                  `disable_agent_turns`)",
             ),
             (
-                marketplaces.clone().any(|m| m.source.value == "directory"),
-                "claude.marketplaces",
-                "moat claude fetches `github` and `git` marketplaces, not host directories \
-                 (a workspace's file must not name a host directory for the container): add \
-                 it with Claude Code on this machine (`claude plugin marketplace add PATH`), \
-                 and moat brings its installed plugins in",
-            ),
-            (
                 marketplaces.clone().any(|m| {
                     m.source.value == "git"
                         && m.url

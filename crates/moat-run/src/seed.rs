@@ -8,8 +8,14 @@
 //! kept as links (they resolve inside the container, where only the container's files
 //! are). The copy is bounded: a tree over [`MAX_SEED_BYTES`] is refused.
 
+use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::PermissionsExt as _;
+
+use fs_err::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::{AtFlags, OFlag, openat};
+use nix::sys::stat::{Mode, SFlag};
 
 use crate::{HomeFile, RunError};
 
@@ -61,50 +67,145 @@ pub(crate) fn write_seed(dir: &Path, seed: &SeedDir) -> Result<(), RunError> {
     make_readable(dir)
 }
 
+/// Copy the directory `from` to `to` without ever following a link on the host: `from`
+/// is resolved once, then every component of it and every entry below is opened relative
+/// to its parent's descriptor with `O_NOFOLLOW`. A tree a run can write to (a workspace's
+/// own marketplace) may be changed while it is copied; a directory swapped for a link to
+/// `/root` then fails to open, rather than being read, and a link is copied as a link.
 fn copy_tree(from: &Path, to: &Path, budget: &mut u64) -> Result<(), RunError> {
-    let meta = fs_err::symlink_metadata(from).map_err(|e| RunError::io(from, e))?;
-    if !meta.is_dir() {
-        return Err(RunError::File {
-            path: from.to_owned(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a directory"),
-        });
-    }
+    use std::rc::Rc;
+
+    let from = fs_err::canonicalize(from).map_err(RunError::Io)?;
+    let root = open_no_links(&from).map_err(|e| RunError::io(&from, e))?;
     fs_err::create_dir_all(to).map_err(RunError::Io)?;
-    let mut stack = vec![(from.to_owned(), to.to_owned())];
-    while let Some((src, dst)) = stack.pop() {
-        let entries = fs_err::read_dir(&src).map_err(RunError::Io)?;
-        for entry in entries {
-            let entry = entry.map_err(RunError::Io)?;
-            let name = entry.file_name();
-            if name == ".git" {
-                continue;
+    // Each pending directory holds its parent's descriptor: depth-first, so at most one
+    // open directory per level.
+    let mut stack = vec![(Rc::new(root), from.clone(), to.to_owned(), 0usize)];
+    while let Some((dir, src, dst, depth)) = stack.pop() {
+        if depth > MAX_SEED_DEPTH {
+            return Err(RunError::File {
+                path: src,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("more than {MAX_SEED_DEPTH} directories deep"),
+                ),
+            });
+        }
+        let listing = nix::dir::Dir::openat(
+            &*dir,
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| RunError::io(&src, e.into()))?;
+        let mut names = Vec::new();
+        for entry in listing {
+            let entry = entry.map_err(|e| RunError::io(&src, e.into()))?;
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." && name != b".git" {
+                names.push(std::ffi::OsStr::from_bytes(name).to_owned());
             }
-            let (src, dst) = (entry.path(), dst.join(&name));
-            let kind = entry.file_type().map_err(RunError::Io)?;
-            if kind.is_dir() {
-                fs_err::create_dir(&dst).map_err(RunError::Io)?;
-                stack.push((src, dst));
-            } else if kind.is_symlink() {
-                let target = fs_err::read_link(&src).map_err(RunError::Io)?;
-                std::os::unix::fs::symlink(&target, &dst).map_err(|e| RunError::io(&dst, e))?;
-            } else if kind.is_file() {
-                let size = entry.metadata().map_err(RunError::Io)?.len();
-                *budget = budget.checked_sub(size).ok_or_else(|| RunError::File {
-                    path: from.to_owned(),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::FileTooLarge,
-                        format!(
-                            "more than {} MiB to copy into the run",
-                            MAX_SEED_BYTES / (1024 * 1024)
-                        ),
-                    ),
-                })?;
-                // `copy` keeps the mode: hook scripts stay executable.
-                fs_err::copy(&src, &dst).map_err(RunError::Io)?;
+        }
+        for name in names {
+            let (path, target) = (src.join(&name), dst.join(&name));
+            let stat =
+                nix::sys::stat::fstatat(&*dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .map_err(|e| RunError::io(&path, e.into()))?;
+            match SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT {
+                SFlag::S_IFDIR => {
+                    let child = openat(
+                        &*dir,
+                        name.as_os_str(),
+                        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(|e| RunError::io(&path, e.into()))?;
+                    fs_err::create_dir(&target).map_err(RunError::Io)?;
+                    stack.push((Rc::new(child), path, target, depth + 1));
+                }
+                SFlag::S_IFLNK => {
+                    let link = nix::fcntl::readlinkat(&*dir, name.as_os_str())
+                        .map_err(|e| RunError::io(&path, e.into()))?;
+                    std::os::unix::fs::symlink(&link, &target)
+                        .map_err(|e| RunError::io(&target, e))?;
+                }
+                SFlag::S_IFREG => copy_file(&dir, &name, &path, &target, budget)?,
+                // Sockets, FIFOs and devices are not a plugin's: left out.
+                _ => {}
             }
-            // Sockets, FIFOs and devices are not a plugin's: left out.
         }
     }
+    Ok(())
+}
+
+/// The deepest a seed's tree may nest.
+const MAX_SEED_DEPTH: usize = 128;
+
+/// Open the directory at the absolute `path` one component at a time, refusing a link in
+/// any of them (as `openat2`'s `RESOLVE_NO_SYMLINKS` would, on any kernel).
+fn open_no_links(path: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mut fd = nix::fcntl::open("/", flags, Mode::empty())?;
+    for component in path.components() {
+        match component {
+            std::path::Component::RootDir => {}
+            std::path::Component::Normal(name) => fd = openat(&fd, name, flags, Mode::empty())?,
+            _ => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "not a resolved path",
+                ));
+            }
+        }
+    }
+    Ok(fd)
+}
+
+/// Copy the regular file `name` of `dir` (opened without following a link, and checked to
+/// be a regular file once open) to `target` with its mode, at most its size at open.
+fn copy_file(
+    dir: &std::os::fd::OwnedFd,
+    name: &std::ffi::OsStr,
+    path: &Path,
+    target: &Path,
+    budget: &mut u64,
+) -> Result<(), RunError> {
+    use std::io::Read as _;
+
+    let fd = openat(
+        dir,
+        name,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| RunError::io(path, e.into()))?;
+    let mut file = std::fs::File::from(fd);
+    let meta = file.metadata().map_err(|e| RunError::io(path, e))?;
+    if !meta.is_file() {
+        // Swapped for something else since it was listed: not a plugin's.
+        return Ok(());
+    }
+    *budget = budget
+        .checked_sub(meta.len())
+        .ok_or_else(|| RunError::File {
+            path: path.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                format!(
+                    "more than {} MiB to copy into the run",
+                    MAX_SEED_BYTES / (1024 * 1024)
+                ),
+            ),
+        })?;
+    let mut out = fs_err::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(meta.permissions().mode() & 0o777)
+        .open(target)
+        .map_err(RunError::Io)?;
+    // The mode is kept: hook scripts stay executable.
+    std::io::copy(&mut (&mut file).take(meta.len()), &mut out)
+        .map_err(|e| RunError::io(target, e))?;
     Ok(())
 }
 
@@ -135,7 +236,7 @@ fn make_readable(dir: &Path) -> Result<(), RunError> {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt as _;
+    use std::process::Command;
 
     use super::*;
 
@@ -194,5 +295,49 @@ mod tests {
             }],
         };
         assert!(write_seed(&run.path().join("x"), &escape).is_err());
+    }
+
+    /// What a run could plant in a tree it can write (a workspace's own marketplace): a
+    /// link to a directory of the host, a FIFO. Nothing of the host is read.
+    #[test]
+    fn links_in_a_tree_are_never_followed_on_the_host() {
+        let host = tempfile::tempdir().unwrap();
+        let secret = host.path().join("secret");
+        fs_err::create_dir_all(&secret).unwrap();
+        fs_err::write(secret.join("id_ed25519"), "PRIVATE").unwrap();
+        let tree = host.path().join("tree");
+        fs_err::create_dir_all(tree.join("plugin")).unwrap();
+        fs_err::write(tree.join("plugin/hook.sh"), "#!/bin/sh\n").unwrap();
+        std::os::unix::fs::symlink(&secret, tree.join("plugin/keys")).unwrap();
+        nix::unistd::mkfifo(&tree.join("plugin/pipe"), Mode::S_IRWXU).unwrap();
+
+        let run = tempfile::tempdir().unwrap();
+        let seed = |source: PathBuf| SeedDir {
+            files: vec![],
+            trees: vec![SeedTree {
+                source,
+                target: "cache/m/p/1".into(),
+            }],
+        };
+        write_seed(&run.path().join("a"), &seed(tree.clone())).unwrap();
+        let copy = run.path().join("a/cache/m/p/1/plugin");
+        assert!(copy.join("hook.sh").is_file());
+        assert!(
+            fs_err::symlink_metadata(copy.join("keys"))
+                .unwrap()
+                .is_symlink()
+        );
+        assert!(!copy.join("pipe").exists(), "a FIFO is left out");
+        let planted = Command::new("grep")
+            .args(["-rl", "PRIVATE"])
+            .arg(run.path())
+            .output()
+            .unwrap();
+        assert!(planted.stdout.is_empty(), "{planted:?}");
+
+        // A component of the path opened without following links: the resolved path of a
+        // tree whose directory was swapped for a link since fails to open.
+        assert!(open_no_links(&tree.join("plugin/keys")).is_err());
+        assert!(open_no_links(&tree.join("plugin")).is_ok());
     }
 }

@@ -269,10 +269,11 @@ fn plugin_seed(
         fetch.as_ref(),
     )?;
     warnings.extend(report.warnings.iter().cloned());
-    // Only what Claude Code keeps under `~/.claude/plugins`, and what moat fetched into
-    // its own cache, is copied: a `directory` marketplace is installed where its source
-    // is (often a workspace, which a run can change while the copy is made), and a stale
-    // entry names what is gone.
+    // Only what Claude Code keeps under `~/.claude/plugins`, what moat fetched into its
+    // own cache, and the directories of `directory` marketplaces that this machine's
+    // Claude Code or a trusted `claude.marketplaces` added (never a workspace file's) are
+    // copied; a stale entry names what is gone. A directory may be one a run can change
+    // (a workspace's own marketplace): the copy follows no link (moat_run::seed).
     let roots: Vec<PathBuf> = [
         home.join(".claude/plugins"),
         inputs.moat_home.root().join("plugins/marketplaces"),
@@ -280,11 +281,21 @@ fn plugin_seed(
     .iter()
     .filter_map(|dir| fs_err::canonicalize(dir).ok())
     .collect();
+    let directories: Vec<PathBuf> = report
+        .marketplaces
+        .iter()
+        .filter(|m| {
+            m.origin != moat_claude::plugins::Origin::Workspace
+                && m.source_json["source"] == "directory"
+        })
+        .filter_map(|m| fs_err::canonicalize(m.install_location.as_ref()?).ok())
+        .collect();
     let copyable = |source: &str| match fs_err::canonicalize(source).ok() {
         Some(path) => {
-            roots
+            (roots
                 .iter()
                 .any(|root| path.starts_with(root) && path != *root)
+                || directories.iter().any(|dir| path.starts_with(dir)))
                 && path.is_dir()
         }
         None => false,
@@ -366,10 +377,26 @@ fn fetched_marketplaces(
             Origin::Host if row.install_location.is_none() => row.source_json.clone(),
             _ => continue,
         };
+        let name = row.name.clone();
+        if source["source"] == "directory" {
+            // A trusted `claude.marketplaces` directory: its files are used where they
+            // are (copied into the run without following a link, moat_run::seed).
+            let Some(dir) = source["path"]
+                .as_str()
+                .and_then(|p| fs_err::canonicalize(p).ok())
+            else {
+                continue;
+            };
+            let row = &mut report.marketplaces[index];
+            row.install_location = Some(dir.display().to_string());
+            row.last_updated = Some(jiff::Timestamp::now().to_string());
+            row.source_json = source;
+            plugins_of_marketplace(report, &name, &dir, None);
+            continue;
+        }
         let Some(remote) = Remote::of_source(&source) else {
             continue;
         };
-        let name = row.name.clone();
         let fetched = match fetch {
             Some(f) => {
                 let grants = marketplaces::grant_names(f.rules);
@@ -396,67 +423,78 @@ fn fetched_marketplaces(
         row.install_location = Some(fetched.dir.display().to_string());
         row.last_updated = Some(fetched.fetched_at.to_string());
         row.source_json = source;
-        // The listing is read only from inside the checkout: a committed link in its place
-        // must not make moat read a file of this machine.
-        let listing_path = fetched.dir.join(".claude-plugin/marketplace.json");
-        let listing = match (
-            fs_err::canonicalize(&listing_path),
-            fs_err::canonicalize(&fetched.dir),
-        ) {
-            (Ok(path), Ok(root)) if path.starts_with(&root) => {
-                moat_home::read_bounded(&path, moat_home::FileKind::CLAUDE_SETTINGS)
-                    .map_err(|e| e.to_string())
-            }
-            _ => Err(format!(
-                "`{}` is not a file inside the marketplace's files",
-                listing_path.display()
-            )),
-        };
-        for plugin in report
-            .plugins
-            .iter_mut()
-            .filter(|p| p.marketplace == name && p.install_path.is_none())
-        {
-            let found = match &listing {
-                Ok(json) => moat_claude::plugins::marketplace_plugin(json, &plugin.name),
-                Err(e) => Err(format!("the marketplace has no listing: {e}")),
-            };
-            // The plugin's directory must be inside its marketplace's checkout once links
-            // are followed: a link in a hostile repository must not make the run copy
-            // another directory of this machine. The resolved path is what is copied.
-            let found = found.and_then(|(relative, version)| {
-                let resolved = fs_err::canonicalize(fetched.dir.join(&relative)).ok();
-                let root = fs_err::canonicalize(&fetched.dir).ok();
-                match resolved.zip(root) {
-                    Some((path, root))
-                        if path.starts_with(&root) && path != root && path.is_dir() =>
-                    {
-                        Ok((path, version))
-                    }
-                    _ => Err(format!(
-                        "its source `{relative}` is not a directory inside the marketplace's files"
-                    )),
-                }
-            });
-            match found {
-                Ok((path, version)) => {
-                    plugin.install_path = Some(path.display().to_string());
-                    plugin.version = version.or_else(|| Some(fetched.commit[..12].to_owned()));
-                    plugin.commit = Some(fetched.commit.clone());
-                }
-                Err(why) if plugin.enabled => {
-                    // The reason may quote the marketplace's listing: no control characters.
-                    let why: String = why.chars().filter(|c| !c.is_control()).collect();
-                    report.warnings.push(format!(
-                        "plugin `{}` of the fetched marketplace `{name}`: {why}",
-                        plugin.id
-                    ));
-                }
-                Err(_) => {}
-            }
-        }
+        plugins_of_marketplace(report, &name, &fetched.dir, Some(&fetched.commit));
     }
     Ok(())
+}
+
+/// Where each plugin of marketplace `name` is in its files at `dir` (a checkout moat
+/// fetched, of `commit`, or a trusted directory), by the listing: the plugins' install
+/// paths and versions, or a warning for an enabled one whose directory is not inside.
+fn plugins_of_marketplace(
+    report: &mut moat_claude::plugins::PluginReport,
+    name: &str,
+    dir: &Path,
+    commit: Option<&str>,
+) {
+    // The listing is read only from inside the checkout: a committed link in its place
+    // must not make moat read a file of this machine.
+    let listing_path = dir.join(".claude-plugin/marketplace.json");
+    let listing = match (
+        fs_err::canonicalize(&listing_path),
+        fs_err::canonicalize(dir),
+    ) {
+        (Ok(path), Ok(root)) if path.starts_with(&root) => {
+            moat_home::read_bounded(&path, moat_home::FileKind::CLAUDE_SETTINGS)
+                .map_err(|e| e.to_string())
+        }
+        _ => Err(format!(
+            "`{}` is not a file inside the marketplace's files",
+            listing_path.display()
+        )),
+    };
+    for plugin in report
+        .plugins
+        .iter_mut()
+        .filter(|p| p.marketplace == name && p.install_path.is_none())
+    {
+        let found = match &listing {
+            Ok(json) => moat_claude::plugins::marketplace_plugin(json, &plugin.name),
+            Err(e) => Err(format!("the marketplace has no listing: {e}")),
+        };
+        // The plugin's directory must be inside its marketplace's checkout once links
+        // are followed: a link in a hostile repository must not make the run copy
+        // another directory of this machine. The resolved path is what is copied.
+        let found = found.and_then(|(relative, version)| {
+            let resolved = fs_err::canonicalize(dir.join(&relative)).ok();
+            let root = fs_err::canonicalize(dir).ok();
+            match resolved.zip(root) {
+                Some((path, root)) if path.starts_with(&root) && path != root && path.is_dir() => {
+                    Ok((path, version))
+                }
+                _ => Err(format!(
+                    "its source `{relative}` is not a directory inside the marketplace's files"
+                )),
+            }
+        });
+        match found {
+            Ok((path, version)) => {
+                plugin.install_path = Some(path.display().to_string());
+                plugin.version =
+                    version.or_else(|| commit.map(|c| c[..12.min(c.len())].to_owned()));
+                plugin.commit = commit.map(str::to_owned);
+            }
+            Err(why) if plugin.enabled => {
+                // The reason may quote the marketplace's listing: no control characters.
+                let why: String = why.chars().filter(|c| !c.is_control()).collect();
+                report.warnings.push(format!(
+                    "plugin `{}` of the marketplace `{name}`: {why}",
+                    plugin.id
+                ));
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 /// The container's MCP servers: the remote ones of the workspace file (top-level `mcp`),

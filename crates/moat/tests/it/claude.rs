@@ -606,6 +606,68 @@ fn an_installed_host_plugin_runs_in_the_container() {
         "{out:?}"
     );
     assert!(out.stderr.contains("hint: "), "{out:?}");
+
+    // A `directory` marketplace of `claude.marketplaces`, here the workspace's own (which
+    // a run can change): its plugin comes, and a link planted in it to a directory of
+    // this machine stays a link, so nothing of that directory is copied.
+    let secret = tempfile::tempdir().unwrap();
+    std::fs::write(secret.path().join("id_ed25519"), "HOST-PRIVATE-KEY").unwrap();
+    let mkt = claude.env.workspace().join("mkt");
+    write(
+        mkt.join(".claude-plugin/marketplace.json"),
+        r#"{"name": "localmkt", "owner": {"name": "moat tests"}, "plugins": [{"name": "hi", "source": "./plugins/hi", "version": "0.1.0"}]}"#,
+    );
+    let hi = mkt.join("plugins/hi");
+    write(
+        hi.join(".claude-plugin/plugin.json"),
+        r#"{"name": "hi", "version": "0.1.0"}"#,
+    );
+    write(
+        hi.join("hooks/hooks.json"),
+        r#"{"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "${CLAUDE_PLUGIN_ROOT}/hooks/mark.sh"}]}]}}"#,
+    );
+    write(
+        hi.join("hooks/mark.sh"),
+        "#!/bin/sh\necho \"directory hook of $CLAUDE_PLUGIN_ROOT\" > /workspace/plugin-hook-ran\nexit 0\n",
+    );
+    std::fs::set_permissions(
+        hi.join("hooks/mark.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(secret.path(), hi.join("keys")).unwrap();
+    write(
+        claude.env.workspace().join("agent.yaml"),
+        "claude:\n  marketplaces:\n    localmkt: {source: directory, path: ./mkt}\n  plugins:\n    \"hi@localmkt\": true\n    \"hello@fakemkt\": false\n",
+    );
+    let out = claude.run(&["claude", "--trust", "-p", "hi"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let ran = std::fs::read_to_string(&marker)
+        .unwrap_or_else(|e| panic!("the directory plugin's hook did not run ({e}): {out:?}"));
+    assert!(ran.contains("directory hook of /run/moat/seed/"), "{ran}");
+    let id = claude.env.list()[0]["id"].as_str().unwrap().to_owned();
+    let seed = claude.env.moat_home().join("runs").join(&id).join("seed");
+    let grep = Command::new("grep")
+        .args(["-rlsF", "HOST-PRIVATE-KEY"])
+        .arg(&seed)
+        .output()
+        .unwrap();
+    assert!(grep.stdout.is_empty(), "a host file was copied: {grep:?}");
+    let known = std::fs::read_to_string(seed.join("known_marketplaces.json")).unwrap();
+    assert!(
+        !known.contains(&mkt.display().to_string()),
+        "the container's entry names the copy: {known}"
+    );
+    let out = claude.run(&["claude", "plugins", "list", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let listed: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let row = listed["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "hi@localmkt")
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(row["enabled"], true, "{listed}");
 }
 
 /// A marketplace that only `claude.marketplaces` names, in a private repository of a
@@ -756,7 +818,7 @@ fn a_private_marketplace_is_fetched_on_the_host_through_the_runs_grants() {
     assert!(ran.contains("hook of /run/moat/seed/"), "{ran}");
     assert!(
         out.stderr.contains(
-            "plugin `sneaky@fakemkt` of the fetched marketplace `fakemkt`: its source `outside` is not a directory inside the marketplace's files"
+            "plugin `sneaky@fakemkt` of the marketplace `fakemkt`: its source `outside` is not a directory inside the marketplace's files"
         ),
         "{out:?}"
     );
