@@ -26,6 +26,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}" >/dev/null
 fi
 
+# The SSH tests' sshd lets in a `git` user, as a git host does; a fresh Debian has none.
+# `*`, not a locked `!`, in its password field: sshd refuses a locked account.
+if ! getent passwd git >/dev/null; then
+    echo "setup: adding the system user git (for the SSH tests' sshd)"
+    $SUDO useradd --system --no-create-home --home-dir /nonexistent --shell /bin/sh git
+    $SUDO usermod -p '*' git
+fi
+
 if ! /usr/bin/docker info >/dev/null 2>&1; then
     echo "setup: starting dockerd (log: /var/log/moat-dockerd.log)"
     $SUDO setsid /usr/sbin/dockerd >/var/log/moat-dockerd.log 2>&1 </dev/null &

@@ -91,6 +91,10 @@ pub struct PluginRow {
     /// Where the host installed it (`installPath` in `installed_plugins.json`).
     #[serde(skip)]
     pub install_path: Option<String>,
+    /// Its directory in a `directory` marketplace, relative to the marketplace's root, by
+    /// the marketplace's listing (where Claude Code loads such a plugin from).
+    #[serde(skip)]
+    pub listed_dir: Option<String>,
 }
 
 /// A marketplace a run would know.
@@ -282,6 +286,7 @@ pub fn resolve_plugins(inputs: &PluginInputs<'_>) -> PluginReport {
             reason,
             settings,
             install_path,
+            listed_dir: None,
         });
     }
     report.marketplaces = marketplaces.into_values().collect();
@@ -455,6 +460,25 @@ pub fn plugin_seed(
             ));
             continue;
         };
+        // A directory marketplace is a directory of this machine, often a repository with
+        // more in it than plugins: only its listing and the enabled plugins come, each where
+        // the listing puts it (Claude Code loads them from there).
+        let directory = marketplace.source_json["source"] == "directory";
+        let listed_dir = plugin
+            .listed_dir
+            .as_deref()
+            .filter(|d| d.split('/').all(safe_component) && !d.starts_with(".claude-plugin"));
+        if directory && listed_dir.is_none() {
+            seed.missing.push((
+                plugin.id.clone(),
+                format!(
+                    "the directory marketplace `{}` does not list it in a directory of its own",
+                    plugin.marketplace
+                ),
+                by_agent_yaml,
+            ));
+            continue;
+        }
         if let Some(source) = [location, path].into_iter().find(|s| !copyable(s.as_str())) {
             seed.missing.push((
                 plugin.id.clone(),
@@ -488,10 +512,7 @@ pub fn plugin_seed(
         }
         if !known.contains_key(&marketplace.name) {
             let copy = format!("{seed_root}/marketplaces/{}", marketplace.name);
-            // A directory marketplace's entry names the copy, not this machine's path
-            // (Claude Code loads its plugins from the marketplace's files, at
-            // `installLocation`).
-            let directory = marketplace.source_json["source"] == "directory";
+            // A directory marketplace's entry names the copy, not this machine's path.
             let source = if directory {
                 serde_json::json!({"source": "directory", "path": copy})
             } else {
@@ -508,15 +529,28 @@ pub fn plugin_seed(
                     "lastUpdated": marketplace.last_updated.as_deref().unwrap_or("1970-01-01T00:00:00.000Z"),
                 }),
             );
-            seed.trees.push((
-                location.clone(),
-                format!("marketplaces/{}", marketplace.name),
-            ));
+            seed.trees.push(if directory {
+                (
+                    format!("{location}/.claude-plugin"),
+                    format!("marketplaces/{}/.claude-plugin", marketplace.name),
+                )
+            } else {
+                (
+                    location.clone(),
+                    format!("marketplaces/{}", marketplace.name),
+                )
+            });
         }
         seed.trees.push((
             path.clone(),
             format!("cache/{}/{}/{version}", plugin.marketplace, plugin.name),
         ));
+        if let (true, Some(dir)) = (directory, listed_dir) {
+            seed.trees.push((
+                path.clone(),
+                format!("marketplaces/{}/{dir}", marketplace.name),
+            ));
+        }
         seed.enabled.push(plugin.id.clone());
     }
     seed.known_marketplaces =
@@ -648,9 +682,10 @@ mod tests {
     }
 
     /// A directory marketplace (`claude plugin marketplace add ~/src/my-plugins`) is a
-    /// directory of this machine: the container's entry names the copy.
+    /// directory of this machine: only its listing and its listed, enabled plugins come,
+    /// and the container's entry names the copy.
     #[test]
-    fn a_directory_marketplace_is_named_by_its_copy() {
+    fn a_directory_marketplace_brings_its_listing_and_plugins_only() {
         let host = br#"{"enabledPlugins": {"p@local": true}}"#;
         let known = br#"{"local": {"source": {"source": "directory", "path": "/src/my-plugins"}, "installLocation": "/src/my-plugins"}}"#;
         let installed = br#"{"version": 2, "plugins": {"p@local": [{"version": "1.0.0", "installPath": "/h/.claude/plugins/cache/local/p/1.0.0"}]}}"#;
@@ -660,18 +695,28 @@ mod tests {
             host_installed_plugins: Some(installed),
             ..PluginInputs::default()
         });
+        // Not listed (the caller reads the listing): it cannot come.
+        let seed = plugin_seed(&report, "/seed", |_| true);
+        assert!(seed.enabled.is_empty());
+        assert!(seed.missing[0].1.contains("does not list it"), "{seed:?}");
+        let mut report = report;
+        report.plugins[0].listed_dir = Some("plugins/p".into());
         let seed = plugin_seed(&report, "/seed", |_| true);
         assert_eq!(seed.enabled, ["p@local"]);
         assert_eq!(
             seed.trees,
             [
                 (
-                    "/src/my-plugins".to_owned(),
-                    "marketplaces/local".to_owned()
+                    "/src/my-plugins/.claude-plugin".to_owned(),
+                    "marketplaces/local/.claude-plugin".to_owned()
                 ),
                 (
                     "/h/.claude/plugins/cache/local/p/1.0.0".to_owned(),
                     "cache/local/p/1.0.0".to_owned()
+                ),
+                (
+                    "/h/.claude/plugins/cache/local/p/1.0.0".to_owned(),
+                    "marketplaces/local/plugins/p".to_owned()
                 ),
             ]
         );

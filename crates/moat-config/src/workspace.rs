@@ -849,6 +849,7 @@ impl Check<'_> {
             "github" => check_github_repo(v).map(|_| MarketplaceSource::Github { repo: v.clone() }),
             "git" => check_git_url(v).map(|_| MarketplaceSource::Git { url: v.clone() }),
             _ => existing_path(workspace, v, "marketplace directory", true)
+                .and_then(|path| link_free(workspace, v, path))
                 .map(|path| MarketplaceSource::Directory { path }),
         })?;
         ok.then_some(Marketplace { source, git_ref })
@@ -967,6 +968,41 @@ pub(crate) fn resolve_mount(workspace: &Path, spec: &str) -> Result<Mount, Inval
         target: parsed.target.trim_end_matches('/').to_owned(),
         read_only: parsed.read_only,
     })
+}
+
+/// `resolved` (what `path`, against `base`, resolves to) when no link is on the way from
+/// `base`: a marketplace directory is copied into runs, and a link in its path (which an
+/// agent could put in place of a workspace directory) would make that another directory
+/// of this machine.
+fn link_free(base: &Path, path: &str, resolved: PathBuf) -> Result<PathBuf, Invalid> {
+    let start = if Path::new(path).is_absolute() {
+        PathBuf::from("/")
+    } else {
+        fs_err::canonicalize(base).unwrap_or_else(|_| base.to_owned())
+    };
+    let mut written = start;
+    for component in Path::new(path).components() {
+        match component {
+            std::path::Component::ParentDir => {
+                written.pop();
+            }
+            std::path::Component::Normal(name) => written.push(name),
+            _ => {}
+        }
+    }
+    if written == resolved {
+        Ok(resolved)
+    } else {
+        Err(Invalid::new(format!(
+            "marketplace directory `{}` is reached through a symbolic link (to `{}`)",
+            written.display(),
+            resolved.display()
+        ))
+        .with_hint(
+            "name the directory by its real path: moat copies a directory marketplace \
+             into runs only where no link could send it elsewhere",
+        ))
+    }
 }
 
 /// `path` (relative ones against `base`) made absolute with symlinks resolved; it must
@@ -1126,6 +1162,29 @@ mod tests {
             .join("\n")
             .replace(&root.display().to_string(), "<ws>")
             .replace(&dir.path().display().to_string(), "<ws>")
+    }
+
+    /// A directory marketplace reached through a link is refused (an agent could have put
+    /// the link in place of a workspace directory); `..` and real paths are fine.
+    #[test]
+    fn a_marketplace_directory_behind_a_link_is_refused() {
+        let dir = workspace();
+        std::os::unix::fs::symlink("/etc", dir.path().join("mkt")).unwrap();
+        let text = |path: &str| {
+            format!("claude:\n  marketplaces:\n    m: {{source: directory, path: {path}}}\n")
+        };
+        let parse = |path: &str| parse_workspace(Path::new("agent.yaml"), &text(path), dir.path());
+        let refused = parse("./mkt").expect_err("a link is refused").to_string();
+        assert!(
+            refused.contains("is reached through a symbolic link (to `/etc`)"),
+            "{refused}"
+        );
+        assert!(parse("mkt/ssl").is_err());
+        assert!(parse("./data").is_ok());
+        assert!(parse("data/../data").is_ok());
+        assert!(
+            parse("/etc").is_ok() || fs_err::canonicalize("/etc").unwrap() != Path::new("/etc")
+        );
     }
 
     // The `agent.yaml` examples of the spec ("Running Claude Code"), verbatim.

@@ -8,6 +8,8 @@
 //! kept as links (they resolve inside the container, where only the container's files
 //! are). The copy is bounded: a tree over [`MAX_SEED_BYTES`] is refused.
 
+use std::ffi::OsString;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::PermissionsExt as _;
 
@@ -48,7 +50,7 @@ pub struct SeedTree {
 /// Make the seed's copy under `dir`.
 pub(crate) fn write_seed(dir: &Path, seed: &SeedDir) -> Result<(), RunError> {
     fs_err::create_dir_all(dir).map_err(RunError::Io)?;
-    let mut budget = MAX_SEED_BYTES;
+    let (mut budget, mut entries) = (MAX_SEED_BYTES, 0);
     for tree in &seed.trees {
         if !crate::launch::plain_relative(&tree.target) {
             return Err(RunError::File {
@@ -60,37 +62,71 @@ pub(crate) fn write_seed(dir: &Path, seed: &SeedDir) -> Result<(), RunError> {
             });
         }
         let to = dir.join(&tree.target);
-        copy_tree(&tree.source, &to, &mut budget)?;
+        copy_tree(&tree.source, &to, &mut budget, &mut entries)?;
     }
     crate::launch::write_home_files(dir, &seed.files)?;
     // Every directory enterable, every file readable, by the container's user.
     make_readable(dir)
 }
 
-/// Copy the directory `from` to `to` without ever following a link on the host: `from`
-/// is resolved once, then every component of it and every entry below is opened relative
-/// to its parent's descriptor with `O_NOFOLLOW`. A tree a run can write to (a workspace's
-/// own marketplace) may be changed while it is copied; a directory swapped for a link to
-/// `/root` then fails to open, rather than being read, and a link is copied as a link.
-fn copy_tree(from: &Path, to: &Path, budget: &mut u64) -> Result<(), RunError> {
+/// Copy the directory `from` to `to` without ever following a link on the host: every
+/// component of `from` (an absolute path, resolved when it was checked) and every entry
+/// below is opened relative to its parent's descriptor with `O_NOFOLLOW`. A tree a run
+/// can write to (a workspace's own marketplace) may change while it is copied; a
+/// directory swapped for a link to `/root` then fails to open, rather than being read,
+/// and a link is copied as a link.
+fn copy_tree(
+    from: &Path,
+    to: &Path,
+    budget: &mut u64,
+    entries: &mut usize,
+) -> Result<(), RunError> {
     use std::rc::Rc;
 
-    let from = fs_err::canonicalize(from).map_err(RunError::Io)?;
-    let root = open_no_links(&from).map_err(|e| RunError::io(&from, e))?;
+    let root = open_no_links(from).map_err(|e| RunError::io(from, e))?;
     fs_err::create_dir_all(to).map_err(RunError::Io)?;
-    // Each pending directory holds its parent's descriptor: depth-first, so at most one
-    // open directory per level.
-    let mut stack = vec![(Rc::new(root), from.clone(), to.to_owned(), 0usize)];
-    while let Some((dir, src, dst, depth)) = stack.pop() {
+    // Directories still to copy, each with its parent's descriptor and its name there:
+    // opened when taken, so no more are open at once than the tree is deep.
+    struct Pending {
+        parent: Rc<OwnedFd>,
+        name: Option<OsString>,
+        src: PathBuf,
+        dst: PathBuf,
+        depth: usize,
+    }
+    let mut stack = vec![Pending {
+        parent: Rc::new(root),
+        name: None,
+        src: from.to_owned(),
+        dst: to.to_owned(),
+        depth: 0,
+    }];
+    while let Some(Pending {
+        parent,
+        name,
+        src,
+        dst,
+        depth,
+    }) = stack.pop()
+    {
         if depth > MAX_SEED_DEPTH {
-            return Err(RunError::File {
-                path: src,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!("more than {MAX_SEED_DEPTH} directories deep"),
-                ),
-            });
+            return Err(too_much(
+                &src,
+                format!("more than {MAX_SEED_DEPTH} directories deep"),
+            ));
         }
+        let dir = match name {
+            None => parent,
+            Some(name) => Rc::new(
+                openat(
+                    &*parent,
+                    name.as_os_str(),
+                    OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| RunError::io(&src, e.into()))?,
+            ),
+        };
         let listing = nix::dir::Dir::openat(
             &*dir,
             ".",
@@ -98,43 +134,72 @@ fn copy_tree(from: &Path, to: &Path, budget: &mut u64) -> Result<(), RunError> {
             Mode::empty(),
         )
         .map_err(|e| RunError::io(&src, e.into()))?;
-        let mut names = Vec::new();
         for entry in listing {
             let entry = entry.map_err(|e| RunError::io(&src, e.into()))?;
             let name = entry.file_name().to_bytes();
-            if name != b"." && name != b".." && name != b".git" {
-                names.push(std::ffi::OsStr::from_bytes(name).to_owned());
+            if name == b"." || name == b".." || name == b".git" {
+                continue;
             }
-        }
-        for name in names {
+            *entries += 1;
+            if *entries > MAX_SEED_ENTRIES {
+                return Err(too_much(
+                    from,
+                    format!("more than {MAX_SEED_ENTRIES} files"),
+                ));
+            }
+            let name = std::ffi::OsStr::from_bytes(name).to_owned();
             let (path, target) = (src.join(&name), dst.join(&name));
             let stat =
                 nix::sys::stat::fstatat(&*dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
                     .map_err(|e| RunError::io(&path, e.into()))?;
             match SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT {
                 SFlag::S_IFDIR => {
-                    let child = openat(
-                        &*dir,
-                        name.as_os_str(),
-                        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                        Mode::empty(),
-                    )
-                    .map_err(|e| RunError::io(&path, e.into()))?;
                     fs_err::create_dir(&target).map_err(RunError::Io)?;
-                    stack.push((Rc::new(child), path, target, depth + 1));
+                    stack.push(Pending {
+                        parent: dir.clone(),
+                        name: Some(name),
+                        src: path,
+                        dst: target,
+                        depth: depth + 1,
+                    });
                 }
                 SFlag::S_IFLNK => {
                     let link = nix::fcntl::readlinkat(&*dir, name.as_os_str())
                         .map_err(|e| RunError::io(&path, e.into()))?;
+                    charge(budget, link.len() as u64, from)?;
                     std::os::unix::fs::symlink(&link, &target)
                         .map_err(|e| RunError::io(&target, e))?;
                 }
-                SFlag::S_IFREG => copy_file(&dir, &name, &path, &target, budget)?,
+                SFlag::S_IFREG => copy_file(&dir, &name, &path, &target, budget, from)?,
                 // Sockets, FIFOs and devices are not a plugin's: left out.
                 _ => {}
             }
         }
     }
+    Ok(())
+}
+
+/// The most entries (files, directories, links) a seed may copy.
+const MAX_SEED_ENTRIES: usize = 100_000;
+
+fn too_much(path: &Path, what: String) -> RunError {
+    RunError::File {
+        path: path.to_owned(),
+        source: std::io::Error::new(std::io::ErrorKind::FileTooLarge, what),
+    }
+}
+
+/// Take `bytes` from what the seed may still copy.
+fn charge(budget: &mut u64, bytes: u64, tree: &Path) -> Result<(), RunError> {
+    *budget = budget.checked_sub(bytes).ok_or_else(|| {
+        too_much(
+            tree,
+            format!(
+                "more than {} MiB to copy into the run",
+                MAX_SEED_BYTES / (1024 * 1024)
+            ),
+        )
+    })?;
     Ok(())
 }
 
@@ -145,6 +210,12 @@ const MAX_SEED_DEPTH: usize = 128;
 /// any of them (as `openat2`'s `RESOLVE_NO_SYMLINKS` would, on any kernel).
 fn open_no_links(path: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
     let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    if !path.is_absolute() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not an absolute path",
+        ));
+    }
     let mut fd = nix::fcntl::open("/", flags, Mode::empty())?;
     for component in path.components() {
         match component {
@@ -164,11 +235,12 @@ fn open_no_links(path: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
 /// Copy the regular file `name` of `dir` (opened without following a link, and checked to
 /// be a regular file once open) to `target` with its mode, at most its size at open.
 fn copy_file(
-    dir: &std::os::fd::OwnedFd,
+    dir: &OwnedFd,
     name: &std::ffi::OsStr,
     path: &Path,
     target: &Path,
     budget: &mut u64,
+    tree: &Path,
 ) -> Result<(), RunError> {
     use std::io::Read as _;
 
@@ -185,18 +257,7 @@ fn copy_file(
         // Swapped for something else since it was listed: not a plugin's.
         return Ok(());
     }
-    *budget = budget
-        .checked_sub(meta.len())
-        .ok_or_else(|| RunError::File {
-            path: path.to_owned(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::FileTooLarge,
-                format!(
-                    "more than {} MiB to copy into the run",
-                    MAX_SEED_BYTES / (1024 * 1024)
-                ),
-            ),
-        })?;
+    charge(budget, meta.len(), tree)?;
     let mut out = fs_err::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -338,6 +399,11 @@ mod tests {
         // A component of the path opened without following links: the resolved path of a
         // tree whose directory was swapped for a link since fails to open.
         assert!(open_no_links(&tree.join("plugin/keys")).is_err());
+        let swapped = write_seed(&run.path().join("b"), &seed(tree.join("plugin/keys")));
+        assert!(
+            swapped.is_err(),
+            "a tree named through a link is not copied"
+        );
         assert!(open_no_links(&tree.join("plugin")).is_ok());
     }
 }

@@ -324,8 +324,10 @@ fn plugin_seed(
         trees: seed
             .trees
             .into_iter()
+            // Resolved now, when they were checked: the copy then opens exactly these
+            // paths, refusing a link anywhere on the way (moat_run::seed).
             .map(|(source, target)| moat_run::SeedTree {
-                source: source.into(),
+                source: fs_err::canonicalize(&source).unwrap_or_else(|_| source.into()),
                 target,
             })
             .collect(),
@@ -369,6 +371,49 @@ fn fetched_marketplaces(
                     .rfind(|s| s.origin != Origin::Workspace)
                     .is_some_and(|s| s.enabled)
         });
+        let name = row.name.clone();
+        // A directory marketplace (a trusted `claude.marketplaces` one, or the host's own)
+        // is used where it is: its listing says where its plugins are, and the run gets
+        // copies made without following a link (moat_run::seed). It must be named by its
+        // real path: a link on the way, which an agent could have put in place of a
+        // workspace directory, would make it another directory of this machine.
+        let directory = match row.origin {
+            Origin::AgentYaml => claude
+                .marketplaces
+                .get(&name)
+                .map(serde_json::to_value)
+                .transpose()?
+                .filter(|source| source["source"] == "directory")
+                .map(|source| (source["path"].as_str().map(str::to_owned), source)),
+            Origin::Host if row.source_json["source"] == "directory" => {
+                Some((row.install_location.clone(), row.source_json.clone()))
+            }
+            _ => None,
+        };
+        if let Some((path, source)) = directory {
+            let real = path.as_deref().and_then(real_dir);
+            let row = &mut report.marketplaces[index];
+            row.install_location = real.as_ref().map(|dir| dir.display().to_string());
+            let Some(dir) = real else {
+                if let Some(path) = path {
+                    report.warnings.push(format!(
+                        "directory marketplace `{name}`: `{path}` is not a directory named by its real path (a link on the way could make it another); moat does not copy it"
+                    ));
+                }
+                continue;
+            };
+            if row.origin == Origin::AgentYaml {
+                row.last_updated = Some(jiff::Timestamp::now().to_string());
+                row.source_json = source;
+                // Its plugins are what its listing says, not what the host installed
+                // under the same marketplace name.
+                for plugin in report.plugins.iter_mut().filter(|p| p.marketplace == name) {
+                    plugin.install_path = None;
+                }
+            }
+            plugins_of_marketplace(report, &name, &dir, None, true);
+            continue;
+        }
         let source = match row.origin {
             Origin::AgentYaml => match claude.marketplaces.get(&row.name) {
                 Some(m) => serde_json::to_value(m)?,
@@ -377,23 +422,6 @@ fn fetched_marketplaces(
             Origin::Host if row.install_location.is_none() => row.source_json.clone(),
             _ => continue,
         };
-        let name = row.name.clone();
-        if source["source"] == "directory" {
-            // A trusted `claude.marketplaces` directory: its files are used where they
-            // are (copied into the run without following a link, moat_run::seed).
-            let Some(dir) = source["path"]
-                .as_str()
-                .and_then(|p| fs_err::canonicalize(p).ok())
-            else {
-                continue;
-            };
-            let row = &mut report.marketplaces[index];
-            row.install_location = Some(dir.display().to_string());
-            row.last_updated = Some(jiff::Timestamp::now().to_string());
-            row.source_json = source;
-            plugins_of_marketplace(report, &name, &dir, None);
-            continue;
-        }
         let Some(remote) = Remote::of_source(&source) else {
             continue;
         };
@@ -423,19 +451,38 @@ fn fetched_marketplaces(
         row.install_location = Some(fetched.dir.display().to_string());
         row.last_updated = Some(fetched.fetched_at.to_string());
         row.source_json = source;
-        plugins_of_marketplace(report, &name, &fetched.dir, Some(&fetched.commit));
+        plugins_of_marketplace(report, &name, &fetched.dir, Some(&fetched.commit), false);
     }
     Ok(())
 }
 
+/// `path` as a directory if it is absolute and names it with no link on the way (what
+/// it resolves to is what it says, `..` taken as written).
+fn real_dir(path: &str) -> Option<PathBuf> {
+    let path = Path::new(path);
+    let real = fs_err::canonicalize(path).ok()?;
+    let mut written = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                written.pop();
+            }
+            other => written.push(other),
+        }
+    }
+    (path.is_absolute() && real == written && real.is_dir()).then_some(real)
+}
+
 /// Where each plugin of marketplace `name` is in its files at `dir` (a checkout moat
-/// fetched, of `commit`, or a trusted directory), by the listing: the plugins' install
-/// paths and versions, or a warning for an enabled one whose directory is not inside.
+/// fetched, of `commit`, or a `directory` marketplace), by the listing: the install paths
+/// and versions of plugins the host has not installed, each one's place in a directory
+/// marketplace, or a warning for an enabled one whose directory is not inside.
 fn plugins_of_marketplace(
     report: &mut moat_claude::plugins::PluginReport,
     name: &str,
     dir: &Path,
     commit: Option<&str>,
+    directory: bool,
 ) {
     // The listing is read only from inside the checkout: a committed link in its place
     // must not make moat read a file of this machine.
@@ -456,7 +503,7 @@ fn plugins_of_marketplace(
     for plugin in report
         .plugins
         .iter_mut()
-        .filter(|p| p.marketplace == name && p.install_path.is_none())
+        .filter(|p| p.marketplace == name && (directory || p.install_path.is_none()))
     {
         let found = match &listing {
             Ok(json) => moat_claude::plugins::marketplace_plugin(json, &plugin.name),
@@ -470,7 +517,7 @@ fn plugins_of_marketplace(
             let root = fs_err::canonicalize(dir).ok();
             match resolved.zip(root) {
                 Some((path, root)) if path.starts_with(&root) && path != root && path.is_dir() => {
-                    Ok((path, version))
+                    Ok((path, version, relative))
                 }
                 _ => Err(format!(
                     "its source `{relative}` is not a directory inside the marketplace's files"
@@ -478,7 +525,13 @@ fn plugins_of_marketplace(
             }
         });
         match found {
-            Ok((path, version)) => {
+            Ok((path, version, relative)) => {
+                if directory {
+                    plugin.listed_dir = Some(relative);
+                    if plugin.install_path.is_some() {
+                        continue;
+                    }
+                }
                 plugin.install_path = Some(path.display().to_string());
                 plugin.version =
                     version.or_else(|| commit.map(|c| c[..12.min(c.len())].to_owned()));

@@ -636,6 +636,8 @@ fn an_installed_host_plugin_runs_in_the_container() {
     )
     .unwrap();
     std::os::unix::fs::symlink(secret.path(), hi.join("keys")).unwrap();
+    // What else is in the directory is not the plugin's: it stays out of the run.
+    write(mkt.join(".env"), "NOT_FOR_THE_RUN=1\n");
     write(
         claude.env.workspace().join("agent.yaml"),
         "claude:\n  marketplaces:\n    localmkt: {source: directory, path: ./mkt}\n  plugins:\n    \"hi@localmkt\": true\n    \"hello@fakemkt\": false\n",
@@ -658,6 +660,38 @@ fn an_installed_host_plugin_runs_in_the_container() {
         !known.contains(&mkt.display().to_string()),
         "the container's entry names the copy: {known}"
     );
+    assert!(
+        seed.join("marketplaces/localmkt/plugins/hi/hooks/mark.sh")
+            .exists()
+    );
+    assert!(
+        !seed.join("marketplaces/localmkt/.env").exists(),
+        "only the listing and the plugins come"
+    );
+
+    // The agent swaps the marketplace's directory for a link to one of this machine that
+    // holds a listing: the next run is refused, and nothing of that directory is copied.
+    let elsewhere = secret.path().join("mkt");
+    std::fs::create_dir_all(elsewhere.join(".claude-plugin")).unwrap();
+    std::fs::copy(
+        mkt.join(".claude-plugin/marketplace.json"),
+        elsewhere.join(".claude-plugin/marketplace.json"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(elsewhere.join("plugins")).unwrap();
+    std::os::unix::fs::symlink(secret.path(), elsewhere.join("plugins/hi")).unwrap();
+    std::fs::rename(&mkt, claude.env.workspace().join("mkt-was")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &mkt).unwrap();
+    let runs = claude.env.list().len();
+    let out = claude.run(&["claude", "--trust", "-p", "hi"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("is reached through a symbolic link"),
+        "{out:?}"
+    );
+    assert_eq!(claude.env.list().len(), runs, "no run was made: {out:?}");
+    std::fs::remove_file(&mkt).unwrap();
+    std::fs::rename(claude.env.workspace().join("mkt-was"), &mkt).unwrap();
     let out = claude.run(&["claude", "plugins", "list", "--json"]);
     assert_eq!(out.code, 0, "{out:?}");
     let listed: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();

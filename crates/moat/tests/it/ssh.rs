@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{Out, TestEnv};
 
-/// The user sshd lets in: Debian's `git` system user, which exists on the test hosts.
+/// The user sshd lets in: a `git` system user, which `scripts/setup.sh` adds where missing.
 const GIT_USER: &str = "git";
 
 /// A private directory the `git` user can traverse (sshd runs its commands as that user).
