@@ -33,6 +33,26 @@ pub fn bind(port: u16) -> io::Result<TcpListener> {
     Ok(listener)
 }
 
+/// The byte a listening socket is handed over with, and the proxy's answer that it took it.
+pub const HAND_OVER: u8 = b'L';
+pub const TAKEN: u8 = b'K';
+
+/// Hand `listener` to the run's proxy on the unix socket at `path`: sent with
+/// `SCM_RIGHTS`, then the proxy's one-byte answer, within a few seconds. After `Ok` the
+/// proxy accepts on it (this process may close its own descriptor).
+pub fn hand_over(listener: &TcpListener, path: &Path) -> io::Result<()> {
+    let stream = UnixStream::connect(path)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    sys::send_fd(stream.as_fd(), listener.as_fd(), HAND_OVER)?;
+    let mut answer = [0u8; 1];
+    (&stream).read_exact(&mut answer)?;
+    if answer[0] == TAKEN {
+        Ok(())
+    } else {
+        Err(io::Error::other("the proxy refused it"))
+    }
+}
+
 /// Accept connections for ever, relaying each to the unix socket at `socket`.
 pub fn serve(listener: TcpListener, socket: &Path) -> ! {
     let socket: Arc<PathBuf> = Arc::new(socket.to_owned());
@@ -224,6 +244,48 @@ mod tests {
         for client in clients {
             client.join().unwrap();
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The listening socket is sent with its byte, and after the proxy's answer connections
+    /// to the port are the receiver's to accept.
+    #[test]
+    fn a_listening_socket_is_handed_over() {
+        let dir = std::env::temp_dir().join(format!("moat-init-hand-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("listener.sock");
+        let unix = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let receiver = std::thread::spawn(move || {
+            let (mut stream, _) = unix.accept().unwrap();
+            let (byte, fd) = sys::recv_fd(stream.as_fd()).unwrap();
+            assert_eq!(byte, HAND_OVER);
+            stream.write_all(&[TAKEN]).unwrap();
+            TcpListener::from(fd.expect("a descriptor came"))
+        });
+        let listener = bind(0).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        hand_over(&listener, &path).unwrap();
+        drop(listener);
+        let taken = receiver.join().unwrap();
+        assert_eq!(taken.local_addr().unwrap().port(), port);
+        let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (mut served, _) = taken.accept().unwrap();
+        served.write_all(b"hi").unwrap();
+        let mut back = [0u8; 2];
+        client.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"hi");
+
+        // A refusal is an error: moat-init relays instead.
+        let unix = std::os::unix::net::UnixListener::bind(dir.join("refusing.sock")).unwrap();
+        std::thread::spawn(move || {
+            let (mut stream, _) = unix.accept().unwrap();
+            let _ = sys::recv_fd(stream.as_fd()).unwrap();
+            stream.write_all(b"N").unwrap();
+        });
+        let listener = bind(0).unwrap();
+        assert!(hand_over(&listener, &dir.join("refusing.sock")).is_err());
+        assert!(hand_over(&listener, &dir.join("nobody.sock")).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

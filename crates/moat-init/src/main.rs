@@ -5,10 +5,13 @@
 //! command's:
 //!
 //! 1. `/workspace` must be mounted (else exit 125);
-//! 2. with `MOAT_PROXY_SOCKET`, the proxy forwarder: `127.0.0.1:MOAT_PROXY_PORT` (3128)
-//!    is bound and listening before anything else happens, and a child process (this
-//!    program again, started as `moat-forward` with the listening socket as its stdin)
-//!    relays each connection to the run's proxy on its unix socket (`forward.rs`);
+//! 2. with `MOAT_PROXY_SOCKET`, the way to the proxy: `127.0.0.1:MOAT_PROXY_PORT` (3128)
+//!    is bound and listening before anything else happens, and the listening socket is
+//!    handed to the run's proxy itself over `MOAT_PROXY_LISTENER` (a unix socket, the
+//!    descriptor sent with `SCM_RIGHTS`), which then accepts the container's connections
+//!    directly; where the proxy does not take it, a child process (this program again,
+//!    started as `moat-forward` with the listening socket as its stdin) relays each
+//!    connection to the run's proxy on its unix socket (`forward.rs`);
 //! 3. `MOAT_HOME_INIT`'s files are copied into `$HOME` (copies, so the agent may rewrite
 //!    them without touching the host's);
 //! 4. `MOAT_PRE_RUN` runs with `sh -c` in the workspace; its failure stops the run with
@@ -47,6 +50,7 @@ const EXIT_INIT_FAILED: u8 = 125;
 struct Settings {
     proxy_socket: Option<OsString>,
     proxy_port: Option<OsString>,
+    proxy_listener: Option<OsString>,
     home_init: Option<OsString>,
     home: Option<OsString>,
     pre_run: Option<OsString>,
@@ -60,6 +64,7 @@ impl Settings {
         Settings {
             proxy_socket: set("MOAT_PROXY_SOCKET"),
             proxy_port: set("MOAT_PROXY_PORT"),
+            proxy_listener: set("MOAT_PROXY_LISTENER"),
             home_init: set("MOAT_HOME_INIT"),
             home: set("HOME"),
             pre_run: set("MOAT_PRE_RUN"),
@@ -151,7 +156,7 @@ fn init(settings: Settings, mut command: Vec<OsString>) -> Result<std::convert::
                 }
             },
         };
-        if let Err(e) = start_forwarder(port, socket) {
+        if let Err(e) = start_forwarder(port, socket, settings.proxy_listener.as_deref()) {
             complain(format_args!("the proxy forwarder did not start: {e}"));
             return Err(EXIT_INIT_FAILED);
         }
@@ -215,10 +220,25 @@ fn init(settings: Settings, mut command: Vec<OsString>) -> Result<std::convert::
     Err(126)
 }
 
-/// Bind the forwarder's port here, then hand the listening socket to a child process
-/// that serves it for the rest of the run.
-fn start_forwarder(port: u16, socket: &OsStr) -> std::io::Result<()> {
+/// Bind the proxy's port here, then hand the listening socket to the proxy (at
+/// `listener_socket`), or else to a child process that relays it for the rest of the run.
+fn start_forwarder(
+    port: u16,
+    socket: &OsStr,
+    listener_socket: Option<&OsStr>,
+) -> std::io::Result<()> {
     let listener = forward::bind(port)?;
+    // The proxy accepting the container's connections itself is one hop less per byte
+    // (no relay thread to wake, no second socket to copy through). Its copy of the socket
+    // outlives this process's, which the command does not inherit (close-on-exec).
+    if let Some(path) = listener_socket {
+        match forward::hand_over(&listener, Path::new(path)) {
+            Ok(()) => return Ok(()),
+            Err(e) => complain(format_args!(
+                "the proxy did not take the listening socket ({e}); relaying instead"
+            )),
+        }
+    }
     let exe = std::env::current_exe()?;
     let log = std::fs::OpenOptions::new()
         .create(true)

@@ -137,6 +137,7 @@ impl Proxy {
         Ok(ProxyHandle {
             address: ListenAddress::Tcp(addr),
             lifecycle: shared.lifecycle.clone(),
+            shared,
         })
     }
 
@@ -162,6 +163,7 @@ impl Proxy {
         Ok(ProxyHandle {
             address: ListenAddress::Unix(path.to_owned()),
             lifecycle: shared.lifecycle.clone(),
+            shared,
         })
     }
 
@@ -214,6 +216,13 @@ enum Listener {
     Unix(UnixListener),
 }
 
+/// Serve connections accepted on `listener` too (a listening socket handed over).
+pub(crate) fn serve_listener(listener: TcpListener, shared: Arc<Shared>) {
+    shared
+        .lifecycle
+        .spawn(accept_loop(Listener::Tcp(listener), shared.clone()));
+}
+
 async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
     let stop = shared.lifecycle.stop.clone();
     loop {
@@ -262,9 +271,27 @@ pub enum ListenAddress {
 pub struct ProxyHandle {
     address: ListenAddress,
     lifecycle: Lifecycle,
+    shared: Arc<Shared>,
 }
 
 impl ProxyHandle {
+    /// Also accept on the first listening TCP socket handed over on a unix socket bound
+    /// at `path` (mode 0666; removed once a socket is taken): how a container's
+    /// `moat-init` gives the proxy its loopback port, so that the container's connections
+    /// reach the proxy with no relay between (see `handover.rs`).
+    pub fn take_listener_at(&self, path: &Path) -> Result<(), ProxyError> {
+        let listener = crate::handover::bind(path).map_err(|source| ProxyError::BindUnix {
+            path: path.to_owned(),
+            source,
+        })?;
+        self.lifecycle.spawn(crate::handover::take_first(
+            listener,
+            path.to_owned(),
+            self.shared.clone(),
+        ));
+        Ok(())
+    }
+
     /// The TCP address the proxy listens on (with the port picked if 0 was asked for).
     ///
     /// # Panics

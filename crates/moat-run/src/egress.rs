@@ -27,6 +27,8 @@ pub const CONTAINER_PROXY_DIR: &str = "/run/moat/proxy";
 /// The port `moat-init` listens on inside the container for the proxy.
 pub const CONTAINER_PROXY_PORT: u16 = 3128;
 const SOCKET_NAME: &str = "proxy.sock";
+/// Where the container's `moat-init` hands the proxy its listening socket.
+const LISTENER_NAME: &str = "listener.sock";
 const SETTINGS_FILE: &str = "egress.json";
 const TOKEN_FILE: &str = "proxy.token";
 const NETWORK_LOG: &str = "network.jsonl";
@@ -194,6 +196,10 @@ pub(crate) fn container_egress(
             "MOAT_PROXY_PORT".to_owned(),
             CONTAINER_PROXY_PORT.to_string(),
         ),
+        (
+            "MOAT_PROXY_LISTENER".to_owned(),
+            format!("{CONTAINER_PROXY_DIR}/{LISTENER_NAME}"),
+        ),
     ];
     for name in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
         env.push((name.to_owned(), url.clone()));
@@ -291,6 +297,11 @@ pub(crate) async fn start_proxy(
     let socket = store.proxy_dir(id).join(SOCKET_NAME);
     let handle = moat_proxy::Proxy::start_unix(config, &socket, tx)
         .await
+        .map_err(|e| RunError::Egress(e.to_string()))?;
+    // The container's connections come to the proxy directly on its own loopback port,
+    // handed over by moat-init; the unix socket above is the fallback's (and SSH's).
+    handle
+        .take_listener_at(&store.proxy_dir(id).join(LISTENER_NAME))
         .map_err(|e| RunError::Egress(e.to_string()))?;
     let writer = tokio::spawn(write_events(store.network_log_path(id), rx, audit));
     Ok(RunningProxy {

@@ -41,7 +41,9 @@ fn the_proxy_is_the_only_way_out_and_every_request_is_recorded() {
          curl -sS --noproxy '*' --max-time 5 http://192.0.2.1/ >/dev/null 2>&1; echo \"raw-ip: $?\"; \
          getent hosts deb.debian.org >/dev/null; echo \"dns: $?\"; \
          echo \"host-service: $(curl -s -o /dev/null -w '%{{http_code}}' --noproxy '' -x \"$HTTP_PROXY\" http://127.0.0.1:{}/)\"; \
-         echo \"wrong-token: $(curl -s -o /dev/null -w '%{{http_connect}}' -x http://moat:wrong@127.0.0.1:3128 https://api.example.test/)\"",
+         echo \"wrong-token: $(curl -s -o /dev/null -w '%{{http_connect}}' -x http://moat:wrong@127.0.0.1:3128 https://api.example.test/)\"; \
+         echo \"relays: $(cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' '\\n' | grep -c '^moat-forward$')\"; \
+         echo \"proxy dir: $(ls /run/moat/proxy)\"",
         upstream.port()
     );
     let out = run_against(
@@ -67,6 +69,11 @@ fn the_proxy_is_the_only_way_out_and_every_request_is_recorded() {
         lines[5], "wrong-token: 407",
         "the proxy demands the run's token: {out:?}"
     );
+    // moat-init handed its listening socket to the proxy: no relay runs in the container,
+    // and the hand-over socket is gone, so the agent cannot hand the proxy another.
+    assert_eq!(lines[6], "relays: 0", "{out:?}");
+    assert_eq!(lines[7], "proxy dir: proxy.sock", "{out:?}");
+    assert!(!out.stderr.contains("relaying instead"), "{out:?}");
     assert_eq!(
         upstream.requests().len(),
         1,
