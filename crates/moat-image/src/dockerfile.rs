@@ -208,8 +208,10 @@ COPY moat-proxy-ca.crt {PROXY_CA_PATH}
             "ENV {PRE_RUN_ENV}=\"sh -e {HOOKS_DIR}/pre_run\"\n"
         ));
     }
+    // No health check of the base image's: it would run code in the container before
+    // moat-init has handed the proxy its listening socket.
     out.push_str(&format!(
-        "COPY moat-init {INIT_PATH}\nENTRYPOINT [\"{INIT_PATH}\"]\n"
+        "COPY moat-init {INIT_PATH}\nENTRYPOINT [\"{INIT_PATH}\"]\nHEALTHCHECK NONE\n"
     ));
     (out, files)
 }
@@ -243,6 +245,7 @@ ENV HOME=/home/moatuser
 WORKDIR /workspace
 COPY moat-init /usr/local/bin/moat-init
 ENTRYPOINT ["/usr/local/bin/moat-init"]
+HEALTHCHECK NONE
 "#;
         assert_eq!(text, expected);
     }
@@ -362,6 +365,7 @@ COPY hooks/pre_run /etc/moat/hooks/pre_run
 ENV MOAT_PRE_RUN="sh -e /etc/moat/hooks/pre_run"
 COPY moat-init /usr/local/bin/moat-init
 ENTRYPOINT ["/usr/local/bin/moat-init"]
+HEALTHCHECK NONE
 "#;
         assert_eq!(text, expected);
         let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
@@ -458,6 +462,7 @@ ENTRYPOINT ["/usr/local/bin/moat-init"]
         WORKDIR /workspace
         COPY moat-init /usr/local/bin/moat-init
         ENTRYPOINT ["/usr/local/bin/moat-init"]
+        HEALTHCHECK NONE
         "#);
     }
 

@@ -38,11 +38,13 @@ pub const HAND_OVER: u8 = b'L';
 pub const TAKEN: u8 = b'K';
 
 /// Hand `listener` to the run's proxy on the unix socket at `path`: sent with
-/// `SCM_RIGHTS`, then the proxy's one-byte answer, within a few seconds. After `Ok` the
-/// proxy accepts on it (this process may close its own descriptor).
+/// `SCM_RIGHTS`, then the proxy's one-byte answer. After `Ok` the proxy accepts on it
+/// (this process may close its own descriptor).
 pub fn hand_over(listener: &TcpListener, path: &Path) -> io::Result<()> {
     let stream = UnixStream::connect(path)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    // Longer than the proxy gives a sender (5 s): an answer that does not come means the
+    // proxy did not take it, and the relay serves instead.
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     sys::send_fd(stream.as_fd(), listener.as_fd(), HAND_OVER)?;
     let mut answer = [0u8; 1];
     (&stream).read_exact(&mut answer)?;

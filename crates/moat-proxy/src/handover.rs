@@ -3,14 +3,20 @@
 //! (`SCM_RIGHTS`), and the proxy accepts the container's connections on it directly, with
 //! no relay in between.
 //!
-//! What is taken: the first socket that is a listening TCP socket, sent as one byte
-//! ([`HAND_OVER`]) with exactly one descriptor; the answer is [`TAKEN`], after which the
-//! unix socket is closed and removed, so nothing else is taken for the run. Anything else
-//! sent is closed and answered [`REFUSED`]. A socket handed over is only accepted on:
-//! what comes through it is served as on any other listener (the token is still needed).
+//! What is taken: one connection only, whatever it sends (the unix socket is then closed
+//! and removed, so nothing else is taken for the run); and on it, a listening TCP socket
+//! bound to the address the run's clients are told, sent as one byte ([`HAND_OVER`]) with
+//! exactly one descriptor. The answer is [`TAKEN`] or [`REFUSED`]. moat-init sends before
+//! the run's command starts, and holds the port from then on, so a socket of the agent's
+//! cannot be the one taken. Even so, the sender may keep a descriptor of the socket it
+//! sent and change its flags (make it blocking): the proxy accepts on it on a thread of
+//! its own, never on the runtime's worker, so nothing done to it can stall the proxy.
+//! Accepted connections (new sockets, nobody else's) are served as on any other listener
+//! (the token is still needed).
 
 use std::io::{self, IoSliceMut};
 use std::mem::MaybeUninit;
+use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,42 +40,89 @@ pub const REFUSED: u8 = b'N';
 /// How long a sender has to send, once connected.
 const SEND_WITHIN: Duration = Duration::from_secs(5);
 
-/// Take the first listening socket sent to `listener` (at `path`, removed once one is
-/// taken), and serve it with `shared` on the proxy's tasks.
-pub(crate) async fn take_first(listener: UnixListener, path: PathBuf, shared: Arc<Shared>) {
+/// Take the listening socket sent on the first connection to `listener` (at `path`,
+/// removed then), if it is bound to `expected`, and serve it with `shared`.
+pub(crate) async fn take_first(
+    listener: UnixListener,
+    path: PathBuf,
+    expected: SocketAddr,
+    shared: Arc<Shared>,
+) {
     let stop = shared.lifecycle.stop.clone();
-    loop {
-        let accepted = tokio::select! {
-            () = stop.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((mut stream, _)) = accepted else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let received = tokio::time::timeout(SEND_WITHIN, receive(&stream)).await;
-        match received {
-            Ok(Ok(socket)) => match tcp_listener(socket) {
-                Ok(tcp) => {
-                    let _ = stream.write_all(&[TAKEN]).await;
-                    drop(listener);
-                    let _ = fs_err::remove_file(&path);
-                    crate::proxy::serve_listener(tcp, shared);
-                    return;
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "a socket handed to the proxy was refused");
-                    let _ = stream.write_all(&[REFUSED]).await;
-                }
-            },
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "a socket hand-over failed");
+    let accepted = tokio::select! {
+        () = stop.cancelled() => None,
+        accepted = listener.accept() => accepted.ok(),
+    };
+    drop(listener);
+    let _ = fs_err::remove_file(&path);
+    let Some((mut stream, _)) = accepted else {
+        return;
+    };
+    let taken = match tokio::time::timeout(SEND_WITHIN, receive(&stream)).await {
+        Ok(Ok(socket)) => check(socket, expected),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(io::ErrorKind::TimedOut.into()),
+    };
+    match taken {
+        Ok(socket) => match serve_on_a_thread(socket, shared) {
+            Ok(()) => {
+                let _ = stream.write_all(&[TAKEN]).await;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "the proxy could not accept on a handed socket");
                 let _ = stream.write_all(&[REFUSED]).await;
             }
-            Err(_) => {}
+        },
+        Err(e) => {
+            tracing::debug!(error = %e, "a socket handed to the proxy was refused");
+            let _ = stream.write_all(&[REFUSED]).await;
         }
     }
-    let _ = fs_err::remove_file(&path);
+}
+
+/// Accept on `listener` on a thread of its own (blocking, whatever its flags are made),
+/// handing each connection to the runtime, until the proxy stops.
+fn serve_on_a_thread(listener: std::net::TcpListener, shared: Arc<Shared>) -> io::Result<()> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::net::TcpStream>(1024);
+    std::thread::Builder::new()
+        .name("moat-proxy-accept".into())
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let _ = listener.set_nonblocking(false);
+            loop {
+                match listener.accept() {
+                    // Gone when the proxy stops: the thread ends with the next connection
+                    // (or the process).
+                    Ok((stream, _)) => {
+                        if tx.blocking_send(stream).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        })?;
+    let stop = shared.lifecycle.stop.clone();
+    shared.lifecycle.spawn({
+        let shared = shared.clone();
+        async move {
+            loop {
+                let stream = tokio::select! {
+                    () = stop.cancelled() => break,
+                    stream = rx.recv() => stream,
+                };
+                let Some(stream) = stream else { break };
+                if stream.set_nonblocking(true).is_err() {
+                    continue;
+                }
+                let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+                    continue;
+                };
+                crate::proxy::serve_accepted(stream, &shared);
+            }
+        }
+    });
+    Ok(())
 }
 
 /// The one descriptor sent with [`HAND_OVER`] on `stream`.
@@ -108,8 +161,8 @@ async fn receive(stream: &UnixStream) -> io::Result<OwnedFd> {
     }
 }
 
-/// `socket` as a tokio listener, if it is a listening TCP socket.
-fn tcp_listener(socket: OwnedFd) -> io::Result<tokio::net::TcpListener> {
+/// `socket`, if it is a listening TCP socket bound to `expected`.
+fn check(socket: OwnedFd, expected: SocketAddr) -> io::Result<std::net::TcpListener> {
     let family = rustix::net::sockopt::socket_domain(&socket)?;
     let kind = rustix::net::sockopt::socket_type(&socket)?;
     let listening = rustix::net::sockopt::socket_acceptconn(&socket)?;
@@ -120,8 +173,10 @@ fn tcp_listener(socket: OwnedFd) -> io::Result<tokio::net::TcpListener> {
         return Err(io::Error::other("not a listening TCP socket"));
     }
     let listener = std::net::TcpListener::from(socket);
-    listener.set_nonblocking(true)?;
-    tokio::net::TcpListener::from_std(listener)
+    if listener.local_addr()? != expected {
+        return Err(io::Error::other("not bound to the proxy's address"));
+    }
+    Ok(listener)
 }
 
 /// Bind the unix socket listening sockets are handed over on, at `path`, with mode 0666
@@ -161,50 +216,82 @@ mod tests {
         Ok(answer[0])
     }
 
-    #[tokio::test]
-    async fn the_first_listening_socket_is_taken_and_served_and_nothing_else() {
+    async fn proxy_taking_at(dir: &Path, expected: SocketAddr) -> (crate::ProxyHandle, PathBuf) {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let dir = tempfile::tempdir().unwrap();
         let ca = Arc::new(CertificateAuthority::ephemeral().unwrap());
         let config = ProxyConfig::new(Secret::new("run-token"), ca);
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let proxy = Proxy::start_unix(config, &dir.path().join("proxy.sock"), tx)
+        let proxy = Proxy::start_unix(config, &dir.join("proxy.sock"), tx)
             .await
             .unwrap();
-        let path = dir.path().join("listener.sock");
-        proxy.take_listener_at(&path).unwrap();
+        let path = dir.join("listener.sock");
+        proxy.take_listener_at(&path, expected).unwrap();
+        (proxy, path)
+    }
 
-        let answers = tokio::task::spawn_blocking(move || {
-            // Not a listening socket: refused, and the hand-over stays open.
-            let stream_socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-            let refused = hand(&path, stream_socket.as_fd(), HAND_OVER).unwrap();
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let wrong_byte = hand(&path, listener.as_fd(), b'x').unwrap();
-            let taken = hand(&path, listener.as_fd(), HAND_OVER).unwrap();
-            let port = listener.local_addr().unwrap().port();
-            drop(listener);
-            // Once one is taken the hand-over is gone.
-            std::thread::sleep(Duration::from_millis(100));
-            let again = std::os::unix::net::UnixStream::connect(&path).is_err();
-            // The proxy accepts on it, and still demands the token.
-            let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-            client
-                .write_all(b"GET http://example.test/ HTTP/1.1\r\nHost: example.test\r\n\r\n")
-                .unwrap();
-            let mut reply = vec![0u8; 64];
-            let n = client.read(&mut reply).unwrap();
-            let reply = String::from_utf8_lossy(&reply[..n]).into_owned();
-            (refused, wrong_byte, taken, again, reply, path)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn the_socket_sent_first_is_taken_served_and_made_blocking_in_vain() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let expected = listener.local_addr().unwrap();
+        let (proxy, path) = proxy_taking_at(dir.path(), expected).await;
+        let reply = tokio::task::spawn_blocking(move || {
+            assert_eq!(hand(&path, listener.as_fd(), HAND_OVER).unwrap(), TAKEN);
+            // The sender kept its descriptor and makes the socket blocking: the proxy's
+            // worker must not be the one blocked in accept.
+            listener.set_nonblocking(false).unwrap();
+            assert!(!path.exists(), "the hand-over socket is removed");
+            let mut replies = Vec::new();
+            for _ in 0..2 {
+                let mut client = std::net::TcpStream::connect(expected).unwrap();
+                client
+                    .write_all(b"GET http://example.test/ HTTP/1.1\r\nHost: example.test\r\n\r\n")
+                    .unwrap();
+                let mut reply = vec![0u8; 64];
+                let n = client.read(&mut reply).unwrap();
+                replies.push(String::from_utf8_lossy(&reply[..n]).into_owned());
+            }
+            replies
         })
         .await
         .unwrap();
-        let (refused, wrong_byte, taken, again, reply, path) = answers;
-        assert_eq!(refused, REFUSED);
-        assert_eq!(wrong_byte, REFUSED);
-        assert_eq!(taken, TAKEN);
-        assert!(again, "no second hand-over");
-        assert!(!path.exists(), "the hand-over socket is removed");
-        assert!(reply.starts_with("HTTP/1.1 407"), "{reply}");
+        // The proxy accepts on it, and still demands the token.
+        assert!(
+            reply.iter().all(|r| r.starts_with("HTTP/1.1 407")),
+            "{reply:?}"
+        );
+        // The runtime's worker is free.
+        tokio::time::timeout(Duration::from_secs(5), tokio::task::yield_now())
+            .await
+            .unwrap();
         proxy.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn one_connection_only_and_only_a_listener_on_the_proxys_address() {
+        for case in ["not a listener", "another address", "another byte"] {
+            let dir = tempfile::tempdir().unwrap();
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let elsewhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let (proxy, path) = proxy_taking_at(dir.path(), listener.local_addr().unwrap()).await;
+            let (answer, again) = tokio::task::spawn_blocking(move || {
+                let answer = match case {
+                    "not a listener" => hand(&path, udp.as_fd(), HAND_OVER),
+                    "another address" => hand(&path, elsewhere.as_fd(), HAND_OVER),
+                    _ => hand(&path, listener.as_fd(), b'x'),
+                }
+                .unwrap();
+                // No second try, not even with the right socket.
+                std::thread::sleep(Duration::from_millis(50));
+                let again = hand(&path, listener.as_fd(), HAND_OVER).is_err();
+                (answer, again)
+            })
+            .await
+            .unwrap();
+            assert_eq!(answer, REFUSED, "{case}");
+            assert!(again, "{case}: the hand-over is one connection");
+            proxy.shutdown().await;
+        }
     }
 }

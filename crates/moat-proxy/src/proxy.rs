@@ -216,11 +216,10 @@ enum Listener {
     Unix(UnixListener),
 }
 
-/// Serve connections accepted on `listener` too (a listening socket handed over).
-pub(crate) fn serve_listener(listener: TcpListener, shared: Arc<Shared>) {
-    shared
-        .lifecycle
-        .spawn(accept_loop(Listener::Tcp(listener), shared.clone()));
+/// Serve a connection accepted elsewhere (on a listening socket handed over).
+pub(crate) fn serve_accepted(stream: tokio::net::TcpStream, shared: &Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    shared.lifecycle.spawn(serve_client(shared.clone(), stream));
 }
 
 async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
@@ -275,11 +274,12 @@ pub struct ProxyHandle {
 }
 
 impl ProxyHandle {
-    /// Also accept on the first listening TCP socket handed over on a unix socket bound
-    /// at `path` (mode 0666; removed once a socket is taken): how a container's
-    /// `moat-init` gives the proxy its loopback port, so that the container's connections
-    /// reach the proxy with no relay between (see `handover.rs`).
-    pub fn take_listener_at(&self, path: &Path) -> Result<(), ProxyError> {
+    /// Also accept on a listening TCP socket bound to `expected`, handed over on the first
+    /// connection to a unix socket bound at `path` (mode 0666; removed after that one
+    /// connection): how a container's `moat-init` gives the proxy its loopback port, so
+    /// that the container's connections reach the proxy with no relay between (see
+    /// `handover.rs`).
+    pub fn take_listener_at(&self, path: &Path, expected: SocketAddr) -> Result<(), ProxyError> {
         let listener = crate::handover::bind(path).map_err(|source| ProxyError::BindUnix {
             path: path.to_owned(),
             source,
@@ -287,6 +287,7 @@ impl ProxyHandle {
         self.lifecycle.spawn(crate::handover::take_first(
             listener,
             path.to_owned(),
+            expected,
             self.shared.clone(),
         ));
         Ok(())

@@ -301,7 +301,10 @@ pub(crate) async fn start_proxy(
     // The container's connections come to the proxy directly on its own loopback port,
     // handed over by moat-init; the unix socket above is the fallback's (and SSH's).
     handle
-        .take_listener_at(&store.proxy_dir(id).join(LISTENER_NAME))
+        .take_listener_at(
+            &store.proxy_dir(id).join(LISTENER_NAME),
+            std::net::SocketAddr::from(([127, 0, 0, 1], CONTAINER_PROXY_PORT)),
+        )
         .map_err(|e| RunError::Egress(e.to_string()))?;
     let writer = tokio::spawn(write_events(store.network_log_path(id), rx, audit));
     Ok(RunningProxy {
