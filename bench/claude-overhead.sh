@@ -17,10 +17,13 @@
 # CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 so that they send the same requests.
 # The first `moat claude` builds the image (node, git, Claude Code from the npm registry;
 # Node.js from a local mirror made from the npm registry, as in the tests).
-# Usage: bash bench/claude-overhead.sh [N]   (default 10)
+# Usage: bash bench/claude-overhead.sh [N]   (default 10; needs socat on this machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10}
+for tool in socat docker python3; do
+    command -v "$tool" >/dev/null || { echo "claude-overhead: $tool is missing (apt-get install -y $tool)" >&2; exit 1; }
+done
 cargo build --release --locked -p moat -p moat-test-support --bin moat --bin fake-anthropic >/dev/null 2>&1
 MOAT=${CARGO_TARGET_DIR:-$PWD/target}/release/moat
 FAKE_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/fake-anthropic
