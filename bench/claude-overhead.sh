@@ -47,6 +47,11 @@ python3 -m http.server --bind 127.0.0.1 --directory "$work/node-mirror" 8799 >/d
 export MOAT_HOME="$work/moat" HOME="$work/home" MOAT_KEYRING=file MOAT_BUILD_NETWORK=host
 # The relay on the bridge's gateway, which containers on the bridge reach.
 GATEWAY=$(/usr/bin/docker network inspect bridge --format '{{(index .IPAM.Config 0).Gateway}}')
+# Some daemons record no gateway for the default bridge: then it is the bridge's own address.
+if [ -z "$GATEWAY" ]; then
+    bridge=$(/usr/bin/docker network inspect bridge --format '{{index .Options "com.docker.network.bridge.name"}}')
+    GATEWAY=$(ip -4 -o addr show "${bridge:-docker0}" | awk '{print $4}' | cut -d/ -f1 | head -1)
+fi
 socat "TCP-LISTEN:443,bind=$GATEWAY,fork,reuseaddr,nodelay" "TCP:127.0.0.1:$PORT,nodelay" & pids+=($!)
 export MOAT_CONNECT_TO="api.anthropic.com:443:$GATEWAY:443"
 mkdir -p "$MOAT_HOME" "$HOME" "$work/ws"
