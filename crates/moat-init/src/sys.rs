@@ -46,6 +46,21 @@ struct MsgHdr {
     flags: c_int,
 }
 
+impl MsgHdr {
+    /// A message of one buffer, `iov`, and one control message, `control`.
+    fn one(iov: &mut IoVec, control: &mut OneFd) -> Self {
+        MsgHdr {
+            name: std::ptr::null_mut(),
+            name_len: 0,
+            iov,
+            iov_len: 1,
+            control: std::ptr::from_mut(control).cast(),
+            control_len: std::mem::size_of::<OneFd>(),
+            flags: 0,
+        }
+    }
+}
+
 /// One `cmsghdr` carrying one descriptor, padded to `CMSG_SPACE(sizeof(int))`.
 #[repr(C)]
 #[cfg_attr(target_pointer_width = "64", repr(align(8)))]
@@ -74,15 +89,7 @@ pub fn send_fd(socket: BorrowedFd<'_>, fd: BorrowedFd<'_>, byte: u8) -> io::Resu
         kind: SCM_RIGHTS,
         fd: fd.as_raw_fd(),
     };
-    let msg = MsgHdr {
-        name: std::ptr::null_mut(),
-        name_len: 0,
-        iov: &raw mut iov,
-        iov_len: 1,
-        control: (&raw mut control).cast(),
-        control_len: std::mem::size_of::<OneFd>(),
-        flags: 0,
-    };
+    let msg = MsgHdr::one(&mut iov, &mut control);
     loop {
         // SAFETY: every pointer in `msg` points at a local that outlives the call, with
         // the lengths given; both descriptors are open for the call (borrowed).
@@ -153,15 +160,7 @@ pub fn recv_fd(socket: BorrowedFd<'_>) -> io::Result<(u8, Option<std::os::fd::Ow
         kind: 0,
         fd: -1,
     };
-    let mut msg = MsgHdr {
-        name: std::ptr::null_mut(),
-        name_len: 0,
-        iov: &raw mut iov,
-        iov_len: 1,
-        control: (&raw mut control).cast(),
-        control_len: std::mem::size_of::<OneFd>(),
-        flags: 0,
-    };
+    let mut msg = MsgHdr::one(&mut iov, &mut control);
     // SAFETY: as for `sendmsg`; the kernel writes at most the lengths given.
     let n = unsafe { recvmsg(socket.as_raw_fd(), &raw mut msg, 0) };
     if n < 0 {

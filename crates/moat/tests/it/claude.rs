@@ -506,13 +506,42 @@ fn each_agent_turn_is_a_snapshot_and_restoring_one_undoes_the_next() {
     assert_eq!(std::fs::read_to_string(&turn).unwrap(), "one\n");
 }
 
+/// A plugin at `root` whose `Stop` hook runs `hooks/mark.sh` (`script`, with mode `mode`):
+/// how these tests see that Claude Code in the container loaded it.
+fn write_stop_hook_plugin(
+    root: &std::path::Path,
+    name: &str,
+    version: &str,
+    script: &str,
+    mode: u32,
+) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let write = |path: PathBuf, text: &str| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        root.join(".claude-plugin/plugin.json"),
+        &format!(r#"{{"name": "{name}", "version": "{version}", "description": "says {name}"}}"#),
+    );
+    write(
+        root.join("hooks/hooks.json"),
+        r#"{"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "${CLAUDE_PLUGIN_ROOT}/hooks/mark.sh"}]}]}}"#,
+    );
+    write(root.join("hooks/mark.sh"), script);
+    std::fs::set_permissions(
+        root.join("hooks/mark.sh"),
+        std::fs::Permissions::from_mode(mode),
+    )
+    .unwrap();
+}
+
 /// A plugin the host's Claude Code installed and enabled comes into the run, copied
 /// read-only, with its hook script still executable: its `Stop` hook runs in the
 /// container (a `-p` session registers seed plugins after its start, so `SessionStart`
 /// would be too early). The host's files stay as they were, and the agent cannot change the copy.
 #[test]
 fn an_installed_host_plugin_runs_in_the_container() {
-    use std::os::unix::fs::PermissionsExt as _;
     let claude = Claude::new("Plugged in.");
     claude.grant(API_KEY);
     let plugins = claude.home().join(".claude/plugins");
@@ -538,23 +567,13 @@ fn an_installed_host_plugin_runs_in_the_container() {
         "[remote] url = https://token-in-git-config@x\n",
     );
     for root in [marketplace.join("plugins/hello"), installed.clone()] {
-        write(
-            root.join(".claude-plugin/plugin.json"),
-            r#"{"name": "hello", "version": "1.0.0", "description": "says hello"}"#,
-        );
-        write(
-            root.join("hooks/hooks.json"),
-            r#"{"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "${CLAUDE_PLUGIN_ROOT}/hooks/mark.sh"}]}]}}"#,
-        );
-        write(
-            root.join("hooks/mark.sh"),
+        write_stop_hook_plugin(
+            &root,
+            "hello",
+            "1.0.0",
             "#!/bin/sh\necho \"hook of $CLAUDE_PLUGIN_ROOT\" > /workspace/plugin-hook-ran\ntouch \"$CLAUDE_PLUGIN_ROOT/changed\" 2>/dev/null && echo writable >> /workspace/plugin-hook-ran\nexit 0\n",
+            0o700,
         );
-        std::fs::set_permissions(
-            root.join("hooks/mark.sh"),
-            std::fs::Permissions::from_mode(0o700),
-        )
-        .unwrap();
     }
     write(
         plugins.join("installed_plugins.json"),
@@ -618,23 +637,13 @@ fn an_installed_host_plugin_runs_in_the_container() {
         r#"{"name": "localmkt", "owner": {"name": "moat tests"}, "plugins": [{"name": "hi", "source": "./plugins/hi", "version": "0.1.0"}]}"#,
     );
     let hi = mkt.join("plugins/hi");
-    write(
-        hi.join(".claude-plugin/plugin.json"),
-        r#"{"name": "hi", "version": "0.1.0"}"#,
-    );
-    write(
-        hi.join("hooks/hooks.json"),
-        r#"{"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "${CLAUDE_PLUGIN_ROOT}/hooks/mark.sh"}]}]}}"#,
-    );
-    write(
-        hi.join("hooks/mark.sh"),
+    write_stop_hook_plugin(
+        &hi,
+        "hi",
+        "0.1.0",
         "#!/bin/sh\necho \"directory hook of $CLAUDE_PLUGIN_ROOT\" > /workspace/plugin-hook-ran\nexit 0\n",
+        0o755,
     );
-    std::fs::set_permissions(
-        hi.join("hooks/mark.sh"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
     std::os::unix::fs::symlink(secret.path(), hi.join("keys")).unwrap();
     // What else is in the directory is not the plugin's: it stays out of the run.
     write(mkt.join(".env"), "NOT_FOR_THE_RUN=1\n");
@@ -709,7 +718,6 @@ fn an_installed_host_plugin_runs_in_the_container() {
 /// its own proxy, which injects the `github` grant, and the run gets read-only copies.
 #[test]
 fn a_private_marketplace_is_fetched_on_the_host_through_the_runs_grants() {
-    use std::os::unix::fs::PermissionsExt as _;
     const GITHUB_TOKEN: &str = "ghp_moatTestMarketplaceToken0123456789abcdef";
     let claude = Claude::new("Fetched in.");
     claude.grant(API_KEY);
@@ -728,24 +736,13 @@ fn a_private_marketplace_is_fetched_on_the_host_through_the_runs_grants() {
     // A hostile repository's link out of itself: its plugin must not bring this
     // machine's directory into the run.
     std::os::unix::fs::symlink("/etc", work.join("outside")).unwrap();
-    let plugin = work.join("plugins/hello");
-    write(
-        plugin.join(".claude-plugin/plugin.json"),
-        r#"{"name": "hello", "version": "1.0.0", "description": "says hello"}"#,
-    );
-    write(
-        plugin.join("hooks/hooks.json"),
-        r#"{"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "${CLAUDE_PLUGIN_ROOT}/hooks/mark.sh"}]}]}}"#,
-    );
-    write(
-        plugin.join("hooks/mark.sh"),
+    write_stop_hook_plugin(
+        &work.join("plugins/hello"),
+        "hello",
+        "1.0.0",
         "#!/bin/sh\necho \"hook of $CLAUDE_PLUGIN_ROOT\" > /workspace/plugin-hook-ran\nexit 0\n",
+        0o755,
     );
-    std::fs::set_permissions(
-        plugin.join("hooks/mark.sh"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
     let git = |args: &[&str], dir: &std::path::Path| {
         let out = Command::new("git")
             .args(["-c", "user.name=t", "-c", "user.email=t@example.test"])
