@@ -980,16 +980,7 @@ fn link_free(base: &Path, path: &str, resolved: PathBuf) -> Result<PathBuf, Inva
     } else {
         fs_err::canonicalize(base).unwrap_or_else(|_| base.to_owned())
     };
-    let mut written = start;
-    for component in Path::new(path).components() {
-        match component {
-            std::path::Component::ParentDir => {
-                written.pop();
-            }
-            std::path::Component::Normal(name) => written.push(name),
-            _ => {}
-        }
-    }
+    let written = lexically_normal(&start.join(path));
     if written == resolved {
         Ok(resolved)
     } else {
@@ -1003,6 +994,23 @@ fn link_free(base: &Path, path: &str, resolved: PathBuf) -> Result<PathBuf, Inva
              into runs only where no link could send it elsewhere",
         ))
     }
+}
+
+/// `path` as written, with `.` dropped and each `..` taking away the component before it
+/// (without asking the file system): what it names if no link is on the way, to compare
+/// with what it resolves to.
+pub fn lexically_normal(path: &Path) -> PathBuf {
+    let mut normal = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                normal.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => normal.push(other),
+        }
+    }
+    normal
 }
 
 /// `path` (relative ones against `base`) made absolute with symlinks resolved; it must

@@ -461,16 +461,8 @@ fn fetched_marketplaces(
 fn real_dir(path: &str) -> Option<PathBuf> {
     let path = Path::new(path);
     let real = fs_err::canonicalize(path).ok()?;
-    let mut written = PathBuf::new();
-    for component in path.components() {
-        match component {
-            std::path::Component::ParentDir => {
-                written.pop();
-            }
-            other => written.push(other),
-        }
-    }
-    (path.is_absolute() && real == written && real.is_dir()).then_some(real)
+    (path.is_absolute() && real == moat_config::lexically_normal(path) && real.is_dir())
+        .then_some(real)
 }
 
 /// Where each plugin of marketplace `name` is in its files at `dir` (a checkout moat
