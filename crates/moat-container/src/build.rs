@@ -206,7 +206,7 @@ pub(crate) fn build_image(
             pending.push_str(&text);
             while let Some(nl) = pending.find('\n') {
                 let line: String = pending.drain(..=nl).collect();
-                let line = strip_escapes(line.trim_end_matches(['\n', '\r']));
+                let line = output_text(line.trim_end_matches(['\n', '\r']));
                 let event = match parse_step(&line) {
                     Some((index, total, instruction)) => {
                         // The instruction once, in short: a RUN script can be pages long
@@ -238,26 +238,13 @@ pub(crate) fn build_image(
     })
 }
 
-/// Drop terminal escape sequences (`ESC [ ... letter`): the classic builder colours
-/// stderr red, which only garbles a log or an error message.
-fn strip_escapes(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+/// A line of a build's output as text: what a `\r` progress display drew last, without
+/// escape sequences and control characters. The classic builder colours stderr red, and a
+/// hook's or an installer's output (a repository's choice) could carry any sequence: none
+/// of it reaches a log, an error message or the terminal.
+fn output_text(line: &str) -> String {
+    let last = line.rsplit('\r').next().unwrap_or(line);
+    moat_text::plain(last).into_owned()
 }
 
 /// How long an instruction may be in an error message before it is cut.
@@ -283,7 +270,7 @@ fn failure_message(message: &str) -> String {
     {
         return format!("the command exited with code {}", code.trim());
     }
-    message.to_owned()
+    moat_text::plain(message).into_owned()
 }
 
 /// Parse `Step 3/7 : RUN apt-get update` into its parts.
@@ -327,12 +314,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn strips_colour_codes() {
+    fn output_is_text_only() {
         assert_eq!(
-            strip_escapes("\u{1b}[91m+ apt-get\u{1b}[0m update"),
+            output_text("\u{1b}[91m+ apt-get\u{1b}[0m update"),
             "+ apt-get update"
         );
-        assert_eq!(strip_escapes("plain"), "plain");
+        assert_eq!(output_text("plain"), "plain");
+        assert_eq!(output_text("10%\r50%\r100% done"), "100% done");
+        assert_eq!(
+            output_text("x\u{1b}]52;c;Y3VybA==\u{7}\u{9b}2J\u{202e}y"),
+            "xy"
+        );
+        assert_eq!(
+            failure_message("denied \u{1b}]0;pwned\u{7}here"),
+            "denied here"
+        );
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! Small text helpers shared by moat's crates, so that "did you mean" suggestions measure
-//! closeness the same way everywhere, and a YAML file that breaks a parser limit is
-//! reported in the same plain words whichever file it is.
+//! closeness the same way everywhere, a YAML file that breaks a parser limit is reported
+//! in the same plain words whichever file it is, and text a run or a repository chose
+//! reaches the user's terminal only as text (see [`terminal`]).
 
+pub mod terminal;
 mod yaml;
 
+pub use terminal::{escaped, escaped_json, escaped_text, plain};
 pub use yaml::{YamlLimit, yaml_limit};
 
 /// Optimal string alignment distance, by characters: insertions, deletions, substitutions

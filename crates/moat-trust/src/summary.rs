@@ -200,7 +200,9 @@ impl Summary {
     }
 
     /// The summary as indented text, one block per item; a file that asks for nothing
-    /// says so.
+    /// says so. Every value is shown [`moat_text::escaped`]: the file may be a stranger's,
+    /// and a carriage return or an escape sequence in a hook must not redraw the summary
+    /// the user decides on.
     pub fn render(&self) -> String {
         if self.items.is_empty() {
             return "  nothing beyond moat's defaults\n".to_owned();
@@ -209,7 +211,7 @@ impl Summary {
         for item in &self.items {
             let _ = writeln!(out, "  {}:", item.what);
             for line in &item.lines {
-                let _ = writeln!(out, "      {line}");
+                let _ = writeln!(out, "      {}", moat_text::escaped(line));
             }
         }
         out

@@ -503,8 +503,9 @@ pub struct LogsArgs {
     #[arg(short, long)]
     pub timestamps: bool,
 
-    /// An interactive run's output as the bytes it wrote, escape codes and all (by
-    /// default it is replayed on a terminal of the run's size and shown as text).
+    /// The output as the bytes the run wrote, escape codes and all (by default an
+    /// interactive run is replayed on a terminal of the run's size and shown as text, and
+    /// another run's output is shown without escape codes and control characters).
     #[arg(long)]
     pub raw: bool,
 }

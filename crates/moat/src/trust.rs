@@ -93,8 +93,15 @@ pub fn explain(file: &WorkspaceFile, state: &TrustState, workspace: &Path) -> St
     let summary = Summary::of(&file.config, workspace).render();
     match state {
         TrustState::Changed(previous) => {
+            // The file may be a stranger's: its lines are shown as text, so a carriage
+            // return or an escape sequence in them cannot redraw the diff.
             let diff = if previous.file == file.name() {
-                moat_trust::diff(&previous.content, &file.text, file.name())
+                moat_text::escaped_text(&moat_trust::diff(
+                    &previous.content,
+                    &file.text,
+                    file.name(),
+                ))
+                .into_owned()
             } else {
                 format!(
                     "(you trusted `{}` here; this is `{}`)\n",

@@ -48,7 +48,7 @@ fn timeline(ctx: &Context, run: Option<&str>, json: bool, kinds: &[String]) -> R
         .filter(|e| kinds.is_empty() || kinds.contains(&e.kind))
         .collect();
     if json {
-        outln!("{}", serde_json::to_string_pretty(&entries)?)?;
+        outln!("{}", crate::ui::json(&entries)?)?;
         return Ok(0);
     }
     let header = ["#", "TIME", "WHAT", "DETAILS"].map(String::from);

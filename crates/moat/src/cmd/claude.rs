@@ -99,7 +99,7 @@ async fn start(ctx: &Context, args: ClaudeRunArgs, wanted: Wanted) -> Result<i32
         return Ok(0);
     }
     for warning in &plan.warnings {
-        crate::ui::errln!("warning: {warning}");
+        crate::ui::warning(warning);
     }
     let request = plan.request;
     let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
@@ -760,7 +760,7 @@ async fn sessions(ctx: &Context, json: bool) -> Result<i32> {
     }
     rows.sort_by_key(|row| std::cmp::Reverse(row.last_active));
     if json {
-        outln!("{}", serde_json::to_string_pretty(&rows)?)?;
+        outln!("{}", crate::ui::json(&rows)?)?;
         return Ok(0);
     }
     if rows.is_empty() {
@@ -816,10 +816,10 @@ fn plugins_list(ctx: &Context, path: Option<PathBuf>, json: bool) -> Result<i32>
     let mut report = plugin_report(&home, workspace.path(), &loaded.config.claude)?;
     fetched_marketplaces(&mut report, ctx.home(), &loaded.config.claude, None)?;
     for warning in &report.warnings {
-        crate::ui::errln!("warning: {warning}");
+        crate::ui::warning(warning);
     }
     if json {
-        outln!("{}", serde_json::to_string_pretty(&report)?)?;
+        outln!("{}", crate::ui::json(&report)?)?;
         return Ok(0);
     }
     if report.plugins.is_empty() {

@@ -16,13 +16,13 @@ pub fn deps(ctx: &Context, command: DepsCommand) -> Result<i32> {
                 "dependencies": deps::list(&mirrors),
                 "prefixes": deps::prefixes(&mirrors),
             });
-            outln!("{}", serde_json::to_string_pretty(&listing)?)?;
+            outln!("{}", crate::ui::json(&listing)?)?;
         }
         DepsCommand::List { json: false } => print_list(&deps::list(&mirrors), &mirrors)?,
         DepsCommand::Info { name, json } => {
             let info = deps::describe(&name, &mirrors)?;
             if json {
-                outln!("{}", serde_json::to_string_pretty(&info)?)?;
+                outln!("{}", crate::ui::json(&info)?)?;
             } else {
                 print_info(&info)?;
             }

@@ -76,7 +76,7 @@ pub async fn doctor(ctx: &Context, args: DoctorArgs) -> Result<i32> {
     });
 
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&findings)?)?;
+        outln!("{}", crate::ui::json(&findings)?)?;
     } else {
         out!("{}", checks::render(&findings))?;
     }

@@ -345,7 +345,7 @@ fn list(ctx: &Context, json: bool) -> Result<i32> {
             })
             .chain(ssh_items)
             .collect();
-        outln!("{}", serde_json::to_string_pretty(&items)?)?;
+        outln!("{}", crate::ui::json(&items)?)?;
         return Ok(0);
     }
     if listed.is_empty() && ssh_grants.is_empty() {
@@ -401,7 +401,7 @@ fn list(ctx: &Context, json: bool) -> Result<i32> {
     }
     out!("{}", crate::ui::table(&header, &rows))?;
     for error in problems {
-        crate::ui::errln!("warning: {error}");
+        crate::ui::warning(&error.to_string());
         if let Some(hint) = error.hint() {
             crate::ui::errln!("hint: {hint}");
         }
@@ -414,7 +414,7 @@ fn providers(ctx: &Context, json: bool) -> Result<i32> {
     let registry = registry(ctx)?;
     let summaries: Vec<_> = registry.list().iter().map(Provider::summary).collect();
     if json {
-        outln!("{}", serde_json::to_string_pretty(&summaries)?)?;
+        outln!("{}", crate::ui::json(&summaries)?)?;
         return Ok(0);
     }
     let header = ["PROVIDER", "TYPE", "HOSTS", "DESCRIPTION"].map(String::from);

@@ -84,7 +84,7 @@ pub async fn list(ctx: &Context, args: ListArgs) -> Result<i32> {
                 .iter()
                 .map(|d| serde_json::json!({ "id": d.id, "state": "damaged", "error": d.reason })),
         );
-        outln!("{}", serde_json::to_string_pretty(&json)?)?;
+        outln!("{}", crate::ui::json(&json)?)?;
     } else if runs.is_empty() && damaged.is_empty() {
         if filtered {
             crate::ui::errln!("No runs match.");
@@ -99,7 +99,7 @@ pub async fn list(ctx: &Context, args: ListArgs) -> Result<i32> {
             outln!(
                 "{}  damaged: {} (`moat destroy --force {}` removes it)",
                 d.id,
-                d.reason,
+                moat_text::escaped(&d.reason),
                 d.id
             )?;
         }
@@ -107,10 +107,12 @@ pub async fn list(ctx: &Context, args: ListArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// One `--format` field of a run, as text (empty for what is not there yet).
+/// One `--format` field of a run, as text (empty for what is not there yet), shown
+/// [`moat_text::escaped`]: the command and the workspace's path are the user's or the
+/// repository's words.
 fn field_value(run: &RunRecord, field: &str, now: jiff::Timestamp) -> String {
     let time = |t: Option<jiff::Timestamp>| t.map(|t| t.to_string()).unwrap_or_default();
-    match field {
+    let value = match field {
         "ID" => run.id.to_string(),
         "Name" => run.name.clone(),
         "State" => run.state.as_str().to_owned(),
@@ -125,7 +127,8 @@ fn field_value(run: &RunRecord, field: &str, now: jiff::Timestamp) -> String {
         "Age" => crate::ui::age(run.created_at, now),
         "Snapshots" => run.snapshots.to_string(),
         other => unreachable!("`{other}` is not in FIELDS"),
-    }
+    };
+    moat_text::escaped(&value).into_owned()
 }
 
 /// Whether `name` matches `pattern`, where `*` stands for any characters.

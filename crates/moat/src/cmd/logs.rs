@@ -67,7 +67,7 @@ async fn show(ctx: &Context, args: LogsArgs) -> Result<i32> {
         Some(n) if !rendered => LogReader::tail(&path, n)?,
         _ => LogReader::new(&path),
     };
-    let mut printer = Printer::new(args.timestamps);
+    let mut printer = Printer::new(args.timestamps, args.raw);
     if rendered {
         let sizes = moat_run::read_terminal_sizes(&ctx.store.terminal_sizes_path(&record.id))?;
         printer.render(screen::ScreenText::new(sizes), args.lines);
@@ -219,6 +219,8 @@ type LastLines = (usize, VecDeque<screen::ScreenLine>);
 /// rendering, the text lines of the screen they were drawn on.
 struct Printer {
     timestamps: bool,
+    /// `--raw`: what the run wrote, as written.
+    raw: bool,
     /// An interactive run's screen, and with `-n N` the last N lines it gave out so far.
     screen: Option<(screen::ScreenText, Option<LastLines>)>,
     out: std::io::BufWriter<std::io::Stdout>,
@@ -231,9 +233,10 @@ struct Printer {
 }
 
 impl Printer {
-    fn new(timestamps: bool) -> Self {
+    fn new(timestamps: bool, raw: bool) -> Self {
         Printer {
             timestamps,
+            raw,
             screen: None,
             out: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
             err: std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()),
@@ -311,7 +314,15 @@ impl Printer {
         if self.timestamps && self.at_line_start[s] {
             write_time(sink, record.timestamp())?;
         }
-        sink.write_all(record.text.as_bytes())?;
+        // What a run printed is shown as text: an escape sequence in it (a clipboard write,
+        // a cursor move over what was shown before) does not act on the reader's terminal.
+        // `--raw` gives the bytes as written.
+        let text = if self.raw {
+            std::borrow::Cow::Borrowed(&*record.text)
+        } else {
+            moat_text::plain(&record.text)
+        };
+        sink.write_all(text.as_bytes())?;
         if !record.cont {
             sink.write_all(b"\n")?;
         }

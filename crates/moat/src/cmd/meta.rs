@@ -18,7 +18,7 @@ pub fn version(args: &VersionArgs) -> Result<i32> {
             "commit": commit,
             "commit_date": date,
         });
-        outln!("{}", serde_json::to_string_pretty(&json)?)?;
+        outln!("{}", crate::ui::json(&json)?)?;
     } else {
         outln!("moat {}", env!("MOAT_VERSION"))?;
     }

@@ -27,7 +27,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
         return Ok(0);
     }
     for warning in &plan.warnings {
-        crate::ui::errln!("warning: {warning}");
+        crate::ui::warning(warning);
     }
     let mut request = plan.request;
     let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();

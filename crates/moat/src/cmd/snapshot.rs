@@ -95,10 +95,10 @@ fn list(ctx: &Context, run: Option<&str>, json: bool) -> Result<i32> {
     let metas = store_of(ctx, &record)?.list(record.id.as_str())?;
     // A snapshot the run's supervisor could not take is a gap in this list: say so.
     if let Some(error) = &record.snapshot_error {
-        crate::ui::errln!("moat: warning: {error}");
+        crate::ui::warning(error);
     }
     if json {
-        outln!("{}", serde_json::to_string_pretty(&metas)?)?;
+        outln!("{}", crate::ui::json(&metas)?)?;
         return Ok(0);
     }
     if metas.is_empty() {
@@ -163,7 +163,8 @@ fn diff(ctx: &Context, run: &str, snapshot: &str, other: Option<&str>, stat: boo
             ChangeKind::Changed => "M",
             ChangeKind::ModeChanged => "T",
         };
-        outln!("{mark}  {}", change.path)?;
+        // The path is a file the run made: its name is the run's choice.
+        outln!("{mark}  {}", moat_text::escaped(&change.path))?;
     }
     Ok(0)
 }

@@ -9,6 +9,7 @@ use moat_proxy::NetworkEvent;
 use crate::cli::TraceArgs;
 use crate::settings::Context;
 use crate::ui::outln;
+use moat_text::escaped;
 
 pub fn trace(ctx: &Context, args: TraceArgs) -> Result<i32> {
     let runs = ctx.store.list()?;
@@ -16,14 +17,14 @@ pub fn trace(ctx: &Context, args: TraceArgs) -> Result<i32> {
     let ssh_events = moat_run::read_ssh_log(&ctx.store.ssh_log_path(&record.id))?;
     if args.ssh {
         if args.json {
-            outln!("{}", serde_json::to_string_pretty(&ssh_events)?)?;
+            outln!("{}", crate::ui::json(&ssh_events)?)?;
             return Ok(0);
         }
         if ssh_events.is_empty() {
             crate::ui::errln!("Run {} asked its SSH agent for no signature.", record.id);
         }
         for event in &ssh_events {
-            outln!("{}", ssh_line(event))?;
+            outln!("{}", escaped(&ssh_line(event)))?;
         }
         if !args.network {
             return Ok(0);
@@ -31,7 +32,7 @@ pub fn trace(ctx: &Context, args: TraceArgs) -> Result<i32> {
     }
     let events = moat_run::read_network_log(&ctx.store.network_log_path(&record.id))?;
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&events)?)?;
+        outln!("{}", crate::ui::json(&events)?)?;
         return Ok(0);
     }
     if events.is_empty() {
@@ -43,18 +44,21 @@ pub fn trace(ctx: &Context, args: TraceArgs) -> Result<i32> {
         .load_egress(&record.id)
         .map(|(settings, _)| settings.mcp)
         .unwrap_or_default();
+    // What a line shows comes from the run: the URLs and headers its agent sent, what
+    // the upstreams answered. Each line is shown escaped, so none of it acts on the
+    // terminal.
     for event in &events {
         let mut text = line(event);
         if let Some(server) = mcp.iter().find(|s| s.matches_url(&event.url)) {
             text.push_str(&format!(" [mcp: {}]", server.name));
         }
-        outln!("{text}")?;
+        outln!("{}", escaped(&text))?;
         if args.details {
             for (name, value) in &event.request_headers {
-                outln!("    > {name}: {value}")?;
+                outln!("    > {}", escaped(&format!("{name}: {value}")))?;
             }
             for (name, value) in &event.response_headers {
-                outln!("    < {name}: {value}")?;
+                outln!("    < {}", escaped(&format!("{name}: {value}")))?;
             }
             if let Some(body) = &event.response_body {
                 let more = if body.truncated {
@@ -62,16 +66,14 @@ pub fn trace(ctx: &Context, args: TraceArgs) -> Result<i32> {
                 } else {
                     ""
                 };
-                outln!(
-                    "    < body: {}{more}",
-                    body.text.chars().take(500).collect::<String>()
-                )?;
+                let sample: String = body.text.chars().take(500).collect();
+                outln!("    < body: {}{more}", escaped(&sample))?;
             }
         }
     }
     if !args.ssh && !args.network {
         for event in &ssh_events {
-            outln!("{}", ssh_line(event))?;
+            outln!("{}", escaped(&ssh_line(event)))?;
         }
     }
     Ok(0)

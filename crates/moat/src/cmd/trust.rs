@@ -116,7 +116,7 @@ fn list(ctx: &Context, json: bool) -> Result<i32> {
         })
         .collect();
     if json {
-        outln!("{}", serde_json::to_string_pretty(&rows)?)?;
+        outln!("{}", crate::ui::json(&rows)?)?;
         return Ok(0);
     }
     if rows.is_empty() {

@@ -33,12 +33,15 @@ impl std::error::Error for UserError {}
 
 /// Print an error chain and the first hint any error in it offers.
 pub fn print_error(err: &anyhow::Error) {
-    crate::ui::errln!("error: {}", message(err));
+    // An error may quote what a run or a repository chose (a name, a line of a build's
+    // output, a file's content): it is shown as text.
+    use moat_text::escaped_text;
+    crate::ui::errln!("error: {}", escaped_text(&message(err)));
     if let Some(details) = details(err) {
-        crate::ui::errln!("{details}");
+        crate::ui::errln!("{}", escaped_text(&details));
     }
     if let Some(hint) = hint(err) {
-        crate::ui::errln!("hint: {hint}");
+        crate::ui::errln!("hint: {}", escaped_text(&hint));
     }
 }
 

@@ -62,6 +62,21 @@ pub fn stderr_colour() -> bool {
     STDERR_COLOUR.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// `warning: TEXT` on stderr. A warning often quotes what a run or a repository chose (a
+/// plugin's name from a workspace's settings, git's message about a file the run made),
+/// so the text is shown [`moat_text::escaped_text`].
+pub fn warning(text: &str) {
+    errln!("warning: {}", moat_text::escaped_text(text));
+}
+
+/// `value` as the pretty JSON a `--json` listing prints: much of it is what a run or a
+/// repository chose, so it is [`moat_text::escaped_json`] (the same document, shown as
+/// text on a terminal).
+pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    let json = serde_json::to_string_pretty(value)?;
+    Ok(moat_text::escaped_json(&json).into_owned())
+}
+
 mod error;
 mod progress;
 pub mod prompt;

@@ -37,7 +37,7 @@ impl BuildProgress {
                 }
             }
             PrepareEvent::SnapshotFailed { error, hint } => {
-                crate::ui::errln!("warning: no snapshot before this run: {error}");
+                crate::ui::warning(&format!("no snapshot before this run: {error}"));
                 if let Some(hint) = hint {
                     crate::ui::errln!("hint: {hint}");
                 }
@@ -90,12 +90,12 @@ impl BuildProgress {
                 tracing::debug!(target: "moat::build", "{line}");
                 // On a terminal, the step's latest line under it shows it is moving (cut
                 // to the terminal's width).
-                if let Some(bar) = &self.bar {
-                    let line = strip_controls(&line);
-                    if !line.trim().is_empty() {
-                        let width = usize::from(console::Term::stderr().size().1).max(20);
-                        bar.set_prefix(shorten(line.trim(), width - 5));
-                    }
+                // (The line is text already: see `moat_container`'s build.)
+                if let Some(bar) = &self.bar
+                    && !line.trim().is_empty()
+                {
+                    let width = usize::from(console::Term::stderr().size().1).max(20);
+                    bar.set_prefix(shorten(line.trim(), width - 5));
                 }
             }
             PrepareEvent::BuildFinished { tag, seconds } => {
@@ -114,12 +114,6 @@ impl Drop for BuildProgress {
             bar.finish_and_clear();
         }
     }
-}
-
-/// `line` without terminal control characters (a build's `\r` progress, colours).
-fn strip_controls(line: &str) -> String {
-    let line = line.rsplit('\r').next().unwrap_or(line);
-    line.chars().filter(|c| !c.is_control()).collect()
 }
 
 fn shorten(text: &str, max: usize) -> String {

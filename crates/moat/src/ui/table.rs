@@ -48,11 +48,12 @@ pub fn held_back_notice(run: &RunRecord) -> Option<String> {
         run.id, run.name
     );
     for held in &run.held_back {
+        // The path is what the run wrote: its name is the run's choice.
         text.push_str(&format!(
             "  {} ({}), kept at {}\n",
-            held.path,
+            moat_text::escaped(&held.path),
             held.change,
-            held.kept_at.display()
+            moat_text::escaped(&held.kept_at.display().to_string())
         ));
     }
     text.push_str(&format!(
@@ -63,9 +64,13 @@ pub fn held_back_notice(run: &RunRecord) -> Option<String> {
 }
 
 /// A table with columns padded to their widest cell, two spaces apart; one line a row,
-/// each ending in a newline.
+/// each ending in a newline. Cells often hold what a run or a repository chose (a label,
+/// a plugin's name, a path), so each is shown [`moat_text::escaped`].
 pub fn table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
-    let rows: Vec<&[String; N]> = std::iter::once(header).chain(rows).collect();
+    let rows: Vec<[std::borrow::Cow<'_, str>; N]> = std::iter::once(header)
+        .chain(rows)
+        .map(|row| row.each_ref().map(|cell| moat_text::escaped(cell)))
+        .collect();
     let mut widths = [0usize; N];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row.iter()) {
@@ -111,5 +116,20 @@ mod tests {
         assert_eq!(age(t(0), t(3 * 3600 + 5)), "3h");
         assert_eq!(age(t(0), t(2 * 86_400)), "2d");
         assert_eq!(age(t(10), t(0)), "0s");
+    }
+
+    #[test]
+    fn cells_are_shown_as_text_and_aligned_as_shown() {
+        let header = ["LABEL", "N"].map(String::from);
+        let rows = [
+            ["x\u{1b}]52;c;Qg==\u{7}\r".to_owned(), "1".to_owned()],
+            ["plain".to_owned(), "2".to_owned()],
+        ];
+        assert_eq!(
+            table(&header, &rows),
+            "LABEL                     N\n\
+             x\\u{1b}]52;c;Qg==\\u{7}\\r  1\n\
+             plain                     2\n"
+        );
     }
 }

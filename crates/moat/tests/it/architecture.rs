@@ -17,7 +17,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "moat-config",
         &["moat-home", "moat-hosts", "moat-image", "moat-text"],
     ),
-    ("moat-trust", &["moat-config", "moat-home"]),
+    // moat-text: the trust question's summary shows a stranger's values as text.
+    ("moat-trust", &["moat-config", "moat-home", "moat-text"]),
     ("moat-audit", &["moat-home"]),
     // Snapshots drive git on the host; they know nothing of runs or Docker.
     ("moat-snapshot", &["moat-home"]),
@@ -27,7 +28,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("moat-proxy", &["moat-home", "moat-hosts", "moat-secret"]),
     // Credentials never depend on the container runtime or the proxy.
     ("moat-credentials", &["moat-home", "moat-secret"]),
-    ("moat-container", &[]),
+    // moat-text: a build's output (a repository's hooks print it) is kept as text only.
+    ("moat-container", &["moat-text"]),
     // moat-home for reading `$MOAT_HOME/providers/*.yaml` bounded (`read_bounded`), as every
     // file a user points moat at is; moat-text for the YAML limit errors in plain words.
     (

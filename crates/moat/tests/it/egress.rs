@@ -13,7 +13,12 @@ use crate::harness::{BUSYBOX_IMAGE, Out, TestEnv, docker, wait_for};
 
 /// `moat run` with the upstream reachable as `host` through `MOAT_CONNECT_TO`, its CA
 /// trusted through `MOAT_EXTRA_CA_CERTS`, and curl in the image.
-fn run_against(env: &TestEnv, upstream: &FakeUpstream, hosts: &[&str], args: &[&str]) -> Out {
+pub(crate) fn run_against(
+    env: &TestEnv,
+    upstream: &FakeUpstream,
+    hosts: &[&str],
+    args: &[&str],
+) -> Out {
     let connect_to: Vec<String> = hosts
         .iter()
         .map(|h| format!("{h}:443:127.0.0.1:{}", upstream.port()))

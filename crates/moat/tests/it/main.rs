@@ -30,3 +30,4 @@ mod sandbox;
 mod snapshots;
 mod ssh;
 mod streams;
+mod terminal;

@@ -11,7 +11,7 @@
 //! bounded: a repeat sequence (`CSI N b`, N copies of the last character) is clamped, a
 //! line is cut at [`MAX_LINE`] characters, the text given out may not outgrow the bytes
 //! fed by more than [`GROWTH`] times (then the rest is left out, with a notice), and
-//! the lines are plain: control and bidirectional-override characters are dropped.
+//! the lines are plain: what a terminal would act on is dropped (`moat_text::plain`).
 
 use std::collections::VecDeque;
 
@@ -142,23 +142,13 @@ impl ScreenText {
             }
             out.push(ScreenLine {
                 ts,
-                text: plain(&line),
+                // The virtual terminal passes controls, bidirectional overrides and
+                // zero-width characters through as text; a real one would act on them.
+                text: moat_text::plain(&line).into_owned(),
             });
         }
         out
     }
-}
-
-/// `line` without control characters (C0 but tab, DEL, C1) and bidirectional overrides,
-/// which a terminal showing `moat logs` would act on.
-fn plain(line: &str) -> String {
-    line.chars()
-        .filter(|&c| {
-            c == '\t'
-                || !(c.is_control()
-                    || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
-        })
-        .collect()
 }
 
 /// `text` with every repeat sequence (`ESC [ N b`) asking for at most [`MAX_REPEAT`]
