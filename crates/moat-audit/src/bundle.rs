@@ -71,8 +71,9 @@ impl Bundle {
         let bundle: Bundle =
             serde_json::from_slice(bytes).map_err(|e| AuditError::NotABundle(e.to_string()))?;
         if bundle.format != BUNDLE_FORMAT {
+            // Quoted with `{:?}`: the file's words, escaped, never a line of their own.
             return Err(AuditError::NotABundle(format!(
-                "its format is `{}`, not `{BUNDLE_FORMAT}`",
+                "its format is {:?}, not `{BUNDLE_FORMAT}`",
                 bundle.format
             )));
         }
@@ -96,7 +97,7 @@ impl BundleFiles {
                 base64::engine::general_purpose::STANDARD
                     .decode(text)
                     .map(|bytes| (name.clone(), bytes))
-                    .map_err(|e| AuditError::NotABundle(format!("file `{name}`: {e}")))
+                    .map_err(|e| AuditError::NotABundle(format!("file {name:?}: {e}")))
             })
             .collect::<Result<_, _>>()
             .map(BundleFiles)

@@ -203,6 +203,24 @@ mod tests {
     }
 
     #[test]
+    fn a_log_cut_to_nothing_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = AuditKey::ephemeral();
+        closed_log(dir.path(), &key);
+        fs_err::write(dir.path().join("audit.jsonl"), "").unwrap();
+        let report = check(dir.path(), &key);
+        assert_eq!(report.problems, [Problem::Empty]);
+        assert!(!report.ok() && !report.closed);
+        // A bundle holding no entry is no proof of anything either.
+        let bundle = br#"{"format":"moat-audit-bundle/1","run":"run_aaaaaaaaaaaa","fingerprint":"","entries":[],"files":{}}"#;
+        let report = Bundle::parse(bundle)
+            .unwrap()
+            .verify(&key.fingerprint())
+            .unwrap();
+        assert_eq!(report.problems, [Problem::Empty]);
+    }
+
+    #[test]
     fn an_appended_forgery_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let key = AuditKey::ephemeral();

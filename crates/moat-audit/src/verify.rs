@@ -34,6 +34,9 @@ pub enum Problem {
         fingerprint: String,
         pinned: String,
     },
+    /// The log has no entry at all: it was emptied (a log cut to nothing has no tail
+    /// left to miss its closing checkpoint), or it is not a run's log.
+    Empty,
     /// Nothing in the log is signed.
     NoCheckpoint,
     /// The log does not end with its closing checkpoint: entries after `after` may be
@@ -79,6 +82,10 @@ impl fmt::Display for Problem {
             } => write!(
                 f,
                 "checkpoint {seq} is signed by {fingerprint}, not by the pinned key {pinned}"
+            ),
+            Problem::Empty => write!(
+                f,
+                "the log has no entries: it was emptied, or it is not a run's log (every run's log begins with its start and ends with a signed checkpoint)"
             ),
             Problem::NoCheckpoint => write!(f, "no entry of the log is signed"),
             Problem::NoClosingCheckpoint { after } => write!(
@@ -208,7 +215,9 @@ pub fn verify(
         }
         prev = entry.hash.clone();
     }
-    if !entries.is_empty() && checkpoints == 0 {
+    if entries.is_empty() {
+        problems.push(Problem::Empty);
+    } else if checkpoints == 0 {
         problems.push(Problem::NoCheckpoint);
     }
     let closed = closed_at.is_some();

@@ -22,13 +22,22 @@
 use std::borrow::Cow;
 
 /// Whether a terminal would act on `c` rather than show it as text: C0 controls, DEL and
-/// C1 controls, and the invisible characters that reorder or hide text.
+/// C1 controls, and the invisible characters that reorder or hide text (Unicode's format
+/// characters and blank fillers). Variation selectors are left alone: emoji need them,
+/// and they hide nothing.
 pub fn acts_on_terminal(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
-            // Soft hyphen, Arabic letter mark, Mongolian vowel separator.
-            '\u{ad}' | '\u{61c}' | '\u{180e}'
+            // Soft hyphen, combining grapheme joiner, Arabic letter mark; the Arabic,
+            // Syriac and Kaithi number signs and marks, which format what follows.
+            '\u{ad}' | '\u{34f}' | '\u{61c}'
+            | '\u{600}'..='\u{605}' | '\u{6dd}' | '\u{70f}' | '\u{8e2}'
+            | '\u{110bd}' | '\u{110cd}'
+            // Hangul fillers: blank, yet not spaces.
+            | '\u{115f}' | '\u{1160}' | '\u{3164}' | '\u{ffa0}'
+            // Khmer inherent vowels; Mongolian variation selectors and vowel separator.
+            | '\u{17b4}' | '\u{17b5}' | '\u{180b}'..='\u{180f}'
             // Zero-width space, non-joiner and joiner; left-to-right and right-to-left marks.
             | '\u{200b}'..='\u{200f}'
             // Line and paragraph separators; the bidirectional embeddings and overrides.
@@ -38,6 +47,8 @@ pub fn acts_on_terminal(c: char) -> bool {
             | '\u{2060}'..='\u{206f}'
             // Byte-order mark (zero-width no-break space); interlinear annotation.
             | '\u{feff}' | '\u{fff9}'..='\u{fffb}'
+            // Egyptian hieroglyph, shorthand and musical format controls.
+            | '\u{13430}'..='\u{1343f}' | '\u{1bca0}'..='\u{1bca3}' | '\u{1d173}'..='\u{1d17a}'
             // Tag characters: invisible, and read by language models as text.
             | '\u{e0000}'..='\u{e007f}'
         )

@@ -48,7 +48,7 @@ pub async fn accept(ctx: &Context, args: AcceptArgs) -> Result<i32> {
             Ok(()) => {
                 outln!(
                     "Put `{}` back into `{}`.",
-                    held.path,
+                    moat_text::escaped(&held.path),
                     record.workspace.display()
                 )?;
                 accepted.push(held.path.clone());

@@ -108,7 +108,7 @@ fn verify(ctx: &Context, target: Option<&str>, key: Option<String>) -> Result<i3
             let statement = moat_audit::verify_attestation(&value, &pinned)?;
             outln!(
                 "verified: the attestation of {} is signed by {pinned}",
-                statement["predicate"]["run"].as_str().unwrap_or("?")
+                moat_text::escaped(statement["predicate"]["run"].as_str().unwrap_or("?"))
             )?;
             return Ok(0);
         }
@@ -122,7 +122,10 @@ fn verify(ctx: &Context, target: Option<&str>, key: Option<String>) -> Result<i3
     report(record.id.as_str(), &report_of, &pinned)
 }
 
+/// What `verify` found. A bundle's run and file names are a file's words until verified
+/// (and a run's files are named by the run), so they are shown as text.
 fn report(run: &str, report: &Report, pinned: &str) -> Result<i32> {
+    let run = moat_text::escaped(run);
     if report.ok() {
         outln!(
             "verified: the audit log of {run} is intact — {} entries, {} signed checkpoints by {pinned}, closed",
@@ -137,7 +140,7 @@ fn report(run: &str, report: &Report, pinned: &str) -> Result<i32> {
         report.problems.len()
     )?;
     for problem in &report.problems {
-        outln!("  - {problem}")?;
+        outln!("  - {}", moat_text::escaped(&problem.to_string()))?;
     }
     Ok(1)
 }

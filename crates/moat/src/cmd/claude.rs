@@ -432,7 +432,7 @@ fn fetched_marketplaces(
                 if wanted && (f.rebuild || cached.is_none()) {
                     crate::ui::errln!(
                         "moat: fetching plugin marketplace `{name}` from {}",
-                        remote.url
+                        moat_text::escaped(&remote.url)
                     );
                     Some(marketplaces::fetch(
                         moat_home, &name, &remote, f.egress, f.rules, f.path,

@@ -136,3 +136,47 @@ fn a_hostile_workspace_file_cannot_redraw_the_trust_question() {
         again.stdout
     );
 }
+
+#[test]
+fn names_in_a_strangers_settings_or_bundle_are_shown_as_text() {
+    let env = TestEnv::new();
+    // A workspace's Claude Code settings name a plugin moat warns about.
+    std::fs::create_dir_all(env.workspace().join(".claude")).unwrap();
+    std::fs::write(
+        env.workspace().join(".claude/settings.json"),
+        format!(
+            "{{\"enabledPlugins\":{{\"p{}@m\":5}}}}",
+            CLIPBOARD_WRITE
+                .replace('\u{1b}', "\\u001b")
+                .replace('\u{7}', "\\u0007")
+        ),
+    )
+    .unwrap();
+    let plan = env.run(&["claude", "--dry-run"]);
+    assert!(
+        plan.stdout.contains("enabledPlugins.p\\u{1b}]52;c;"),
+        "{plan:?}"
+    );
+    assert_eq!(acting(&plan.stdout), Vec::<char>::new(), "{plan:?}");
+    assert_eq!(acting(&plan.stderr), Vec::<char>::new(), "{plan:?}");
+
+    // An audit bundle from someone else: its run's name is its own words, and a bundle
+    // with no entry proves nothing.
+    let bundle = env.workspace().join("bundle.json");
+    std::fs::write(
+        &bundle,
+        r#"{"format":"moat-audit-bundle/1","run":"\u001b]52;c;ZXZpbA==\u0007","fingerprint":"","entries":[],"files":{}}"#,
+    )
+    .unwrap();
+    let verify = env.run(&[
+        "audit",
+        "verify",
+        "--key",
+        "SHA256:AAAA",
+        bundle.to_str().unwrap(),
+    ]);
+    assert_eq!(verify.code, 1, "{verify:?}");
+    assert!(verify.stdout.starts_with("NOT verified"), "{verify:?}");
+    assert!(verify.stdout.contains("has no entries"), "{verify:?}");
+    assert_eq!(acting(&verify.stdout), Vec::<char>::new(), "{verify:?}");
+}
