@@ -10,7 +10,7 @@ use moat_container::{Attached, Docker, LogStream};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use crate::term::{EscapeAction, EscapeParser, RawMode, TerminalModes};
+use crate::term::{ClipboardFilter, EscapeAction, EscapeParser, RawMode, TerminalModes};
 
 /// How an attached session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,16 +144,30 @@ pub async fn pipe_session(
     let mut stdin = with_stdin.then(stdin_reader);
     let mut stdout = tokio::io::stdout();
     let mut stderr = tokio::io::stderr();
+    // Output to a terminal loses its clipboard sequences; output to a file or a pipe is
+    // the program's bytes, as written.
+    use std::io::IsTerminal as _;
+    let mut clipboard = [
+        std::io::stdout()
+            .is_terminal()
+            .then(ClipboardFilter::default),
+        std::io::stderr()
+            .is_terminal()
+            .then(ClipboardFilter::default),
+    ];
     let mut last_interrupt: Option<Instant> = None;
     loop {
         tokio::select! {
             chunk = output.next() => match chunk {
                 Some(Ok(chunk)) => {
-                    let out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send) = match chunk.stream {
-                        LogStream::Stdout => &mut stdout,
-                        LogStream::Stderr => &mut stderr,
+                    let (out, filter): (&mut (dyn tokio::io::AsyncWrite + Unpin + Send), _) = match chunk.stream {
+                        LogStream::Stdout => (&mut stdout, &mut clipboard[0]),
+                        LogStream::Stderr => (&mut stderr, &mut clipboard[1]),
                     };
-                    out.write_all(&chunk.bytes).await?;
+                    match filter {
+                        Some(filter) => out.write_all(&filter.filter(&chunk.bytes)).await?,
+                        None => out.write_all(&chunk.bytes).await?,
+                    }
                     out.flush().await?;
                 }
                 Some(Err(e)) => return Err(e.into()),
@@ -254,12 +268,13 @@ async fn terminal_loop(
     let mut stdin = Some(stdin_reader());
     let mut parser = EscapeParser::default();
     let mut stdout = tokio::io::stdout();
+    let mut clipboard = ClipboardFilter::default();
     loop {
         tokio::select! {
             chunk = output.next() => match chunk {
                 Some(Ok(chunk)) => {
                     modes.feed(&chunk.bytes);
-                    stdout.write_all(&chunk.bytes).await?;
+                    stdout.write_all(&clipboard.filter(&chunk.bytes)).await?;
                     stdout.flush().await?;
                 }
                 Some(Err(e)) => return Err(e.into()),

@@ -160,6 +160,13 @@ impl Tmux {
         })
     }
 
+    /// Any tmux command on the test's server, its output as text.
+    pub(crate) fn command(&self, args: &[&str]) -> String {
+        let out = self.tmux().args(args).output().unwrap();
+        assert!(out.status.success(), "tmux {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn tmux(&self) -> Command {
         let mut cmd = Command::new("tmux");
         cmd.args(["-L", &self.socket]);

