@@ -505,7 +505,9 @@ pub struct LogsArgs {
 
     /// The output as the bytes the run wrote, escape codes and all (by default an
     /// interactive run is replayed on a terminal of the run's size and shown as text, and
-    /// another run's output is shown without escape codes and control characters).
+    /// another run's output is shown without escape codes and control characters). To a
+    /// terminal, what would act beyond its screen (the clipboard, file transfers) is still
+    /// left out.
     #[arg(long)]
     pub raw: bool,
 }

@@ -10,7 +10,7 @@ use moat_container::{Attached, Docker, LogStream};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use crate::term::{ClipboardFilter, EscapeAction, EscapeParser, RawMode, TerminalModes};
+use crate::term::{EscapeAction, EscapeParser, RawMode, ScreenFilter, TerminalModes};
 
 /// How an attached session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,29 +144,29 @@ pub async fn pipe_session(
     let mut stdin = with_stdin.then(stdin_reader);
     let mut stdout = tokio::io::stdout();
     let mut stderr = tokio::io::stderr();
-    // Output to a terminal loses its clipboard sequences; output to a file or a pipe is
-    // the program's bytes, as written.
+    // Output to a terminal loses what reaches beyond the screen (`ScreenFilter`);
+    // output to a file or a pipe is the program's bytes, as written. Both streams on
+    // terminals share one filter: the terminal reads them as one stream, so a sequence
+    // begun on stdout and ended on stderr is one sequence there.
     use std::io::IsTerminal as _;
-    let mut clipboard = [
-        std::io::stdout()
-            .is_terminal()
-            .then(ClipboardFilter::default),
-        std::io::stderr()
-            .is_terminal()
-            .then(ClipboardFilter::default),
+    let terminals = [
+        std::io::stdout().is_terminal(),
+        std::io::stderr().is_terminal(),
     ];
+    let mut filter = ScreenFilter::default();
     let mut last_interrupt: Option<Instant> = None;
     loop {
         tokio::select! {
             chunk = output.next() => match chunk {
                 Some(Ok(chunk)) => {
-                    let (out, filter): (&mut (dyn tokio::io::AsyncWrite + Unpin + Send), _) = match chunk.stream {
-                        LogStream::Stdout => (&mut stdout, &mut clipboard[0]),
-                        LogStream::Stderr => (&mut stderr, &mut clipboard[1]),
+                    let (out, terminal): (&mut (dyn tokio::io::AsyncWrite + Unpin + Send), _) = match chunk.stream {
+                        LogStream::Stdout => (&mut stdout, terminals[0]),
+                        LogStream::Stderr => (&mut stderr, terminals[1]),
                     };
-                    match filter {
-                        Some(filter) => out.write_all(&filter.filter(&chunk.bytes)).await?,
-                        None => out.write_all(&chunk.bytes).await?,
+                    if terminal {
+                        out.write_all(&filter.filter(&chunk.bytes)).await?;
+                    } else {
+                        out.write_all(&chunk.bytes).await?;
                     }
                     out.flush().await?;
                 }
@@ -268,13 +268,15 @@ async fn terminal_loop(
     let mut stdin = Some(stdin_reader());
     let mut parser = EscapeParser::default();
     let mut stdout = tokio::io::stdout();
-    let mut clipboard = ClipboardFilter::default();
+    let mut screen = ScreenFilter::default();
     loop {
         tokio::select! {
             chunk = output.next() => match chunk {
                 Some(Ok(chunk)) => {
-                    modes.feed(&chunk.bytes);
-                    stdout.write_all(&clipboard.filter(&chunk.bytes)).await?;
+                    // The modes followed are those of what reaches the terminal.
+                    let shown = screen.filter(&chunk.bytes);
+                    modes.feed(&shown);
+                    stdout.write_all(&shown).await?;
                     stdout.flush().await?;
                 }
                 Some(Err(e)) => return Err(e.into()),

@@ -221,6 +221,10 @@ struct Printer {
     timestamps: bool,
     /// `--raw`: what the run wrote, as written.
     raw: bool,
+    /// With `--raw` to a terminal: what would act beyond its screen is left out, as in an
+    /// attached session (`term::ScreenFilter`); one filter for both streams, since the
+    /// terminal reads them as one.
+    beyond_screen: Option<crate::term::ScreenFilter>,
     /// An interactive run's screen, and with `-n N` the last N lines it gave out so far.
     screen: Option<(screen::ScreenText, Option<LastLines>)>,
     out: std::io::BufWriter<std::io::Stdout>,
@@ -237,6 +241,11 @@ impl Printer {
         Printer {
             timestamps,
             raw,
+            beyond_screen: {
+                use std::io::IsTerminal as _;
+                let terminal = std::io::stdout().is_terminal() || std::io::stderr().is_terminal();
+                (raw && terminal).then(crate::term::ScreenFilter::default)
+            },
             screen: None,
             out: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
             err: std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()),
@@ -322,7 +331,10 @@ impl Printer {
         } else {
             moat_text::plain(&record.text)
         };
-        sink.write_all(text.as_bytes())?;
+        match &mut self.beyond_screen {
+            Some(filter) => sink.write_all(&filter.filter(text.as_bytes()))?,
+            None => sink.write_all(text.as_bytes())?,
+        }
         if !record.cont {
             sink.write_all(b"\n")?;
         }

@@ -1,13 +1,13 @@
 //! The terminal: raw mode that is always restored, the `Ctrl-/` escape keys, the modes a
 //! program in the container switched on (switched off again when moat leaves), and the
-//! clipboard sequences that never reach it.
+//! control strings of theirs that never reach it (the clipboard, file transfers).
 
-mod clipboard;
 mod escape;
 mod modes;
 mod raw;
+mod screen_filter;
 
-pub use clipboard::ClipboardFilter;
 pub use escape::{ESCAPE_HELP, EscapeAction, EscapeParser};
 pub use modes::TerminalModes;
 pub use raw::{RawMode, exit_on_signals, forget, remember};
+pub use screen_filter::ScreenFilter;

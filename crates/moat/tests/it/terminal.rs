@@ -189,8 +189,10 @@ fn names_in_a_strangers_settings_or_bundle_are_shown_as_text() {
 fn an_attached_run_cannot_reach_the_clipboard() {
     let env = TestEnv::new();
     let tmux = Tmux::new(&env);
+    // A write, a read, and a write behind a doubled ESC (a filter that matched the
+    // introducer after the first ESC would let the second one through).
     let script = "read go; printf '\\033]52;c;cHduZWQ=\\007'; printf '\\033]52;c;?\\033\\\\'; \
-                  echo written-$((6*7)); sleep 600";
+                  printf '\\033\\033]52;\\007]52;c;cHduZWQ=\\007'; echo written-$((6*7)); sleep 600";
     tmux.start(&env, "shell", &format!("run -i -- sh -c \"{script}\""));
     tmux.command(&["set-option", "-s", "set-clipboard", "on"]);
     // The control: the same sequence from a program tmux runs itself becomes a buffer.
@@ -211,14 +213,19 @@ fn an_attached_run_cannot_reach_the_clipboard() {
     std::thread::sleep(std::time::Duration::from_millis(500));
     tmux.keys("shell", &["Enter"]);
     tmux.wait_screen("shell", "written-42");
-    // And a run that is not interactive, its output on the same kind of terminal.
+    // And a run that is not interactive, its output on the same kind of terminal: a
+    // sequence begun on stdout and ended on stderr, and a number with a leading zero.
     tmux.start(
         &env,
         "plain",
-        "run -- sh -c \"printf '\\033]52;c;cHduZWQ=\\007'; echo plain-$((6*7))\"",
+        "run --name split -- sh -c \"printf '\\033\\033'; printf ']52;c;cHduZWQ=\\007' >&2; \
+         printf '\\033]052;c;cHduZWQ=\\007'; echo plain-$((6*7))\"",
     );
     tmux.wait_screen("plain", "plain-42");
     tmux.wait_screen("plain", "MOAT-EXIT=0");
+    // Its log, as written, on a terminal.
+    tmux.start(&env, "raw", "logs --raw split");
+    tmux.wait_screen("raw", "MOAT-EXIT=0");
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(
         tmux.command(&["list-buffers"]),
