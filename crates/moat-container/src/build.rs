@@ -174,9 +174,22 @@ pub(crate) fn build_image(
         let mut step = String::from("the first step");
         let mut recent: std::collections::VecDeque<String> = Default::default();
         let mut pending = String::new();
+        // The classic builder's last line, once the image has its tag.
+        let tagged_line = format!("Successfully tagged {tag}");
+        let mut tagged = false;
         while let Some(item) = stream.next().await {
             let info = match item {
                 Ok(info) => info,
+                // The connection can end untidily after the build is done ("bytes remaining
+                // on stream"): the image is there, so the build did not fail.
+                Err(e)
+                    if tagged
+                        && !matches!(e, bollard::errors::Error::DockerStreamError { .. })
+                        && api.inspect_image(&tag).await.is_ok() =>
+                {
+                    tracing::debug!(%tag, error = %e, "the build's stream ended untidily after the image was tagged");
+                    break;
+                }
                 Err(e) => {
                     let message = match e {
                         bollard::errors::Error::DockerStreamError { error } => error,
@@ -207,6 +220,7 @@ pub(crate) fn build_image(
             while let Some(nl) = pending.find('\n') {
                 let line: String = pending.drain(..=nl).collect();
                 let line = output_text(line.trim_end_matches(['\n', '\r']));
+                tagged |= line == tagged_line;
                 let event = match parse_step(&line) {
                     Some((index, total, instruction)) => {
                         // The instruction once, in short: a RUN script can be pages long
@@ -312,6 +326,93 @@ impl Drop for AbortOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A Docker daemon of the test's own on a unix socket: it answers the ping, ends a
+    /// build's stream in the middle of a line after "Successfully tagged", and says
+    /// whether the image exists.
+    fn untidy_daemon(dir: &std::path::Path, image_exists: bool) -> String {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let path = dir.join("docker.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut head = String::new();
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    head.push_str(&line);
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let target = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let (status, body) = if target == "/_ping" {
+                    ("200 OK\r\nApi-Version: 1.41", "OK".to_owned())
+                } else if target.contains("/build") {
+                    (
+                        "200 OK",
+                        "{\"stream\":\"Step 1/1 : FROM scratch\\n\"}\r\n\
+                         {\"stream\":\"Successfully tagged moat/run:t\\n\"}\r\n{\"str"
+                            .to_owned(),
+                    )
+                } else if target.contains("/images/") && image_exists {
+                    ("200 OK", "{\"Id\":\"sha256:0\"}".to_owned())
+                } else {
+                    (
+                        "404 Not Found",
+                        "{\"message\":\"no such image\"}".to_owned(),
+                    )
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{body}"
+                );
+            }
+        });
+        format!("unix://{}", path.display())
+    }
+
+    async fn build_against(image_exists: bool) -> Vec<Result<BuildEvent, RuntimeError>> {
+        let dir = tempfile::tempdir().unwrap();
+        let host = untidy_daemon(dir.path(), image_exists);
+        let docker = Docker::connect(crate::DockerEndpoint {
+            host,
+            source: "test",
+        })
+        .await
+        .unwrap();
+        build_image(&docker, "moat/run:t", Vec::new(), &BuildOptions::default())
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_after_the_image_was_tagged_is_a_finished_build() {
+        let events = build_against(true).await;
+        assert!(events.iter().all(Result::is_ok), "{events:?}");
+        assert!(
+            events.iter().any(
+                |e| matches!(e, Ok(BuildEvent::Output(l)) if l == "Successfully tagged moat/run:t")
+            ),
+            "{events:?}"
+        );
+        // Without the image, the same cut is the failure it looks like.
+        let events = build_against(false).await;
+        assert!(
+            matches!(events.last(), Some(Err(RuntimeError::Build { .. }))),
+            "{events:?}"
+        );
+    }
 
     #[test]
     fn output_is_text_only() {
