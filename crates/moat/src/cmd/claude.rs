@@ -530,8 +530,8 @@ fn plugins_of_marketplace(
                 plugin.commit = commit.map(str::to_owned);
             }
             Err(why) if plugin.enabled => {
-                // The reason may quote the marketplace's listing: no control characters.
-                let why: String = why.chars().filter(|c| !c.is_control()).collect();
+                // The reason may quote the marketplace's listing: shown as plain text.
+                let why = moat_text::plain(&why);
                 report.warnings.push(format!(
                     "plugin `{}` of the marketplace `{name}`: {why}",
                     plugin.id

@@ -348,7 +348,7 @@ async fn git_clone(
             } else {
                 let stderr = String::from_utf8_lossy(&stderr);
                 let last = stderr.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
-                let last: String = last.trim().chars().filter(|c| !c.is_control()).collect();
+                let last = moat_text::plain(last.trim());
                 Err(anyhow::anyhow!("git says: {last}"))
             }
         }
