@@ -39,7 +39,7 @@ pub fn print_plan(plan: &RunPlan) -> std::io::Result<()> {
         outln!("# workspace file: {} ({state})", trust.path.display())?;
     }
     // A warning may quote a stranger's settings (a plugin's name in the workspace's
-    // `.claude/settings.json`): shown as text, as `ui::warning` shows it.
+    // `.claude/settings.json`): shown as text, escaped onto its one `#` line.
     for warning in &plan.warnings {
         outln!("# warning: {}", moat_text::escaped(warning))?;
     }

@@ -130,12 +130,9 @@ impl ScreenFilter {
 
     /// After ESC (or as a C1 character), the byte that says what the sequence is.
     fn introduce(&mut self, kind: u8, c1: bool, out: &mut Vec<u8>) {
-        let prefix: &[u8] = if c1 { &[C1_LEAD] } else { &[ESC] };
-        let c1_byte = |k: u8| k + 0x40; // `[` 0x5B -> 0x9B, `]` -> 0x9D, ...
         match kind {
             b'[' => {
-                out.extend_from_slice(prefix);
-                out.push(if c1 { c1_byte(kind) } else { kind });
+                out.extend_from_slice(if c1 { &[C1_LEAD, 0x9b] } else { b"\x1b[" });
                 self.state = State::Csi;
             }
             b']' => {
