@@ -191,7 +191,8 @@ impl Agent {
             .unwrap();
         let agent = Agent { dir, child };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !socket.exists() {
+        // Ready once it answers: the socket file appears before the agent listens on it.
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
             assert!(Instant::now() < deadline, "ssh-agent did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
