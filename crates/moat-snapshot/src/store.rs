@@ -1,6 +1,7 @@
 //! The snapshot store of one workspace: taking, listing, comparing, restoring, pruning.
 
 use std::io::Write;
+use fs_err::os::unix::fs::OpenOptionsExt as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -258,6 +259,11 @@ impl SnapshotStore {
         if self.rules.respect_gitignore {
             ignored_args.push("--exclude-per-directory=.gitignore");
         }
+        // A repository nested in the workspace is never in a snapshot: with one in the
+        // index, `git add` runs `git status` inside it, under that repository's own
+        // configuration (its filters, which the agent writes). So none is ever in the index
+        // when git looks at the work tree (an older store's index may hold one).
+        self.drop_nested_repositories()?;
         let ignored = self.git.run(&ignored_args)?;
         if !ignored.is_empty() {
             self.git.run_with_input(
@@ -296,8 +302,32 @@ impl SnapshotStore {
                 )?;
             }
         }
+        self.drop_nested_repositories()?;
         let tree = self.git.run(&["write-tree"])?;
         Ok(String::from_utf8_lossy(&tree).trim().to_owned())
+    }
+
+    /// Take every nested repository (a gitlink, mode 160000) out of the store's index.
+    /// `update-index --force-remove` touches neither the work tree nor the repository.
+    fn drop_nested_repositories(&self) -> Result<(), SnapshotError> {
+        let staged = self.git.run(&["ls-files", "-s", "-z"])?;
+        let mut paths = Vec::new();
+        for entry in staged.split(|&b| b == 0) {
+            if let Some(rest) = entry.strip_prefix(b"160000 ")
+                && let Some(tab) = rest.iter().position(|&b| b == b'\t')
+            {
+                paths.extend_from_slice(&rest[tab + 1..]);
+                paths.push(0);
+            }
+        }
+        if !paths.is_empty() {
+            tracing::debug!("nested repositories left out of the snapshot");
+            self.git.run_with_input(
+                &["update-index", "-z", "--force-remove", "--stdin"],
+                &paths,
+            )?;
+        }
+        Ok(())
     }
 
     /// Empty directories of the workspace the rules keep, relative, sorted.
@@ -554,6 +584,7 @@ impl SnapshotStore {
         for (done, change) in changes.iter().enumerate() {
             let path = self.workspace.join(&change.path);
             match change.status {
+                'D' if through_a_link(&self.workspace, &change.path) => {}
                 'D' => {
                     remove(&path)?;
                     self.remove_empty_parents(&path, &target.empty_dirs);
@@ -566,11 +597,13 @@ impl SnapshotStore {
             });
         }
         for dir in &target.empty_dirs {
-            fs_err::create_dir_all(self.workspace.join(dir))?;
+            // Never through a link the workspace holds where a directory was.
+            make_dirs(&self.workspace, &self.workspace.join(dir))?;
         }
         for dir in current_empty {
-            if !target.empty_dirs.contains(dir) {
-                // Only if still empty: never a directory holding left-out files.
+            // Only if still empty (never a directory holding left-out files), and only
+            // where it is, not through a link.
+            if !target.empty_dirs.contains(dir) && !through_a_link(&self.workspace, dir) {
                 let _ = fs_err::remove_dir(self.workspace.join(dir));
             }
         }
@@ -599,24 +632,34 @@ impl SnapshotStore {
             "160000" => {}
             mode => {
                 let executable = mode == "100755";
-                let tmp = parent.join(format!(
-                    ".{}.moat-restore",
-                    path.file_name().unwrap_or_default().to_string_lossy()
-                ));
-                {
-                    let mut file = fs_err::File::create(&tmp)?;
+                // A new file of a random name (O_EXCL: never a link or a file the agent
+                // put there), its mode set through the open file, then renamed into place.
+                let mut suffix = [0u8; 8];
+                getrandom::fill(&mut suffix)
+                    .map_err(|e| SnapshotError::Io(std::io::Error::other(e)))?;
+                let tmp = parent.join(format!(".moat-restore-{}", hex::encode(suffix)));
+                let written = (|| -> Result<(), SnapshotError> {
+                    let mut file = fs_err::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(&tmp)?;
                     blobs.copy_to(&change.new_sha, &mut file)?;
                     file.flush()?;
+                    file.file().set_permissions(std::fs::Permissions::from_mode(
+                        if executable { 0o755 } else { 0o644 },
+                    ))?;
                     file.sync_all()?;
+                    if path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+                        let _ = fs_err::remove_dir(path);
+                    }
+                    fs_err::rename(&tmp, path)?;
+                    Ok(())
+                })();
+                if written.is_err() {
+                    let _ = fs_err::remove_file(&tmp);
                 }
-                fs_err::set_permissions(
-                    &tmp,
-                    std::fs::Permissions::from_mode(if executable { 0o755 } else { 0o644 }),
-                )?;
-                if path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
-                    let _ = fs_err::remove_dir(path);
-                }
-                fs_err::rename(&tmp, path)?;
+                written?;
             }
         }
         Ok(())
@@ -726,6 +769,20 @@ fn remove(path: &Path) -> Result<(), SnapshotError> {
         Ok(_) => Ok(fs_err::remove_file(path)?),
         Err(_) => Ok(()),
     }
+}
+
+/// Whether a directory above `relative` in `workspace` is a link (or not a directory): what
+/// the path names is then not where the snapshot's tree has it.
+fn through_a_link(workspace: &Path, relative: &str) -> bool {
+    let mut at = workspace.to_owned();
+    let parts: Vec<_> = Path::new(relative).components().collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        at.push(part);
+        if !at.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Make the directories down to `dir`, replacing a file or link that stands where a
@@ -964,6 +1021,84 @@ mod tests {
         assert_eq!(left.len(), 2);
         assert_eq!(left[0].id, pre.id, "the pre-run snapshot stays");
         assert!(s.list("run_b").unwrap().is_empty());
+    }
+
+    /// git on the host, kept away from the user's configuration.
+    fn host_git(dir: &Path, args: &[&str]) {
+        let out = std::process::Command::new("git")
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    }
+
+    #[test]
+    fn a_nested_repository_runs_nothing_and_stays_out_of_snapshots() {
+        // The agent makes a repository of its own in the workspace, with a clean filter
+        // in its own config: git running that repository's status would run the filter on
+        // the host. Snapshots never hold a nested repository, so git never looks inside.
+        let ws = workspace();
+        let home = tempfile::tempdir().unwrap();
+        let w = fs_err::canonicalize(ws.path()).unwrap();
+        let marker = home.path().join("ran");
+        let sub = w.join("sub");
+        fs_err::create_dir(&sub).unwrap();
+        fs_err::write(sub.join("f"), "data\n").unwrap();
+        host_git(&sub, &["init", "-q"]);
+        host_git(&sub, &["add", "f"]);
+        host_git(&sub, &["commit", "-q", "-m", "x"]);
+        fs_err::write(sub.join(".gitattributes"), "* filter=x\n").unwrap();
+        let payload = format!("sh -c 'touch {}; cat'", marker.display());
+        host_git(&sub, &["config", "filter.x.clean", &payload]);
+        let s = store(&home.path().join("store"), &w);
+        let first = s.take("run_a", Trigger::Manual, None).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        fs_err::write(sub.join("f"), "DATA\n").unwrap();
+        let second = s.take("run_a", Trigger::Manual, None).unwrap();
+        s.diff(&first, None).unwrap();
+        assert!(!marker.exists(), "the nested repository's filter ran");
+        let listed = s.git.run(&["ls-tree", "-r", "--name-only", &second.tree]).unwrap();
+        let listed = String::from_utf8_lossy(&listed);
+        assert!(!listed.lines().any(|l| l.starts_with("sub")), "{listed}");
+        assert_eq!(second.files, first.files);
+    }
+
+    #[test]
+    fn a_restore_writes_nothing_through_a_planted_link() {
+        // The agent plants `.a.txt.moat-restore` (the name an older restore wrote to) and
+        // an ignored directory link, pointing outside the workspace; a restore must
+        // change neither target.
+        let ws = workspace();
+        let home = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        fs_err::write(&victim, "keep\n").unwrap();
+        let w = fs_err::canonicalize(ws.path()).unwrap();
+        fs_err::create_dir_all(w.join("keys/inner")).unwrap();
+        symlink(&victim, w.join(".a.txt.moat-restore")).unwrap();
+        let s = store(&home.path().join("store"), &w);
+        let snap = s.take("run_a", Trigger::Manual, None).unwrap();
+        assert!(snap.empty_dirs.contains(&"keys/inner".to_owned()), "{snap:?}");
+        fs_err::write(w.join("a.txt"), "changed\n").unwrap();
+        fs_err::remove_dir_all(w.join("keys")).unwrap();
+        symlink(outside.path(), w.join("keys")).unwrap();
+        fs_err::write(w.join(".gitignore"), "secret.env\nnode_modules/\nkeys\n").unwrap();
+        s.restore("run_a", &snap, None, &mut |_| {}).unwrap();
+        assert_eq!(fs_err::read_to_string(&victim).unwrap(), "keep\n");
+        assert_eq!(
+            fs_err::metadata(&victim).unwrap().permissions().mode() & 0o777,
+            0o644,
+            "mode untouched"
+        );
+        assert!(!outside.path().join("inner").exists(), "a directory was made outside");
+        assert_eq!(fs_err::read_to_string(w.join("a.txt")).unwrap(), "alpha\n");
+        assert!(w.join("keys/inner").symlink_metadata().unwrap().is_dir());
     }
 
     #[test]
