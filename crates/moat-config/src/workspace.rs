@@ -963,6 +963,7 @@ fn positive(field: &str, value: u64) -> Result<u64, Invalid> {
 pub(crate) fn resolve_mount(workspace: &Path, spec: &str) -> Result<Mount, Invalid> {
     let parsed = values::parse_mount(spec)?;
     let source = existing_path(workspace, parsed.source, "mount source", false)?;
+    let source = mount_link_free(workspace, parsed.source, source)?;
     Ok(Mount {
         source,
         target: parsed.target.trim_end_matches('/').to_owned(),
@@ -994,6 +995,32 @@ fn link_free(base: &Path, path: &str, resolved: PathBuf) -> Result<PathBuf, Inva
              into runs only where no link could send it elsewhere",
         ))
     }
+}
+
+/// `resolved` (what mount source `path` resolves to) unless a link is on the way and the
+/// source is in the workspace, as written or resolved: a run can put a link in place of any
+/// directory of the workspace, and a trusted `./data` would then mount, at the next run,
+/// whatever that link points at (`~/.ssh`), the file's text unchanged.
+fn mount_link_free(workspace: &Path, path: &str, resolved: PathBuf) -> Result<PathBuf, Invalid> {
+    let root = fs_err::canonicalize(workspace).unwrap_or_else(|_| workspace.to_owned());
+    let start = if Path::new(path).is_absolute() {
+        PathBuf::from("/")
+    } else {
+        root.clone()
+    };
+    let written = lexically_normal(&start.join(path));
+    if written == resolved || !(written.starts_with(&root) || resolved.starts_with(&root)) {
+        return Ok(resolved);
+    }
+    Err(Invalid::new(format!(
+        "mount source `{}` is reached through a symbolic link (to `{}`)",
+        written.display(),
+        resolved.display()
+    ))
+    .with_hint(
+        "a link in the workspace can be changed by a run, and the mount would follow it: \
+         name the directory by its real path, or make it a directory",
+    ))
 }
 
 /// `path` as written, with `.` dropped and each `..` taking away the component before it
@@ -1656,6 +1683,33 @@ mounts:
         agent.yaml:14:5: invalid mount `./data:relative`: the target `relative` is not an absolute path
         hint: the target is a path inside the container, e.g. `/data`
         ");
+    }
+
+    /// A run can replace a workspace directory with a link; the trusted `./data` mount
+    /// must not follow it out of the workspace.
+    #[test]
+    fn a_mount_source_reached_through_a_link_is_refused() {
+        let dir = workspace();
+        let outside = tempfile::tempdir().unwrap();
+        fs_err::remove_dir(dir.path().join("data")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("data")).unwrap();
+        std::os::unix::fs::symlink("notes.txt", dir.path().join("notes-link")).unwrap();
+        for spec in ["./data:/d", "./notes-link:/n"] {
+            let text = format!("mounts: [\"{spec}\"]\n");
+            let errors = parse_workspace(Path::new("agent.yaml"), &text, dir.path())
+                .expect_err("a link on the way is refused");
+            let error = errors.first();
+            assert!(
+                error.to_string().contains("is reached through a symbolic link"),
+                "{error}"
+            );
+            assert!(error.hint().unwrap().contains("real path"));
+        }
+        // A source outside the workspace may be reached through the user's own links.
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), elsewhere.path().join("l")).unwrap();
+        let text = format!("mounts: [\"{}:/o\"]\n", elsewhere.path().join("l").display());
+        parse_workspace(Path::new("agent.yaml"), &text, dir.path()).unwrap();
     }
 
     #[test]
