@@ -254,15 +254,30 @@ pub fn proxy_config(
 pub(crate) struct RunningProxy {
     handle: moat_proxy::ProxyHandle,
     writer: tokio::task::JoinHandle<()>,
+    /// Tells the writer to write what has queued and stop, senders left or not.
+    close_writer: tokio::sync::oneshot::Sender<()>,
     ssh_agent: Option<crate::ssh::RunningAgent>,
 }
+
+/// How long the writer may take, once the proxy stopped, to see every sender go.
+const WRITER_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl RunningProxy {
     /// Stop the proxy and wait until every event is on disk.
     pub(crate) async fn stop(self) {
         self.handle.shutdown().await;
-        // The sender went with the proxy; the writer ends once it has drained.
-        let _ = self.writer.await;
+        // Each exchange holds a sender until its bodies end, and the writer ends once they
+        // are gone. An upstream the agent runs can hold a request body open past the
+        // proxy's shutdown (a connection task of the HTTP client's own): the run must end
+        // anyway, with what is queued written, and its protected paths checked.
+        let mut writer = self.writer;
+        if tokio::time::timeout(WRITER_GRACE, &mut writer).await.is_err() {
+            tracing::warn!(
+                "a request was still open when the run's proxy stopped; its record is not in network.jsonl"
+            );
+            let _ = self.close_writer.send(());
+            let _ = writer.await;
+        }
         if let Some(agent) = self.ssh_agent {
             agent.stop().await;
         }
@@ -306,10 +321,12 @@ pub(crate) async fn start_proxy(
             std::net::SocketAddr::from(([127, 0, 0, 1], CONTAINER_PROXY_PORT)),
         )
         .map_err(|e| RunError::Egress(e.to_string()))?;
-    let writer = tokio::spawn(write_events(store.network_log_path(id), rx, audit));
+    let (close_writer, close) = tokio::sync::oneshot::channel();
+    let writer = tokio::spawn(write_events(store.network_log_path(id), rx, audit, close));
     Ok(RunningProxy {
         handle,
         writer,
+        close_writer,
         ssh_agent,
     })
 }
@@ -320,8 +337,9 @@ async fn write_events(
     path: PathBuf,
     rx: tokio::sync::mpsc::UnboundedReceiver<NetworkEvent>,
     audit: Option<crate::RunAudit>,
+    close: tokio::sync::oneshot::Receiver<()>,
 ) {
-    append_events(path, rx, "network", |event| {
+    append_events(path, rx, "network", Some(close), |event| {
         if let Some(audit) = &audit {
             audit.network(event);
         }
@@ -330,7 +348,9 @@ async fn write_events(
 }
 
 /// Append each event from `rx` to `path` as one JSON line, as it happens, and hand it to
-/// `also`; `what` names the log in warnings. The run's proxy and SSH agent logs both.
+/// `also`; `what` names the log in warnings. The run's proxy and SSH agent logs both. It ends
+/// when every sender is gone, or once `close` fires (or its sender goes) and what had
+/// queued by then is written.
 ///
 /// The request path only queues an event. Here, whatever has queued up by the time a
 /// write is due goes out as one write of whole lines (a burst of requests costs one write
@@ -346,6 +366,7 @@ pub(crate) async fn append_events<E: serde::Serialize>(
     path: PathBuf,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<E>,
     what: &str,
+    mut close: Option<tokio::sync::oneshot::Receiver<()>>,
     also: impl Fn(&E),
 ) {
     /// Past this many bytes a batch is written even if more events wait.
@@ -362,7 +383,20 @@ pub(crate) async fn append_events<E: serde::Serialize>(
         }
     };
     let mut batch = Vec::with_capacity(16 * 1024);
-    while let Some(mut event) = rx.recv().await {
+    loop {
+        let next = match close.as_mut() {
+            Some(signal) => tokio::select! {
+                event = rx.recv() => event,
+                _ = signal => {
+                    // No more sends; what is queued still comes out of `recv`.
+                    close = None;
+                    rx.close();
+                    continue;
+                }
+            },
+            None => rx.recv().await,
+        };
+        let Some(mut event) = next else { break };
         batch.clear();
         loop {
             serde_json::to_writer(&mut batch, &event).expect("an event serialises");
@@ -398,6 +432,28 @@ pub fn read_network_log(path: &Path) -> std::io::Result<Vec<NetworkEvent>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sender that never goes (an exchange whose body an upstream holds open) does not
+    /// keep the writer, and so the run's end, waiting once it is told to close; what was
+    /// queued is written.
+    #[tokio::test]
+    async fn the_writer_closes_with_a_sender_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+        let (close_tx, close) = tokio::sync::oneshot::channel();
+        let writer = tokio::spawn(append_events(path.clone(), rx, "test", Some(close), |_| {}));
+        tx.send(1).unwrap();
+        tx.send(2).unwrap();
+        tokio::task::yield_now().await;
+        close_tx.send(()).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(10), writer)
+            .await
+            .expect("the writer ended")
+            .unwrap();
+        assert_eq!(fs_err::read_to_string(&path).unwrap(), "1\n2\n");
+        assert!(tx.send(3).is_err(), "nothing is taken after the close");
+    }
 
     #[test]
     fn an_mcp_route_matches_the_requests_to_its_server() {
