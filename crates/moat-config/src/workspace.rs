@@ -1700,7 +1700,9 @@ mounts:
                 .expect_err("a link on the way is refused");
             let error = errors.first();
             assert!(
-                error.to_string().contains("is reached through a symbolic link"),
+                error
+                    .to_string()
+                    .contains("is reached through a symbolic link"),
                 "{error}"
             );
             assert!(error.hint().unwrap().contains("real path"));
@@ -1708,7 +1710,10 @@ mounts:
         // A source outside the workspace may be reached through the user's own links.
         let elsewhere = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), elsewhere.path().join("l")).unwrap();
-        let text = format!("mounts: [\"{}:/o\"]\n", elsewhere.path().join("l").display());
+        let text = format!(
+            "mounts: [\"{}:/o\"]\n",
+            elsewhere.path().join("l").display()
+        );
         parse_workspace(Path::new("agent.yaml"), &text, dir.path()).unwrap();
     }
 

@@ -271,7 +271,10 @@ impl RunningProxy {
         // proxy's shutdown (a connection task of the HTTP client's own): the run must end
         // anyway, with what is queued written, and its protected paths checked.
         let mut writer = self.writer;
-        if tokio::time::timeout(WRITER_GRACE, &mut writer).await.is_err() {
+        if tokio::time::timeout(WRITER_GRACE, &mut writer)
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 "a request was still open when the run's proxy stopped; its record is not in network.jsonl"
             );

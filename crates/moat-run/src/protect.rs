@@ -40,7 +40,17 @@ pub const DEFAULT_PROTECTED: &[&str] = &[
     ".claude/commands",
     ".claude/agents",
     ".claude/settings.json",
+    ".claude/settings.local.json",
 ];
+
+/// In a repository's git directory, what git runs or follows: its configuration (hooks,
+/// `core.fsmonitor`, filters, aliases), its hooks, and the files that send git elsewhere.
+/// A nested repository's or a submodule's are not mounted read-only (there is one per
+/// repository, wherever the agent makes one); they are checked when the run ends.
+const GIT_DIR_CONTROLS: &[&str] = &["config", "config.worktree", "commondir", "hooks"];
+
+/// At most this many workspace entries are looked at for nested repositories.
+const NESTED_SCAN_LIMIT: usize = 2_000_000;
 
 /// How one run protects its workspace: what is mounted, and what is checked at the end.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,12 +215,109 @@ pub fn changes(workspace: &Path, watched: &[Watched]) -> Vec<(String, Change)> {
     out
 }
 
+/// What the run wrote, since `since` (the run's start), into the controls of a repository
+/// other than the workspace's own: a nested repository's `.git` (a directory or a git
+/// file), and the git directories of the workspace's submodules and linked worktrees
+/// (`.git/modules`, `.git/worktrees`). The user's own `git status` at the top of the
+/// workspace runs `git status` in every submodule, under that repository's configuration,
+/// so a `core.fsmonitor` the agent put there would run on the host. A change is known by
+/// its inode change time, which nothing inside the container can set back.
+pub fn nested_git_changes(workspace: &Path, since: std::time::SystemTime) -> Vec<String> {
+    let mut out = Vec::new();
+    let changed = |path: &Path| {
+        use std::os::unix::fs::MetadataExt as _;
+        path.symlink_metadata().is_ok_and(|m| {
+            let ctime = std::time::UNIX_EPOCH
+                + std::time::Duration::new(m.ctime().max(0) as u64, m.ctime_nsec().max(0) as u32);
+            ctime >= since
+        })
+    };
+    let relative = |path: &Path| {
+        path.strip_prefix(workspace)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned()
+    };
+    // A git directory's controls, and those of the git directories it holds for
+    // submodules and worktrees.
+    let check_git_dir = |dir: &Path, out: &mut Vec<String>, top: bool| {
+        let mut dirs = vec![dir.to_owned()];
+        while let Some(git_dir) = dirs.pop() {
+            // The workspace's own controls are mounted read-only or watched already.
+            if !(top && git_dir == dir) {
+                for control in GIT_DIR_CONTROLS {
+                    let path = git_dir.join(control);
+                    let hooks_changed = *control == "hooks"
+                        && path.symlink_metadata().is_ok_and(|m| m.is_dir())
+                        && !only_sample_hooks(&path)
+                        && (changed(&path)
+                            || fs_err::read_dir(&path).is_ok_and(|entries| {
+                                entries.flatten().any(|e| changed(&e.path()))
+                            }));
+                    if (*control != "hooks" && changed(&path)) || hooks_changed {
+                        out.push(relative(&path));
+                    }
+                }
+            }
+            for holder in ["modules", "worktrees"] {
+                let Ok(entries) = fs_err::read_dir(git_dir.join(holder)) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        dirs.push(entry.path());
+                    }
+                }
+            }
+        }
+    };
+    let mut seen = 0usize;
+    let mut stack = vec![workspace.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs_err::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            seen += 1;
+            if seen > NESTED_SCAN_LIMIT {
+                tracing::warn!(
+                    "the workspace has more than {NESTED_SCAN_LIMIT} entries; nested repositories past them were not checked"
+                );
+                return out;
+            }
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let path = entry.path();
+            if entry.file_name() == ".git" {
+                let top = dir == workspace;
+                if kind.is_dir() {
+                    check_git_dir(&path, &mut out, top);
+                } else if !top && changed(&path) {
+                    // A git file sends git to another directory's config and hooks.
+                    out.push(relative(&path));
+                }
+            } else if kind.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// How a watched path changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     Created,
-    ReplacedLink { target: PathBuf },
-    RemovedLink { target: PathBuf },
+    /// A nested repository's control, written during the run.
+    ChangedNested,
+    ReplacedLink {
+        target: PathBuf,
+    },
+    RemovedLink {
+        target: PathBuf,
+    },
 }
 
 /// Move each change out of `workspace` into `held_dir` (keeping its relative path) and put
@@ -234,7 +341,7 @@ pub fn hold_back(
                     move_path(&source, &kept_at)?;
                 }
                 match change {
-                    Change::Created => {}
+                    Change::Created | Change::ChangedNested => {}
                     Change::ReplacedLink { target } | Change::RemovedLink { target } => {
                         std::os::unix::fs::symlink(target, &source)?;
                     }
@@ -244,6 +351,10 @@ pub fn hold_back(
                     kept_at: kept_at.clone(),
                     change: match change {
                         Change::Created => "created".to_owned(),
+                        Change::ChangedNested => {
+                            "written during the run, in a nested repository or submodule (git runs it)"
+                                .to_owned()
+                        }
                         Change::ReplacedLink { .. } => {
                             "replaced a symbolic link (the link was put back)".to_owned()
                         }
@@ -326,7 +437,13 @@ impl crate::RunStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(crate::RunError::io(&path, e)),
         };
-        let found = changes(&record.workspace, &protection.watched);
+        let mut found = changes(&record.workspace, &protection.watched);
+        let since = std::time::SystemTime::from(record.created_at);
+        for path in nested_git_changes(&record.workspace, since) {
+            if !found.iter().any(|(p, _)| p == &path) {
+                found.push((path, Change::ChangedNested));
+            }
+        }
         let mut held = Vec::new();
         for result in hold_back(&record.workspace, &self.held_dir(&record.id), &found) {
             match result {
@@ -368,14 +485,15 @@ fn state(workspace: &Path, parts: &[&str]) -> Now {
 
 /// Changes that cannot do harm: the sample hooks `git init` writes are never run.
 fn harmless(workspace: &Path, path: &str) -> bool {
-    if path != ".git/hooks" {
-        return false;
-    }
-    let dir = workspace.join(path);
+    path == ".git/hooks" && only_sample_hooks(&workspace.join(path))
+}
+
+/// `dir` is a directory of git's `*.sample` hooks only (which git never runs).
+fn only_sample_hooks(dir: &Path) -> bool {
     if !dir.symlink_metadata().is_ok_and(|m| m.is_dir()) {
         return false;
     }
-    fs_err::read_dir(&dir).is_ok_and(|entries| {
+    fs_err::read_dir(dir).is_ok_and(|entries| {
         entries.flatten().all(|e| {
             e.file_type().is_ok_and(|t| t.is_file())
                 && e.file_name().to_string_lossy().ends_with(".sample")
@@ -475,6 +593,50 @@ mod tests {
         fs_err::write(ws.path().join(".git"), "gitdir: /elsewhere\n").unwrap();
         let p = plan(ws.path(), &defaults(), &[]).unwrap();
         assert_eq!(p.read_only, [".git"]);
+    }
+
+    /// The agent writes a `core.fsmonitor` into a nested repository, a submodule's git
+    /// directory and a linked worktree's, makes a git file, and plants a hook: each is
+    /// found; what was there before the run and a fresh repository's sample hooks are not.
+    #[test]
+    fn nested_repositories_written_during_the_run_are_found() {
+        let ws = tempfile::tempdir().unwrap();
+        let ws = ws.path();
+        for dir in [
+            "old/.git/hooks",
+            ".git/modules/lib/hooks",
+            ".git/worktrees/wt",
+            "deep/er/sub/.git/hooks",
+        ] {
+            fs_err::create_dir_all(ws.join(dir)).unwrap();
+        }
+        fs_err::write(ws.join("old/.git/config"), "[core]\n").unwrap();
+        fs_err::write(ws.join(".git/modules/lib/config"), "[core]\n").unwrap();
+        fs_err::write(ws.join(".git/config"), "[core]\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let since = std::time::SystemTime::now();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(nested_git_changes(ws, since).is_empty());
+        let fsmonitor = "[core]\n\tfsmonitor = sh -c 'touch /tmp/pwned'\n";
+        fs_err::write(ws.join("deep/er/sub/.git/config"), fsmonitor).unwrap();
+        fs_err::write(ws.join("deep/er/sub/.git/hooks/pre-commit.sample"), "").unwrap();
+        fs_err::write(ws.join(".git/modules/lib/config"), fsmonitor).unwrap();
+        fs_err::write(ws.join(".git/worktrees/wt/commondir"), "/elsewhere\n").unwrap();
+        fs_err::write(ws.join(".git/config"), fsmonitor).unwrap();
+        fs_err::write(ws.join("old/.git/hooks/post-checkout"), "#!/bin/sh\n").unwrap();
+        fs_err::create_dir(ws.join("other")).unwrap();
+        fs_err::write(ws.join("other/.git"), "gitdir: /elsewhere\n").unwrap();
+        assert_eq!(
+            nested_git_changes(ws, since),
+            [
+                ".git/modules/lib/config",
+                ".git/worktrees/wt/commondir",
+                "deep/er/sub/.git/config",
+                "old/.git/hooks",
+                "other/.git",
+            ],
+            "the workspace's own .git/config is the mounts' and the watch's"
+        );
     }
 
     #[test]

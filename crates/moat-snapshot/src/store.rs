@@ -1,7 +1,7 @@
 //! The snapshot store of one workspace: taking, listing, comparing, restoring, pruning.
 
-use std::io::Write;
 use fs_err::os::unix::fs::OpenOptionsExt as _;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -322,10 +322,8 @@ impl SnapshotStore {
         }
         if !paths.is_empty() {
             tracing::debug!("nested repositories left out of the snapshot");
-            self.git.run_with_input(
-                &["update-index", "-z", "--force-remove", "--stdin"],
-                &paths,
-            )?;
+            self.git
+                .run_with_input(&["update-index", "-z", "--force-remove", "--stdin"], &paths)?;
         }
         Ok(())
     }
@@ -646,9 +644,12 @@ impl SnapshotStore {
                         .open(&tmp)?;
                     blobs.copy_to(&change.new_sha, &mut file)?;
                     file.flush()?;
-                    file.file().set_permissions(std::fs::Permissions::from_mode(
-                        if executable { 0o755 } else { 0o644 },
-                    ))?;
+                    file.file()
+                        .set_permissions(std::fs::Permissions::from_mode(if executable {
+                            0o755
+                        } else {
+                            0o644
+                        }))?;
                     file.sync_all()?;
                     if path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
                         let _ = fs_err::remove_dir(path);
@@ -1063,7 +1064,10 @@ mod tests {
         let second = s.take("run_a", Trigger::Manual, None).unwrap();
         s.diff(&first, None).unwrap();
         assert!(!marker.exists(), "the nested repository's filter ran");
-        let listed = s.git.run(&["ls-tree", "-r", "--name-only", &second.tree]).unwrap();
+        let listed = s
+            .git
+            .run(&["ls-tree", "-r", "--name-only", &second.tree])
+            .unwrap();
         let listed = String::from_utf8_lossy(&listed);
         assert!(!listed.lines().any(|l| l.starts_with("sub")), "{listed}");
         assert_eq!(second.files, first.files);
@@ -1084,7 +1088,10 @@ mod tests {
         symlink(&victim, w.join(".a.txt.moat-restore")).unwrap();
         let s = store(&home.path().join("store"), &w);
         let snap = s.take("run_a", Trigger::Manual, None).unwrap();
-        assert!(snap.empty_dirs.contains(&"keys/inner".to_owned()), "{snap:?}");
+        assert!(
+            snap.empty_dirs.contains(&"keys/inner".to_owned()),
+            "{snap:?}"
+        );
         fs_err::write(w.join("a.txt"), "changed\n").unwrap();
         fs_err::remove_dir_all(w.join("keys")).unwrap();
         symlink(outside.path(), w.join("keys")).unwrap();
@@ -1096,7 +1103,10 @@ mod tests {
             0o644,
             "mode untouched"
         );
-        assert!(!outside.path().join("inner").exists(), "a directory was made outside");
+        assert!(
+            !outside.path().join("inner").exists(),
+            "a directory was made outside"
+        );
         assert_eq!(fs_err::read_to_string(w.join("a.txt")).unwrap(), "alpha\n");
         assert!(w.join("keys/inner").symlink_metadata().unwrap().is_dir());
     }

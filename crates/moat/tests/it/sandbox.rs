@@ -141,6 +141,68 @@ fn the_agent_cannot_rewrite_its_config_or_plant_traps_and_what_it_creates_is_hel
     );
 }
 
+/// Repositories other than the workspace's own: the user's `git status` at the top runs
+/// `git status` in each submodule under its own configuration, so what the agent writes
+/// into a nested repository's or a submodule's controls is moved aside, as is Claude
+/// Code's local settings file; what those repositories held before the run stays.
+#[test]
+fn what_the_agent_writes_into_nested_repositories_is_held_back() {
+    let env = TestEnv::new();
+    let ws = env.workspace();
+    write(&ws.join(".git/config"), GIT_CONFIG);
+    write(&ws.join(".git/modules/lib/config"), GIT_CONFIG);
+    write(&ws.join("vendor/old/.git/config"), GIT_CONFIG);
+    write(&ws.join(".claude/notes.md"), "mine\n");
+    give_to_owner(&ws);
+    let attack = "\
+        set -e; \
+        mkdir -p sub/.git/hooks; echo 'ref: refs/heads/main' > sub/.git/HEAD; \
+        printf '[core]\\n\\tfsmonitor = touch /tmp/pwned\\n' > sub/.git/config; \
+        printf '[core]\\n\\tfsmonitor = touch /tmp/pwned\\n' > .git/modules/lib/config; \
+        mkdir -p .claude; echo '{\"hooks\": {}}' > .claude/settings.local.json; \
+        echo work > vendor/old/notes.txt";
+    let out = env.run(&["run", "--", "sh", "-c", attack]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let run = &env.list()[0];
+    let mut held: Vec<&str> = run["held_back"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["path"].as_str().unwrap())
+        .collect();
+    held.sort();
+    assert_eq!(
+        held,
+        [
+            ".claude/settings.local.json",
+            ".git/modules/lib/config",
+            "sub/.git/config"
+        ],
+        "{run}"
+    );
+    assert!(!ws.join("sub/.git/config").exists());
+    assert!(
+        ws.join("sub/.git/HEAD").exists(),
+        "only what git runs is moved"
+    );
+    assert!(!ws.join(".claude/settings.local.json").exists());
+    assert_eq!(
+        std::fs::read_to_string(ws.join(".git/modules/lib/config")).unwrap_or_default(),
+        "",
+        "the submodule's written config is out of the workspace"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("vendor/old/.git/config")).unwrap(),
+        GIT_CONFIG
+    );
+    assert!(ws.join("vendor/old/notes.txt").exists());
+    assert!(
+        out.stderr
+            .contains("sub/.git/config (written during the run, in a nested repository"),
+        "{out:?}"
+    );
+}
+
 #[test]
 fn an_untrusted_workspace_file_does_nothing_until_the_user_trusts_that_content() {
     let env = TestEnv::new();
