@@ -32,6 +32,11 @@ pub struct SnapshotPlan {
     pub max_count: u64,
     /// Whether retention may delete the pre-run snapshot.
     pub delete_initial: bool,
+    /// The run's protected paths beyond [`crate::DEFAULT_PROTECTED`] (the workspace's moat
+    /// files and its `protect:` entries), which a restore in place leaves alone as it does
+    /// those.
+    #[serde(default)]
+    pub protected: Vec<String>,
 }
 
 impl SnapshotPlan {
@@ -39,6 +44,11 @@ impl SnapshotPlan {
         Rules {
             respect_gitignore: self.respect_gitignore,
             exclude: self.exclude.clone(),
+            kept_out_of_restores: crate::DEFAULT_PROTECTED
+                .iter()
+                .map(|p| (*p).to_owned())
+                .chain(self.protected.iter().cloned())
+                .collect(),
         }
     }
 

@@ -688,6 +688,7 @@ mod tests {
             agent_turns: true,
             max_count: 10,
             delete_initial: false,
+            protected: vec![],
         }
     }
 

@@ -101,6 +101,7 @@ fn bench(scratch: &Path, files: usize) {
         Rules {
             respect_gitignore: true,
             exclude: vec![],
+            kept_out_of_restores: vec![],
         },
     )
     .unwrap();

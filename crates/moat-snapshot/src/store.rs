@@ -18,6 +18,26 @@ pub struct Rules {
     pub respect_gitignore: bool,
     /// More gitignore-style patterns to leave out.
     pub exclude: Vec<String>,
+    /// Workspace paths (relative; each with everything under it) a restore in place never
+    /// writes or removes: the places where something would run on the host (git hooks,
+    /// editor tasks), which a run may not change either. A snapshot taken during a run can
+    /// hold what the run put there, and the run's end moved aside; restoring it must not
+    /// bring that back. `--to DIR` still writes them.
+    pub kept_out_of_restores: Vec<String>,
+}
+
+impl Rules {
+    /// Whether a restore in place leaves `path` (relative) alone.
+    fn keeps_out(&self, path: &str) -> bool {
+        let path = path.trim_end_matches('/');
+        self.kept_out_of_restores.iter().any(|kept| {
+            let kept = kept.trim_end_matches('/');
+            path == kept
+                || path
+                    .strip_prefix(kept)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+    }
 }
 
 /// Why a snapshot was taken.
@@ -100,6 +120,8 @@ pub struct RestoreReport {
     pub changed: u64,
     /// The snapshot of the state before the restore (none for `--to`).
     pub safety: Option<SnapshotMeta>,
+    /// Paths that differ but were left alone: [`Rules::kept_out_of_restores`].
+    pub kept_out: Vec<String>,
 }
 
 /// The journal of a restore in progress (`restore.json`): enough to finish it.
@@ -534,11 +556,13 @@ impl SnapshotStore {
             &self.dir.join(JOURNAL),
             &serde_json::to_vec(&journal).expect("a journal serialises"),
         )?;
-        let changed = self.apply(&safety.tree, &safety.empty_dirs, &journal, progress)?;
+        let (changed, kept_out) =
+            self.apply(&safety.tree, &safety.empty_dirs, &journal, progress)?;
         fs_err::remove_file(self.dir.join(JOURNAL))?;
         Ok(RestoreReport {
             changed,
             safety: Some(safety),
+            kept_out,
         })
     }
 
@@ -559,15 +583,20 @@ impl SnapshotStore {
         Ok(())
     }
 
-    /// Change the workspace from `current` to the journal's tree, path by path.
+    /// Change the workspace from `current` to the journal's tree, path by path; how many
+    /// paths changed, and those left alone by the rules.
     fn apply(
         &self,
         current: &str,
         current_empty: &[String],
         target: &Journal,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<u64, SnapshotError> {
-        let mut changes = self.raw_diff(current, &target.tree)?;
+    ) -> Result<(u64, Vec<String>), SnapshotError> {
+        let (mut changes, kept): (Vec<_>, Vec<_>) = self
+            .raw_diff(current, &target.tree)?
+            .into_iter()
+            .partition(|c| !self.rules.keeps_out(&c.path));
+        let mut kept_out: Vec<String> = kept.into_iter().map(|c| c.path).collect();
         // Removals first (deepest first), so a path becomes free for what replaces it.
         changes.sort_by(|a, b| {
             (a.status != 'D')
@@ -595,17 +624,27 @@ impl SnapshotStore {
             });
         }
         for dir in &target.empty_dirs {
+            if self.rules.keeps_out(dir) {
+                if !current_empty.contains(dir) {
+                    kept_out.push(format!("{dir}/"));
+                }
+                continue;
+            }
             // Never through a link the workspace holds where a directory was.
             make_dirs(&self.workspace, &self.workspace.join(dir))?;
         }
         for dir in current_empty {
             // Only if still empty (never a directory holding left-out files), and only
             // where it is, not through a link.
-            if !target.empty_dirs.contains(dir) && !through_a_link(&self.workspace, dir) {
+            if !target.empty_dirs.contains(dir)
+                && !self.rules.keeps_out(dir)
+                && !through_a_link(&self.workspace, dir)
+            {
                 let _ = fs_err::remove_dir(self.workspace.join(dir));
             }
         }
-        Ok(total)
+        kept_out.sort();
+        Ok((total, kept_out))
     }
 
     /// Write `change`'s new content at `path`: a file (atomically, with its mode) or a
@@ -715,6 +754,7 @@ impl SnapshotStore {
         Ok(RestoreReport {
             changed: snapshot.files,
             safety: None,
+            kept_out: Vec::new(),
         })
     }
 
@@ -870,6 +910,7 @@ mod tests {
             Rules {
                 respect_gitignore: true,
                 exclude: vec!["*.log".into()],
+                kept_out_of_restores: vec![".vscode".into(), ".git/hooks".into()],
             },
         )
         .unwrap()
@@ -1111,6 +1152,32 @@ mod tests {
         assert!(w.join("keys/inner").symlink_metadata().unwrap().is_dir());
     }
 
+    /// A snapshot taken during a run holds what the run put at a protected path (the run's
+    /// end moved it aside); a restore in place does not bring it back, and says so.
+    #[test]
+    fn a_restore_leaves_protected_paths_alone() {
+        let ws = workspace();
+        let home = tempfile::tempdir().unwrap();
+        let w = fs_err::canonicalize(ws.path()).unwrap();
+        let s = store(&home.path().join("store"), &w);
+        fs_err::create_dir_all(w.join(".vscode/empty")).unwrap();
+        fs_err::write(w.join(".vscode/tasks.json"), "{\"tasks\": []}").unwrap();
+        fs_err::write(w.join("a.txt"), "mid-run\n").unwrap();
+        let mid = s.take("run_a", Trigger::AgentTurn, None).unwrap();
+        fs_err::remove_dir_all(w.join(".vscode")).unwrap();
+        fs_err::write(w.join("a.txt"), "later\n").unwrap();
+        let report = s.restore("run_a", &mid, None, &mut |_| {}).unwrap();
+        assert_eq!(report.kept_out, [".vscode/empty/", ".vscode/tasks.json"]);
+        assert!(!w.join(".vscode").exists());
+        assert_eq!(
+            fs_err::read_to_string(w.join("a.txt")).unwrap(),
+            "mid-run\n"
+        );
+        let out = home.path().join("copy");
+        s.restore("run_a", &mid, Some(&out), &mut |_| {}).unwrap();
+        assert!(out.join(".vscode/tasks.json").exists(), "--to writes it");
+    }
+
     #[test]
     fn ignored_files_are_captured_when_asked() {
         let ws = workspace();
@@ -1122,6 +1189,7 @@ mod tests {
             Rules {
                 respect_gitignore: false,
                 exclude: vec!["node_modules/".into()],
+                kept_out_of_restores: Vec::new(),
             },
         )
         .unwrap();

@@ -476,7 +476,7 @@ pub fn plan_agent_run(
         config_hash: workspace_file
             .as_ref()
             .map(|f| moat_trust::content_hash(f.text.as_bytes())),
-        snapshots: snapshot_plan(&config.snapshots),
+        snapshots: snapshot_plan(&config.snapshots, &config.protect),
         egress,
         proxy_token,
         home_files: parts.home_files,
@@ -804,7 +804,10 @@ pub fn host_mirrors(ctx: &Context) -> Result<moat_image::Mirrors> {
 
 /// The run's snapshot plan from its settings; `None` when snapshots are off
 /// (`snapshots.disabled`, `--no-snapshots`).
-fn snapshot_plan(settings: &moat_config::SnapshotSettings) -> Option<moat_run::SnapshotPlan> {
+fn snapshot_plan(
+    settings: &moat_config::SnapshotSettings,
+    protect: &[String],
+) -> Option<moat_run::SnapshotPlan> {
     if settings.disabled {
         return None;
     }
@@ -818,6 +821,11 @@ fn snapshot_plan(settings: &moat_config::SnapshotSettings) -> Option<moat_run::S
         agent_turns: !t.disable_agent_turns,
         max_count: settings.retention.max_count,
         delete_initial: settings.retention.delete_initial,
+        protected: moat_config::WORKSPACE_FILE_NAMES
+            .iter()
+            .map(|name| (*name).to_owned())
+            .chain(protect.iter().cloned())
+            .collect(),
     })
 }
 

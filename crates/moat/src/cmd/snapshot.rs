@@ -52,6 +52,10 @@ fn plan_of(ctx: &Context, record: &RunRecord) -> Result<SnapshotPlan> {
             agent_turns: false,
             max_count: 10,
             delete_initial: false,
+            protected: moat_config::WORKSPACE_FILE_NAMES
+                .iter()
+                .map(|name| (*name).to_owned())
+                .collect(),
         }))
 }
 
@@ -262,6 +266,20 @@ async fn restore(
             safety.id
         )?,
         (None, None) => {}
+    }
+    if !report.kept_out.is_empty() {
+        // What a run put at a protected path, and its end moved aside: not brought back.
+        crate::ui::warning(&format!(
+            "left alone, because moat protects these paths: {}\nhint: `moat snapshot restore {} {} --to DIR` writes the whole snapshot elsewhere, to look at them",
+            report
+                .kept_out
+                .iter()
+                .map(|path| moat_text::escaped(path))
+                .collect::<Vec<_>>()
+                .join(", "),
+            record.id,
+            target.id
+        ));
     }
     Ok(0)
 }

@@ -449,3 +449,59 @@ fn a_restore_killed_midway_is_finished_by_the_next_command() {
         "the safety snapshot undoes the restore"
     );
 }
+
+/// A snapshot taken during a run holds what the run put at a protected path, which the
+/// run's end moved aside: restoring that snapshot brings it back nowhere but `--to DIR`.
+#[test]
+fn a_restore_does_not_bring_back_what_the_run_end_held_back() {
+    let env = TestEnv::new();
+    workspace(&env);
+    std::fs::write(
+        env.workspace().join("moat.yaml"),
+        "snapshots:\n  triggers:\n    idle_threshold_seconds: 2\n",
+    )
+    .unwrap();
+    give_to_owner(&env.workspace());
+    let script = "mkdir .vscode; echo '{}' > .vscode/tasks.json; echo mid-run > a.txt; sleep 6";
+    let out = env.run(&["run", "--trust", "--", "sh", "-c", script]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains(".vscode (created)"), "{out:?}");
+    let id = env.list()[0]["id"].as_str().unwrap().to_owned();
+    let list: serde_json::Value =
+        serde_json::from_str(&env.run(&["snapshot", "list", &id, "--json"]).stdout).unwrap();
+    let idle = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["trigger"] == "idle")
+        .unwrap_or_else(|| panic!("an idle snapshot: {list}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let idle = &idle;
+    std::fs::write(env.workspace().join("a.txt"), "later\n").unwrap();
+    let out = env.run(&["snapshot", "restore", &id, idle, "--yes"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(env.workspace().join("a.txt")).unwrap(),
+        "mid-run\n"
+    );
+    assert!(!env.workspace().join(".vscode").exists(), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("left alone, because moat protects these paths: .vscode/tasks.json")
+            && out.stderr.contains("--to DIR"),
+        "{out:?}"
+    );
+    let copy = env.moat_home().parent().unwrap().join("copy");
+    let out = env.run(&[
+        "snapshot",
+        "restore",
+        &id,
+        idle,
+        "--to",
+        copy.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(copy.join(".vscode/tasks.json").exists());
+}
