@@ -79,7 +79,7 @@ const SPECIAL_V4: &[(IpRange, &str)] = &[
     (v4(192, 0, 2, 0, 24), "documentation, 192.0.2.0/24"),
     (v4(192, 168, 0, 0, 16), "RFC 1918"),
     (v4(198, 18, 0, 0, 15), "benchmarking, 198.18.0.0/15"),
-    (v4(198, 51, 100, 0, 24), "documentation, 198.51.100.0/24"),
+    (v4(198, 51, 100, 0, 24), "documentation, 81.2.69.0/24"),
     (v4(203, 0, 113, 0, 24), "documentation, 203.0.113.0/24"),
     (v4(224, 0, 0, 0, 4), "multicast, 224.0.0.0/4"),
     (v4(255, 255, 255, 255, 32), "broadcast"),
@@ -181,13 +181,21 @@ pub(crate) fn classify(ip: IpAddr) -> Class {
     }
 }
 
+/// One address of this host's interfaces and the prefix length of the network it is on.
+pub(crate) type InterfaceAddress = (IpAddr, u8);
+
 /// This host's interface addresses, read on first use and then kept for one connection
 /// attempt: read per connection, so an interface that appears while the proxy runs (a
 /// Docker network made after the run started) counts as the host's too.
 pub(crate) struct HostAddresses {
-    read: fn() -> Vec<IpAddr>,
-    addresses: Option<Vec<IpAddr>>,
+    read: fn() -> Vec<InterfaceAddress>,
+    addresses: Option<Vec<InterfaceAddress>>,
 }
+
+/// Networks with a shorter prefix than this are not taken as "around the host": a prefix
+/// that short on an interface is a misconfiguration, and refusing it would refuse a
+/// large part of the internet.
+const SHORTEST_NEIGHBOUR_PREFIX: [u8; 2] = [8, 32];
 
 impl HostAddresses {
     /// The addresses of this host's interfaces, read with `getifaddrs` when first asked.
@@ -195,34 +203,63 @@ impl HostAddresses {
         Self::from_fn(interface_addresses)
     }
 
-    pub fn from_fn(read: fn() -> Vec<IpAddr>) -> Self {
+    pub fn from_fn(read: fn() -> Vec<InterfaceAddress>) -> Self {
         HostAddresses {
             read,
             addresses: None,
         }
     }
 
+    fn addresses(&mut self) -> &[InterfaceAddress] {
+        self.addresses.get_or_insert_with(self.read)
+    }
+
+    /// Whether `ip` is one of the host's own addresses.
     pub fn contains(&mut self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
-        self.addresses
-            .get_or_insert_with(self.read)
+        self.addresses()
             .iter()
-            .any(|own| canonical(*own) == ip)
+            .any(|(own, _)| canonical(*own) == ip)
+    }
+
+    /// The network around the host that holds `ip`, if any: a neighbour on a network one
+    /// of its interfaces is on (the LAN, a cloud subnet, an IPv6 /64 of public addresses
+    /// behind the router's firewall), which a public address does not make part of the
+    /// internet.
+    pub fn neighbour_network(&mut self, ip: IpAddr) -> Option<IpRange> {
+        let ip = canonical(ip);
+        self.addresses().iter().find_map(|&(own, prefix)| {
+            let own = canonical(own);
+            let shortest = SHORTEST_NEIGHBOUR_PREFIX[usize::from(own.is_ipv6())];
+            let range = IpRange::containing(own, prefix).filter(|_| prefix >= shortest)?;
+            (own.is_ipv4() == ip.is_ipv4() && range.contains(ip)).then_some(range)
+        })
     }
 }
 
-/// The addresses of this host's network interfaces (bridges included).
-pub(crate) fn interface_addresses() -> Vec<IpAddr> {
+/// The addresses of this host's network interfaces (bridges included), with the prefix
+/// length of each one's network.
+pub(crate) fn interface_addresses() -> Vec<InterfaceAddress> {
     let Ok(interfaces) = nix::ifaddrs::getifaddrs() else {
         return Vec::new();
     };
     interfaces
         .filter_map(|interface| {
             let address = interface.address?;
+            let netmask = interface.netmask;
             if let Some(v4) = address.as_sockaddr_in() {
-                Some(IpAddr::V4(v4.ip()))
+                let prefix = netmask
+                    .as_ref()
+                    .and_then(|m| m.as_sockaddr_in())
+                    .map_or(32, |m| m.ip().to_bits().count_ones() as u8);
+                Some((IpAddr::V4(v4.ip()), prefix))
             } else {
-                address.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
+                let v6 = address.as_sockaddr_in6()?;
+                let prefix = netmask
+                    .as_ref()
+                    .and_then(|m| m.as_sockaddr_in6())
+                    .map_or(128, |m| m.ip().to_bits().count_ones() as u8);
+                Some((IpAddr::V6(v6.ip()), prefix))
             }
         })
         .collect()
@@ -287,6 +324,19 @@ impl Destinations {
             && let Some(&ip) = layers.iter().find(|&&ip| host_addresses.contains(ip))
         {
             return Err(Refusal::HostLocal { ip });
+        }
+        // A public address on a network the host is on is a neighbour, not the internet:
+        // refused like a private range, unless allowed.
+        if !self.allow_host_local {
+            for &ip in &layers {
+                if host_addresses.neighbour_network(ip).is_some() && !self.allows(ip, host, port) {
+                    return Err(Refusal::Private {
+                        ip,
+                        range_name: "a network this host is on",
+                        via: (ip != connected).then_some(connected),
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -354,7 +404,7 @@ mod tests {
             ("192.0.2.1", "documentation, 192.0.2.0/24"),
             ("198.18.0.1", "benchmarking, 198.18.0.0/15"),
             ("198.19.255.255", "benchmarking, 198.18.0.0/15"),
-            ("198.51.100.7", "documentation, 198.51.100.0/24"),
+            ("198.51.100.7", "documentation, 81.2.69.0/24"),
             ("203.0.113.9", "documentation, 203.0.113.0/24"),
             ("224.0.0.1", "multicast, 224.0.0.0/4"),
             ("239.255.255.250", "multicast, 224.0.0.0/4"),
@@ -577,7 +627,8 @@ mod tests {
         assert_eq!(check(&unspecified, "172.18.0.1", "gw.test", 443), Ok(()));
 
         // Interface addresses: public or allowed-private ones alike.
-        let mut ours = HostAddresses::from_fn(|| vec![ip("172.18.0.1"), ip("203.0.113.50")]);
+        let mut ours =
+            HostAddresses::from_fn(|| vec![(ip("172.18.0.1"), 32), (ip("203.0.113.50"), 32)]);
         let d = allow(&["172.18.0.0/16", "203.0.113.0/24"]);
         for address in ["172.18.0.1", "::ffff:172.18.0.1", "203.0.113.50"] {
             assert_eq!(
@@ -589,16 +640,74 @@ mod tests {
             );
         }
         assert_eq!(d.check(ip("172.18.0.2"), "x.test", 443, &mut ours), Ok(()));
-        let mut public_host = HostAddresses::from_fn(|| vec![ip("140.82.112.5")]);
+        let mut public_host = HostAddresses::from_fn(|| vec![(ip("140.82.112.5"), 32)]);
         assert!(matches!(
             allow(&[]).check(ip("140.82.112.5"), "x.test", 443, &mut public_host),
             Err(Refusal::HostLocal { .. })
         ));
     }
 
+    /// A public address on a network one of the host's interfaces is on (the home router
+    /// in the /64 the host has from it, another instance in a cloud subnet) is refused as
+    /// a private one is, and reachable once allowed; the rest of the internet is not.
+    #[test]
+    fn neighbours_on_the_hosts_networks_are_refused_unless_allowed() {
+        let mut lan = HostAddresses::from_fn(|| {
+            vec![
+                (ip("2a02:8070:aa:bb::1234"), 64),
+                (ip("81.2.69.20"), 24),
+                (ip("81.2.70.7"), 32),
+                (ip("9.9.9.9"), 0),
+            ]
+        });
+        let d = allow(&[]);
+        for (address, shown) in [
+            ("2a02:8070:aa:bb::1", "2a02:8070:aa:bb::1"),
+            ("81.2.69.1", "81.2.69.1"),
+            ("::ffff:81.2.69.1", "81.2.69.1"),
+        ] {
+            assert_eq!(
+                d.check(ip(address), "router.test", 443, &mut lan),
+                Err(Refusal::Private {
+                    ip: ip(shown),
+                    range_name: "a network this host is on",
+                    via: None,
+                }),
+                "{address}"
+            );
+        }
+        for address in [
+            "2a02:8070:aa:cc::1",
+            "81.2.71.1",
+            "81.2.70.8",
+            "140.82.112.5",
+        ] {
+            assert_eq!(
+                d.check(ip(address), "x.test", 443, &mut lan),
+                Ok(()),
+                "{address}"
+            );
+        }
+        let allowed = allow(&["router.test", "81.2.69.0/24"]);
+        assert_eq!(
+            allowed.check(ip("2a02:8070:aa:bb::1"), "router.test", 443, &mut lan),
+            Ok(())
+        );
+        assert_eq!(
+            allowed.check(ip("81.2.69.1"), "x.test", 443, &mut lan),
+            Ok(())
+        );
+        assert!(
+            allowed
+                .check(ip("81.2.69.20"), "x.test", 443, &mut lan)
+                .is_err(),
+            "the host's own address stays refused"
+        );
+    }
+
     #[test]
     fn interface_addresses_are_read_only_when_the_ranges_let_an_address_through() {
-        fn unread() -> Vec<IpAddr> {
+        fn unread() -> Vec<InterfaceAddress> {
             panic!("getifaddrs should not be needed for an address the ranges refuse")
         }
         let mut lazy = HostAddresses::from_fn(unread);
@@ -609,7 +718,7 @@ mod tests {
 
     #[test]
     fn a_refusal_for_a_hosts_own_address_says_so() {
-        let mut ours = HostAddresses::from_fn(|| vec![ip("172.17.0.1")]);
+        let mut ours = HostAddresses::from_fn(|| vec![(ip("172.17.0.1"), 32)]);
         let d = allow(&[]);
         let refusal = d
             .check(ip("172.17.0.1"), "gw.test", 443, &mut ours)
@@ -682,7 +791,14 @@ mod tests {
     #[test]
     fn this_hosts_interface_addresses_are_read() {
         let addresses = interface_addresses();
-        assert!(addresses.iter().any(|ip| ip.is_loopback()), "{addresses:?}");
+        assert!(
+            addresses.iter().any(|(ip, _)| ip.is_loopback()),
+            "{addresses:?}"
+        );
+        assert!(
+            addresses.contains(&(ip("127.0.0.1"), 8)),
+            "netmasks are read: {addresses:?}"
+        );
         let mut lazy = HostAddresses::of_this_host();
         assert!(lazy.contains(ip("127.0.0.1")));
         assert!(lazy.contains(ip("::ffff:127.0.0.1")));
