@@ -83,7 +83,7 @@ pub(crate) async fn take_first(
 /// Accept on `listener` on a thread of its own (blocking, whatever its flags are made),
 /// handing each connection to the runtime, until the proxy stops.
 fn serve_on_a_thread(listener: std::net::TcpListener, shared: Arc<Shared>) -> io::Result<()> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::net::TcpStream>(1024);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::net::TcpStream>(16);
     std::thread::Builder::new()
         .name("moat-proxy-accept".into())
         .stack_size(256 * 1024)
@@ -107,6 +107,10 @@ fn serve_on_a_thread(listener: std::net::TcpListener, shared: Arc<Shared>) -> io
         let shared = shared.clone();
         async move {
             loop {
+                // A permit first: past the cap, connections wait in the listen queue.
+                let Some(permit) = crate::proxy::connection_permit(&shared).await else {
+                    break;
+                };
                 let stream = tokio::select! {
                     () = stop.cancelled() => break,
                     stream = rx.recv() => stream,
@@ -118,7 +122,7 @@ fn serve_on_a_thread(listener: std::net::TcpListener, shared: Arc<Shared>) -> io
                 let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
                     continue;
                 };
-                crate::proxy::serve_accepted(stream, &shared);
+                crate::proxy::serve_accepted(stream, &shared, permit);
             }
         }
     });

@@ -83,7 +83,9 @@ pub use handover::{HAND_OVER, REFUSED, TAKEN};
 pub use local::BLOCKED_HEADER;
 pub use moat_hosts::NetworkPolicy;
 pub use moat_hosts::{ConnectTo, HostPattern, HostsError, IpRange, normalize_host};
-pub use proxy::{DEFAULT_SHUTDOWN_GRACE, ListenAddress, Proxy, ProxyConfig, ProxyHandle};
+pub use proxy::{
+    DEFAULT_SHUTDOWN_GRACE, ListenAddress, MAX_CLIENT_CONNECTIONS, Proxy, ProxyConfig, ProxyHandle,
+};
 pub use rules::{GrantRule, basic, bearer};
 pub use secret::Secret;
 pub use ssh::{SSH_PORT, SshTap, TunnelWatcher};

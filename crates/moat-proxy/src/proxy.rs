@@ -70,6 +70,9 @@ pub struct ProxyConfig {
     /// loopback, which `connect_to` routes to (the cleartext never leaves the machine).
     /// Credentials otherwise travel only over TLS.
     pub cleartext_local: Vec<HostPattern>,
+    /// Client connections served at once ([`MAX_CLIENT_CONNECTIONS`]); the next waits in
+    /// the listen queue.
+    pub max_client_connections: usize,
 }
 
 impl ProxyConfig {
@@ -89,6 +92,7 @@ impl ProxyConfig {
             ssh_tap: None,
             request_gate: None,
             cleartext_local: Vec::new(),
+            max_client_connections: MAX_CLIENT_CONNECTIONS,
         }
     }
 }
@@ -207,6 +211,9 @@ impl Proxy {
             tls: ServerTls::new(config.ca),
             sink: Arc::new(events),
             lifecycle: Lifecycle::new(),
+            connections: Arc::new(tokio::sync::Semaphore::new(
+                config.max_client_connections.max(1),
+            )),
         }))
     }
 }
@@ -216,15 +223,43 @@ enum Listener {
     Unix(UnixListener),
 }
 
-/// Serve a connection accepted elsewhere (on a listening socket handed over).
-pub(crate) fn serve_accepted(stream: tokio::net::TcpStream, shared: &Arc<Shared>) {
+/// By default at most this many client connections are served at once; the next waits in the
+/// listen queue until one ends. Each costs the supervisor a descriptor or two and buffers,
+/// and an agent can open connections on purpose: past the limit, it slows only itself, and
+/// the run's logs and audit log keep descriptors to write with.
+pub const MAX_CLIENT_CONNECTIONS: usize = 1024;
+
+/// A permit to serve one more client connection; `None` once the proxy stops.
+pub(crate) async fn connection_permit(
+    shared: &Arc<Shared>,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    tokio::select! {
+        () = shared.lifecycle.stop.cancelled() => None,
+        permit = shared.connections.clone().acquire_owned() => permit.ok(),
+    }
+}
+
+/// Serve a connection accepted elsewhere (on a listening socket handed over), holding
+/// `permit` while it lasts.
+pub(crate) fn serve_accepted(
+    stream: tokio::net::TcpStream,
+    shared: &Arc<Shared>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
     let _ = stream.set_nodelay(true);
-    shared.lifecycle.spawn(serve_client(shared.clone(), stream));
+    let serve = serve_client(shared.clone(), stream);
+    shared.lifecycle.spawn(async move {
+        serve.await;
+        drop(permit);
+    });
 }
 
 async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
     let stop = shared.lifecycle.stop.clone();
     loop {
+        let Some(permit) = connection_permit(&shared).await else {
+            break;
+        };
         let accepted = tokio::select! {
             () = stop.cancelled() => break,
             accepted = accept(&listener) => accepted,
@@ -232,10 +267,18 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
         match accepted {
             Ok(Accepted::Tcp(stream)) => {
                 let _ = stream.set_nodelay(true);
-                shared.lifecycle.spawn(serve_client(shared.clone(), stream));
+                let serve = serve_client(shared.clone(), stream);
+                shared.lifecycle.spawn(async move {
+                    serve.await;
+                    drop(permit);
+                });
             }
             Ok(Accepted::Unix(stream)) => {
-                shared.lifecycle.spawn(serve_client(shared.clone(), stream));
+                let serve = serve_client(shared.clone(), stream);
+                shared.lifecycle.spawn(async move {
+                    serve.await;
+                    drop(permit);
+                });
             }
             Err(e) => {
                 // Out of file descriptors and the like: wait instead of spinning.

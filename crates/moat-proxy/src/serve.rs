@@ -61,6 +61,8 @@ pub(crate) struct Shared {
     pub tls: ServerTls,
     pub sink: Arc<dyn EventSink>,
     pub lifecycle: Lifecycle,
+    /// One permit per client connection being served ([`crate::MAX_CLIENT_CONNECTIONS`]).
+    pub connections: Arc<tokio::sync::Semaphore>,
 }
 
 /// The proxy's tasks and the two signals that end them: `stop` (stop accepting, let

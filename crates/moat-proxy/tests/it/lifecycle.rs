@@ -155,3 +155,45 @@ fn config_debug_shows_no_secrets() {
     let text = format!("{config:?}");
     assert!(!text.contains("run-token-123"), "{text}");
 }
+
+/// An agent that opens connections and leaves them idle takes permits, not the
+/// supervisor's descriptors: past the cap the next connection waits in the listen queue,
+/// and is served as soon as one of the others ends.
+#[tokio::test]
+async fn connections_past_the_cap_wait_for_one_to_end() {
+    let ca = TestCa::new();
+    let upstream = https_upstream(&ca, &["api.test"], &[b"http/1.1"], hello()).await;
+    let h = Harness::start(&ca, |c| {
+        c.connect_to = vec![route("api.test", upstream.port())];
+        c.max_client_connections = 2;
+    })
+    .await;
+    let addr = h.handle.local_addr();
+    let idle_a = TcpStream::connect(addr).await.unwrap();
+    let idle_b = TcpStream::connect(addr).await.unwrap();
+    let waiting = tokio::spawn({
+        let client = h.client.clone();
+        async move {
+            let mut sender = client.h1("api.test:443").await;
+            let response = sender
+                .send_request(
+                    Request::get("/")
+                        .header("host", "api.test")
+                        .body(empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            body_text(response).await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "a third connection is not served");
+    drop(idle_a);
+    let answer = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("served once a connection ended")
+        .unwrap();
+    assert_eq!(answer, "hello from upstream");
+    drop(idle_b);
+}

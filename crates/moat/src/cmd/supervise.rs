@@ -44,9 +44,27 @@ fn grant_rules(store: &RunStore, id: &RunId) -> Result<Vec<moat_proxy::GrantRule
     Ok(rules)
 }
 
+/// The supervisor holds a descriptor per connection into the proxy and out of it, besides
+/// its logs, its audit log and the snapshots' git: a shell's soft limit of 1,024 is a
+/// number an agent can reach on purpose, after which the audit log could not be opened.
+/// So the soft limit goes up to the hard one (at most 65,536); the proxy's own cap on
+/// connections (`moat_proxy::MAX_CLIENT_CONNECTIONS`) stays well below it.
+fn raise_descriptor_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let wanted = hard.min(65_536);
+        if soft < wanted
+            && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, wanted, hard)
+        {
+            tracing::debug!(error = %e, "the descriptor limit stays {soft}");
+        }
+    }
+}
+
 pub async fn supervise(args: SuperviseArgs) -> Result<i32> {
     // A session of its own: the terminal closing or Ctrl-C at the CLI does not reach it.
     let _ = nix::unistd::setsid();
+    raise_descriptor_limit();
     moat_proxy::preload_system_roots();
     let mut hangup = signal(SignalKind::hangup())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
