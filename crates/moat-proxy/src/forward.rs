@@ -35,6 +35,9 @@ pub(crate) async fn forward(
 ) -> Response<ProxyBody> {
     let path = path_of(req.uri()).to_owned();
     let url = format!("{}://{}{}", scheme.as_str(), target.authority(scheme), path);
+    if shared.records_unwritable() {
+        return crate::serve::records_unwritable(&shared, req.method().as_str(), url);
+    }
     if let Some(wait) = shared
         .request_gate
         .as_ref()

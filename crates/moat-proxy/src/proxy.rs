@@ -73,6 +73,9 @@ pub struct ProxyConfig {
     /// Client connections served at once ([`MAX_CLIENT_CONNECTIONS`]); the next waits in
     /// the listen queue.
     pub max_client_connections: usize,
+    /// Set by whoever writes the events down while it cannot (a full disk): every request
+    /// is then refused (503) rather than forwarded unrecorded, until it is clear again.
+    pub records_unwritable: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl ProxyConfig {
@@ -93,6 +96,7 @@ impl ProxyConfig {
             request_gate: None,
             cleartext_local: Vec::new(),
             max_client_connections: MAX_CLIENT_CONNECTIONS,
+            records_unwritable: None,
         }
     }
 }
@@ -211,6 +215,7 @@ impl Proxy {
             tls: ServerTls::new(config.ca),
             sink: Arc::new(events),
             lifecycle: Lifecycle::new(),
+            records_unwritable: config.records_unwritable,
             connections: Arc::new(tokio::sync::Semaphore::new(
                 config.max_client_connections.max(1),
             )),

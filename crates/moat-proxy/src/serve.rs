@@ -63,6 +63,38 @@ pub(crate) struct Shared {
     pub lifecycle: Lifecycle,
     /// One permit per client connection being served ([`crate::MAX_CLIENT_CONNECTIONS`]).
     pub connections: Arc<tokio::sync::Semaphore>,
+    /// See `ProxyConfig::records_unwritable`.
+    pub records_unwritable: Option<Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl Shared {
+    /// The run's records cannot be written now: nothing is forwarded.
+    pub fn records_unwritable(&self) -> bool {
+        self.records_unwritable
+            .as_ref()
+            .is_some_and(|flag| flag.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+pub(crate) const RECORDS_UNWRITABLE_MESSAGE: &str = "moat: this run's records cannot be written \
+    (is the disk full?); moat forwards no request it cannot record, until it can again\n";
+
+/// The answer to every request while the run's records cannot be written.
+pub(crate) fn records_unwritable(
+    shared: &Shared,
+    method: &str,
+    url: String,
+) -> Response<ProxyBody> {
+    let exchange = Exchange::new(shared.sink.clone(), method, url, BTreeMap::new());
+    finish_local(
+        &exchange,
+        text_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            RECORDS_UNWRITABLE_MESSAGE.to_owned(),
+        ),
+        true,
+        Some("the run's records cannot be written".into()),
+    )
 }
 
 /// The proxy's tasks and the two signals that end them: `stop` (stop accepting, let
@@ -268,6 +300,9 @@ async fn handle_proxy_request(shared: Arc<Shared>, req: Request<Incoming>) -> Re
             false,
             Some("proxy authentication required".into()),
         );
+    }
+    if shared.records_unwritable() {
+        return records_unwritable(&shared, req.method().as_str(), req.uri().to_string());
     }
     if req.method() == Method::CONNECT {
         handle_connect(shared, req).await

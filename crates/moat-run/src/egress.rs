@@ -11,6 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use moat_container::BindMount;
 use moat_home::KeyringMode;
@@ -311,6 +312,9 @@ pub(crate) async fn start_proxy(
     config.request_gate = turns.map(|queue| {
         Arc::new(crate::snapshot_triggers::TurnGate(queue)) as Arc<dyn moat_proxy::RequestGate>
     });
+    // Up while network.jsonl cannot be written: the proxy then forwards nothing.
+    let unwritable = Arc::new(AtomicBool::new(false));
+    config.records_unwritable = Some(unwritable.clone());
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<NetworkEvent>();
     let socket = store.proxy_dir(id).join(SOCKET_NAME);
     let handle = moat_proxy::Proxy::start_unix(config, &socket, tx)
@@ -325,7 +329,13 @@ pub(crate) async fn start_proxy(
         )
         .map_err(|e| RunError::Egress(e.to_string()))?;
     let (close_writer, close) = tokio::sync::oneshot::channel();
-    let writer = tokio::spawn(write_events(store.network_log_path(id), rx, audit, close));
+    let writer = tokio::spawn(write_events(
+        store.network_log_path(id),
+        rx,
+        audit,
+        close,
+        unwritable,
+    ));
     Ok(RunningProxy {
         handle,
         writer,
@@ -341,12 +351,20 @@ async fn write_events(
     rx: tokio::sync::mpsc::UnboundedReceiver<NetworkEvent>,
     audit: Option<crate::RunAudit>,
     close: tokio::sync::oneshot::Receiver<()>,
+    unwritable: Arc<AtomicBool>,
 ) {
-    append_events(path, rx, "network", Some(close), |event| {
-        if let Some(audit) = &audit {
-            audit.network(event);
-        }
-    })
+    append_events(
+        path,
+        rx,
+        "network",
+        Some(close),
+        Some(unwritable),
+        |event| {
+            if let Some(audit) = &audit {
+                audit.network(event);
+            }
+        },
+    )
     .await;
 }
 
@@ -370,34 +388,44 @@ pub(crate) async fn append_events<E: serde::Serialize>(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<E>,
     what: &str,
     mut close: Option<tokio::sync::oneshot::Receiver<()>>,
+    unwritable: Option<Arc<AtomicBool>>,
     also: impl Fn(&E),
 ) {
     /// Past this many bytes a batch is written even if more events wait.
     const MAX_BATCH: usize = 256 * 1024;
-    let mut file = match fs_err::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(&path)
-    {
-        Ok(file) => file,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot write the {what} log");
-            return;
-        }
-    };
+    let mut log = PendingLog::new(path, what, unwritable);
     let mut batch = Vec::with_capacity(16 * 1024);
     loop {
-        let next = match close.as_mut() {
-            Some(signal) => tokio::select! {
-                event = rx.recv() => event,
-                _ = signal => {
-                    // No more sends; what is queued still comes out of `recv`.
-                    close = None;
-                    rx.close();
+        let wait = async {
+            match close.as_mut() {
+                Some(signal) => tokio::select! {
+                    event = rx.recv() => Some(event),
+                    _ = signal => None,
+                },
+                None => Some(rx.recv().await),
+            }
+        };
+        // With lines that could not be written, try again now and then even when no event
+        // comes (the proxy forwards nothing meanwhile, so few do).
+        let next = if log.is_clear() {
+            wait.await
+        } else {
+            match tokio::time::timeout(RETRY_WRITE, wait).await {
+                Ok(next) => next,
+                Err(_) => {
+                    log.write(&[]);
                     continue;
                 }
-            },
-            None => rx.recv().await,
+            }
+        };
+        let next = match next {
+            Some(next) => next,
+            None => {
+                // Told to close: no more sends; what is queued still comes out of `recv`.
+                close = None;
+                rx.close();
+                continue;
+            }
         };
         let Some(mut event) = next else { break };
         batch.clear();
@@ -413,8 +441,108 @@ pub(crate) async fn append_events<E: serde::Serialize>(
                 Err(_) => break,
             }
         }
-        if let Err(e) = std::io::Write::write_all(&mut file, &batch) {
-            tracing::warn!(error = %e, "writing the {what} log failed");
+        log.write(&batch);
+    }
+    log.finish();
+}
+
+/// How often lines that could not be written are tried again.
+const RETRY_WRITE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// An append-only log file and the lines not written to it yet. While any are left, the
+/// `unwritable` flag is up, and the proxy forwards nothing: a request the run cannot
+/// record is not made (a full disk, which an agent can cause where the workspace and
+/// MOAT_HOME share a file system, would otherwise hide what it did next).
+struct PendingLog<'a> {
+    path: PathBuf,
+    what: &'a str,
+    file: Option<fs_err::File>,
+    pending: Vec<u8>,
+    unwritable: Option<Arc<AtomicBool>>,
+    /// Bytes of lines given up on (past [`PendingLog::MAX_PENDING`]).
+    lost: u64,
+    /// The last write failed (lines wait in `pending`, or the file could not be opened).
+    failing: bool,
+}
+
+impl<'a> PendingLog<'a> {
+    /// Lines kept for a later write at most; past it new ones are counted, not kept.
+    const MAX_PENDING: usize = 16 * 1024 * 1024;
+
+    fn new(path: PathBuf, what: &'a str, unwritable: Option<Arc<AtomicBool>>) -> Self {
+        let mut log = PendingLog {
+            path,
+            what,
+            file: None,
+            pending: Vec::new(),
+            unwritable,
+            lost: 0,
+            failing: false,
+        };
+        log.write(&[]);
+        log
+    }
+
+    fn is_clear(&self) -> bool {
+        !self.failing
+    }
+
+    /// Queue `lines` and write as much as the file takes.
+    fn write(&mut self, lines: &[u8]) {
+        if self.pending.len() + lines.len() > Self::MAX_PENDING {
+            self.lost += lines.len() as u64;
+        } else {
+            self.pending.extend_from_slice(lines);
+        }
+        match self.try_write() {
+            Ok(()) if self.failing => {
+                tracing::warn!("the {} log can be written again", self.what);
+                self.failing = false;
+            }
+            Ok(()) => {}
+            Err(e) => {
+                if !self.failing {
+                    tracing::warn!(error = %e, path = %self.path.display(), "cannot write the {} log; requests are refused until it can be written", self.what);
+                }
+                self.failing = true;
+            }
+        }
+        if let Some(flag) = &self.unwritable {
+            flag.store(self.failing, Ordering::Relaxed);
+        }
+    }
+
+    fn try_write(&mut self) -> std::io::Result<()> {
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => self.file.insert(
+                fs_err::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(&self.path)?,
+            ),
+        };
+        // A short write leaves the rest of a line to come after it, never a line twice.
+        while !self.pending.is_empty() {
+            match std::io::Write::write(file, &self.pending) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) {
+        if !self.pending.is_empty() {
+            self.write(&[]);
+        }
+        let left = self.pending.len() as u64 + self.lost;
+        if left > 0 {
+            tracing::warn!("{left} bytes of the {} log could not be written", self.what);
         }
     }
 }
@@ -436,6 +564,35 @@ pub fn read_network_log(path: &Path) -> std::io::Result<Vec<NetworkEvent>> {
 mod tests {
     use super::*;
 
+    /// A log that cannot be written (no file to open, then a full disk) keeps its lines,
+    /// raises the flag the proxy refuses requests on, and writes them, in order and once,
+    /// when it can again.
+    #[test]
+    fn lines_that_cannot_be_written_wait_and_hold_the_proxy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs/log.jsonl");
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut log = PendingLog::new(path.clone(), "test", Some(flag.clone()));
+        assert!(flag.load(Ordering::Relaxed), "no directory: unwritable");
+        log.write(b"1\n");
+        log.write(b"2\n");
+        assert!(flag.load(Ordering::Relaxed));
+        fs_err::create_dir(dir.path().join("runs")).unwrap();
+        log.write(&[]);
+        assert!(
+            !flag.load(Ordering::Relaxed),
+            "written: the proxy may go on"
+        );
+        log.write(b"3\n");
+        assert_eq!(fs_err::read_to_string(&path).unwrap(), "1\n2\n3\n");
+
+        let mut full = PendingLog::new("/dev/full".into(), "test", Some(flag.clone()));
+        full.write(b"x\n");
+        assert!(flag.load(Ordering::Relaxed), "ENOSPC holds the proxy");
+        assert!(!full.is_clear());
+        assert_eq!(full.pending, b"x\n");
+    }
+
     /// A sender that never goes (an exchange whose body an upstream holds open) does not
     /// keep the writer, and so the run's end, waiting once it is told to close; what was
     /// queued is written.
@@ -445,7 +602,14 @@ mod tests {
         let path = dir.path().join("log.jsonl");
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
         let (close_tx, close) = tokio::sync::oneshot::channel();
-        let writer = tokio::spawn(append_events(path.clone(), rx, "test", Some(close), |_| {}));
+        let writer = tokio::spawn(append_events(
+            path.clone(),
+            rx,
+            "test",
+            Some(close),
+            None,
+            |_| {},
+        ));
         tx.send(1).unwrap();
         tx.send(2).unwrap();
         tokio::task::yield_now().await;

@@ -253,7 +253,7 @@ async fn write_events(
     rx: tokio::sync::mpsc::UnboundedReceiver<SshEvent>,
     audit: Option<crate::RunAudit>,
 ) {
-    crate::egress::append_events(path, rx, "SSH", None, |event| {
+    crate::egress::append_events(path, rx, "SSH", None, None, |event| {
         if let Some(audit) = &audit {
             audit.ssh(event);
         }

@@ -197,3 +197,50 @@ async fn connections_past_the_cap_wait_for_one_to_end() {
     assert_eq!(answer, "hello from upstream");
     drop(idle_b);
 }
+
+/// While the run's records cannot be written, nothing is forwarded: a request gets a 503
+/// that says why, and goes through again once they can.
+#[tokio::test]
+async fn nothing_is_forwarded_while_the_records_cannot_be_written() {
+    let ca = TestCa::new();
+    let upstream = https_upstream(&ca, &["api.test"], &[b"http/1.1"], hello()).await;
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let h = Harness::start(&ca, |c| {
+        c.connect_to = vec![route("api.test", upstream.port())];
+        c.records_unwritable = Some(flag.clone());
+    })
+    .await;
+    let (response, _) = h.client.connect("api.test:443").await;
+    assert_eq!(response.status, 503);
+    assert!(
+        response.body.contains("cannot be written"),
+        "{}",
+        response.body
+    );
+    flag.store(false, std::sync::atomic::Ordering::Relaxed);
+    let mut sender = h.client.h1("api.test:443").await;
+    // Inside a tunnel made while the records were fine, the same holds.
+    flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    let refused = sender
+        .send_request(
+            Request::get("/")
+                .header("host", "api.test")
+                .body(empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(upstream.seen().is_empty(), "nothing reached the upstream");
+    flag.store(false, std::sync::atomic::Ordering::Relaxed);
+    let answered = sender
+        .send_request(
+            Request::get("/")
+                .header("host", "api.test")
+                .body(empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(body_text(answered).await, "hello from upstream");
+}
