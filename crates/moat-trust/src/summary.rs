@@ -34,9 +34,22 @@ impl Summary {
                 });
             }
         };
+        // An MCP server's `auth.grant` is a credential going to that server's host: it is
+        // listed with the grants, where a reader looks for credentials.
         add(
             "grants (credentials the proxy injects)",
-            config.grants.clone(),
+            config
+                .grants
+                .iter()
+                .cloned()
+                .chain(config.mcp.iter().filter_map(|m| {
+                    let auth = m.auth.as_ref()?;
+                    Some(format!(
+                        "{} -> `{}` header of requests to MCP server {} ({})",
+                        auth.grant, auth.header, m.name, m.url
+                    ))
+                }))
+                .collect(),
         );
         add(
             "mounts",
@@ -60,11 +73,11 @@ impl Summary {
         );
         let hooks = [
             (
-                "hook post_build_root (image build, as root)",
+                "hook post_build_root (image build, as root, on the build's network: not through the proxy)",
                 &config.hooks.post_build_root,
             ),
             (
-                "hook post_build (image build, as the container user)",
+                "hook post_build (image build, as the container user, on the build's network: not through the proxy)",
                 &config.hooks.post_build,
             ),
             (
@@ -119,11 +132,19 @@ impl Summary {
             config
                 .mcp
                 .iter()
-                .map(|m| match &m.auth {
-                    Some(auth) => {
-                        format!("{}: {} (with the {} credential)", m.name, m.url, auth.grant)
+                .map(|m| {
+                    let mut line = match &m.auth {
+                        Some(auth) => {
+                            format!("{}: {} (with the {} credential)", m.name, m.url, auth.grant)
+                        }
+                        None => format!("{}: {}", m.name, m.url),
+                    };
+                    if is_this_machine(&m.url) {
+                        line.push_str(
+                            " -- a port of THIS MACHINE: the run can reach whatever listens there",
+                        );
                     }
-                    None => format!("{}: {}", m.name, m.url),
+                    line
                 })
                 .collect(),
         );
@@ -226,6 +247,16 @@ fn join(patterns: &[moat_config::HostPattern]) -> String {
         .join(", ")
 }
 
+/// Whether an MCP server's URL names this machine (`http://localhost:PORT`, the only
+/// plain-HTTP form the configuration takes).
+fn is_this_machine(url: &str) -> bool {
+    url.strip_prefix("http://").is_some_and(|rest| {
+        ["localhost:", "127.0.0.1:", "[::1]:"]
+            .iter()
+            .any(|prefix| rest.starts_with(prefix))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,7 +287,7 @@ mod tests {
           mounts:
               / -> /host (read-only, OUTSIDE the workspace)
               <ws>/data -> /data (read-write, in the workspace)
-          hook post_build_root (image build, as root):
+          hook post_build_root (image build, as root, on the build's network: not through the proxy):
               cp /bin/sh /usr/local/bin/rootsh
               chmod u+s /usr/local/bin/rootsh
           dependencies (installed into the image):
@@ -266,6 +297,21 @@ mod tests {
               allow: 10.0.0.5
           env (names; values are not shown):
               GH_TOKEN
+        ");
+    }
+
+    /// A credential given to an MCP server is listed with the grants, and a server on
+    /// this machine says so: a stranger's file could point either anywhere.
+    #[test]
+    fn mcp_credentials_are_grants_and_a_local_port_is_named() {
+        insta::assert_snapshot!(summary(
+            "mcp:\n  - name: docs\n    url: https://mcp.example.test/\n    auth: {grant: github, header: X-Token}\n  - name: local\n    url: http://localhost:2375/\n"
+        ), @"
+          grants (credentials the proxy injects):
+              github -> `X-Token` header of requests to MCP server docs (https://mcp.example.test)
+          remote MCP servers:
+              docs: https://mcp.example.test (with the github credential)
+              local: http://localhost:2375 -- a port of THIS MACHINE: the run can reach whatever listens there
         ");
     }
 
