@@ -534,8 +534,13 @@ fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
             copy_tree(&entry.path(), &to.join(entry.file_name()))?;
         }
         fs_err::set_permissions(to, meta.permissions())
-    } else {
+    } else if meta.is_file() {
         fs_err::copy(from, to).map(|_| ())
+    } else {
+        // A FIFO, a socket or a device the run made: opening one to copy it could block
+        // the end of the run forever, and it holds nothing to keep.
+        tracing::debug!(path = %from.display(), "not a file: left out of what is held back");
+        Ok(())
     }
 }
 
@@ -637,6 +642,27 @@ mod tests {
             ],
             "the workspace's own .git/config is the mounts' and the watch's"
         );
+    }
+
+    /// Across file systems what is held back is copied: a FIFO the run left there is not
+    /// opened (which would block the end of the run), and it goes with the rest.
+    #[test]
+    fn a_fifo_in_what_is_held_back_does_not_block_the_copy() {
+        let from = tempfile::tempdir().unwrap();
+        let to = tempfile::tempdir().unwrap();
+        let tree = from.path().join(".vscode");
+        fs_err::create_dir(&tree).unwrap();
+        fs_err::write(tree.join("tasks.json"), "{}").unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(tree.join("pipe"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        copy_tree(&tree, &to.path().join(".vscode")).unwrap();
+        remove_tree(&tree).unwrap();
+        assert!(to.path().join(".vscode/tasks.json").exists());
+        assert!(!to.path().join(".vscode/pipe").exists());
+        assert!(!tree.exists());
     }
 
     #[test]

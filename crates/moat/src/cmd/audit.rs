@@ -180,12 +180,19 @@ fn export(ctx: &Context, run: Option<&str>, output: &Path, attestation: bool) ->
     Ok(0)
 }
 
-/// The workspace's git commit, if it is a repository.
+/// The workspace's git commit, if it is a repository. Its own `.git` only, named
+/// outright (no discovery: a run could leave a bare repository at the workspace's top),
+/// and neither the user's nor the system's git configuration.
 fn git_head(workspace: &Path) -> Option<String> {
     let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(workspace)
-        .args(["rev-parse", "HEAD"])
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_DIR", workspace.join(".git"))
+        .args(["-c", "core.fsmonitor=false", "rev-parse", "HEAD"])
+        .current_dir(workspace)
+        .stdin(std::process::Stdio::null())
         .output()
         .ok()?;
     out.status

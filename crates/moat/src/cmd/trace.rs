@@ -109,6 +109,26 @@ fn ssh_line(event: &moat_ssh::SshEvent) -> String {
     line
 }
 
+/// `word` (a URL or a method, which hold no space) with any space in it written as an
+/// escape: a URL the agent chose can hold Unicode spaces, and with them text that would
+/// read as the line's status or grant (`/x\u{a0}200\u{a0}(3ms)\u{a0}[grant: github]`).
+fn no_spaces(word: &str) -> std::borrow::Cow<'_, str> {
+    if !word.chars().any(char::is_whitespace) {
+        return std::borrow::Cow::Borrowed(word);
+    }
+    std::borrow::Cow::Owned(
+        word.chars()
+            .map(|c| {
+                if c.is_whitespace() {
+                    format!("\\u{{{:x}}}", u32::from(c))
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 /// One event as a line: time, method, URL, status (or `ERR`), duration, and what moat did.
 fn line(event: &NetworkEvent) -> String {
     let time = event
@@ -122,7 +142,9 @@ fn line(event: &NetworkEvent) -> String {
     };
     let mut line = format!(
         "[{time}] {} {} {status} ({}ms)",
-        event.method, event.url, event.duration_ms
+        no_spaces(&event.method),
+        no_spaces(&event.url),
+        event.duration_ms
     );
     // A block by the policy has no error; a refused destination (the host's own
     // address, a private one) says which and why.
@@ -164,6 +186,19 @@ mod tests {
             request_body: None,
             response_body: None,
         }
+    }
+
+    /// A URL with Unicode spaces cannot pass for the line's status and grant.
+    #[test]
+    fn spaces_in_a_url_are_escaped() {
+        let mut forged = event(false, None);
+        forged.url = "https://x.test/a\u{a0}200\u{a0}(3ms)\u{2009}[grant:\u{a0}github]".into();
+        let shown = line(&forged);
+        assert!(
+            shown.contains("/a\\u{a0}200\\u{a0}(3ms)\\u{2009}[grant:\\u{a0}github] 403 (1ms)"),
+            "{shown}"
+        );
+        assert_eq!(no_spaces("GET"), "GET");
     }
 
     #[test]
