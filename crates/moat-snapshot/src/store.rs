@@ -27,15 +27,19 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// Whether a restore in place leaves `path` (relative) alone.
+    /// Whether a restore in place leaves `path` (relative) alone: a kept path, what is
+    /// under one, and what is above one (replacing `.claude` with a file would have to
+    /// remove the `.claude/settings.json` that stays).
     fn keeps_out(&self, path: &str) -> bool {
         let path = path.trim_end_matches('/');
+        let under = |outer: &str, inner: &str| {
+            inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with('/'))
+        };
         self.kept_out_of_restores.iter().any(|kept| {
             let kept = kept.trim_end_matches('/');
-            path == kept
-                || path
-                    .strip_prefix(kept)
-                    .is_some_and(|rest| rest.starts_with('/'))
+            path == kept || under(kept, path) || under(path, kept)
         })
     }
 }
@@ -185,7 +189,13 @@ impl SnapshotStore {
         moat_home::write_private_atomic(&dir.join(EXCLUDE), patterns.as_bytes())?;
         {
             let _lock = store.lock()?;
-            store.finish_restore()?;
+            // A restore that cannot be finished must not keep every later snapshot from
+            // being taken: its journal is put aside (the safety snapshot it took first
+            // still undoes what it did).
+            if let Err(e) = store.finish_restore() {
+                tracing::warn!(error = %e, "an interrupted restore could not be finished; its journal is kept as restore.json.failed");
+                let _ = fs_err::rename(dir.join(JOURNAL), dir.join("restore.json.failed"));
+            }
         }
         Ok(store)
     }
@@ -1168,6 +1178,16 @@ mod tests {
         fs_err::write(w.join("a.txt"), "later\n").unwrap();
         let report = s.restore("run_a", &mid, None, &mut |_| {}).unwrap();
         assert_eq!(report.kept_out, [".vscode/empty/", ".vscode/tasks.json"]);
+        let kept = Rules {
+            respect_gitignore: true,
+            exclude: vec![],
+            kept_out_of_restores: vec![".claude/settings.json".into()],
+        };
+        assert!(kept.keeps_out(".claude"), "above a kept path");
+        assert!(kept.keeps_out(".claude/settings.json"));
+        assert!(kept.keeps_out(".claude/settings.json/x"));
+        assert!(!kept.keeps_out(".claude/notes.md"));
+        assert!(!kept.keeps_out(".claudette"));
         assert!(!w.join(".vscode").exists());
         assert_eq!(
             fs_err::read_to_string(w.join("a.txt")).unwrap(),
