@@ -71,7 +71,7 @@ pub struct ProxyConfig {
     /// Credentials otherwise travel only over TLS.
     pub cleartext_local: Vec<HostPattern>,
     /// Client connections served at once ([`MAX_CLIENT_CONNECTIONS`]); the next waits in
-    /// the listen queue.
+    /// the listen queue. As many CONNECT tunnels may be open; the next gets a 503.
     pub max_client_connections: usize,
     /// Set by whoever writes the events down while it cannot (a full disk): every request
     /// is then refused (503) rather than forwarded unrecorded, until it is clear again.
@@ -216,6 +216,9 @@ impl Proxy {
             sink: Arc::new(events),
             lifecycle: Lifecycle::new(),
             records_unwritable: config.records_unwritable,
+            tunnels: Arc::new(tokio::sync::Semaphore::new(
+                config.max_client_connections.max(1),
+            )),
             connections: Arc::new(tokio::sync::Semaphore::new(
                 config.max_client_connections.max(1),
             )),

@@ -65,6 +65,32 @@ pub(crate) struct Shared {
     pub connections: Arc<tokio::sync::Semaphore>,
     /// See `ProxyConfig::records_unwritable`.
     pub records_unwritable: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// One permit per open CONNECT tunnel (as many as client connections): past them a
+    /// CONNECT gets a 503.
+    pub tunnels: Arc<tokio::sync::Semaphore>,
+}
+
+/// The answer to a CONNECT past the cap on open tunnels.
+fn too_many_tunnels(
+    shared: &Shared,
+    req: &Request<Incoming>,
+    label: String,
+) -> Response<ProxyBody> {
+    let exchange = Exchange::new(
+        shared.sink.clone(),
+        "CONNECT",
+        label,
+        redacted_headers(req.headers(), &[]),
+    );
+    finish_local(
+        &exchange,
+        text_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "moat: this run has too many tunnels open; close some and try again\n".to_owned(),
+        ),
+        true,
+        Some("too many tunnels open".into()),
+    )
 }
 
 impl Shared {
@@ -323,7 +349,13 @@ async fn handle_connect(shared: Arc<Shared>, mut req: Request<Incoming>) -> Resp
             "moat: CONNECT needs a `host:port` target\n".into(),
         );
     };
-    if let Some(response) = crate::ssh::connect(&shared, &mut req, &target).await {
+    // Each tunnel holds a permit while it is open: hyper hands the upgraded connection
+    // over and ends the client connection (and its permit) once the tunnel starts.
+    let Ok(permit) = shared.tunnels.clone().try_acquire_owned() else {
+        return too_many_tunnels(&shared, &req, target.label());
+    };
+    let mut tunnel = Some(permit);
+    if let Some(response) = crate::ssh::connect(&shared, &mut req, &target, &mut tunnel).await {
         return response;
     }
     let label = target.label();
@@ -359,6 +391,7 @@ async fn handle_connect(shared: Arc<Shared>, mut req: Request<Incoming>) -> Resp
         let on_upgrade = hyper::upgrade::on(&mut req);
         let stop = shared.lifecycle.stop.clone();
         shared.lifecycle.spawn(async move {
+            let _tunnel = tunnel;
             match on_upgrade.await {
                 Ok(upgraded) => relay(TokioIo::new(upgraded), upstream, &exchange, &stop).await,
                 Err(e) => {
@@ -373,6 +406,7 @@ async fn handle_connect(shared: Arc<Shared>, mut req: Request<Incoming>) -> Resp
     let on_upgrade = hyper::upgrade::on(&mut req);
     let task_shared = shared.clone();
     shared.lifecycle.spawn(async move {
+        let _tunnel = tunnel;
         if let Ok(upgraded) = on_upgrade.await {
             intercept(task_shared, target, TokioIo::new(upgraded)).await;
         }

@@ -40,6 +40,7 @@ pub(crate) async fn connect(
     shared: &Arc<Shared>,
     req: &mut Request<Incoming>,
     target: &Target,
+    tunnel: &mut Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Option<Response<ProxyBody>> {
     let granted = shared
         .ssh
@@ -118,7 +119,10 @@ pub(crate) async fn connect(
         .ssh_tap
         .as_ref()
         .map(|tap| tap.watch(&target.host, target.port));
+    let tunnel = tunnel.take();
     shared.lifecycle.spawn(async move {
+        // Held while the tunnel is open (see `Shared::tunnels`).
+        let _tunnel = tunnel;
         match on_upgrade.await {
             Ok(upgraded) => {
                 let upstream = Tapped {

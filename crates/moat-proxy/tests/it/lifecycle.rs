@@ -244,3 +244,35 @@ async fn nothing_is_forwarded_while_the_records_cannot_be_written() {
         .unwrap();
     assert_eq!(body_text(answered).await, "hello from upstream");
 }
+
+/// A tunnel keeps its place past the CONNECT (hyper ends the client connection once it is
+/// upgraded): past the cap the next CONNECT is refused, and served once a tunnel closes.
+#[tokio::test]
+async fn open_tunnels_count_against_the_cap() {
+    let ca = TestCa::new();
+    let upstream = https_upstream(&ca, &["api.test"], &[b"http/1.1"], hello()).await;
+    let h = Harness::start(&ca, |c| {
+        c.connect_to = vec![route("api.test", upstream.port())];
+        c.max_client_connections = 2;
+    })
+    .await;
+    let (first, one) = h.client.connect("api.test:443").await;
+    let (second, two) = h.client.connect("api.test:443").await;
+    assert_eq!((first.status, second.status), (200, 200));
+    let (third, _) = h.client.connect("api.test:443").await;
+    assert_eq!(third.status, 503, "{third:?}");
+    assert!(third.body.contains("too many tunnels"), "{}", third.body);
+    drop(one);
+    let again = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let (response, stream) = h.client.connect("api.test:443").await;
+            if response.status == 200 {
+                return stream;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("a closed tunnel frees its place");
+    drop((two, again));
+}
