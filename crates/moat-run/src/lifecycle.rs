@@ -78,7 +78,14 @@ pub async fn reconcile(
                 }
             };
             // The supervisor died before its end-of-run check: do it now.
-            if let Err(e) = store.hold_back_changes(&record) {
+            // Only what changed while the container ran counts (reconciliation may come
+            // days later, after the user's own changes).
+            let until = state
+                .finished_at
+                .as_deref()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .filter(|t| *t >= record.created_at);
+            if let Err(e) = store.hold_back_changes(&record, until) {
                 tracing::warn!(error = %e, "checking the protected paths failed");
             }
             let stopped = store.stop_requested(&record.id);

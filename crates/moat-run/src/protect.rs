@@ -22,8 +22,9 @@ pub const DEFAULT_PROTECTED: &[&str] = &[
     // git runs these on the user's next commit, checkout or status.
     ".git/hooks",
     ".git/config",
-    // Redirects git to another directory's config and hooks.
+    // Redirects git to another directory's config and hooks; a worktree's own config.
     ".git/commondir",
+    ".git/config.worktree",
     ".gitconfig",
     ".gitmodules",
     // Shell startup files, when the workspace is a home directory.
@@ -41,6 +42,14 @@ pub const DEFAULT_PROTECTED: &[&str] = &[
     ".claude/agents",
     ".claude/settings.json",
     ".claude/settings.local.json",
+    ".claude/hooks",
+    // Hook managers that run their scripts at the user's next commit.
+    ".husky",
+    ".pre-commit-config.yaml",
+    "lefthook.yml",
+    ".lefthook.yml",
+    // Dev containers: `initializeCommand` runs on the host.
+    ".devcontainer",
 ];
 
 /// In a repository's git directory, what git runs or follows: its configuration (hooks,
@@ -215,103 +224,172 @@ pub fn changes(workspace: &Path, watched: &[Watched]) -> Vec<(String, Change)> {
     out
 }
 
-/// What the run wrote, since `since` (the run's start), into the controls of a repository
-/// other than the workspace's own: a nested repository's `.git` (a directory or a git
-/// file), and the git directories of the workspace's submodules and linked worktrees
-/// (`.git/modules`, `.git/worktrees`). The user's own `git status` at the top of the
-/// workspace runs `git status` in every submodule, under that repository's configuration,
-/// so a `core.fsmonitor` the agent put there would run on the host. A change is known by
-/// its inode change time, which nothing inside the container can set back.
-pub fn nested_git_changes(workspace: &Path, since: std::time::SystemTime) -> Vec<String> {
-    let mut out = Vec::new();
-    let changed = |path: &Path| {
+/// What the run wrote, between `since` (the run's start) and `until` (its end, when known),
+/// into the controls of a repository other than the workspace's own: a nested
+/// repository's `.git` (a directory, a git file or a link), and the git directories of
+/// the workspace's submodules and linked worktrees (`.git/modules/**`, `.git/worktrees/*`).
+/// The user's own `git status` at the top of the workspace runs `git status` in every
+/// submodule, under that repository's configuration, so a `core.fsmonitor` the agent put
+/// there would run on the host. A change is known by its inode change time, which nothing
+/// inside the container can set back. Links are never followed: a link where a control or
+/// a git directory is, made during the run, is itself the change. Paths are relative.
+pub fn nested_git_changes(
+    workspace: &Path,
+    since: std::time::SystemTime,
+    until: Option<std::time::SystemTime>,
+) -> Vec<PathBuf> {
+    let mut scan = NestedScan {
+        workspace,
+        since,
+        until,
+        found: Vec::new(),
+        seen: 0,
+    };
+    scan.walk();
+    scan.found.sort();
+    scan.found
+}
+
+struct NestedScan<'a> {
+    workspace: &'a Path,
+    since: std::time::SystemTime,
+    until: Option<std::time::SystemTime>,
+    found: Vec<PathBuf>,
+    seen: usize,
+}
+
+impl NestedScan<'_> {
+    fn changed(&self, path: &Path) -> bool {
         use std::os::unix::fs::MetadataExt as _;
         path.symlink_metadata().is_ok_and(|m| {
             let ctime = std::time::UNIX_EPOCH
-                + std::time::Duration::new(m.ctime().max(0) as u64, m.ctime_nsec().max(0) as u32);
-            ctime >= since
+                + std::time::Duration::new(
+                    u64::try_from(m.ctime()).unwrap_or(0),
+                    u32::try_from(m.ctime_nsec()).unwrap_or(0),
+                );
+            ctime >= self.since && self.until.is_none_or(|until| ctime <= until)
         })
-    };
-    let relative = |path: &Path| {
-        path.strip_prefix(workspace)
-            .unwrap_or(path)
-            .to_string_lossy()
-            .into_owned()
-    };
-    // A git directory's controls, and those of the git directories it holds for
-    // submodules and worktrees.
-    let check_git_dir = |dir: &Path, out: &mut Vec<String>, top: bool| {
-        let mut dirs = vec![dir.to_owned()];
-        while let Some(git_dir) = dirs.pop() {
-            // The workspace's own controls are mounted read-only or watched already.
-            if !(top && git_dir == dir) {
-                for control in GIT_DIR_CONTROLS {
-                    let path = git_dir.join(control);
-                    let hooks_changed = *control == "hooks"
-                        && path.symlink_metadata().is_ok_and(|m| m.is_dir())
-                        && !only_sample_hooks(&path)
-                        && (changed(&path)
-                            || fs_err::read_dir(&path).is_ok_and(|entries| {
-                                entries.flatten().any(|e| changed(&e.path()))
-                            }));
-                    if (*control != "hooks" && changed(&path)) || hooks_changed {
-                        out.push(relative(&path));
-                    }
-                }
+    }
+
+    fn flag(&mut self, path: &Path) {
+        let relative = path.strip_prefix(self.workspace).unwrap_or(path).to_owned();
+        if !self.found.contains(&relative) {
+            self.found.push(relative);
+        }
+    }
+
+    /// Entries of a real directory (never through a link), bounded in number overall.
+    fn entries(&mut self, dir: &Path) -> Vec<(PathBuf, std::fs::FileType)> {
+        if !dir.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+            return Vec::new();
+        }
+        let Ok(entries) = fs_err::read_dir(dir) else {
+            tracing::warn!(path = %dir.display(), "cannot list a workspace directory; repositories in it were not checked");
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            self.seen += 1;
+            if self.seen > NESTED_SCAN_LIMIT {
+                return out;
             }
-            for holder in ["modules", "worktrees"] {
-                let Ok(entries) = fs_err::read_dir(git_dir.join(holder)) else {
-                    continue;
-                };
-                for entry in entries.flatten() {
-                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                        dirs.push(entry.path());
-                    }
-                }
+            if let Ok(kind) = entry.file_type() {
+                out.push((entry.path(), kind));
             }
         }
-    };
-    let mut seen = 0usize;
-    let mut stack = vec![workspace.to_owned()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = fs_err::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            seen += 1;
-            if seen > NESTED_SCAN_LIMIT {
+        out
+    }
+
+    fn walk(&mut self) {
+        let mut stack = vec![self.workspace.to_owned()];
+        while let Some(dir) = stack.pop() {
+            if self.seen > NESTED_SCAN_LIMIT {
                 tracing::warn!(
                     "the workspace has more than {NESTED_SCAN_LIMIT} entries; nested repositories past them were not checked"
                 );
-                return out;
+                return;
             }
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            let path = entry.path();
-            if entry.file_name() == ".git" {
-                let top = dir == workspace;
-                if kind.is_dir() {
-                    check_git_dir(&path, &mut out, top);
-                } else if !top && changed(&path) {
-                    // A git file sends git to another directory's config and hooks.
-                    out.push(relative(&path));
+            let top = dir == self.workspace;
+            for (path, kind) in self.entries(&dir) {
+                if path.file_name().is_some_and(|n| n == ".git") {
+                    if kind.is_dir() {
+                        self.git_dir(&path, top);
+                    } else if !top && self.changed(&path) {
+                        // A git file or a link sends git to another directory's config.
+                        self.flag(&path);
+                    }
+                } else if kind.is_dir() {
+                    stack.push(path);
                 }
-            } else if kind.is_dir() {
-                stack.push(path);
             }
         }
     }
-    out.sort();
-    out
+
+    /// A git directory's controls (not the workspace's own: those are mounted read-only
+    /// or watched), and the git directories it holds for submodules and worktrees.
+    fn git_dir(&mut self, dir: &Path, top: bool) {
+        if !top {
+            for control in GIT_DIR_CONTROLS {
+                let path = dir.join(control);
+                let Ok(meta) = path.symlink_metadata() else {
+                    continue;
+                };
+                let hooks_dir = *control == "hooks" && meta.is_dir();
+                let written = if hooks_dir {
+                    !only_sample_hooks(&path)
+                        && (self.changed(&path)
+                            || self.entries(&path).iter().any(|(p, _)| self.changed(p)))
+                } else {
+                    self.changed(&path)
+                };
+                if written {
+                    self.flag(&path);
+                }
+            }
+        }
+        let worktrees = dir.join("worktrees");
+        self.holder(&worktrees, 0, false);
+        let modules = dir.join("modules");
+        self.holder(&modules, 0, true);
+    }
+
+    /// `modules` or `worktrees`: each directory below is a git directory (a submodule's,
+    /// named by its path, so `third_party/lib` is two levels down: one with a `HEAD`), a
+    /// link made during the run is a change.
+    fn holder(&mut self, dir: &Path, depth: usize, modules: bool) {
+        if self.changed(dir)
+            && dir
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            self.flag(dir);
+            return;
+        }
+        for (path, kind) in self.entries(dir) {
+            if kind.is_symlink() {
+                if self.changed(&path) {
+                    self.flag(&path);
+                }
+            } else if kind.is_dir() {
+                if !modules || path.join("HEAD").symlink_metadata().is_ok() {
+                    self.git_dir(&path, false);
+                } else if depth < 32 {
+                    self.holder(&path, depth + 1, true);
+                }
+            }
+        }
+    }
 }
 
 /// How a watched path changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     Created,
-    /// A nested repository's control, written during the run.
-    ChangedNested,
+    /// A nested repository's control, written during the run; `raw` is its path as it is
+    /// (the shown one may have lost bytes that are not UTF-8).
+    ChangedNested {
+        raw: PathBuf,
+    },
     ReplacedLink {
         target: PathBuf,
     },
@@ -331,17 +409,27 @@ pub fn hold_back(
     changes
         .iter()
         .map(|(path, change)| {
-            let source = workspace.join(path);
-            let kept_at = held_dir.join(path);
+            let relative = match change {
+                Change::ChangedNested { raw } => raw.as_path(),
+                _ => Path::new(path),
+            };
+            let source = workspace.join(relative);
+            let kept_at = held_dir.join(relative);
             let result = (|| {
+                // Nothing is moved through a link (what it points at is not the run's).
+                if linked_on_the_way(workspace, relative) {
+                    return Err(io::Error::other("a symbolic link is on the way"));
+                }
                 if source.symlink_metadata().is_ok() {
                     if let Some(parent) = kept_at.parent() {
                         fs_err::create_dir_all(parent)?;
                     }
                     move_path(&source, &kept_at)?;
+                } else if matches!(change, Change::ChangedNested { .. }) {
+                    return Err(io::Error::new(io::ErrorKind::NotFound, "it is gone"));
                 }
                 match change {
-                    Change::Created | Change::ChangedNested => {}
+                    Change::Created | Change::ChangedNested { .. } => {}
                     Change::ReplacedLink { target } | Change::RemovedLink { target } => {
                         std::os::unix::fs::symlink(target, &source)?;
                     }
@@ -351,7 +439,7 @@ pub fn hold_back(
                     kept_at: kept_at.clone(),
                     change: match change {
                         Change::Created => "created".to_owned(),
-                        Change::ChangedNested => {
+                        Change::ChangedNested { .. } => {
                             "written during the run, in a nested repository or submodule (git runs it)"
                                 .to_owned()
                         }
@@ -418,6 +506,7 @@ impl crate::RunStore {
     pub fn hold_back_changes(
         &self,
         record: &crate::RunRecord,
+        until: Option<jiff::Timestamp>,
     ) -> Result<Vec<HeldBack>, crate::RunError> {
         let path = self.run_dir(&record.id).join(PROTECTION_FILE);
         let protection: Protection = match fs_err::read(&path) {
@@ -439,9 +528,10 @@ impl crate::RunStore {
         };
         let mut found = changes(&record.workspace, &protection.watched);
         let since = std::time::SystemTime::from(record.created_at);
-        for path in nested_git_changes(&record.workspace, since) {
+        for raw in nested_git_changes(&record.workspace, since, until.map(Into::into)) {
+            let path = raw.to_string_lossy().into_owned();
             if !found.iter().any(|(p, _)| p == &path) {
-                found.push((path, Change::ChangedNested));
+                found.push((path, Change::ChangedNested { raw }));
             }
         }
         let mut held = Vec::new();
@@ -511,8 +601,28 @@ fn push_unique(list: &mut Vec<String>, path: &str) {
     }
 }
 
-/// Rename, or copy and remove where the two are on different file systems.
+/// Whether a directory above `relative` in `workspace` is a link or not a directory.
+fn linked_on_the_way(workspace: &Path, relative: &Path) -> bool {
+    let mut at = workspace.to_owned();
+    let parts: Vec<_> = relative.components().collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        at.push(part);
+        if !at.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Rename, or copy and remove where the two are on different file systems. The run may
+/// have taken the owner's permissions away (`chmod 555 .vscode`, a file of mode 000) so
+/// that the move fails and what it planted stays: the owner's are given back first (the
+/// host user owns what the run made).
 fn move_path(from: &Path, to: &Path) -> io::Result<()> {
+    if let Some(parent) = from.parent() {
+        owner_may_change(parent);
+    }
+    owner_may_change_tree(from);
     match fs_err::rename(from, to) {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) => {
@@ -520,6 +630,40 @@ fn move_path(from: &Path, to: &Path) -> io::Result<()> {
             remove_tree(from)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// Give the owner read and write (and, on a directory, search) on `path`, never through a
+/// link. Best effort: the move that follows reports what is still refused.
+fn owner_may_change(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(meta) = path.symlink_metadata() else {
+        return;
+    };
+    let wanted = if meta.is_dir() {
+        0o700
+    } else if meta.is_file() {
+        0o600
+    } else {
+        return;
+    };
+    let mode = meta.permissions().mode();
+    if mode & wanted != wanted {
+        let _ = fs_err::set_permissions(path, std::fs::Permissions::from_mode(mode | wanted));
+    }
+}
+
+/// [`owner_may_change`] on `path` and everything under it (a loop, not recursion: the run
+/// chooses how deep the tree is).
+fn owner_may_change_tree(path: &Path) {
+    let mut stack = vec![path.to_owned()];
+    while let Some(at) = stack.pop() {
+        owner_may_change(&at);
+        if at.symlink_metadata().is_ok_and(|m| m.is_dir())
+            && let Ok(entries) = fs_err::read_dir(&at)
+        {
+            stack.extend(entries.flatten().map(|e| e.path()));
+        }
     }
 }
 
@@ -601,68 +745,121 @@ mod tests {
     }
 
     /// The agent writes a `core.fsmonitor` into a nested repository, a submodule's git
-    /// directory and a linked worktree's, makes a git file, and plants a hook: each is
-    /// found; what was there before the run and a fresh repository's sample hooks are not.
+    /// directory (one named by a path with a slash too) and a linked worktree's, makes a
+    /// git file, plants a hook and links where git directories are: each is found; what
+    /// was there before the run and a fresh repository's sample hooks are not, and no link
+    /// is followed.
     #[test]
     fn nested_repositories_written_during_the_run_are_found() {
         let ws = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
         let ws = ws.path();
         for dir in [
             "old/.git/hooks",
             ".git/modules/lib/hooks",
+            ".git/modules/third_party/googletest",
             ".git/worktrees/wt",
             "deep/er/sub/.git/hooks",
+            "linked/.git/modules",
         ] {
             fs_err::create_dir_all(ws.join(dir)).unwrap();
         }
         fs_err::write(ws.join("old/.git/config"), "[core]\n").unwrap();
         fs_err::write(ws.join(".git/modules/lib/config"), "[core]\n").unwrap();
+        fs_err::write(ws.join(".git/modules/lib/HEAD"), "x\n").unwrap();
+        fs_err::write(ws.join(".git/modules/third_party/googletest/HEAD"), "x\n").unwrap();
+        fs_err::write(
+            ws.join(".git/modules/third_party/googletest/config"),
+            "[core]\n",
+        )
+        .unwrap();
         fs_err::write(ws.join(".git/config"), "[core]\n").unwrap();
+        fs_err::write(outside.path().join("config"), "[user]\n").unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
         let since = std::time::SystemTime::now();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        assert!(nested_git_changes(ws, since).is_empty());
+        assert!(nested_git_changes(ws, since, None).is_empty());
         let fsmonitor = "[core]\n\tfsmonitor = sh -c 'touch /tmp/pwned'\n";
         fs_err::write(ws.join("deep/er/sub/.git/config"), fsmonitor).unwrap();
         fs_err::write(ws.join("deep/er/sub/.git/hooks/pre-commit.sample"), "").unwrap();
         fs_err::write(ws.join(".git/modules/lib/config"), fsmonitor).unwrap();
+        fs_err::write(
+            ws.join(".git/modules/third_party/googletest/config"),
+            fsmonitor,
+        )
+        .unwrap();
         fs_err::write(ws.join(".git/worktrees/wt/commondir"), "/elsewhere\n").unwrap();
         fs_err::write(ws.join(".git/config"), fsmonitor).unwrap();
         fs_err::write(ws.join("old/.git/hooks/post-checkout"), "#!/bin/sh\n").unwrap();
         fs_err::create_dir(ws.join("other")).unwrap();
         fs_err::write(ws.join("other/.git"), "gitdir: /elsewhere\n").unwrap();
+        // Links: a submodule's git directory, and `modules` itself, pointing out.
+        std::os::unix::fs::symlink(outside.path(), ws.join(".git/modules/evil")).unwrap();
+        fs_err::remove_dir(ws.join("linked/.git/modules")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), ws.join("linked/.git/modules")).unwrap();
+        fs_err::write(outside.path().join("config"), "[user]\n\tname = changed\n").unwrap();
+        let found: Vec<String> = nested_git_changes(ws, since, None)
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
         assert_eq!(
-            nested_git_changes(ws, since),
+            found,
             [
+                ".git/modules/evil",
                 ".git/modules/lib/config",
+                ".git/modules/third_party/googletest/config",
                 ".git/worktrees/wt/commondir",
                 "deep/er/sub/.git/config",
+                "linked/.git/modules",
                 "old/.git/hooks",
                 "other/.git",
             ],
             "the workspace's own .git/config is the mounts' and the watch's"
         );
+        let before = since - std::time::Duration::from_secs(60);
+        assert!(
+            nested_git_changes(ws, before, Some(before)).is_empty(),
+            "nothing after the run's end counts"
+        );
     }
 
-    /// Across file systems what is held back is copied: a FIFO the run left there is not
-    /// opened (which would block the end of the run), and it goes with the rest.
+    /// The run takes the owner's permissions away so that the move fails and what it
+    /// planted stays: they are given back, and it is moved.
     #[test]
-    fn a_fifo_in_what_is_held_back_does_not_block_the_copy() {
-        let from = tempfile::tempdir().unwrap();
-        let to = tempfile::tempdir().unwrap();
-        let tree = from.path().join(".vscode");
-        fs_err::create_dir(&tree).unwrap();
-        fs_err::write(tree.join("tasks.json"), "{}").unwrap();
-        let status = std::process::Command::new("mkfifo")
-            .arg(tree.join("pipe"))
-            .status()
+    fn a_chmod_does_not_keep_a_change_in_the_workspace() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let ws = tempfile::tempdir().unwrap();
+        let held = tempfile::tempdir().unwrap();
+        let ws = ws.path();
+        fs_err::create_dir_all(ws.join("sub/.git")).unwrap();
+        fs_err::write(ws.join("sub/.git/config"), "[core]\n").unwrap();
+        fs_err::set_permissions(
+            ws.join("sub/.git/config"),
+            std::fs::Permissions::from_mode(0),
+        )
+        .unwrap();
+        fs_err::set_permissions(ws.join("sub/.git"), std::fs::Permissions::from_mode(0o555))
             .unwrap();
-        assert!(status.success());
-        copy_tree(&tree, &to.path().join(".vscode")).unwrap();
-        remove_tree(&tree).unwrap();
-        assert!(to.path().join(".vscode/tasks.json").exists());
-        assert!(!to.path().join(".vscode/pipe").exists());
-        assert!(!tree.exists());
+        let change = (
+            "sub/.git/config".to_owned(),
+            Change::ChangedNested {
+                raw: "sub/.git/config".into(),
+            },
+        );
+        let results = hold_back(ws, held.path(), &[change]);
+        assert!(results[0].is_ok(), "{results:?}");
+        assert!(!ws.join("sub/.git/config").exists());
+        assert!(held.path().join("sub/.git/config").exists());
+        let gone = (
+            "sub/.git/hooks".to_owned(),
+            Change::ChangedNested {
+                raw: "sub/.git/hooks".into(),
+            },
+        );
+        assert!(
+            hold_back(ws, held.path(), &[gone])[0].is_err(),
+            "a missing one is an error"
+        );
     }
 
     #[test]

@@ -175,7 +175,7 @@ where
     }
     // What the run left at protected paths it could not be kept from leaves the
     // workspace before anyone on the host can trip over it.
-    if let Err(e) = store.hold_back_changes(&record) {
+    if let Err(e) = store.hold_back_changes(&record, None) {
         tracing::warn!(error = %e, "checking the protected paths failed");
     }
     // The conversation the agent wrote to last while the run lived is the run's (a

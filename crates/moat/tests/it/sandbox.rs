@@ -151,6 +151,7 @@ fn what_the_agent_writes_into_nested_repositories_is_held_back() {
     let ws = env.workspace();
     write(&ws.join(".git/config"), GIT_CONFIG);
     write(&ws.join(".git/modules/lib/config"), GIT_CONFIG);
+    write(&ws.join(".git/modules/lib/HEAD"), "ref: refs/heads/main\n");
     write(&ws.join("vendor/old/.git/config"), GIT_CONFIG);
     write(&ws.join(".claude/notes.md"), "mine\n");
     give_to_owner(&ws);
