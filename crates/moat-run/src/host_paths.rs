@@ -61,6 +61,27 @@ pub fn check_mounts(
     Ok((CheckedMounts { mounts }, warnings))
 }
 
+/// Refuse a checked mount whose source no longer resolves to itself: the sources were
+/// resolved when the settings were read, so a difference now means a link was put on the
+/// way since (by another run's agent, while the image was built), and Docker would follow
+/// it.
+pub(crate) fn still_as_checked(mounts: &CheckedMounts) -> Result<(), RunError> {
+    for mount in &mounts.mounts {
+        let source = Path::new(&mount.source);
+        let now = resolved(source);
+        if now != source {
+            return Err(RunError::ForbiddenMount {
+                path: source.to_owned(),
+                reason: format!(
+                    "it leads to `{}` now, through a symbolic link made after it was checked",
+                    now.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Refuse `source` (resolved) as a workspace or mount if it is `/`, MOAT_HOME, holds it
 /// or lies inside it.
 pub(crate) fn refuse_protected(
@@ -139,6 +160,26 @@ fn gives_runtime_api(source: &Path, docker_socket: Option<&Path>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mount_source_swapped_for_a_link_after_the_check_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = fs_err::canonicalize(dir.path()).unwrap();
+        fs_err::create_dir(root.join("data")).unwrap();
+        fs_err::create_dir(root.join("elsewhere")).unwrap();
+        let mounts = CheckedMounts {
+            mounts: vec![BindMount {
+                source: root.join("data").display().to_string(),
+                target: "/data".into(),
+                read_only: false,
+            }],
+        };
+        still_as_checked(&mounts).unwrap();
+        fs_err::remove_dir(root.join("data")).unwrap();
+        std::os::unix::fs::symlink(root.join("elsewhere"), root.join("data")).unwrap();
+        let refused = still_as_checked(&mounts).unwrap_err().to_string();
+        assert!(refused.contains("through a symbolic link"), "{refused}");
+    }
     use crate::Workspace;
 
     fn mount(source: &Path) -> BindMount {

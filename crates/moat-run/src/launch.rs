@@ -368,6 +368,7 @@ async fn make_container(
     store.save_egress(&id, &request.egress, &request.proxy_token)?;
     let (network_mode, proxy_mount, proxy_env) =
         crate::egress::container_egress(store, &id, &request.proxy_token);
+    crate::host_paths::still_as_checked(&request.mounts)?;
     let protected: Vec<String> = crate::DEFAULT_PROTECTED
         .iter()
         .map(|p| (*p).to_owned())

@@ -194,6 +194,25 @@ async fn restore(
             })?,
     };
     if to.is_none() {
+        // Only this run's container is paused while the workspace changes: another run on
+        // the same workspace could put a link where the restore writes.
+        if let Some(other) =
+            ctx.store.list()?.into_iter().find(|r| {
+                r.id != record.id && r.workspace == record.workspace && r.state.is_active()
+            })
+        {
+            return Err(UserError::new(format!(
+                "another run, {} ({}), is using {}",
+                other.id,
+                moat_text::escaped(&other.name),
+                record.workspace.display()
+            ))
+            .hint(format!(
+                "stop it first (`moat stop {}`), or write the snapshot elsewhere with `--to DIR`",
+                other.id
+            ))
+            .into());
+        }
         let changes = store.diff(&target, None)?;
         if changes.is_empty() {
             outln!(

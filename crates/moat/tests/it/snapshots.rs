@@ -505,3 +505,38 @@ fn a_restore_does_not_bring_back_what_the_run_end_held_back() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(copy.join(".vscode/tasks.json").exists());
 }
+
+/// Only the restored run's container is paused while a restore writes: with another run
+/// live on the same workspace (whose agent could put a link where the restore writes),
+/// a restore in place is refused with what to do; `--to DIR` still works.
+#[test]
+fn a_restore_waits_for_the_other_runs_on_the_workspace() {
+    let env = TestEnv::new();
+    workspace(&env);
+    let out = env.run(&["run", "--", "sh", "-c", "echo changed > a.txt"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let first = env.list()[0]["id"].as_str().unwrap().to_owned();
+    let live = env.run_detached(&[], &["sleep", "60"]);
+    let out = env.run(&["snapshot", "restore", &first, "--yes"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!("another run, {live}"))
+            && out
+                .stderr
+                .contains(&format!("hint: stop it first (`moat stop {live}`)")),
+        "{out:?}"
+    );
+    let copy = env.moat_home().parent().unwrap().join("copy");
+    let out = env.run(&[
+        "snapshot",
+        "restore",
+        &first,
+        "--to",
+        copy.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = env.run(&["stop", &live]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = env.run(&["snapshot", "restore", &first, "--yes"]);
+    assert_eq!(out.code, 0, "{out:?}");
+}
