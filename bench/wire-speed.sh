@@ -140,6 +140,11 @@ through_mitm() { hey -x "http://127.0.0.1:$MITM_PORT" "$@" 2>/dev/null | hey_fig
 
 kib() { awk -v k="$1" 'BEGIN {printf "%.1f", k/1024}'; }
 idle_kib=$(awk '/VmRSS/ {print $2}' "/proc/$supervisor/status")
+# Of that, what is the supervisor's own (RssAnon: heap, stacks) and what is clean pages of
+# the mapped moat binary and libc (RssFile: shared with every moat process, reclaimable;
+# how many of them a process maps depends on the kernel's fault-around and folio sizes).
+idle_anon_kib=$(awk '/RssAnon/ {print $2}' "/proc/$supervisor/status")
+idle_file_kib=$(awk '/RssFile/ {print $2}' "/proc/$supervisor/status")
 
 declare -A R
 record() { R[$1]+="$2 "; }
@@ -230,6 +235,8 @@ line "p99 latency, 32 clients, new connection per request" \
     "$(median "${R[new.moat_p99]}") ms / $(median "${R[new.direct_p99]}") ms" \
     "$(ratios "${R[new.moat_p99]}" "${R[new.direct_p99]}")" "≤ 2"
 line "supervisor memory: idle" "$(kib "$idle_kib") MiB (VmRSS)" "" "≤ 10 MiB"
+line "  of which its own (RssAnon) / the binary's and libc's clean pages (RssFile)" \
+    "$(kib "$idle_anon_kib") / $(kib "$idle_file_kib") MiB" "" ""
 line "supervisor memory: peak, 32 concurrent 1 MiB responses" \
     "$(kib "$(median "${R[peak_kib]}")") MiB (VmHWM)" "" "≤ 32 MiB"
 echo
