@@ -835,7 +835,7 @@ mod tests {
         fs_err::write(ws.join("sub/.git/config"), "[core]\n").unwrap();
         fs_err::set_permissions(
             ws.join("sub/.git/config"),
-            std::fs::Permissions::from_mode(0),
+            std::fs::Permissions::from_mode(0o0),
         )
         .unwrap();
         fs_err::set_permissions(ws.join("sub/.git"), std::fs::Permissions::from_mode(0o555))
