@@ -46,9 +46,13 @@ pub fn check_mounts(
     docker_socket: Option<&Path>,
 ) -> Result<(CheckedMounts, Vec<String>), RunError> {
     let mut warnings = Vec::new();
-    for mount in &mounts {
+    let mut mounts = mounts;
+    for mount in &mut mounts {
         let source = resolved(Path::new(&mount.source));
         refuse_protected(moat_home, &source, "mount")?;
+        // What was checked is what the container gets (a `$HOME` reached through a link
+        // is mounted as where it leads), and `still_as_checked` compares against it.
+        mount.source = source.display().to_string();
         if gives_runtime_api(&source, docker_socket) {
             warnings.push(format!(
                 "the mount `{}` gives the container a container runtime's API socket: \
@@ -175,6 +179,25 @@ mod tests {
             }],
         };
         still_as_checked(&mounts).unwrap();
+        // A source given through a link (a `$HOME` under a linked `/home`) is checked,
+        // and kept, as where it leads.
+        let home = MoatHome::at(root.join("moat-home"));
+        std::os::unix::fs::symlink(root.join("elsewhere"), root.join("home-link")).unwrap();
+        let (checked, _) = check_mounts(
+            &home,
+            vec![BindMount {
+                source: root.join("home-link").display().to_string(),
+                target: "/h".into(),
+                read_only: false,
+            }],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            checked.as_slice()[0].source,
+            root.join("elsewhere").display().to_string()
+        );
+        still_as_checked(&checked).unwrap();
         fs_err::remove_dir(root.join("data")).unwrap();
         std::os::unix::fs::symlink(root.join("elsewhere"), root.join("data")).unwrap();
         let refused = still_as_checked(&mounts).unwrap_err().to_string();
