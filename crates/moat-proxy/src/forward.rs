@@ -53,6 +53,26 @@ pub(crate) async fn forward(
     );
     let client_headers = req.headers().clone();
     let upgrade = is_upgrade_request(&req);
+    // A protocol switch (a WebSocket) outlives the connection that asked for it, as a
+    // tunnel does, and holds a tunnel's permit while it lasts (see `Shared::tunnels`).
+    let tunnel = if upgrade {
+        match shared.tunnels.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                return finish_local(
+                    &exchange,
+                    text_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        crate::serve::TOO_MANY_TUNNELS.to_owned(),
+                    ),
+                    true,
+                    Some("too many tunnels open".into()),
+                );
+            }
+        }
+    } else {
+        None
+    };
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
     let (mut parts, body) = req.into_parts();
@@ -112,6 +132,7 @@ pub(crate) async fn forward(
         exchange.respond(status.as_u16(), redacted_headers(&parts.headers, &[]));
         let stop = shared.lifecycle.stop.clone();
         shared.lifecycle.spawn(async move {
+            let _tunnel = tunnel;
             match tokio::try_join!(client_upgrade, upstream_upgrade) {
                 Ok((client, upstream)) => {
                     relay(

@@ -70,6 +70,9 @@ pub(crate) struct Shared {
     pub tunnels: Arc<tokio::sync::Semaphore>,
 }
 
+pub(crate) const TOO_MANY_TUNNELS: &str =
+    "moat: this run has too many tunnels open; close some and try again\n";
+
 /// The answer to a CONNECT past the cap on open tunnels.
 fn too_many_tunnels(
     shared: &Shared,
@@ -84,10 +87,7 @@ fn too_many_tunnels(
     );
     finish_local(
         &exchange,
-        text_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "moat: this run has too many tunnels open; close some and try again\n".to_owned(),
-        ),
+        text_response(StatusCode::SERVICE_UNAVAILABLE, TOO_MANY_TUNNELS.to_owned()),
         true,
         Some("too many tunnels open".into()),
     )
