@@ -63,13 +63,25 @@ pub fn store_dir(store: &RunStore, workspace: &Path) -> PathBuf {
     store.home().snapshots_dir().join(&digest[..16])
 }
 
-/// Open the store of `workspace` with `rules`.
+/// Open the store of `workspace` with `rules`. A restore a crash interrupted is finished
+/// only while no run is live on the workspace (its agent could put a link where the
+/// restore writes); otherwise the next restore finishes it, with its run paused.
 pub fn open_store(
     store: &RunStore,
     workspace: &Path,
     rules: Rules,
 ) -> Result<SnapshotStore, RunError> {
-    SnapshotStore::open(&store_dir(store, workspace), workspace, rules).map_err(RunError::from)
+    let dir = store_dir(store, workspace);
+    let live = store
+        .list()?
+        .iter()
+        .any(|r| r.workspace == workspace && r.state.is_active());
+    if live {
+        SnapshotStore::open_leaving_restores(&dir, workspace, rules)
+    } else {
+        SnapshotStore::open(&dir, workspace, rules)
+    }
+    .map_err(RunError::from)
 }
 
 impl RunStore {

@@ -15,7 +15,8 @@
 //!
 //! A restore first takes a safety snapshot of the current state, then changes only the
 //! paths that differ, and never touches paths the rules leave out (ignored files stay). A
-//! journal makes it safe against a crash: the next [`SnapshotStore::open`] finishes it.
+//! journal makes it safe against a crash: the next [`SnapshotStore::open`] (while no run is
+//! live on the workspace) or restore finishes it.
 //!
 //! The crate takes values and returns values: it never prints, and reports progress
 //! through a callback.

@@ -150,8 +150,30 @@ pub struct SnapshotStore {
 
 impl SnapshotStore {
     /// The store in `dir` for `workspace` (absolute, resolved), made on first use. A
-    /// restore a crash interrupted is finished here.
+    /// restore a crash interrupted is finished here: open it so only while no run's agent
+    /// can change the workspace ([`SnapshotStore::open_leaving_restores`] otherwise).
     pub fn open(dir: &Path, workspace: &Path, rules: Rules) -> Result<Self, SnapshotError> {
+        Self::open_with(dir, workspace, rules, true)
+    }
+
+    /// [`SnapshotStore::open`], leaving an interrupted restore for later: a restore writes
+    /// path by path, and while an agent runs it could put a link where one is written. The
+    /// next restore finishes it first (with its run paused), as does the next open while
+    /// nothing runs.
+    pub fn open_leaving_restores(
+        dir: &Path,
+        workspace: &Path,
+        rules: Rules,
+    ) -> Result<Self, SnapshotError> {
+        Self::open_with(dir, workspace, rules, false)
+    }
+
+    fn open_with(
+        dir: &Path,
+        workspace: &Path,
+        rules: Rules,
+        finish_restores: bool,
+    ) -> Result<Self, SnapshotError> {
         moat_home::MoatHome::create_private_dir(dir)
             .map_err(|e| SnapshotError::Io(std::io::Error::other(e)))?;
         let store = SnapshotStore {
@@ -187,15 +209,9 @@ impl SnapshotStore {
         fs_err::create_dir_all(dir.join("info"))?;
         moat_home::write_private_atomic(&dir.join("info").join("exclude"), patterns.as_bytes())?;
         moat_home::write_private_atomic(&dir.join(EXCLUDE), patterns.as_bytes())?;
-        {
+        if finish_restores {
             let _lock = store.lock()?;
-            // A restore that cannot be finished must not keep every later snapshot from
-            // being taken: its journal is put aside (the safety snapshot it took first
-            // still undoes what it did).
-            if let Err(e) = store.finish_restore() {
-                tracing::warn!(error = %e, "an interrupted restore could not be finished; its journal is kept as restore.json.failed");
-                let _ = fs_err::rename(dir.join(JOURNAL), dir.join("restore.json.failed"));
-            }
+            store.finish_or_set_aside();
         }
         Ok(store)
     }
@@ -550,6 +566,8 @@ impl SnapshotStore {
         if let Some(dir) = to {
             return self.restore_to(snapshot, dir, progress);
         }
+        // One left unfinished (opened while a run was live) is finished first.
+        self.finish_or_set_aside();
         let safety = self
             .take_locked(
                 run,
@@ -574,6 +592,16 @@ impl SnapshotStore {
             safety: Some(safety),
             kept_out,
         })
+    }
+
+    /// [`SnapshotStore::finish_restore`]; one that cannot be finished must not keep every
+    /// later snapshot or restore from being made, so its journal is put aside (the safety
+    /// snapshot it took first still undoes what it did).
+    fn finish_or_set_aside(&self) {
+        if let Err(e) = self.finish_restore() {
+            tracing::warn!(error = %e, "an interrupted restore could not be finished; its journal is kept as restore.json.failed");
+            let _ = fs_err::rename(self.dir.join(JOURNAL), self.dir.join("restore.json.failed"));
+        }
     }
 
     /// A restore a crash interrupted: compare what the workspace is now with its target
