@@ -372,6 +372,7 @@ async fn make_container(
     let protected: Vec<String> = crate::DEFAULT_PROTECTED
         .iter()
         .map(|p| (*p).to_owned())
+        .chain(crate::protect::git_file_controls(&workspace))
         .chain(request.protect.iter().cloned())
         .collect();
     let protection = crate::protect::plan(

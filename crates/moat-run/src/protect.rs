@@ -43,14 +43,12 @@ pub const DEFAULT_PROTECTED: &[&str] = &[
     ".claude/settings.json",
     ".claude/settings.local.json",
     ".claude/hooks",
-    // Hook managers that run their scripts at the user's next commit.
-    ".husky",
-    ".pre-commit-config.yaml",
-    "lefthook.yml",
-    ".lefthook.yml",
-    // Dev containers: `initializeCommand` runs on the host.
-    ".devcontainer",
 ];
+// Hook managers' files (`.husky`, `.pre-commit-config.yaml`, `lefthook.yml`) and
+// `.devcontainer` (whose `initializeCommand` runs on the host) also run on the user's
+// machine, but they are tracked files that ordinary work changes (a `git pull`, a
+// formatter): mounted read-only, that work would fail half-way. docs/security.md names
+// them for `protect:`.
 
 /// In a repository's git directory, what git runs or follows: its configuration (hooks,
 /// `core.fsmonitor`, filters, aliases), its hooks, and the files that send git elsewhere.
@@ -242,19 +240,21 @@ pub fn nested_git_changes(
         workspace,
         since,
         until,
-        found: Vec::new(),
+        found: std::collections::BTreeSet::new(),
+        visited: std::collections::HashSet::new(),
         seen: 0,
     };
     scan.walk();
-    scan.found.sort();
-    scan.found
+    scan.found.into_iter().collect()
 }
 
 struct NestedScan<'a> {
     workspace: &'a Path,
     since: std::time::SystemTime,
     until: Option<std::time::SystemTime>,
-    found: Vec<PathBuf>,
+    found: std::collections::BTreeSet<PathBuf>,
+    /// Git directories looked at (a git file can name one twice, or a loop).
+    visited: std::collections::HashSet<PathBuf>,
     seen: usize,
 }
 
@@ -273,9 +273,7 @@ impl NestedScan<'_> {
 
     fn flag(&mut self, path: &Path) {
         let relative = path.strip_prefix(self.workspace).unwrap_or(path).to_owned();
-        if !self.found.contains(&relative) {
-            self.found.push(relative);
-        }
+        self.found.insert(relative);
     }
 
     /// Entries of a real directory (never through a link), bounded in number overall.
@@ -283,7 +281,13 @@ impl NestedScan<'_> {
         if !dir.symlink_metadata().is_ok_and(|m| m.is_dir()) {
             return Vec::new();
         }
-        let Ok(entries) = fs_err::read_dir(dir) else {
+        // The run may have taken the owner's read permission away (`chmod 311 sub`): git
+        // still opens `sub/.git/config` by name. It is given back.
+        let listed = fs_err::read_dir(dir).or_else(|_| {
+            owner_may_change(dir);
+            fs_err::read_dir(dir)
+        });
+        let Ok(entries) = listed else {
             tracing::warn!(path = %dir.display(), "cannot list a workspace directory; repositories in it were not checked");
             return Vec::new();
         };
@@ -301,6 +305,15 @@ impl NestedScan<'_> {
     }
 
     fn walk(&mut self) {
+        // The workspace's own repository first, whatever the workspace holds besides (the
+        // bound on entries is for the walk below).
+        let top = self.workspace.join(".git");
+        match top.symlink_metadata() {
+            Ok(meta) if meta.is_dir() => self.git_dir(&top, true),
+            Ok(meta) if meta.is_file() => self.git_file(&top),
+            _ => {}
+        }
+        self.seen = 0;
         let mut stack = vec![self.workspace.to_owned()];
         while let Some(dir) = stack.pop() {
             if self.seen > NESTED_SCAN_LIMIT {
@@ -312,11 +325,15 @@ impl NestedScan<'_> {
             let top = dir == self.workspace;
             for (path, kind) in self.entries(&dir) {
                 if path.file_name().is_some_and(|n| n == ".git") {
-                    if kind.is_dir() {
-                        self.git_dir(&path, top);
-                    } else if !top && self.changed(&path) {
+                    if top {
+                        // Looked at above.
+                    } else if kind.is_dir() {
+                        self.git_dir(&path, false);
+                    } else if self.changed(&path) {
                         // A git file or a link sends git to another directory's config.
                         self.flag(&path);
+                    } else if kind.is_file() {
+                        self.git_file(&path);
                     }
                 } else if kind.is_dir() {
                     stack.push(path);
@@ -325,9 +342,22 @@ impl NestedScan<'_> {
         }
     }
 
+    /// The git directory a git file names (`gitdir: PATH`), looked at when it is in the
+    /// workspace and a directory there (not a link): a bare repository beside the work
+    /// tree (`gitdir: ./.bare`), or one a tool keeps elsewhere in the tree. Its controls
+    /// are no one's mounts.
+    fn git_file(&mut self, file: &Path) {
+        if let Some(target) = git_file_target(self.workspace, file) {
+            self.git_dir(&self.workspace.join(target), false);
+        }
+    }
+
     /// A git directory's controls (not the workspace's own: those are mounted read-only
     /// or watched), and the git directories it holds for submodules and worktrees.
     fn git_dir(&mut self, dir: &Path, top: bool) {
+        if !self.visited.insert(dir.to_owned()) {
+            return;
+        }
         if !top {
             for control in GIT_DIR_CONTROLS {
                 let path = dir.join(control);
@@ -528,9 +558,11 @@ impl crate::RunStore {
         };
         let mut found = changes(&record.workspace, &protection.watched);
         let since = std::time::SystemTime::from(record.created_at);
+        let watched: std::collections::HashSet<String> =
+            found.iter().map(|(p, _)| p.clone()).collect();
         for raw in nested_git_changes(&record.workspace, since, until.map(Into::into)) {
             let path = raw.to_string_lossy().into_owned();
-            if !found.iter().any(|(p, _)| p == &path) {
+            if !watched.contains(&path) {
                 found.push((path, Change::ChangedNested { raw }));
             }
         }
@@ -601,6 +633,61 @@ fn push_unique(list: &mut Vec<String>, path: &str) {
     }
 }
 
+/// A git file (`.git` as a file: `gitdir: PATH`) is read at most this far.
+const GIT_FILE: moat_home::FileKind = moat_home::FileKind::new("git file", 4096, false);
+
+/// The git directory git file `file` names, relative to `workspace`, when it is a
+/// directory in the workspace reached without a link.
+fn git_file_target(workspace: &Path, file: &Path) -> Option<PathBuf> {
+    let text = moat_home::read_bounded(file, GIT_FILE).ok()?;
+    let target = String::from_utf8_lossy(&text)
+        .lines()
+        .find_map(|line| line.strip_prefix("gitdir:").map(|t| t.trim().to_owned()))?;
+    let base = file.parent().unwrap_or(workspace);
+    let target = lexically_normal(&base.join(target));
+    let relative = target.strip_prefix(workspace).ok()?.to_owned();
+    (!relative.as_os_str().is_empty()
+        && !linked_on_the_way(workspace, &relative)
+        && target.symlink_metadata().is_ok_and(|m| m.is_dir()))
+    .then_some(relative)
+}
+
+/// The controls of the workspace's own git directory when its `.git` is a git file naming
+/// a directory inside the workspace (`gitdir: ./.bare`): protected like `.git/config` and
+/// `.git/hooks` are, since that is where git reads them.
+pub fn git_file_controls(workspace: &Path) -> Vec<String> {
+    let file = workspace.join(".git");
+    if !file.symlink_metadata().is_ok_and(|m| m.is_file()) {
+        return Vec::new();
+    }
+    let Some(target) = git_file_target(workspace, &file) else {
+        return Vec::new();
+    };
+    let Some(target) = target.to_str() else {
+        return Vec::new();
+    };
+    GIT_DIR_CONTROLS
+        .iter()
+        .map(|control| format!("{target}/{control}"))
+        .collect()
+}
+
+/// `path` with `.` dropped and each `..` taking away the part before it, without asking the
+/// file system.
+fn lexically_normal(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// Whether a directory above `relative` in `workspace` is a link or not a directory.
 fn linked_on_the_way(workspace: &Path, relative: &Path) -> bool {
     let mut at = workspace.to_owned();
@@ -619,14 +706,27 @@ fn linked_on_the_way(workspace: &Path, relative: &Path) -> bool {
 /// that the move fails and what it planted stays: the owner's are given back first (the
 /// host user owns what the run made).
 fn move_path(from: &Path, to: &Path) -> io::Result<()> {
-    if let Some(parent) = from.parent() {
-        owner_may_change(parent);
+    let moved = move_once(from, to);
+    match moved {
+        Err(e) if matches!(e.kind(), io::ErrorKind::PermissionDenied) => {
+            if let Some(parent) = from.parent() {
+                owner_may_change(parent);
+            }
+            owner_may_change_tree(from);
+            move_once(from, to)
+        }
+        other => other,
     }
-    owner_may_change_tree(from);
+}
+
+fn move_once(from: &Path, to: &Path) -> io::Result<()> {
     match fs_err::rename(from, to) {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) => {
-            copy_tree(from, to)?;
+            // A copy that stopped half-way is taken away again before a second try.
+            copy_tree(from, to).inspect_err(|_| {
+                let _ = remove_tree(to);
+            })?;
             remove_tree(from)
         }
         Err(e) => Err(e),
@@ -820,6 +920,63 @@ mod tests {
         assert!(
             nested_git_changes(ws, before, Some(before)).is_empty(),
             "nothing after the run's end counts"
+        );
+    }
+
+    /// A git file naming a git directory elsewhere in the workspace (a bare repository
+    /// beside the work tree, `gitdir: ./.bare`): that directory's controls are protected
+    /// when it is the workspace's own and looked at when it is a nested one's; an
+    /// unreadable directory is listed anyway.
+    #[test]
+    fn a_git_directory_named_by_a_git_file_is_checked() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let ws = tempfile::tempdir().unwrap();
+        let ws = ws.path();
+        for dir in [
+            ".bare/hooks",
+            "tools/.sub-git/hooks",
+            "tools/sub",
+            "locked/inner/.git",
+        ] {
+            fs_err::create_dir_all(ws.join(dir)).unwrap();
+        }
+        fs_err::write(ws.join(".git"), "gitdir: ./.bare\n").unwrap();
+        fs_err::write(ws.join("tools/sub/.git"), "gitdir: ../.sub-git\n").unwrap();
+        assert_eq!(
+            git_file_controls(ws),
+            [
+                ".bare/config",
+                ".bare/config.worktree",
+                ".bare/commondir",
+                ".bare/hooks"
+            ]
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let since = std::time::SystemTime::now();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs_err::write(ws.join(".bare/config"), "[core]\n\tfsmonitor = x\n").unwrap();
+        fs_err::write(
+            ws.join("tools/.sub-git/config"),
+            "[core]\n\tfsmonitor = x\n",
+        )
+        .unwrap();
+        fs_err::write(ws.join("locked/inner/.git/config"), "[core]\n").unwrap();
+        fs_err::set_permissions(ws.join("locked"), std::fs::Permissions::from_mode(0o311)).unwrap();
+        let found: Vec<String> = nested_git_changes(ws, since, None)
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ".bare/config",
+                "locked/inner/.git/config",
+                "tools/.sub-git/config"
+            ]
+        );
+        assert!(
+            git_file_controls(&ws.join("tools")).is_empty(),
+            "no git file there"
         );
     }
 
