@@ -196,10 +196,15 @@ async fn restore(
     if to.is_none() {
         // Only this run's container is paused while the workspace changes: another run on
         // the same workspace could put a link where the restore writes.
-        if let Some(other) =
-            ctx.store.list()?.into_iter().find(|r| {
-                r.id != record.id && r.workspace == record.workspace && r.state.is_active()
-            })
+        // A run on a directory inside this workspace, or on one holding it, counts too.
+        let overlaps = |other: &std::path::Path| {
+            other.starts_with(&record.workspace) || record.workspace.starts_with(other)
+        };
+        if let Some(other) = ctx
+            .store
+            .list()?
+            .into_iter()
+            .find(|r| r.id != record.id && overlaps(&r.workspace) && r.state.is_active())
         {
             return Err(UserError::new(format!(
                 "another run, {} ({}), is using {}",
