@@ -47,8 +47,8 @@ pub use settings::{
 };
 pub use values::{Invalid, check_grant, is_env_name};
 pub use workspace::{
-    WORKSPACE_FILE_NAMES, WorkspaceConfig, WorkspaceFile, find_workspace_file, lexically_normal,
-    load_workspace, parse_workspace, read_workspace,
+    WORKSPACE_FILE_NAMES, WorkspaceConfig, WorkspaceFile, find_workspace_file, load_workspace,
+    parse_workspace, read_workspace,
 };
 
 /// What [`load`] read and resolved.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use moat_home::lexically_normal;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -1021,23 +1022,6 @@ fn mount_link_free(workspace: &Path, path: &str, resolved: PathBuf) -> Result<Pa
         "a link in the workspace can be changed by a run, and the mount would follow it: \
          name the directory by its real path, or make it a directory",
     ))
-}
-
-/// `path` as written, with `.` dropped and each `..` taking away the component before it
-/// (without asking the file system): what it names if no link is on the way, to compare
-/// with what it resolves to.
-pub fn lexically_normal(path: &Path) -> PathBuf {
-    let mut normal = PathBuf::new();
-    for component in path.components() {
-        match component {
-            std::path::Component::ParentDir => {
-                normal.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => normal.push(other),
-        }
-    }
-    normal
 }
 
 /// `path` (relative ones against `base`) made absolute with symlinks resolved; it must

@@ -447,7 +447,7 @@ pub fn hold_back(
             let kept_at = held_dir.join(relative);
             let result = (|| {
                 // Nothing is moved through a link (what it points at is not the run's).
-                if linked_on_the_way(workspace, relative) {
+                if moat_home::linked_on_the_way(workspace, relative) {
                     return Err(io::Error::other("a symbolic link is on the way"));
                 }
                 if source.symlink_metadata().is_ok() {
@@ -644,10 +644,10 @@ fn git_file_target(workspace: &Path, file: &Path) -> Option<PathBuf> {
         .lines()
         .find_map(|line| line.strip_prefix("gitdir:").map(|t| t.trim().to_owned()))?;
     let base = file.parent().unwrap_or(workspace);
-    let target = lexically_normal(&base.join(target));
+    let target = moat_home::lexically_normal(&base.join(target));
     let relative = target.strip_prefix(workspace).ok()?.to_owned();
     (!relative.as_os_str().is_empty()
-        && !linked_on_the_way(workspace, &relative)
+        && !moat_home::linked_on_the_way(workspace, &relative)
         && target.symlink_metadata().is_ok_and(|m| m.is_dir()))
     .then_some(relative)
 }
@@ -670,35 +670,6 @@ pub fn git_file_controls(workspace: &Path) -> Vec<String> {
         .iter()
         .map(|control| format!("{target}/{control}"))
         .collect()
-}
-
-/// `path` with `.` dropped and each `..` taking away the part before it, without asking the
-/// file system.
-fn lexically_normal(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for part in path.components() {
-        match part {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-/// Whether a directory above `relative` in `workspace` is a link or not a directory.
-fn linked_on_the_way(workspace: &Path, relative: &Path) -> bool {
-    let mut at = workspace.to_owned();
-    let parts: Vec<_> = relative.components().collect();
-    for part in &parts[..parts.len().saturating_sub(1)] {
-        at.push(part);
-        if !at.symlink_metadata().is_ok_and(|m| m.is_dir()) {
-            return true;
-        }
-    }
-    false
 }
 
 /// Rename, or copy and remove where the two are on different file systems. The run may

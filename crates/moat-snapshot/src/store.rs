@@ -649,7 +649,7 @@ impl SnapshotStore {
         for (done, change) in changes.iter().enumerate() {
             let path = self.workspace.join(&change.path);
             match change.status {
-                'D' if through_a_link(&self.workspace, &change.path) => {}
+                'D' if moat_home::linked_on_the_way(&self.workspace, Path::new(&change.path)) => {}
                 'D' => {
                     remove(&path)?;
                     self.remove_empty_parents(&path, &target.empty_dirs);
@@ -676,7 +676,7 @@ impl SnapshotStore {
             // where it is, not through a link.
             if !target.empty_dirs.contains(dir)
                 && !self.rules.keeps_out(dir)
-                && !through_a_link(&self.workspace, dir)
+                && !moat_home::linked_on_the_way(&self.workspace, Path::new(dir))
             {
                 let _ = fs_err::remove_dir(self.workspace.join(dir));
             }
@@ -848,20 +848,6 @@ fn remove(path: &Path) -> Result<(), SnapshotError> {
         Ok(_) => Ok(fs_err::remove_file(path)?),
         Err(_) => Ok(()),
     }
-}
-
-/// Whether a directory above `relative` in `workspace` is a link (or not a directory): what
-/// the path names is then not where the snapshot's tree has it.
-fn through_a_link(workspace: &Path, relative: &str) -> bool {
-    let mut at = workspace.to_owned();
-    let parts: Vec<_> = Path::new(relative).components().collect();
-    for part in &parts[..parts.len().saturating_sub(1)] {
-        at.push(part);
-        if !at.symlink_metadata().is_ok_and(|m| m.is_dir()) {
-            return true;
-        }
-    }
-    false
 }
 
 /// Make the directories down to `dir`, replacing a file or link that stands where a

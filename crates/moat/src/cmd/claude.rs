@@ -461,7 +461,7 @@ fn fetched_marketplaces(
 fn real_dir(path: &str) -> Option<PathBuf> {
     let path = Path::new(path);
     let real = fs_err::canonicalize(path).ok()?;
-    (path.is_absolute() && real == moat_config::lexically_normal(path) && real.is_dir())
+    (path.is_absolute() && real == moat_home::lexically_normal(path) && real.is_dir())
         .then_some(real)
 }
 
