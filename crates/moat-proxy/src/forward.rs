@@ -15,7 +15,10 @@ use crate::body::{CaptureBody, ProxyBody};
 use crate::events::{Capture, Exchange, Side, redacted_headers};
 use crate::headers::{is_upgrade_request, strip_hop_by_hop};
 use crate::io::Counted;
-use crate::local::{error_chain, find_source, finish_local, text_response, upstream_failure};
+use crate::local::{
+    Unavailable, error_chain, find_source, finish_local, text_response, unavailable,
+    upstream_failure,
+};
 use crate::rules::{self, Injected};
 use crate::serve::{Scheme, Shared, Target};
 use crate::upstream::ConnectError;
@@ -36,7 +39,13 @@ pub(crate) async fn forward(
     let path = path_of(req.uri()).to_owned();
     let url = format!("{}://{}{}", scheme.as_str(), target.authority(scheme), path);
     if shared.records_unwritable() {
-        return crate::serve::records_unwritable(&shared, req.method().as_str(), url);
+        let exchange = Exchange::new(
+            shared.sink.clone(),
+            req.method().as_str(),
+            url,
+            BTreeMap::new(),
+        );
+        return unavailable(&exchange, Unavailable::RecordsUnwritable);
     }
     if let Some(wait) = shared
         .request_gate
@@ -58,17 +67,7 @@ pub(crate) async fn forward(
     let tunnel = if upgrade {
         match shared.tunnels.clone().try_acquire_owned() {
             Ok(permit) => Some(permit),
-            Err(_) => {
-                return finish_local(
-                    &exchange,
-                    text_response(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        crate::serve::TOO_MANY_TUNNELS.to_owned(),
-                    ),
-                    true,
-                    Some("too many tunnels open".into()),
-                );
-            }
+            Err(_) => return unavailable(&exchange, Unavailable::TooManyTunnels),
         }
     } else {
         None

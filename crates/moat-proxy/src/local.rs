@@ -51,6 +51,36 @@ pub(crate) fn finish_local(
     response
 }
 
+/// Why the proxy will not make a request now (a 503 that says so).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Unavailable {
+    /// The run's records cannot be written: nothing is forwarded unrecorded.
+    RecordsUnwritable,
+    /// The run has as many tunnels and protocol switches open as it may.
+    TooManyTunnels,
+}
+
+/// 503 for `exchange`, saying why.
+pub(crate) fn unavailable(exchange: &Exchange, why: Unavailable) -> Response<ProxyBody> {
+    let (message, error) = match why {
+        Unavailable::RecordsUnwritable => (
+            "moat: this run's records cannot be written (is the disk full?); moat forwards \
+             no request it cannot record, until it can again\n",
+            "the run's records cannot be written",
+        ),
+        Unavailable::TooManyTunnels => (
+            "moat: this run has too many tunnels open; close some and try again\n",
+            "too many tunnels open",
+        ),
+    };
+    finish_local(
+        exchange,
+        text_response(StatusCode::SERVICE_UNAVAILABLE, message.to_owned()),
+        true,
+        Some(error.to_owned()),
+    )
+}
+
 /// 400 for a request the proxy cannot make sense of.
 pub(crate) fn bad_request(
     shared: &Shared,

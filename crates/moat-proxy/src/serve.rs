@@ -32,7 +32,9 @@ use crate::ca::CertificateAuthority;
 use crate::events::{EventSink, Exchange, redacted_headers};
 use crate::forward::{forward, path_of, relay};
 use crate::io::Prefixed;
-use crate::local::{bad_request, blocked, connect_failure, finish_local, text_response};
+use crate::local::{
+    Unavailable, bad_request, blocked, connect_failure, finish_local, text_response, unavailable,
+};
 use crate::policy::Policy;
 use crate::rules::GrantRule;
 use crate::upstream::Upstream;
@@ -70,29 +72,6 @@ pub(crate) struct Shared {
     pub tunnels: Arc<tokio::sync::Semaphore>,
 }
 
-pub(crate) const TOO_MANY_TUNNELS: &str =
-    "moat: this run has too many tunnels open; close some and try again\n";
-
-/// The answer to a CONNECT past the cap on open tunnels.
-fn too_many_tunnels(
-    shared: &Shared,
-    req: &Request<Incoming>,
-    label: String,
-) -> Response<ProxyBody> {
-    let exchange = Exchange::new(
-        shared.sink.clone(),
-        "CONNECT",
-        label,
-        redacted_headers(req.headers(), &[]),
-    );
-    finish_local(
-        &exchange,
-        text_response(StatusCode::SERVICE_UNAVAILABLE, TOO_MANY_TUNNELS.to_owned()),
-        true,
-        Some("too many tunnels open".into()),
-    )
-}
-
 impl Shared {
     /// The run's records cannot be written now: nothing is forwarded.
     pub fn records_unwritable(&self) -> bool {
@@ -100,27 +79,6 @@ impl Shared {
             .as_ref()
             .is_some_and(|flag| flag.load(std::sync::atomic::Ordering::Relaxed))
     }
-}
-
-pub(crate) const RECORDS_UNWRITABLE_MESSAGE: &str = "moat: this run's records cannot be written \
-    (is the disk full?); moat forwards no request it cannot record, until it can again\n";
-
-/// The answer to every request while the run's records cannot be written.
-pub(crate) fn records_unwritable(
-    shared: &Shared,
-    method: &str,
-    url: String,
-) -> Response<ProxyBody> {
-    let exchange = Exchange::new(shared.sink.clone(), method, url, BTreeMap::new());
-    finish_local(
-        &exchange,
-        text_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            RECORDS_UNWRITABLE_MESSAGE.to_owned(),
-        ),
-        true,
-        Some("the run's records cannot be written".into()),
-    )
 }
 
 /// The proxy's tasks and the two signals that end them: `stop` (stop accepting, let
@@ -328,7 +286,13 @@ async fn handle_proxy_request(shared: Arc<Shared>, req: Request<Incoming>) -> Re
         );
     }
     if shared.records_unwritable() {
-        return records_unwritable(&shared, req.method().as_str(), req.uri().to_string());
+        let exchange = Exchange::new(
+            shared.sink.clone(),
+            req.method().as_str(),
+            req.uri().to_string(),
+            BTreeMap::new(),
+        );
+        return unavailable(&exchange, Unavailable::RecordsUnwritable);
     }
     if req.method() == Method::CONNECT {
         handle_connect(shared, req).await
@@ -352,7 +316,13 @@ async fn handle_connect(shared: Arc<Shared>, mut req: Request<Incoming>) -> Resp
     // Each tunnel holds a permit while it is open: hyper hands the upgraded connection
     // over and ends the client connection (and its permit) once the tunnel starts.
     let Ok(permit) = shared.tunnels.clone().try_acquire_owned() else {
-        return too_many_tunnels(&shared, &req, target.label());
+        let exchange = Exchange::new(
+            shared.sink.clone(),
+            "CONNECT",
+            target.label(),
+            redacted_headers(req.headers(), &[]),
+        );
+        return unavailable(&exchange, Unavailable::TooManyTunnels);
     };
     let mut tunnel = Some(permit);
     if let Some(response) = crate::ssh::connect(&shared, &mut req, &target, &mut tunnel).await {
