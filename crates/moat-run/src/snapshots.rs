@@ -136,7 +136,15 @@ pub(crate) fn take_snapshot_if(
     label: Option<String>,
     only_if_changed: bool,
 ) -> Result<Option<SnapshotMeta>, RunError> {
-    let snapshots = open_store(store, workspace, plan.rules())?;
+    // A live run (the supervisor's turns, a manual snapshot): its agent could change the
+    // workspace, so an interrupted restore is left, and no listing of every run is needed
+    // to know it (this is on the way of an agent turn's request).
+    let active = store.load(id).is_ok_and(|r| r.state.is_active());
+    let snapshots = if active {
+        SnapshotStore::open_leaving_restores(&store_dir(store, workspace), workspace, plan.rules())?
+    } else {
+        open_store(store, workspace, plan.rules())?
+    };
     let meta = if only_if_changed {
         snapshots.take_if_changed(id.as_str(), trigger, label)?
     } else {
@@ -148,7 +156,6 @@ pub(crate) fn take_snapshot_if(
     // The audit log names the snapshot's tree: the workspace's content at that moment,
     // hash for hash, is then part of what the run's signed log commits to. Only while
     // the run lives: its log is closed (and signed as closed) when it ends.
-    let active = store.load(id).is_ok_and(|r| r.state.is_active());
     if active && let Ok(audit) = crate::RunAudit::open(store, id) {
         audit.record(
             "snapshot_taken",
