@@ -45,7 +45,7 @@ pub use settings::{
     McpAuth, Mirrors, Mount, NetworkSection, ProxySettings, RemoteMcpServer, SnapshotExclude,
     SnapshotRetention, SnapshotSettings, SnapshotTriggers, looks_secret,
 };
-pub use values::{Invalid, check_grant, is_env_name};
+pub use values::{Invalid, LocalUrl, check_grant, is_env_name, local_mcp_url};
 pub use workspace::{
     WORKSPACE_FILE_NAMES, WorkspaceConfig, WorkspaceFile, find_workspace_file, load_workspace,
     parse_workspace, read_workspace,

@@ -369,15 +369,43 @@ pub(crate) fn check_http_url(url: &str, https_only: bool) -> Result<String, Inva
     Ok(url.trim_end_matches('/').to_owned())
 }
 
+/// `http://localhost:PORT/REST` (or `127.0.0.1`, `[::1]`): a server on the user's own
+/// machine, as an MCP server's URL may name one. `None` for any other URL.
+pub fn local_mcp_url(url: &str) -> Option<LocalUrl<'_>> {
+    let rest = url.strip_prefix("http://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, rest) = rest.split_at(end);
+    [
+        ("localhost:", "127.0.0.1"),
+        ("127.0.0.1:", "127.0.0.1"),
+        ("[::1]:", "[::1]"),
+    ]
+    .iter()
+    .find_map(|(prefix, connect_to)| {
+        let port = authority.strip_prefix(prefix)?.parse::<u16>().ok()?;
+        Some(LocalUrl {
+            connect_to,
+            port,
+            rest,
+        })
+    })
+}
+
+/// What [`local_mcp_url`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalUrl<'a> {
+    /// The loopback address to connect to (`127.0.0.1`, or `[::1]`).
+    pub connect_to: &'static str,
+    pub port: u16,
+    /// The path, query and fragment, as written (`/mcp`, or empty).
+    pub rest: &'a str,
+}
+
 /// A remote MCP server's URL: `https://`, or `http://` to the host's own loopback
 /// (`localhost`, `127.0.0.1`, `[::1]`) with a port, a server on the user's machine.
 pub(crate) fn check_mcp_url(url: &str) -> Result<String, Invalid> {
-    if let Some(rest) = url.strip_prefix("http://") {
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let local = ["localhost:", "127.0.0.1:", "[::1]:"]
-            .iter()
-            .find_map(|prefix| authority.strip_prefix(prefix))
-            .is_some_and(|port| port.parse::<u16>().is_ok_and(|p| p > 0));
+    if url.starts_with("http://") {
+        let local = local_mcp_url(url).is_some_and(|local| local.port > 0);
         if !local {
             return Err(Invalid::new(format!(
                 "`{}` is neither an `https://` URL nor `http://` to this machine",

@@ -139,7 +139,7 @@ impl Summary {
                         }
                         None => format!("{}: {}", m.name, m.url),
                     };
-                    if is_this_machine(&m.url) {
+                    if moat_config::local_mcp_url(&m.url).is_some() {
                         line.push_str(
                             " -- a port of THIS MACHINE: the run can reach whatever listens there",
                         );
@@ -245,16 +245,6 @@ fn join(patterns: &[moat_config::HostPattern]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Whether an MCP server's URL names this machine (`http://localhost:PORT`, the only
-/// plain-HTTP form the configuration takes).
-fn is_this_machine(url: &str) -> bool {
-    url.strip_prefix("http://").is_some_and(|rest| {
-        ["localhost:", "127.0.0.1:", "[::1]:"]
-            .iter()
-            .any(|prefix| rest.starts_with(prefix))
-    })
 }
 
 #[cfg(test)]

@@ -507,8 +507,12 @@ fn mcp_routes(
     let mut connect_to = Vec::new();
     let mut labels: Vec<String> = Vec::new();
     for server in servers {
-        let (url, local_url) = match local_mcp_url(&server.url) {
-            Some((to_host, port, rest)) => {
+        let (url, local_url) = match moat_config::local_mcp_url(&server.url) {
+            Some(moat_config::LocalUrl {
+                connect_to: to_host,
+                port,
+                rest,
+            }) => {
                 let mut label: String = server
                     .name
                     .to_ascii_lowercase()
@@ -559,22 +563,6 @@ fn mcp_routes(
         });
     }
     Ok((routes, connect_to))
-}
-
-/// `http://localhost:PORT/REST` (or `127.0.0.1`, `[::1]`) → where to connect on the
-/// host, the port and `/REST`; `None` for any other URL.
-fn local_mcp_url(url: &str) -> Option<(&'static str, u16, &str)> {
-    let rest = url.strip_prefix("http://")?;
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let (to_host, port) = [
-        ("localhost:", "127.0.0.1"),
-        ("127.0.0.1:", "127.0.0.1"),
-        ("[::1]:", "[::1]"),
-    ]
-    .iter()
-    .find_map(|(prefix, to)| Some((*to, authority.strip_prefix(prefix)?.parse::<u16>().ok()?)))?;
-    Some((to_host, port, tail))
 }
 
 /// The servers of `routes` that have `auth`, as `moat_providers::mcp_for_run` takes them.
