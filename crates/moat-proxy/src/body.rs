@@ -1,4 +1,5 @@
-//! Bodies that stream through the proxy untouched while the trace samples them.
+//! Bodies that stream through the proxy while the trace samples them: untouched, but
+//! for the credential a credentialed request's answer would say back (`scrub`).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::events::{Capture, Exchange, Side};
+use crate::scrub::Scrubber;
 
 /// A body passed through frame by frame (never buffered), counted and sampled for the
 /// exchange's event. The exchange learns the body is finished at its end, on an error,
@@ -18,6 +20,12 @@ pub(crate) struct CaptureBody<B> {
     capture: Capture,
     exchange: Option<Arc<Exchange>>,
     side: Side,
+    /// Blanks credentials on the way; boxed, as few bodies have one.
+    scrubber: Option<Box<Scrubber>>,
+    /// A frame that waits while the scrubber's held bytes go first (trailers after the
+    /// last data), and whether the body's end has come.
+    waiting: Option<Frame<Bytes>>,
+    ended: bool,
 }
 
 impl<B> CaptureBody<B> {
@@ -30,7 +38,21 @@ impl<B> CaptureBody<B> {
             capture,
             exchange: Some(exchange),
             side,
+            scrubber: None,
+            waiting: None,
+            ended: false,
         }
+    }
+
+    /// What the scrubber still holds, at the body's end.
+    fn held_rest(&mut self) -> Option<Bytes> {
+        self.scrubber.as_mut().and_then(|s| s.rest())
+    }
+
+    /// Pass every data frame through `scrubber` (the client and the trace both see
+    /// the scrubbed bytes).
+    pub fn scrub_with(&mut self, scrubber: Scrubber) {
+        self.scrubber = Some(Box::new(scrubber));
     }
 
     fn finish(&mut self) {
@@ -53,15 +75,47 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
+        if let Some(frame) = this.waiting.take() {
+            if this.ended {
+                this.finish();
+            }
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        if this.ended {
+            this.finish();
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
+                let frame = match frame.into_data() {
+                    Ok(data) => match this.scrubber.as_mut() {
+                        Some(scrubber) => Frame::data(scrubber.pass(data)),
+                        None => Frame::data(data),
+                    },
+                    // Trailers come last: what the scrubber holds goes first.
+                    Err(trailers) => match this.held_rest() {
+                        Some(rest) => {
+                            this.waiting = Some(trailers);
+                            Frame::data(rest)
+                        }
+                        None => trailers,
+                    },
+                };
                 if let Some(data) = frame.data_ref() {
                     this.capture.observe(data);
                 }
                 if this.inner.is_end_stream() {
-                    this.finish();
+                    if let Some(rest) = this.held_rest() {
+                        this.capture.observe(&rest);
+                        this.waiting = Some(Frame::data(rest));
+                    }
+                    if this.waiting.is_some() {
+                        this.ended = true;
+                    } else {
+                        this.finish();
+                    }
                 }
+                Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
                 if let Some(exchange) = &this.exchange {
@@ -72,19 +126,45 @@ where
                     exchange.note_error(format!("{side} body: {e}"));
                 }
                 this.finish();
+                Poll::Ready(Some(Err(e)))
             }
-            Poll::Ready(None) => this.finish(),
-            Poll::Pending => {}
+            Poll::Ready(None) => match this.held_rest() {
+                Some(rest) => {
+                    this.capture.observe(&rest);
+                    this.ended = true;
+                    Poll::Ready(Some(Ok(Frame::data(rest))))
+                }
+                None => {
+                    this.finish();
+                    Poll::Ready(None)
+                }
+            },
+            Poll::Pending => Poll::Pending,
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.waiting.is_none()
+            && (self.ended
+                || (self.inner.is_end_stream()
+                    && !self.scrubber.as_ref().is_some_and(|s| s.holds())))
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        // The scrubber keeps every length; what it holds is still to come.
+        let held = self.scrubber.as_ref().map_or(0, |s| s.held_len()) as u64
+            + self
+                .waiting
+                .as_ref()
+                .and_then(Frame::data_ref)
+                .map_or(0, |d| d.len() as u64);
+        let inner = self.inner.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + held);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + held);
+        }
+        hint
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use http::header::HOST;
+use http::header::{ACCEPT_ENCODING, HOST, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -16,10 +16,11 @@ use crate::events::{Capture, Exchange, Side, redacted_headers};
 use crate::headers::{is_upgrade_request, strip_hop_by_hop};
 use crate::io::Counted;
 use crate::local::{
-    Unavailable, error_chain, find_source, finish_local, text_response, unavailable,
+    Unavailable, echo_refused, error_chain, find_source, finish_local, text_response, unavailable,
     upstream_failure,
 };
 use crate::rules::{self, Injected};
+use crate::scrub::{Scrubbed, Scrubber};
 use crate::serve::{Scheme, Shared, Target};
 use crate::upstream::ConnectError;
 
@@ -93,6 +94,20 @@ pub(crate) async fn forward(
         }
     };
     exchange.set_request_headers(redacted_headers(&client_headers, &injected.secret_headers));
+    let needles = injected.needles;
+    if !injected.secret_headers.is_empty() {
+        let method = parts.method.as_str();
+        if method.eq_ignore_ascii_case("TRACE") || method.eq_ignore_ascii_case("TRACK") {
+            let grant = injected.grant.clone().unwrap_or_default();
+            exchange.set_grant(injected.grant, &injected.secret_headers);
+            return echo_refused(&exchange, method, &grant);
+        }
+        // The answer is searched for the credential as it streams back, which a
+        // compressed body would hide.
+        parts
+            .headers
+            .insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    }
     exchange.set_grant(injected.grant, &injected.secret_headers);
 
     let Ok(uri) =
@@ -127,6 +142,9 @@ pub(crate) async fn forward(
         let upstream_upgrade = hyper::upgrade::on(&mut response);
         let (mut parts, _) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers, true);
+        if let Some(needles) = &needles {
+            needles.blank_headers(&mut parts.headers);
+        }
         parts.version = Version::HTTP_11;
         exchange.respond(status.as_u16(), redacted_headers(&parts.headers, &[]));
         let stop = shared.lifecycle.stop.clone();
@@ -134,13 +152,14 @@ pub(crate) async fn forward(
             let _tunnel = tunnel;
             match tokio::try_join!(client_upgrade, upstream_upgrade) {
                 Ok((client, upstream)) => {
-                    relay(
-                        TokioIo::new(client),
-                        TokioIo::new(upstream),
-                        &exchange,
-                        &stop,
-                    )
-                    .await;
+                    let (client, upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+                    match needles {
+                        Some(needles) => {
+                            let upstream = Scrubbed::new(upstream, needles);
+                            relay(client, upstream, &exchange, &stop).await;
+                        }
+                        None => relay(client, upstream, &exchange, &stop).await,
+                    }
                 }
                 Err(e) => {
                     exchange.note_error(format!("the protocol switch failed: {e}"));
@@ -153,10 +172,16 @@ pub(crate) async fn forward(
 
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers, false);
+    if let Some(needles) = &needles {
+        needles.blank_headers(&mut parts.headers);
+    }
     parts.version = Version::HTTP_11;
     exchange.respond(status.as_u16(), redacted_headers(&parts.headers, &[]));
     let capture = Capture::for_headers(&parts.headers);
-    let body = CaptureBody::new(body, capture, exchange, Side::Response);
+    let mut body = CaptureBody::new(body, capture, exchange, Side::Response);
+    if let Some(needles) = needles {
+        body.scrub_with(Scrubber::new(needles));
+    }
     Response::from_parts(parts, ProxyBody::Upstream(body))
 }
 

@@ -48,7 +48,8 @@
 //! * a credential goes only into requests for its grant's hosts, only over TLS to the
 //!   upstream, and only for the host the CONNECT tunnel was opened (and checked) for;
 //! * bodies stream frame by frame; the trace samples them on the side;
-//! * credentials never reach events, `Debug` output or error messages;
+//! * credentials never reach events, `Debug` output or error messages, nor the client
+//!   in an answer that says them back (`scrub`);
 //! * the proxy never connects to an address of its own host, and to a private or
 //!   special-purpose address only when `allow` names the host or holds the
 //!   address; both are checked on the address connected to, after DNS (only
@@ -69,6 +70,7 @@ mod local;
 mod policy;
 mod proxy;
 mod rules;
+mod scrub;
 mod secret;
 mod serve;
 mod ssh;

@@ -81,6 +81,28 @@ pub(crate) fn unavailable(exchange: &Exchange, why: Unavailable) -> Response<Pro
     )
 }
 
+/// 405 for a `TRACE` (or `TRACK`) that would carry a grant's credential: the server
+/// answers with the request it got, credential and all.
+pub(crate) fn echo_refused(exchange: &Exchange, method: &str, grant: &str) -> Response<ProxyBody> {
+    let mut response = text_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "moat: request blocked\n\nA {method} request is answered with the request itself, so \
+             moat does not send one with the `{grant}` grant's credential.\nhint: use another method; \
+             to a host no grant covers, a {method} goes out as it is\n"
+        ),
+    );
+    response
+        .headers_mut()
+        .insert(BLOCKED_HEADER, HeaderValue::from_static("echo-method"));
+    finish_local(
+        exchange,
+        response,
+        true,
+        Some(format!("a {method} request would echo the credential")),
+    )
+}
+
 /// 400 for a request the proxy cannot make sense of.
 pub(crate) fn bad_request(
     shared: &Shared,

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::ConfigError;
+use crate::scrub::Needles;
 use crate::secret::Secret;
 use moat_hosts::HostPattern;
 
@@ -20,6 +21,9 @@ pub struct GrantRule {
     hosts: Vec<HostPattern>,
     ops: Vec<HeaderOp>,
     placeholders: Vec<Placeholder>,
+    /// The credentials this rule puts on the wire, blanked in the answers to its
+    /// requests (see `scrub`).
+    needles: Needles,
 }
 
 /// One header operation of a rule, applied in the order the rule lists them.
@@ -44,13 +48,15 @@ struct Placeholder {
     real: Secret,
 }
 
-/// What applying a rule did, for the network trace.
-#[derive(Debug, Default, PartialEq, Eq)]
+/// What applying a rule did, for the network trace and for the answer.
+#[derive(Default)]
 pub(crate) struct Injected {
     /// The grant, if the rule wrote anything.
     pub grant: Option<String>,
     /// Headers whose value now holds a credential; the trace shows them `[REDACTED]`.
     pub secret_headers: Vec<HeaderName>,
+    /// What the answer must not say back, when a credential was written.
+    pub needles: Option<Needles>,
 }
 
 impl GrantRule {
@@ -61,6 +67,7 @@ impl GrantRule {
             hosts,
             ops: Vec::new(),
             placeholders: Vec::new(),
+            needles: Needles::default(),
         }
     }
 
@@ -79,6 +86,9 @@ impl GrantRule {
     pub fn set_header(mut self, name: &str, value: &Secret) -> Result<Self, ConfigError> {
         let name = self.header_name(name)?;
         let value = self.secret_value(&name, value.expose())?;
+        if let Ok(text) = value.to_str() {
+            self.needles.add_header_value(text);
+        }
         self.ops.push(HeaderOp::Set { name, value });
         Ok(self)
     }
@@ -132,6 +142,7 @@ impl GrantRule {
                 name: header.to_string(),
             });
         }
+        self.needles.add_header_value(real.expose());
         self.placeholders.push(Placeholder {
             header,
             placeholder: placeholder.to_owned(),
@@ -217,9 +228,12 @@ impl GrantRule {
             }
         }
         secret_headers.dedup();
+        let needles =
+            (!secret_headers.is_empty() && !self.needles.is_empty()).then(|| self.needles.clone());
         Injected {
             grant: wrote.then(|| self.grant.clone()),
             secret_headers,
+            needles,
         }
     }
 }

@@ -11,5 +11,6 @@ mod lifecycle;
 mod passthrough;
 mod policy;
 mod private;
+mod reflection;
 mod streaming;
 mod upgrade;

@@ -59,7 +59,13 @@ fn a_granted_token_is_injected_and_never_enters_the_container() {
     );
     let upstream = FakeUpstream::start(&["api.github.com", "github.com"], move |r| {
         let host = r.header("host").unwrap_or_default();
-        if host.starts_with("api.github.com") {
+        if host.starts_with("api.github.com") && r.path == "/echo" {
+            // A server that says the request back (a debug endpoint, an error page).
+            let got = r.header("authorization").unwrap_or_default().to_owned();
+            let mut reply = Reply::text(200, format!("{} you sent: {got}\n", r.method));
+            reply.headers.push(("x-echo".to_owned(), got));
+            reply
+        } else if host.starts_with("api.github.com") {
             if r.header("authorization") == Some(&format!("Bearer {TOKEN}")) {
                 Reply::json(200, r#"{"login":"octocat"}"#)
             } else {
@@ -105,6 +111,9 @@ fn a_granted_token_is_injected_and_never_enters_the_container() {
         "echo \"api: $(curl -sS https://api.github.com/user)\"; \
          git clone -q https://github.com/acme/repo.git /tmp/clone && echo \"clone: $(cat /tmp/clone/README)\"; \
          echo \"GH_TOKEN is a placeholder: $( [ -n \"$GH_TOKEN\" ] && echo yes)\"; \
+         echo \"echo: $(curl -sS -D /tmp/echo-headers https://api.github.com/echo)\"; \
+         echo \"echo header: $(grep -i '^x-echo:' /tmp/echo-headers | tr -d '\\r')\"; \
+         echo \"trace: $(curl -sS -o /dev/null -w '%{{http_code}}' -X TRACE https://api.github.com/echo)\"; \
          a='{a}'; b='{b}'; printf '%s%s' \"$a\" \"$b\" > /dev/shm/needle; \
          echo \"env: $(env | grep -cF -f /dev/shm/needle)\"; \
          echo \"files: $(grep -rlsF -f /dev/shm/needle /home /etc /tmp /workspace /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null | wc -l)\""
@@ -123,8 +132,15 @@ fn a_granted_token_is_injected_and_never_enters_the_container() {
     assert_eq!(lines[0], r#"api: {"login":"octocat"}"#, "{out:?}");
     assert_eq!(lines[1], "clone: hello from the fake github", "{out:?}");
     assert_eq!(lines[2], "GH_TOKEN is a placeholder: yes", "{out:?}");
-    assert_eq!(lines[3], "env: 0", "{out:?}");
-    assert_eq!(lines[4], "files: 0", "{out:?}");
+    // The agent asks a granted host to say its request back: it gets the credential
+    // blanked, and a TRACE (which says back everything) does not go out with it.
+    let blank = "*".repeat(format!("Bearer {TOKEN}").len());
+    assert_eq!(lines[3], format!("echo: GET you sent: {blank}"), "{out:?}");
+    assert_eq!(lines[4], format!("echo header: x-echo: {blank}"), "{out:?}");
+    assert_eq!(lines[5], "trace: 405", "{out:?}");
+    assert_eq!(lines[6], "env: 0", "{out:?}");
+    assert_eq!(lines[7], "files: 0", "{out:?}");
+    assert!(!out.stdout.contains(TOKEN), "{out:?}");
     assert!(!out.stderr.contains(TOKEN), "{out:?}");
 
     // The trace shows each request and which grant was injected; no token in it.

@@ -1,0 +1,356 @@
+//! What a credentialed request's answer says of the credential is blanked before the
+//! client sees it: a server that reflects its request (an error page quoting the
+//! `Authorization` header, a debug endpoint, `TRACE`) would otherwise hand the agent the
+//! real value the proxy injected.
+//!
+//! The values are blanked byte for byte with `*`, so a `Content-Length` stays true, and
+//! a value split across two frames is found too: the end of a frame that could begin
+//! one is held back until the next frame (or the body's end) says whether it does. Only
+//! such an end is held, so a stream of events is not delayed.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use base64::Engine as _;
+use bytes::{Buf, Bytes, BytesMut};
+use http::HeaderMap;
+use http::header::HeaderValue;
+use memchr::memmem;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::secret::Secret;
+
+/// What stands in for each byte of a credential.
+const BLANK: u8 = b'*';
+
+/// Shorter values are not looked for: they would blank ordinary text, and no
+/// credential is that short.
+const SHORTEST: usize = 8;
+
+/// The forms of a grant's credentials that could come back in an answer: each header
+/// value the rule writes (`Bearer TOKEN`), the token without its scheme word, and the
+/// password inside a `Basic` value.
+#[derive(Clone, Default)]
+pub(crate) struct Needles(Arc<Vec<Secret>>);
+
+impl Needles {
+    /// The forms of `value`, a header value holding a credential, added to `self`.
+    pub fn add_header_value(&mut self, value: &str) {
+        let mut forms = vec![value.to_owned()];
+        if let Some((scheme, rest)) = value.split_once(' ') {
+            let rest = rest.trim();
+            forms.push(rest.to_owned());
+            if scheme.eq_ignore_ascii_case("basic")
+                && let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(rest)
+                && let Ok(decoded) = String::from_utf8(decoded)
+            {
+                if let Some((_, password)) = decoded.split_once(':') {
+                    forms.push(password.to_owned());
+                }
+                forms.push(decoded);
+            }
+        }
+        let list = Arc::make_mut(&mut self.0);
+        for form in forms {
+            if form.len() >= SHORTEST && !list.iter().any(|s| s.expose() == form) {
+                list.push(Secret::new(form));
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn longest(&self) -> usize {
+        self.0.iter().map(Secret::len).max().unwrap_or(0)
+    }
+
+    /// Blank every credential in `data`; whether anything was blanked.
+    fn blank_in(&self, data: &mut [u8]) -> bool {
+        let mut found = false;
+        for needle in self.0.iter() {
+            let needle = needle.expose().as_bytes();
+            let starts: Vec<usize> = memmem::find_iter(data, needle).collect();
+            for start in starts {
+                data[start..start + needle.len()].fill(BLANK);
+                found = true;
+            }
+        }
+        found
+    }
+
+    fn any_in(&self, data: &[u8]) -> bool {
+        self.0
+            .iter()
+            .any(|n| memmem::find(data, n.expose().as_bytes()).is_some())
+    }
+
+    /// How many bytes at the end of `data` could be the start of a credential.
+    fn open_end(&self, data: &[u8]) -> usize {
+        let mut open = 0;
+        for needle in self.0.iter() {
+            let needle = needle.expose().as_bytes();
+            let window = needle.len().saturating_sub(1).min(data.len());
+            let tail = &data[data.len() - window..];
+            // The longest proper prefix of the needle that the tail ends with: only
+            // positions holding the needle's first byte can begin one.
+            for at in memchr::memchr_iter(needle[0], tail) {
+                let candidate = &tail[at..];
+                if needle.starts_with(candidate) {
+                    open = open.max(candidate.len());
+                    break;
+                }
+            }
+        }
+        open
+    }
+
+    /// Header values holding a credential are blanked in place.
+    pub fn blank_headers(&self, headers: &mut HeaderMap) {
+        for value in headers.values_mut() {
+            if self.any_in(value.as_bytes()) {
+                let mut bytes = value.as_bytes().to_vec();
+                self.blank_in(&mut bytes);
+                if let Ok(blanked) = HeaderValue::from_bytes(&bytes) {
+                    *value = blanked;
+                }
+            }
+        }
+    }
+}
+
+/// One body's pass through [`Needles`], frame by frame.
+pub(crate) struct Scrubber {
+    needles: Needles,
+    /// The end of what came so far that could begin a credential, not yet passed on.
+    held: BytesMut,
+}
+
+impl Scrubber {
+    pub fn new(needles: Needles) -> Self {
+        Scrubber {
+            held: BytesMut::with_capacity(needles.longest()),
+            needles,
+        }
+    }
+
+    /// The part of `data` (after what was held) that can be passed on now, blanked.
+    pub fn pass(&mut self, data: Bytes) -> Bytes {
+        if self.held.is_empty() && !self.needles.any_in(&data) && self.needles.open_end(&data) == 0
+        {
+            // The common case: nothing to blank, nothing to hold, no copy.
+            return data;
+        }
+        let mut joined = std::mem::take(&mut self.held);
+        joined.extend_from_slice(&data);
+        self.needles.blank_in(&mut joined);
+        let open = self.needles.open_end(&joined);
+        self.held = joined.split_off(joined.len() - open);
+        joined.freeze()
+    }
+
+    /// What is still held, at the body's end: it began no credential.
+    pub fn rest(&mut self) -> Option<Bytes> {
+        (!self.held.is_empty()).then(|| std::mem::take(&mut self.held).freeze())
+    }
+
+    pub fn holds(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    pub fn held_len(&self) -> usize {
+        self.held.len()
+    }
+}
+
+/// A byte stream (a protocol switch's upstream side) whose reads pass through a
+/// [`Scrubber`]; writes go through untouched.
+pub(crate) struct Scrubbed<T> {
+    inner: T,
+    scrubber: Scrubber,
+    /// Scrubbed bytes not yet handed to the reader.
+    ready: Bytes,
+    /// The inner stream has ended (what the scrubber held has been handed out).
+    ended: bool,
+}
+
+impl<T> Scrubbed<T> {
+    pub fn new(inner: T, needles: Needles) -> Self {
+        Scrubbed {
+            inner,
+            scrubber: Scrubber::new(needles),
+            ready: Bytes::new(),
+            ended: false,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Scrubbed<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if !this.ready.is_empty() {
+                let n = this.ready.len().min(buf.remaining());
+                buf.put_slice(&this.ready[..n]);
+                this.ready.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            if this.ended {
+                return Poll::Ready(Ok(()));
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            let mut read = ReadBuf::new(&mut chunk);
+            std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, &mut read))?;
+            if read.filled().is_empty() {
+                this.ended = true;
+                this.ready = this.scrubber.rest().unwrap_or_default();
+            } else {
+                this.ready = this.scrubber.pass(Bytes::copy_from_slice(read.filled()));
+            }
+            // An all-held read reads again rather than report an end it is not.
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Scrubbed<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const TOKEN: &str = "ghp_REALTOKEN0123456789";
+
+    fn needles() -> Needles {
+        let mut n = Needles::default();
+        n.add_header_value(&format!("Bearer {TOKEN}"));
+        n
+    }
+
+    fn through(scrubber: &mut Scrubber, frames: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for frame in frames {
+            out.extend_from_slice(&scrubber.pass(Bytes::copy_from_slice(frame)));
+        }
+        if let Some(rest) = scrubber.rest() {
+            out.extend_from_slice(&rest);
+        }
+        out
+    }
+
+    #[test]
+    fn a_reflected_header_and_its_token_are_blanked_to_the_same_length() {
+        let body = format!("you sent: Authorization: Bearer {TOKEN}; token={TOKEN}.");
+        let out = through(&mut Scrubber::new(needles()), &[body.as_bytes()]);
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(out.len(), body.len());
+        assert!(!out.contains("REALTOKEN"), "{out}");
+        assert!(out.starts_with("you sent: Authorization: "), "{out}");
+        assert!(
+            out.ends_with(&format!("token={}.", "*".repeat(TOKEN.len()))),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_token_split_across_frames_is_found_and_only_a_possible_start_is_held() {
+        let mut scrubber = Scrubber::new(needles());
+        let first = scrubber.pass(Bytes::from_static(b"data: x\n\ntoken=ghp_REAL"));
+        assert_eq!(&first[..], b"data: x\n\ntoken=", "the possible start waits");
+        assert!(scrubber.holds());
+        let second = scrubber.pass(Bytes::from_static(b"TOKEN0123456789 end\n\n"));
+        assert_eq!(
+            String::from_utf8(second.to_vec()).unwrap(),
+            format!("{} end\n\n", "*".repeat(TOKEN.len()))
+        );
+        assert!(!scrubber.holds(), "an event's end is not held");
+        // A held start that turns out to be nothing is passed on at the end.
+        let mut scrubber = Scrubber::new(needles());
+        assert_eq!(&scrubber.pass(Bytes::from_static(b"ab gh"))[..], b"ab ");
+        assert_eq!(scrubber.rest().as_deref(), Some(&b"gh"[..]));
+    }
+
+    #[test]
+    fn basic_values_are_looked_for_with_their_password() {
+        let mut n = Needles::default();
+        n.add_header_value("Basic eC1hY2Nlc3MtdG9rZW46Z2hzX3NlY3JldDEyMw==");
+        let out = through(
+            &mut Scrubber::new(n),
+            &[b"user x-access-token, password ghs_secret123"],
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "user x-access-token, password *************"
+        );
+    }
+
+    #[test]
+    fn short_values_and_other_text_are_left_alone() {
+        let mut n = Needles::default();
+        n.add_header_value("abc");
+        assert!(n.is_empty());
+        let mut headers = HeaderMap::new();
+        headers.insert("x-echo", HeaderValue::from_str(TOKEN).unwrap());
+        headers.insert("content-type", HeaderValue::from_static("text/plain"));
+        needles().blank_headers(&mut headers);
+        assert_eq!(headers["x-echo"], "*".repeat(TOKEN.len()).as_str());
+        assert_eq!(headers["content-type"], "text/plain");
+    }
+
+    proptest! {
+        /// However the body is cut into frames, the client gets as many bytes as were
+        /// sent, no credential among them, and everything else as it was.
+        #[test]
+        fn any_framing_blanks_every_token_and_keeps_the_rest(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    Just(TOKEN.to_owned()),
+                    Just("ghp_".to_owned()),
+                    "[a-zA-Z0-9 _\n]{0,12}",
+                ],
+                0..12,
+            ),
+            cuts in proptest::collection::vec(0usize..64, 0..8),
+        ) {
+            let body: String = parts.concat();
+            let mut frames = Vec::new();
+            let mut at = 0;
+            for cut in cuts {
+                let end = (at + cut).min(body.len());
+                frames.push(&body.as_bytes()[at..end]);
+                at = end;
+            }
+            frames.push(&body.as_bytes()[at..]);
+            let out = through(&mut Scrubber::new(needles()), &frames);
+            let whole = through(&mut Scrubber::new(needles()), &[body.as_bytes()]);
+            prop_assert_eq!(out.len(), body.len());
+            prop_assert!(memmem::find(&out, TOKEN.as_bytes()).is_none());
+            prop_assert_eq!(&out, &whole);
+            let expected = body.replace(TOKEN, &"*".repeat(TOKEN.len()));
+            prop_assert_eq!(String::from_utf8(out).unwrap(), expected);
+        }
+    }
+}
