@@ -93,13 +93,26 @@ where
                         None => Frame::data(data),
                     },
                     // Trailers come last: what the scrubber holds goes first.
-                    Err(trailers) => match this.held_rest() {
-                        Some(rest) => {
-                            this.waiting = Some(trailers);
-                            Frame::data(rest)
+                    Err(trailers) => {
+                        let trailers = match this.scrubber.as_ref() {
+                            Some(scrubber) => match trailers.into_trailers() {
+                                Ok(mut map) => {
+                                    // `grpc-message: invalid token …`
+                                    scrubber.blank_headers(&mut map);
+                                    Frame::trailers(map)
+                                }
+                                Err(other) => other,
+                            },
+                            None => trailers,
+                        };
+                        match this.held_rest() {
+                            Some(rest) => {
+                                this.waiting = Some(trailers);
+                                Frame::data(rest)
+                            }
+                            None => trailers,
                         }
-                        None => trailers,
-                    },
+                    }
                 };
                 if let Some(data) = frame.data_ref() {
                     this.capture.observe(data);

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use http::header::{ACCEPT_ENCODING, HOST, HeaderValue};
+use http::header::{
+    ACCEPT_ENCODING, HOST, HeaderValue, IF_RANGE, RANGE, SEC_WEBSOCKET_EXTENSIONS, UPGRADE,
+};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -16,8 +18,8 @@ use crate::events::{Capture, Exchange, Side, redacted_headers};
 use crate::headers::{is_upgrade_request, strip_hop_by_hop};
 use crate::io::Counted;
 use crate::local::{
-    Unavailable, echo_refused, error_chain, find_source, finish_local, text_response, unavailable,
-    upstream_failure,
+    Unavailable, echo_refused, error_chain, find_source, finish_local, switch_refused,
+    text_response, unavailable, upstream_failure,
 };
 use crate::rules::{self, Injected};
 use crate::scrub::{Scrubbed, Scrubber};
@@ -94,19 +96,47 @@ pub(crate) async fn forward(
         }
     };
     exchange.set_request_headers(redacted_headers(&client_headers, &injected.secret_headers));
-    let needles = injected.needles;
     if !injected.secret_headers.is_empty() {
         let method = parts.method.as_str();
         if method.eq_ignore_ascii_case("TRACE") || method.eq_ignore_ascii_case("TRACK") {
-            let grant = injected.grant.clone().unwrap_or_default();
-            exchange.set_grant(injected.grant, &injected.secret_headers);
+            // Refused before it went: no credential was used.
+            let grant = injected.grant.unwrap_or_default();
             return echo_refused(&exchange, method, &grant);
         }
-        // The answer is searched for the credential as it streams back, which a
-        // compressed body would hide.
+    }
+    // What a server says back is searched for the credentials of every grant on the host,
+    // also in the answer to a request without one (a server may keep what an earlier
+    // request carried and show it later).
+    let needles = rules::needles_for(&shared.rules, &target.host, target.port);
+    if needles.is_some() {
+        // Asked for in a form it can be searched in: uncompressed, and whole (a range
+        // could cut a credential into pieces that are each not one).
         parts
             .headers
             .insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        parts.headers.remove(RANGE);
+        parts.headers.remove(IF_RANGE);
+        if upgrade {
+            let websocket = parts
+                .headers
+                .get(UPGRADE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"));
+            if !websocket {
+                let asked = parts
+                    .headers
+                    .get(UPGRADE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                return switch_refused(
+                    &exchange,
+                    StatusCode::FORBIDDEN,
+                    &format!("a switch to `{asked}`"),
+                );
+            }
+            parts.headers.remove(SEC_WEBSOCKET_EXTENSIONS);
+        }
     }
     exchange.set_grant(injected.grant, &injected.secret_headers);
 
@@ -139,11 +169,19 @@ pub(crate) async fn forward(
 
     let status = response.status();
     if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) = (client_upgrade, status) {
+        if needles.is_some() && response.headers().contains_key(SEC_WEBSOCKET_EXTENSIONS) {
+            return switch_refused(
+                &exchange,
+                StatusCode::BAD_GATEWAY,
+                "the server chose a WebSocket extension no one asked for",
+            );
+        }
         let upstream_upgrade = hyper::upgrade::on(&mut response);
         let (mut parts, _) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers, true);
         if let Some(needles) = &needles {
             needles.blank_headers(&mut parts.headers);
+            parts.extensions.remove::<hyper::ext::ReasonPhrase>();
         }
         parts.version = Version::HTTP_11;
         exchange.respond(status.as_u16(), redacted_headers(&parts.headers, &[]));
@@ -174,6 +212,8 @@ pub(crate) async fn forward(
     strip_hop_by_hop(&mut parts.headers, false);
     if let Some(needles) = &needles {
         needles.blank_headers(&mut parts.headers);
+        // An HTTP/1 status line's own words ("401 bad token …") would pass on as they are.
+        parts.extensions.remove::<hyper::ext::ReasonPhrase>();
     }
     parts.version = Version::HTTP_11;
     exchange.respond(status.as_u16(), redacted_headers(&parts.headers, &[]));

@@ -84,23 +84,53 @@ pub(crate) fn unavailable(exchange: &Exchange, why: Unavailable) -> Response<Pro
 /// 405 for a `TRACE` (or `TRACK`) that would carry a grant's credential: the server
 /// answers with the request it got, credential and all.
 pub(crate) fn echo_refused(exchange: &Exchange, method: &str, grant: &str) -> Response<ProxyBody> {
-    let mut response = text_response(
+    guard_refusal(
+        exchange,
         StatusCode::METHOD_NOT_ALLOWED,
+        "echo-method",
         format!(
             "moat: request blocked\n\nA {method} request is answered with the request itself, so \
              moat does not send one with the `{grant}` grant's credential.\nhint: use another method; \
              to a host no grant covers, a {method} goes out as it is\n"
         ),
-    );
+        format!("a {method} request would echo the credential"),
+    )
+}
+
+/// A protocol switch on a host a grant covers that moat could not search for the
+/// credential: another protocol than a plain WebSocket (`upgrade` names it), or a
+/// WebSocket extension the server chose (compression would hide the credential).
+pub(crate) fn switch_refused(
+    exchange: &Exchange,
+    status: StatusCode,
+    what: &str,
+) -> Response<ProxyBody> {
+    guard_refusal(
+        exchange,
+        status,
+        "protocol-switch",
+        format!(
+            "moat: request blocked\n\n{what}: on a host a grant covers, moat searches what the \
+             server says for the credential, and can do so only in a WebSocket without \
+             extensions.\nhint: switch to a WebSocket without `Sec-WebSocket-Extensions`, or to a \
+             host no grant covers\n"
+        ),
+        what.to_owned(),
+    )
+}
+
+fn guard_refusal(
+    exchange: &Exchange,
+    status: StatusCode,
+    tag: &'static str,
+    message: String,
+    error: String,
+) -> Response<ProxyBody> {
+    let mut response = text_response(status, message);
     response
         .headers_mut()
-        .insert(BLOCKED_HEADER, HeaderValue::from_static("echo-method"));
-    finish_local(
-        exchange,
-        response,
-        true,
-        Some(format!("a {method} request would echo the credential")),
-    )
+        .insert(BLOCKED_HEADER, HeaderValue::from_static(tag));
+    finish_local(exchange, response, true, Some(error))
 }
 
 /// 400 for a request the proxy cannot make sense of.

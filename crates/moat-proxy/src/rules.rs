@@ -48,15 +48,13 @@ struct Placeholder {
     real: Secret,
 }
 
-/// What applying a rule did, for the network trace and for the answer.
+/// What applying a rule did, for the network trace.
 #[derive(Default)]
 pub(crate) struct Injected {
     /// The grant, if the rule wrote anything.
     pub grant: Option<String>,
     /// Headers whose value now holds a credential; the trace shows them `[REDACTED]`.
     pub secret_headers: Vec<HeaderName>,
-    /// What the answer must not say back, when a credential was written.
-    pub needles: Option<Needles>,
 }
 
 impl GrantRule {
@@ -228,12 +226,9 @@ impl GrantRule {
             }
         }
         secret_headers.dedup();
-        let needles =
-            (!secret_headers.is_empty() && !self.needles.is_empty()).then(|| self.needles.clone());
         Injected {
             grant: wrote.then(|| self.grant.clone()),
             secret_headers,
-            needles,
         }
     }
 }
@@ -259,6 +254,20 @@ pub(crate) fn select<'a>(
         }
     }
     fallback
+}
+
+/// The credentials of every rule for `host:port` (normalized), to search an answer from
+/// it for; `None` when no rule covers the host or none has a credential.
+pub(crate) fn needles_for(rules: &[GrantRule], host: &str, port: u16) -> Option<Needles> {
+    let mut covering = rules
+        .iter()
+        .filter(|r| r.applies_to(host, port) && !r.needles.is_empty());
+    let first = covering.next()?;
+    let mut needles = first.needles.clone();
+    for rule in covering {
+        needles.extend(&rule.needles);
+    }
+    Some(needles)
 }
 
 /// Returns whether the header changed.

@@ -60,6 +60,16 @@ impl Needles {
         }
     }
 
+    /// `other`'s forms added to `self`.
+    pub fn extend(&mut self, other: &Needles) {
+        let list = Arc::make_mut(&mut self.0);
+        for form in other.0.iter() {
+            if !list.iter().any(|s| s.expose() == form.expose()) {
+                list.push(form.clone());
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -163,6 +173,11 @@ impl Scrubber {
 
     pub fn held_len(&self) -> usize {
         self.held.len()
+    }
+
+    /// Header values (trailers) holding a credential are blanked in place.
+    pub fn blank_headers(&self, headers: &mut HeaderMap) {
+        self.needles.blank_headers(headers);
     }
 }
 

@@ -184,7 +184,8 @@ async fn trace_with_a_credential_is_refused_and_without_one_goes_out() {
     let event = h.next_event().await;
     assert!(event.blocked);
     assert_eq!(event.status, 405);
-    assert_eq!(event.grant.as_deref(), Some("github"));
+    assert_eq!(event.grant, None, "refused before the credential was used");
+    assert!(event.error.unwrap().contains("echo the credential"));
 
     // A host no grant covers gets its TRACE, with nothing to blank.
     let mut sender = h.client.h1("example.com:443").await;
@@ -289,16 +290,124 @@ async fn a_credential_said_down_a_switched_protocol_is_blanked() {
             Request::get("/socket")
                 .header("host", "api.github.com")
                 .header("connection", "Upgrade")
-                .header("upgrade", "echo")
+                .header("upgrade", "websocket")
+                .header("sec-websocket-extensions", "permessage-deflate")
                 .body(empty())
                 .unwrap(),
         )
         .await
         .unwrap();
     assert_eq!(response.status(), 101);
+    // Compression would hide the credential from the search: not asked for.
+    assert!(
+        upstream
+            .last()
+            .headers
+            .get("sec-websocket-extensions")
+            .is_none()
+    );
     let mut io = hyper_util::rt::TokioIo::new(hyper::upgrade::on(response).await.unwrap());
     let mut said = String::new();
     io.read_to_string(&mut said).await.unwrap();
     let whole = "*".repeat("Bearer ".len() + REAL.len());
     assert_eq!(said, format!("you sent: {whole}\n"));
+
+    // Another protocol than a WebSocket could not be searched: refused, not sent.
+    let mut sender = h.client.h1("api.github.com:443").await;
+    let response = sender
+        .send_request(
+            Request::get("/socket")
+                .header("host", "api.github.com")
+                .header("connection", "Upgrade")
+                .header("upgrade", "h2c")
+                .body(empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(response.headers()["x-moat-blocked"], "protocol-switch");
+    assert_eq!(upstream.seen().len(), 1);
+}
+
+/// Keeps the `authorization` of each request and shows the one before on `/kept`, as a
+/// request inspector or a log viewer would; honours `Range` on it.
+fn keeper() -> Handler {
+    let kept = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    handler(move |req: Request<hyper::body::Incoming>| {
+        let kept = kept.clone();
+        async move {
+            let range = req.headers().get("range").is_some();
+            let body = if req.uri().path() == "/kept" {
+                kept.lock().unwrap().clone()
+            } else {
+                let got = req
+                    .headers()
+                    .get("authorization")
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default();
+                *kept.lock().unwrap() = format!("last: {got}\n");
+                "kept\n".to_owned()
+            };
+            let (status, body) = if range {
+                (206, body[..12.min(body.len())].to_owned())
+            } else {
+                (200, body)
+            };
+            Response::builder()
+                .status(status)
+                .header("content-type", "text/plain")
+                .body(full(body))
+                .unwrap()
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_credential_kept_by_the_server_is_blanked_when_a_later_request_reads_it() {
+    let ca = TestCa::new();
+    let upstream = https_upstream(&ca, &["api.github.com"], &[b"http/1.1"], keeper()).await;
+    let h = Harness::start(&ca, |c| {
+        c.connect_to = vec![route("api.github.com", upstream.port())];
+        // A placeholder rule: a request without the placeholder carries no credential.
+        c.rules = vec![
+            GrantRule::new(
+                "github",
+                vec![HostPattern::parse("api.github.com").unwrap()],
+            )
+            .replace_placeholder("authorization", "ghp_PLACEHOLDER", &Secret::new(REAL))
+            .unwrap(),
+        ];
+    })
+    .await;
+    let mut sender = h.client.h1("api.github.com:443").await;
+    let send = |path: &str, placeholder: bool, range: bool| {
+        let mut b = Request::get(path).header("host", "api.github.com");
+        if placeholder {
+            b = b.header("authorization", "token ghp_PLACEHOLDER");
+        }
+        if range {
+            b = b.header("range", "bytes=0-9");
+        }
+        b.body(empty()).unwrap()
+    };
+    let response = sender
+        .send_request(send("/store", true, false))
+        .await
+        .unwrap();
+    assert_eq!(body_text(response).await, "kept\n");
+    let response = sender
+        .send_request(send("/kept", false, false))
+        .await
+        .unwrap();
+    let text = body_text(response).await;
+    assert_eq!(text, format!("last: token {}\n", "*".repeat(REAL.len())));
+    // A range could cut it into pieces that are each not the credential: not asked for.
+    let response = sender
+        .send_request(send("/kept", false, true))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(!body_text(response).await.contains("ghp_"));
+    assert!(upstream.last().headers.get("range").is_none());
 }
