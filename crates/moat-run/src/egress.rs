@@ -300,7 +300,17 @@ pub(crate) async fn start_proxy(
     let (settings, token) = store.load_egress(id)?;
     let mut config = proxy_config(store.home(), &settings, token, rules)?;
     let witness = moat_ssh::Witness::new();
-    let ssh_agent = match crate::ssh::start_agent(store, id, witness.clone(), audit.clone()).await?
+    // Up while network.jsonl or ssh.jsonl cannot be written: the proxy then forwards
+    // nothing and the SSH agent signs nothing.
+    let unwritable = Arc::new(Unwritable::default());
+    let ssh_agent = match crate::ssh::start_agent(
+        store,
+        id,
+        witness.clone(),
+        audit.clone(),
+        unwritable.clone(),
+    )
+    .await?
     {
         Some((agent, hosts)) => {
             config.ssh = hosts;
@@ -312,9 +322,7 @@ pub(crate) async fn start_proxy(
     config.request_gate = turns.map(|queue| {
         Arc::new(crate::snapshot_triggers::TurnGate(queue)) as Arc<dyn moat_proxy::RequestGate>
     });
-    // Up while network.jsonl cannot be written: the proxy then forwards nothing.
-    let unwritable = Arc::new(AtomicBool::new(false));
-    config.records_unwritable = Some(unwritable.clone());
+    config.records_unwritable = Some(unwritable.flag());
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<NetworkEvent>();
     let socket = store.proxy_dir(id).join(SOCKET_NAME);
     let handle = moat_proxy::Proxy::start_unix(config, &socket, tx)
@@ -351,7 +359,7 @@ async fn write_events(
     rx: tokio::sync::mpsc::UnboundedReceiver<NetworkEvent>,
     audit: Option<crate::RunAudit>,
     close: tokio::sync::oneshot::Receiver<()>,
-    unwritable: Arc<AtomicBool>,
+    unwritable: Arc<Unwritable>,
 ) {
     append_events(
         path,
@@ -388,7 +396,7 @@ pub(crate) async fn append_events<E: serde::Serialize>(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<E>,
     what: &str,
     mut close: Option<tokio::sync::oneshot::Receiver<()>>,
-    unwritable: Option<Arc<AtomicBool>>,
+    unwritable: Option<Arc<Unwritable>>,
     also: impl Fn(&E),
 ) {
     /// Past this many bytes a batch is written even if more events wait.
@@ -446,6 +454,33 @@ pub(crate) async fn append_events<E: serde::Serialize>(
     log.finish();
 }
 
+/// Which of a run's logs cannot be written now, and the flag that is up while any
+/// cannot: the proxy forwards nothing and the SSH agent signs nothing while it is.
+#[derive(Default)]
+pub(crate) struct Unwritable {
+    /// How many logs are failing; changed only with `flag`, under the lock.
+    failing: std::sync::Mutex<usize>,
+    flag: Arc<AtomicBool>,
+}
+
+impl Unwritable {
+    /// The flag the proxy and the SSH agent read.
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        self.flag.clone()
+    }
+
+    /// One log started or stopped failing.
+    fn changed(&self, failing: bool) {
+        let mut count = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        if failing {
+            *count += 1;
+        } else {
+            *count = count.saturating_sub(1);
+        }
+        self.flag.store(*count > 0, Ordering::Relaxed);
+    }
+}
+
 /// How often lines that could not be written are tried again.
 const RETRY_WRITE: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -458,7 +493,7 @@ struct PendingLog<'a> {
     what: &'a str,
     file: Option<fs_err::File>,
     pending: Vec<u8>,
-    unwritable: Option<Arc<AtomicBool>>,
+    unwritable: Option<Arc<Unwritable>>,
     /// Bytes of lines given up on (past [`PendingLog::MAX_PENDING`]).
     lost: u64,
     /// The last write failed (lines wait in `pending`, or the file could not be opened).
@@ -469,7 +504,7 @@ impl<'a> PendingLog<'a> {
     /// Lines kept for a later write at most; past it new ones are counted, not kept.
     const MAX_PENDING: usize = 16 * 1024 * 1024;
 
-    fn new(path: PathBuf, what: &'a str, unwritable: Option<Arc<AtomicBool>>) -> Self {
+    fn new(path: PathBuf, what: &'a str, unwritable: Option<Arc<Unwritable>>) -> Self {
         let mut log = PendingLog {
             path,
             what,
@@ -494,6 +529,7 @@ impl<'a> PendingLog<'a> {
         } else {
             self.pending.extend_from_slice(lines);
         }
+        let was = self.failing;
         match self.try_write() {
             Ok(()) if self.failing => {
                 tracing::warn!("the {} log can be written again", self.what);
@@ -507,8 +543,10 @@ impl<'a> PendingLog<'a> {
                 self.failing = true;
             }
         }
-        if let Some(flag) = &self.unwritable {
-            flag.store(self.failing, Ordering::Relaxed);
+        if was != self.failing
+            && let Some(unwritable) = &self.unwritable
+        {
+            unwritable.changed(self.failing);
         }
     }
 
@@ -539,6 +577,12 @@ impl<'a> PendingLog<'a> {
     fn finish(mut self) {
         if !self.pending.is_empty() {
             self.write(&[]);
+        }
+        // This log asks nothing more of the others: it is done.
+        if self.failing
+            && let Some(unwritable) = &self.unwritable
+        {
+            unwritable.changed(false);
         }
         let left = self.pending.len() as u64 + self.lost;
         if left > 0 {
@@ -571,8 +615,9 @@ mod tests {
     fn lines_that_cannot_be_written_wait_and_hold_the_proxy() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("runs/log.jsonl");
-        let flag = Arc::new(AtomicBool::new(false));
-        let mut log = PendingLog::new(path.clone(), "test", Some(flag.clone()));
+        let unwritable = Arc::new(Unwritable::default());
+        let flag = unwritable.flag();
+        let mut log = PendingLog::new(path.clone(), "test", Some(unwritable.clone()));
         assert!(flag.load(Ordering::Relaxed), "no directory: unwritable");
         log.write(b"1\n");
         log.write(b"2\n");
@@ -586,11 +631,22 @@ mod tests {
         log.write(b"3\n");
         assert_eq!(fs_err::read_to_string(&path).unwrap(), "1\n2\n3\n");
 
-        let mut full = PendingLog::new("/dev/full".into(), "test", Some(flag.clone()));
+        let mut full = PendingLog::new("/dev/full".into(), "test", Some(unwritable.clone()));
         full.write(b"x\n");
         assert!(flag.load(Ordering::Relaxed), "ENOSPC holds the proxy");
         assert!(!full.is_clear());
         assert_eq!(full.pending, b"x\n");
+
+        // Two logs (network and SSH): the flag is down only when both can be written.
+        let other = dir.path().join("other/ssh.jsonl");
+        let mut second = PendingLog::new(other.clone(), "second", Some(unwritable.clone()));
+        assert!(flag.load(Ordering::Relaxed));
+        full.finish();
+        assert!(flag.load(Ordering::Relaxed), "the second log still fails");
+        fs_err::create_dir(dir.path().join("other")).unwrap();
+        second.write(b"y\n");
+        assert!(!flag.load(Ordering::Relaxed), "both written");
+        assert_eq!(fs_err::read_to_string(&other).unwrap(), "y\n");
     }
 
     /// A sender that never goes (an exchange whose body an upstream holds open) does not

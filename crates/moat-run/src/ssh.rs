@@ -9,6 +9,7 @@
 //! it can connect to the socket but not replace it or the files next to it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use moat_container::BindMount;
 use moat_home::RunId;
@@ -213,6 +214,7 @@ pub(crate) async fn start_agent(
     id: &RunId,
     witness: Witness,
     audit: Option<crate::RunAudit>,
+    unwritable: Arc<crate::egress::Unwritable>,
 ) -> Result<Option<(RunningAgent, Vec<moat_proxy::HostPattern>)>, RunError> {
     let Some(settings) = store.load_ssh(id)? else {
         return Ok(None);
@@ -227,12 +229,16 @@ pub(crate) async fn start_agent(
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<SshEvent>();
     let socket = store.ssh_dir(id).join(SOCKET_NAME);
     let config = AgentConfig {
-        policy: AgentPolicy { grants, witness },
+        policy: AgentPolicy {
+            grants,
+            witness,
+            records_unwritable: Some(unwritable.flag()),
+        },
         upstream: Some(settings.upstream.clone()),
     };
     let handle = moat_ssh::start(&socket, config, tx)
         .map_err(|e| RunError::Egress(format!("starting the run's SSH agent: {e}")))?;
-    let writer = tokio::spawn(write_events(store.ssh_log_path(id), rx, audit));
+    let writer = tokio::spawn(write_events(store.ssh_log_path(id), rx, audit, unwritable));
     Ok(Some((RunningAgent { handle, writer }, hosts)))
 }
 
@@ -252,8 +258,9 @@ async fn write_events(
     path: PathBuf,
     rx: tokio::sync::mpsc::UnboundedReceiver<SshEvent>,
     audit: Option<crate::RunAudit>,
+    unwritable: Arc<crate::egress::Unwritable>,
 ) {
-    crate::egress::append_events(path, rx, "SSH", None, None, |event| {
+    crate::egress::append_events(path, rx, "SSH", None, Some(unwritable), |event| {
         if let Some(audit) = &audit {
             audit.ssh(event);
         }

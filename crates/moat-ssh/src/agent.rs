@@ -14,6 +14,9 @@
 //!
 //! Everything else is answered with a failure and recorded with the reason.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::event::{SshAction, SshEvent};
 use crate::key::PublicKey;
 use crate::protocol::{Identity, Request, Response, request_name};
@@ -40,6 +43,9 @@ pub struct SshGrantRule {
 pub struct AgentPolicy {
     pub grants: Vec<SshGrantRule>,
     pub witness: Witness,
+    /// Up while the run's records cannot be written: nothing is signed then, as the proxy
+    /// forwards nothing (a signature the run cannot record is not made).
+    pub records_unwritable: Option<Arc<AtomicBool>>,
 }
 
 #[derive(Debug, Clone)]
@@ -227,6 +233,16 @@ impl Connection {
         if !policy.grants.iter().any(|g| g.key == *public) {
             return refused("this key is not granted to the run", Some(public));
         }
+        if policy
+            .records_unwritable
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
+        {
+            return refused(
+                "the run's records cannot be written (is the disk full?); moat signs nothing it cannot record",
+                Some(public),
+            );
+        }
         let auth = match parse_userauth(&data) {
             Ok(auth) => auth,
             Err(e @ NotUserAuth::Sshsig) => return refused(e.to_string(), Some(public)),
@@ -371,6 +387,7 @@ mod tests {
                 host_keys: vec![ed25519_public(&github)],
             }],
             witness: Witness::new(),
+            records_unwritable: None,
         };
         World {
             policy,
@@ -537,6 +554,22 @@ mod tests {
         let bind = w.session("github.com", &w.github, b"sid-7");
         conn.decide(&w.policy, bind);
         assert!(reason(&conn.decide(&w.policy, w.sign(b"sid-7"))).contains("did not verify"));
+    }
+
+    #[test]
+    fn nothing_is_signed_while_the_records_cannot_be_written() {
+        let mut w = world();
+        let flag = Arc::new(AtomicBool::new(true));
+        w.policy.records_unwritable = Some(flag.clone());
+        let mut conn = Connection::new();
+        let bind = w.session("github.com", &w.github, b"sid-10");
+        conn.decide(&w.policy, bind);
+        assert!(reason(&conn.decide(&w.policy, w.sign(b"sid-10"))).contains("cannot be written"));
+        flag.store(false, Ordering::Relaxed);
+        assert!(matches!(
+            conn.decide(&w.policy, w.sign(b"sid-10")),
+            Decision::Sign { .. }
+        ));
     }
 
     #[test]

@@ -231,6 +231,7 @@ mod tests {
                     host_keys: vec![ed25519_public(&host)],
                 }],
                 witness: witness.clone(),
+                records_unwritable: None,
             },
             upstream: Some(upstream.clone()),
         };
