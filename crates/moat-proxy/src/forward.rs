@@ -117,22 +117,19 @@ pub(crate) async fn forward(
         parts.headers.remove(RANGE);
         parts.headers.remove(IF_RANGE);
         if upgrade {
-            let websocket = parts
-                .headers
-                .get(UPGRADE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"));
-            if !websocket {
-                let asked = parts
+            // Every `Upgrade` line counts: one saying `websocket` and one more would let
+            // the server pick the other.
+            if !only_websocket(&parts.headers) {
+                let asked: Vec<&str> = parts
                     .headers
-                    .get(UPGRADE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_owned();
+                    .get_all(UPGRADE)
+                    .iter()
+                    .map(|v| v.to_str().unwrap_or("?"))
+                    .collect();
                 return switch_refused(
                     &exchange,
                     StatusCode::FORBIDDEN,
-                    &format!("a switch to `{asked}`"),
+                    &format!("a switch to `{}`", asked.join(", ")),
                 );
             }
             parts.headers.remove(SEC_WEBSOCKET_EXTENSIONS);
@@ -169,12 +166,21 @@ pub(crate) async fn forward(
 
     let status = response.status();
     if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) = (client_upgrade, status) {
-        if needles.is_some() && response.headers().contains_key(SEC_WEBSOCKET_EXTENSIONS) {
-            return switch_refused(
-                &exchange,
-                StatusCode::BAD_GATEWAY,
-                "the server chose a WebSocket extension no one asked for",
-            );
+        if needles.is_some() {
+            if response.headers().contains_key(SEC_WEBSOCKET_EXTENSIONS) {
+                return switch_refused(
+                    &exchange,
+                    StatusCode::BAD_GATEWAY,
+                    "the server chose a WebSocket extension no one asked for",
+                );
+            }
+            if !only_websocket(response.headers()) {
+                return switch_refused(
+                    &exchange,
+                    StatusCode::BAD_GATEWAY,
+                    "the server switched to another protocol than a WebSocket",
+                );
+            }
         }
         let upstream_upgrade = hyper::upgrade::on(&mut response);
         let (mut parts, _) = response.into_parts();
@@ -223,6 +229,20 @@ pub(crate) async fn forward(
         body.scrub_with(Scrubber::new(needles));
     }
     Response::from_parts(parts, ProxyBody::Upstream(body))
+}
+
+/// Whether `headers` name one protocol to switch to, and it is a WebSocket.
+fn only_websocket(headers: &http::HeaderMap) -> bool {
+    let mut protocols = headers
+        .get_all(UPGRADE)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty());
+    protocols
+        .next()
+        .is_some_and(|p| p.eq_ignore_ascii_case("websocket"))
+        && protocols.next().is_none()
 }
 
 /// Copy bytes both ways until either side closes (or the proxy stops), then record

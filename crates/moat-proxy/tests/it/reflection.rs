@@ -248,7 +248,7 @@ async fn git_basic_auth_said_back_is_blanked_with_its_password() {
     assert!(!text.contains(&basic("x-access-token", &Secret::new(REAL)).expose()[6..]));
 }
 
-/// Accepts `Upgrade: echo`, then says the `authorization` header it got down the
+/// Accepts a WebSocket switch, then says the `authorization` header it got down the
 /// switched connection in two writes, cut inside the credential, and closes.
 fn upgrade_mirror() -> Handler {
     handler(|mut req: Request<hyper::body::Incoming>| async move {
@@ -268,7 +268,7 @@ fn upgrade_mirror() -> Handler {
         Response::builder()
             .status(http::StatusCode::SWITCHING_PROTOCOLS)
             .header("connection", "upgrade")
-            .header("upgrade", "echo")
+            .header("upgrade", "websocket")
             .body(empty())
             .unwrap()
     })
@@ -327,6 +327,21 @@ async fn a_credential_said_down_a_switched_protocol_is_blanked() {
         .unwrap();
     assert_eq!(response.status(), 403);
     assert_eq!(response.headers()["x-moat-blocked"], "protocol-switch");
+    // Nor with a WebSocket named first and another protocol after it.
+    let mut sender = h.client.h1("api.github.com:443").await;
+    let response = sender
+        .send_request(
+            Request::get("/socket")
+                .header("host", "api.github.com")
+                .header("connection", "Upgrade")
+                .header("upgrade", "websocket")
+                .header("upgrade", "h2c")
+                .body(empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
     assert_eq!(upstream.seen().len(), 1);
 }
 
