@@ -1,6 +1,7 @@
 //! Bodies that stream through the proxy while the trace samples them: untouched, but
 //! for the credential a credentialed request's answer would say back (`scrub`).
 
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -10,7 +11,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::events::{Capture, Exchange, Side};
-use crate::scrub::Scrubber;
+use crate::scrub::{RELEASE_AFTER, Scrubber};
 
 /// A body passed through frame by frame (never buffered), counted and sampled for the
 /// exchange's event. The exchange learns the body is finished at its end, on an error,
@@ -26,6 +27,8 @@ pub(crate) struct CaptureBody<B> {
     /// last data), and whether the body's end has come.
     waiting: Option<Frame<Bytes>>,
     ended: bool,
+    /// Armed while the scrubber holds bytes and no frame comes: they go when it fires.
+    release: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<B> CaptureBody<B> {
@@ -41,6 +44,7 @@ impl<B> CaptureBody<B> {
             scrubber: None,
             waiting: None,
             ended: false,
+            release: None,
         }
     }
 
@@ -87,6 +91,7 @@ where
         }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
+                this.release = None;
                 let frame = match frame.into_data() {
                     Ok(data) => match this.scrubber.as_mut() {
                         Some(scrubber) => Frame::data(scrubber.pass(data)),
@@ -152,7 +157,23 @@ where
                     Poll::Ready(None)
                 }
             },
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                if !this.scrubber.as_ref().is_some_and(|s| s.holds()) {
+                    return Poll::Pending;
+                }
+                let timer = this
+                    .release
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(RELEASE_AFTER)));
+                std::task::ready!(timer.as_mut().poll(cx));
+                this.release = None;
+                match this.scrubber.as_mut().and_then(|s| s.release()) {
+                    Some(held) => {
+                        this.capture.observe(&held);
+                        Poll::Ready(Some(Ok(Frame::data(held))))
+                    }
+                    None => Poll::Pending,
+                }
+            }
         }
     }
 

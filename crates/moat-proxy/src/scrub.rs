@@ -4,10 +4,11 @@
 //! real value the proxy injected.
 //!
 //! The values are blanked byte for byte with `*`, so a `Content-Length` stays true, and
-//! a value split across two frames is found too: the end of a frame that could begin
-//! one is held back until the next frame (or the body's end) says whether it does. Only
-//! such an end is held, so a stream of events is not delayed.
+//! a value split across two frames is found too: the last bytes of what came (one fewer
+//! than the longest credential, whatever they are) wait for the next frame, the body's
+//! end, or [`RELEASE_AFTER`].
 
+use std::future::Future as _;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -98,26 +99,6 @@ impl Needles {
             .any(|n| memmem::find(data, n.expose().as_bytes()).is_some())
     }
 
-    /// How many bytes at the end of `data` could be the start of a credential.
-    fn open_end(&self, data: &[u8]) -> usize {
-        let mut open = 0;
-        for needle in self.0.iter() {
-            let needle = needle.expose().as_bytes();
-            let window = needle.len().saturating_sub(1).min(data.len());
-            let tail = &data[data.len() - window..];
-            // The longest proper prefix of the needle that the tail ends with: only
-            // positions holding the needle's first byte can begin one.
-            for at in memchr::memchr_iter(needle[0], tail) {
-                let candidate = &tail[at..];
-                if needle.starts_with(candidate) {
-                    open = open.max(candidate.len());
-                    break;
-                }
-            }
-        }
-        open
-    }
-
     /// Header values holding a credential are blanked in place.
     pub fn blank_headers(&self, headers: &mut HeaderMap) {
         for value in headers.values_mut() {
@@ -132,39 +113,91 @@ impl Needles {
     }
 }
 
+/// How long held bytes wait for more before they go on anyway. The same for every
+/// byte, so when they go says nothing of what they are.
+pub(crate) const RELEASE_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// One body's pass through [`Needles`], frame by frame.
+///
+/// The last `longest - 1` bytes of what came are always held back, whatever they are,
+/// until more comes, the body ends or [`RELEASE_AFTER`] passes: holding only an end that
+/// could begin a credential would tell an agent, by what is held, whether its guess of
+/// the credential's start is right. A credential cut by a release is still blanked from
+/// where it goes on: the search looks at what was passed on last, too.
 pub(crate) struct Scrubber {
     needles: Needles,
-    /// The end of what came so far that could begin a credential, not yet passed on.
+    /// How much is held: one byte less than the longest credential.
+    hold: usize,
+    /// What came and is not passed on yet.
     held: BytesMut,
+    /// The last `hold` bytes passed on (blanked), searched with what comes next.
+    history: BytesMut,
 }
 
 impl Scrubber {
     pub fn new(needles: Needles) -> Self {
+        let hold = needles.longest().saturating_sub(1);
         Scrubber {
-            held: BytesMut::with_capacity(needles.longest()),
+            held: BytesMut::with_capacity(2 * hold),
+            history: BytesMut::with_capacity(2 * hold),
+            hold,
             needles,
         }
     }
 
-    /// The part of `data` (after what was held) that can be passed on now, blanked.
+    /// What can be passed on now that `data` came, blanked: all but the last `hold` bytes.
     pub fn pass(&mut self, data: Bytes) -> Bytes {
-        if self.held.is_empty() && !self.needles.any_in(&data) && self.needles.open_end(&data) == 0
-        {
-            // The common case: nothing to blank, nothing to hold, no copy.
-            return data;
-        }
         let mut joined = std::mem::take(&mut self.held);
         joined.extend_from_slice(&data);
-        self.needles.blank_in(&mut joined);
-        let open = self.needles.open_end(&joined);
-        self.held = joined.split_off(joined.len() - open);
+        self.blank(&mut joined);
+        let keep = self.hold.min(joined.len());
+        self.held = joined.split_off(joined.len() - keep);
+        self.passed(&joined);
         joined.freeze()
     }
 
-    /// What is still held, at the body's end: it began no credential.
+    /// Everything held, passed on now (the body ended, or [`RELEASE_AFTER`] passed).
+    pub fn release(&mut self) -> Option<Bytes> {
+        if self.held.is_empty() {
+            return None;
+        }
+        let out = std::mem::take(&mut self.held);
+        self.passed(&out);
+        Some(out.freeze())
+    }
+
+    /// What is still held, at the body's end.
     pub fn rest(&mut self) -> Option<Bytes> {
-        (!self.held.is_empty()).then(|| std::mem::take(&mut self.held).freeze())
+        self.release()
+    }
+
+    /// Blank every credential in `data` and every one that began in what was passed on.
+    fn blank(&self, data: &mut [u8]) {
+        if self.history.is_empty() {
+            self.needles.blank_in(data);
+            return;
+        }
+        let mut window = Vec::with_capacity(self.history.len() + data.len());
+        window.extend_from_slice(&self.history);
+        window.extend_from_slice(data);
+        let before = self.history.len();
+        for needle in self.needles.0.iter() {
+            let needle = needle.expose().as_bytes();
+            for start in memmem::find_iter(&window, needle).collect::<Vec<_>>() {
+                let end = start + needle.len();
+                for at in start.max(before)..end {
+                    data[at - before] = BLANK;
+                }
+            }
+        }
+    }
+
+    fn passed(&mut self, out: &[u8]) {
+        self.history.extend_from_slice(out);
+        if self.history.len() > self.hold {
+            let cut = self.history.len() - self.hold;
+            let _ = self.history.split_to(cut);
+        }
     }
 
     pub fn holds(&self) -> bool {
@@ -190,6 +223,8 @@ pub(crate) struct Scrubbed<T> {
     ready: Bytes,
     /// The inner stream has ended (what the scrubber held has been handed out).
     ended: bool,
+    /// Armed while bytes are held and nothing comes: they go when it fires.
+    release: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<T> Scrubbed<T> {
@@ -199,6 +234,7 @@ impl<T> Scrubbed<T> {
             scrubber: Scrubber::new(needles),
             ready: Bytes::new(),
             ended: false,
+            release: None,
         }
     }
 }
@@ -222,14 +258,29 @@ impl<T: AsyncRead + Unpin> AsyncRead for Scrubbed<T> {
             }
             let mut chunk = [0u8; 16 * 1024];
             let mut read = ReadBuf::new(&mut chunk);
-            std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, &mut read))?;
-            if read.filled().is_empty() {
-                this.ended = true;
-                this.ready = this.scrubber.rest().unwrap_or_default();
-            } else {
-                this.ready = this.scrubber.pass(Bytes::copy_from_slice(read.filled()));
+            match Pin::new(&mut this.inner).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) if read.filled().is_empty() => {
+                    this.ended = true;
+                    this.ready = this.scrubber.rest().unwrap_or_default();
+                }
+                Poll::Ready(Ok(())) => {
+                    this.release = None;
+                    this.ready = this.scrubber.pass(Bytes::copy_from_slice(read.filled()));
+                    // An all-held read reads again rather than report an end it is not.
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    if !this.scrubber.holds() {
+                        return Poll::Pending;
+                    }
+                    let timer = this
+                        .release
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(RELEASE_AFTER)));
+                    std::task::ready!(timer.as_mut().poll(cx));
+                    this.release = None;
+                    this.ready = this.scrubber.release().unwrap_or_default();
+                }
             }
-            // An all-held read reads again rather than report an end it is not.
         }
     }
 }
@@ -291,21 +342,50 @@ mod tests {
     }
 
     #[test]
-    fn a_token_split_across_frames_is_found_and_only_a_possible_start_is_held() {
-        let mut scrubber = Scrubber::new(needles());
-        let first = scrubber.pass(Bytes::from_static(b"data: x\n\ntoken=ghp_REAL"));
-        assert_eq!(&first[..], b"data: x\n\ntoken=", "the possible start waits");
-        assert!(scrubber.holds());
-        let second = scrubber.pass(Bytes::from_static(b"TOKEN0123456789 end\n\n"));
-        assert_eq!(
-            String::from_utf8(second.to_vec()).unwrap(),
-            format!("{} end\n\n", "*".repeat(TOKEN.len()))
+    fn a_token_split_across_frames_is_found() {
+        let out = through(
+            &mut Scrubber::new(needles()),
+            &[b"data: x\n\ntoken=ghp_REAL", b"TOKEN0123456789 end\n\n"],
         );
-        assert!(!scrubber.holds(), "an event's end is not held");
-        // A held start that turns out to be nothing is passed on at the end.
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("data: x\n\ntoken={} end\n\n", "*".repeat(TOKEN.len()))
+        );
+    }
+
+    /// What is held does not depend on what it is: a guess of the credential's start is
+    /// held exactly as long as anything else.
+    #[test]
+    fn what_is_held_says_nothing_of_the_credential() {
+        let hold = format!("Bearer {TOKEN}").len() - 1;
+        for guess in ["Bearer ghp_REAL", "Bearer ghp_XXXX", "plain text here"] {
+            let mut scrubber = Scrubber::new(needles());
+            let body = format!("{}{guess}", "x".repeat(100));
+            let out = scrubber.pass(Bytes::from(body.clone()));
+            assert_eq!(out.len(), body.len() - hold, "{guess}");
+            assert_eq!(scrubber.held_len(), hold, "{guess}");
+        }
+    }
+
+    /// Released by the clock in the middle of a credential, the rest of it is still
+    /// blanked when it comes.
+    #[test]
+    fn a_credential_cut_by_a_release_is_blanked_from_where_it_goes_on() {
         let mut scrubber = Scrubber::new(needles());
-        assert_eq!(&scrubber.pass(Bytes::from_static(b"ab gh"))[..], b"ab ");
-        assert_eq!(scrubber.rest().as_deref(), Some(&b"gh"[..]));
+        assert!(
+            scrubber
+                .pass(Bytes::from_static(b"token=ghp_REAL"))
+                .is_empty()
+        );
+        assert_eq!(scrubber.release().as_deref(), Some(&b"token=ghp_REAL"[..]));
+        let mut out = scrubber
+            .pass(Bytes::from_static(b"TOKEN0123456789 end"))
+            .to_vec();
+        out.extend_from_slice(&scrubber.rest().unwrap());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("{} end", "*".repeat(15))
+        );
     }
 
     #[test]

@@ -46,7 +46,8 @@ fn mirror() -> Handler {
             );
             tokio::spawn(async move {
                 tx.send(Bytes::from(head)).await.unwrap();
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                // Two frames, with no pause a clock could see (see `scrub::RELEASE_AFTER`).
+                tokio::task::yield_now().await;
                 tx.send(Bytes::from(tail)).await.unwrap();
             });
             return Response::builder()
@@ -261,7 +262,7 @@ fn upgrade_mirror() -> Handler {
             let (head, tail) = said.split_at(said.len() - 9);
             io.write_all(head.as_bytes()).await.unwrap();
             io.flush().await.unwrap();
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            tokio::task::yield_now().await;
             io.write_all(tail.as_bytes()).await.unwrap();
             io.shutdown().await.unwrap();
         });
@@ -425,4 +426,60 @@ async fn a_credential_kept_by_the_server_is_blanked_when_a_later_request_reads_i
     assert_eq!(response.status(), 200);
     assert!(!body_text(response).await.contains("ghp_"));
     assert!(upstream.last().headers.get("range").is_none());
+}
+
+/// A WebSocket that says back each message: what is held waits for the clock, not for
+/// the server's next bytes, so a conversation over it does not stall.
+#[tokio::test]
+async fn a_conversation_over_a_websocket_on_a_granted_host_goes_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca = TestCa::new();
+    let echo = handler(|mut req: Request<hyper::body::Incoming>| async move {
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            let mut io = hyper_util::rt::TokioIo::new(on_upgrade.await.unwrap());
+            let mut buf = [0u8; 64];
+            loop {
+                let n = io.read(&mut buf).await.unwrap_or(0);
+                if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Response::builder()
+            .status(http::StatusCode::SWITCHING_PROTOCOLS)
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .body(empty())
+            .unwrap()
+    });
+    let upstream = https_upstream(&ca, &["api.github.com"], &[b"http/1.1"], echo).await;
+    let h = Harness::start(&ca, |c| {
+        c.connect_to = vec![route("api.github.com", upstream.port())];
+        c.rules = vec![github(REAL)];
+    })
+    .await;
+    let mut sender = h.client.h1("api.github.com:443").await;
+    let response = sender
+        .send_request(
+            Request::get("/socket")
+                .header("host", "api.github.com")
+                .header("connection", "Upgrade")
+                .header("upgrade", "websocket")
+                .body(empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 101);
+    let mut io = hyper_util::rt::TokioIo::new(hyper::upgrade::on(response).await.unwrap());
+    for message in ["ping", "Bearer ghp_REAL"] {
+        io.write_all(message.as_bytes()).await.unwrap();
+        let mut back = vec![0u8; message.len()];
+        tokio::time::timeout(std::time::Duration::from_secs(10), io.read_exact(&mut back))
+            .await
+            .expect("the answer came")
+            .unwrap();
+        assert_eq!(back, message.as_bytes());
+    }
 }
