@@ -1,7 +1,6 @@
 //! Bodies that stream through the proxy while the trace samples them: untouched, but
 //! for the credential a credentialed request's answer would say back (`scrub`).
 
-use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -11,7 +10,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::events::{Capture, Exchange, Side};
-use crate::scrub::{RELEASE_AFTER, Scrubber};
+use crate::scrub::Scrubber;
 
 /// A body passed through frame by frame (never buffered), counted and sampled for the
 /// exchange's event. The exchange learns the body is finished at its end, on an error,
@@ -27,8 +26,6 @@ pub(crate) struct CaptureBody<B> {
     /// last data), and whether the body's end has come.
     waiting: Option<Frame<Bytes>>,
     ended: bool,
-    /// Armed while the scrubber holds bytes and no frame comes: they go when it fires.
-    release: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<B> CaptureBody<B> {
@@ -44,13 +41,12 @@ impl<B> CaptureBody<B> {
             scrubber: None,
             waiting: None,
             ended: false,
-            release: None,
         }
     }
 
     /// What the scrubber still holds, at the body's end.
     fn held_rest(&mut self) -> Option<Bytes> {
-        self.scrubber.as_mut().and_then(|s| s.rest())
+        self.scrubber.as_mut().and_then(|s| s.release())
     }
 
     /// Pass every data frame through `scrubber` (the client and the trace both see
@@ -91,7 +87,6 @@ where
         }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                this.release = None;
                 let frame = match frame.into_data() {
                     Ok(data) => match this.scrubber.as_mut() {
                         Some(scrubber) => Frame::data(scrubber.pass(data)),
@@ -158,21 +153,12 @@ where
                 }
             },
             Poll::Pending => {
-                if !this.scrubber.as_ref().is_some_and(|s| s.holds()) {
+                let Some(scrubber) = this.scrubber.as_mut() else {
                     return Poll::Pending;
-                }
-                let timer = this
-                    .release
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(RELEASE_AFTER)));
-                std::task::ready!(timer.as_mut().poll(cx));
-                this.release = None;
-                match this.scrubber.as_mut().and_then(|s| s.release()) {
-                    Some(held) => {
-                        this.capture.observe(&held);
-                        Poll::Ready(Some(Ok(Frame::data(held))))
-                    }
-                    None => Poll::Pending,
-                }
+                };
+                let held = std::task::ready!(scrubber.poll_release(cx));
+                this.capture.observe(&held);
+                Poll::Ready(Some(Ok(Frame::data(held))))
             }
         }
     }
@@ -181,7 +167,7 @@ where
         self.waiting.is_none()
             && (self.ended
                 || (self.inner.is_end_stream()
-                    && !self.scrubber.as_ref().is_some_and(|s| s.holds())))
+                    && self.scrubber.as_ref().is_none_or(|s| s.held_len() == 0)))
     }
 
     fn size_hint(&self) -> SizeHint {

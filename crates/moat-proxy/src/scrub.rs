@@ -76,27 +76,26 @@ impl Needles {
     }
 
     fn longest(&self) -> usize {
-        self.0.iter().map(Secret::len).max().unwrap_or(0)
+        self.forms().map(<[u8]>::len).max().unwrap_or(0)
     }
 
-    /// Blank every credential in `data`; whether anything was blanked.
-    fn blank_in(&self, data: &mut [u8]) -> bool {
-        let mut found = false;
-        for needle in self.0.iter() {
-            let needle = needle.expose().as_bytes();
-            let starts: Vec<usize> = memmem::find_iter(data, needle).collect();
-            for start in starts {
-                data[start..start + needle.len()].fill(BLANK);
-                found = true;
+    /// The credentials, as bytes to look for.
+    fn forms(&self) -> impl Iterator<Item = &[u8]> {
+        self.0.iter().map(|form| form.expose().as_bytes())
+    }
+
+    /// Blank every credential in `data`, one form after the other (a form found inside
+    /// one already blanked is not found again).
+    fn blank_in(&self, data: &mut [u8]) {
+        for form in self.forms() {
+            for found in found_in(data, form) {
+                data[found].fill(BLANK);
             }
         }
-        found
     }
 
     fn any_in(&self, data: &[u8]) -> bool {
-        self.0
-            .iter()
-            .any(|n| memmem::find(data, n.expose().as_bytes()).is_some())
+        self.forms().any(|form| memmem::find(data, form).is_some())
     }
 
     /// Header values holding a credential are blanked in place.
@@ -111,6 +110,13 @@ impl Needles {
             }
         }
     }
+}
+
+/// Where `form` is in `haystack`.
+fn found_in(haystack: &[u8], form: &[u8]) -> Vec<std::ops::Range<usize>> {
+    memmem::find_iter(haystack, form)
+        .map(|start| start..start + form.len())
+        .collect()
 }
 
 /// How long held bytes wait for more before they go on anyway. The same for every
@@ -132,6 +138,8 @@ pub(crate) struct Scrubber {
     held: BytesMut,
     /// The last `hold` bytes passed on (blanked), searched with what comes next.
     history: BytesMut,
+    /// Armed while bytes are held and nothing comes: they go when it fires.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Scrubber {
@@ -140,6 +148,7 @@ impl Scrubber {
         Scrubber {
             held: BytesMut::with_capacity(2 * hold),
             history: BytesMut::with_capacity(2 * hold),
+            timer: None,
             hold,
             needles,
         }
@@ -147,6 +156,7 @@ impl Scrubber {
 
     /// What can be passed on now that `data` came, blanked: all but the last `hold` bytes.
     pub fn pass(&mut self, data: Bytes) -> Bytes {
+        self.timer = None;
         let mut joined = std::mem::take(&mut self.held);
         joined.extend_from_slice(&data);
         self.blank(&mut joined);
@@ -158,6 +168,7 @@ impl Scrubber {
 
     /// Everything held, passed on now (the body ended, or [`RELEASE_AFTER`] passed).
     pub fn release(&mut self) -> Option<Bytes> {
+        self.timer = None;
         if self.held.is_empty() {
             return None;
         }
@@ -166,9 +177,17 @@ impl Scrubber {
         Some(out.freeze())
     }
 
-    /// What is still held, at the body's end.
-    pub fn rest(&mut self) -> Option<Bytes> {
-        self.release()
+    /// While nothing more comes: what is held, once it has waited [`RELEASE_AFTER`].
+    /// `Pending` (with `cx` woken then) while it waits, and while nothing is held.
+    pub fn poll_release(&mut self, cx: &mut Context<'_>) -> Poll<Bytes> {
+        if self.held.is_empty() {
+            return Poll::Pending;
+        }
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(RELEASE_AFTER)));
+        std::task::ready!(timer.as_mut().poll(cx));
+        Poll::Ready(self.release().unwrap_or_default())
     }
 
     /// Blank every credential in `data` and every one that began in what was passed on.
@@ -180,13 +199,10 @@ impl Scrubber {
             window.extend_from_slice(&self.history);
             window.extend_from_slice(&data[..edge]);
             let before = self.history.len();
-            for needle in self.needles.0.iter() {
-                let needle = needle.expose().as_bytes();
-                for start in memmem::find_iter(&window, needle).collect::<Vec<_>>() {
-                    if start < before {
-                        for at in before..start + needle.len() {
-                            data[at - before] = BLANK;
-                        }
+            for form in self.needles.forms() {
+                for found in found_in(&window, form) {
+                    if found.start < before {
+                        data[..found.end - before].fill(BLANK);
                     }
                 }
             }
@@ -200,10 +216,6 @@ impl Scrubber {
             let cut = self.history.len() - self.hold;
             let _ = self.history.split_to(cut);
         }
-    }
-
-    pub fn holds(&self) -> bool {
-        !self.held.is_empty()
     }
 
     pub fn held_len(&self) -> usize {
@@ -225,8 +237,6 @@ pub(crate) struct Scrubbed<T> {
     ready: Bytes,
     /// The inner stream has ended (what the scrubber held has been handed out).
     ended: bool,
-    /// Armed while bytes are held and nothing comes: they go when it fires.
-    release: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<T> Scrubbed<T> {
@@ -236,7 +246,6 @@ impl<T> Scrubbed<T> {
             scrubber: Scrubber::new(needles),
             ready: Bytes::new(),
             ended: false,
-            release: None,
         }
     }
 }
@@ -263,25 +272,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for Scrubbed<T> {
             match Pin::new(&mut this.inner).poll_read(cx, &mut read) {
                 Poll::Ready(Ok(())) if read.filled().is_empty() => {
                     this.ended = true;
-                    this.ready = this.scrubber.rest().unwrap_or_default();
+                    this.ready = this.scrubber.release().unwrap_or_default();
                 }
                 Poll::Ready(Ok(())) => {
-                    this.release = None;
                     this.ready = this.scrubber.pass(Bytes::copy_from_slice(read.filled()));
                     // An all-held read reads again rather than report an end it is not.
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => {
-                    if !this.scrubber.holds() {
-                        return Poll::Pending;
-                    }
-                    let timer = this
-                        .release
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(RELEASE_AFTER)));
-                    std::task::ready!(timer.as_mut().poll(cx));
-                    this.release = None;
-                    this.ready = this.scrubber.release().unwrap_or_default();
-                }
+                Poll::Pending => this.ready = std::task::ready!(this.scrubber.poll_release(cx)),
             }
         }
     }
@@ -323,7 +321,7 @@ mod tests {
         for frame in frames {
             out.extend_from_slice(&scrubber.pass(Bytes::copy_from_slice(frame)));
         }
-        if let Some(rest) = scrubber.rest() {
+        if let Some(rest) = scrubber.release() {
             out.extend_from_slice(&rest);
         }
         out
@@ -383,7 +381,7 @@ mod tests {
         let mut out = scrubber
             .pass(Bytes::from_static(b"TOKEN0123456789 end"))
             .to_vec();
-        out.extend_from_slice(&scrubber.rest().unwrap());
+        out.extend_from_slice(&scrubber.release().unwrap());
         assert_eq!(
             String::from_utf8(out).unwrap(),
             format!("{} end", "*".repeat(15))

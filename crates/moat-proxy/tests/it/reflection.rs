@@ -249,6 +249,20 @@ async fn git_basic_auth_said_back_is_blanked_with_its_password() {
     assert!(!text.contains(&basic("x-access-token", &Secret::new(REAL)).expose()[6..]));
 }
 
+/// A request on api.github.com to switch to `upgrades` (one `Upgrade` line each).
+fn switch(upgrades: &[&str], extensions: Option<&str>) -> Request<TestBody> {
+    let mut request = Request::get("/socket")
+        .header("host", "api.github.com")
+        .header("connection", "Upgrade");
+    for upgrade in upgrades {
+        request = request.header("upgrade", *upgrade);
+    }
+    if let Some(extensions) = extensions {
+        request = request.header("sec-websocket-extensions", extensions);
+    }
+    request.body(empty()).unwrap()
+}
+
 /// Accepts a WebSocket switch, then says the `authorization` header it got down the
 /// switched connection in two writes, cut inside the credential, and closes.
 fn upgrade_mirror() -> Handler {
@@ -287,15 +301,7 @@ async fn a_credential_said_down_a_switched_protocol_is_blanked() {
     .await;
     let mut sender = h.client.h1("api.github.com:443").await;
     let response = sender
-        .send_request(
-            Request::get("/socket")
-                .header("host", "api.github.com")
-                .header("connection", "Upgrade")
-                .header("upgrade", "websocket")
-                .header("sec-websocket-extensions", "permessage-deflate")
-                .body(empty())
-                .unwrap(),
-        )
+        .send_request(switch(&["websocket"], Some("permessage-deflate")))
         .await
         .unwrap();
     assert_eq!(response.status(), 101);
@@ -315,31 +321,13 @@ async fn a_credential_said_down_a_switched_protocol_is_blanked() {
 
     // Another protocol than a WebSocket could not be searched: refused, not sent.
     let mut sender = h.client.h1("api.github.com:443").await;
-    let response = sender
-        .send_request(
-            Request::get("/socket")
-                .header("host", "api.github.com")
-                .header("connection", "Upgrade")
-                .header("upgrade", "h2c")
-                .body(empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let response = sender.send_request(switch(&["h2c"], None)).await.unwrap();
     assert_eq!(response.status(), 403);
     assert_eq!(response.headers()["x-moat-blocked"], "protocol-switch");
     // Nor with a WebSocket named first and another protocol after it.
     let mut sender = h.client.h1("api.github.com:443").await;
     let response = sender
-        .send_request(
-            Request::get("/socket")
-                .header("host", "api.github.com")
-                .header("connection", "Upgrade")
-                .header("upgrade", "websocket")
-                .header("upgrade", "h2c")
-                .body(empty())
-                .unwrap(),
-        )
+        .send_request(switch(&["websocket", "h2c"], None))
         .await
         .unwrap();
     assert_eq!(response.status(), 403);
@@ -461,14 +449,7 @@ async fn a_conversation_over_a_websocket_on_a_granted_host_goes_on() {
     .await;
     let mut sender = h.client.h1("api.github.com:443").await;
     let response = sender
-        .send_request(
-            Request::get("/socket")
-                .header("host", "api.github.com")
-                .header("connection", "Upgrade")
-                .header("upgrade", "websocket")
-                .body(empty())
-                .unwrap(),
-        )
+        .send_request(switch(&["websocket"], None))
         .await
         .unwrap();
     assert_eq!(response.status(), 101);
